@@ -1,0 +1,168 @@
+// The ConnectionPool resource (poolkeeper.io/v1alpha1) as plain C++ values, with every default
+// already applied. `ParseConnectionPool` (parse.h) is the only way to get one from user input, and it
+// validates everything: code that receives a ConnectionPool may rely on the invariants noted here.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace poolkeeper::api {
+
+inline constexpr char kGroup[] = "poolkeeper.io";
+inline constexpr char kVersion[] = "v1alpha1";
+inline constexpr char kApiVersion[] = "poolkeeper.io/v1alpha1";
+inline constexpr char kKind[] = "ConnectionPool";
+
+// A PgBouncer release, e.g. {1, 18}. Patch levels do not change which settings exist.
+struct PgBouncerVersion {
+  int major = 1;
+  int minor = 18;
+  auto operator<=>(const PgBouncerVersion&) const = default;
+  std::string ToString() const { return std::to_string(major) + "." + std::to_string(minor); }
+};
+
+enum class PoolMode { kSession, kTransaction, kStatement };
+std::string_view PoolModeName(PoolMode mode);  // "session", "transaction", "statement"
+
+enum class BudgetPolicy { kEnforce, kWarn };
+
+// Connections kept aside for clients that do not go through poolers: a count, or a percentage of
+// max_connections rounded up.
+struct Overhead {
+  int64_t value = 0;
+  bool percent = false;
+  int64_t Resolve(int64_t max_connections) const {
+    return percent ? (max_connections * value + 99) / 100 : value;
+  }
+  bool operator==(const Overhead&) const = default;
+};
+
+struct ServerSpec {
+  std::string host;  // required
+  int port = 5432;
+  int64_t max_connections = 0;  // required, >= 1
+  int64_t superuser_reserved_connections = 3;
+  int64_t reserved_connections = 0;  // PostgreSQL 16+
+  Overhead overhead;
+  // "host:port", the identity under which pools share a server's budget (host lower-cased).
+  std::string Key() const;
+};
+
+// Timeouts in seconds, rendered only when set. 0 means "disabled" in PgBouncer for most of them.
+struct Timeouts {
+  std::optional<int> server_idle_timeout;
+  std::optional<int> server_lifetime;
+  std::optional<int> server_connect_timeout;
+  std::optional<int> server_login_retry;
+  std::optional<int> query_timeout;
+  std::optional<int> query_wait_timeout;
+  std::optional<int> client_idle_timeout;
+  std::optional<int> client_login_timeout;
+  std::optional<int> idle_transaction_timeout;
+};
+
+struct PoolerSpec {
+  int instances = 1;  // >= 0
+  int max_surge = 1;  // >= 0; pods that coexist with `instances` during a rollout
+  std::string image;  // defaulted to the project's default PgBouncer image
+  PgBouncerVersion pgbouncer_version;  // given, or read from the image tag
+  int port = 6432;
+  PoolMode pool_mode = PoolMode::kTransaction;
+  int max_client_conn = 1000;
+  int default_pool_size = 20;  // >= 1
+  int min_pool_size = 0;       // <= default_pool_size
+  int reserve_pool_size = 0;
+  int reserve_pool_timeout_seconds = 5;
+  std::optional<int> max_db_connections;    // >= 1 when set
+  std::optional<int> max_user_connections;  // >= 1 when set
+  Timeouts timeouts;
+  // Further pgbouncer settings, allow-listed and version-checked by validation; keys are pgbouncer
+  // names (e.g. "server_reset_query"), values are already-safe text.
+  std::map<std::string, std::string> parameters;
+  // Pod template overrides, passed through to the Deployment as given (Kubernetes validates them).
+  nlohmann::json resources;  // null when unset
+  nlohmann::json affinity;
+  nlohmann::json tolerations;
+  nlohmann::json node_selector;
+  nlohmann::json topology_spread_constraints;
+  std::string priority_class_name;
+};
+
+struct DatabaseSpec {
+  std::string name;    // what clients connect to; safe for pgbouncer.ini
+  std::string dbname;  // on the server; defaults to name
+  std::optional<int> pool_size;          // per (database, user) pool; else pooler.default_pool_size
+  std::optional<int> reserve_pool_size;  // else pooler.reserve_pool_size
+  std::optional<int> min_pool_size;
+  std::optional<int> max_db_connections;  // else pooler.max_db_connections; >= 1 when set
+  std::optional<PoolMode> pool_mode;
+};
+
+struct SecretKeyRef {
+  std::string name;
+  std::string key = "password";
+};
+
+struct UserSpec {
+  std::string name;
+  SecretKeyRef password_secret_ref;
+  std::optional<PoolMode> pool_mode;
+  std::optional<int> max_user_connections;  // else pooler.max_user_connections; >= 1 when set
+};
+
+// An application that connects to the pool with its own client-side pool
+// (SQLAlchemy pool_size/max_overflow, Django CONN_MAX_AGE workers, psycopg pools...).
+struct ClientSpec {
+  std::string name;
+  int instances = 1;
+  int pool_size = 0;
+  int max_overflow = 0;
+};
+
+struct ConnectionPoolSpec {
+  ServerSpec server;
+  PoolerSpec pooler;
+  std::vector<DatabaseSpec> databases;  // at least one, names unique
+  std::vector<UserSpec> users;          // at least one, names unique
+  BudgetPolicy budget_policy = BudgetPolicy::kEnforce;
+  std::vector<ClientSpec> clients;
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string namespace_ = "default";
+  std::string uid;                 // empty offline
+  std::string creation_timestamp;  // RFC 3339, empty offline
+  std::string resource_version;
+  int64_t generation = 0;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+};
+
+struct ConnectionPool {
+  ObjectMeta metadata;
+  ConnectionPoolSpec spec;
+
+  // Effective per-database values, after falling back to the pooler-wide ones.
+  int PoolSize(const DatabaseSpec& db) const {
+    return db.pool_size.value_or(spec.pooler.default_pool_size);
+  }
+  int ReservePoolSize(const DatabaseSpec& db) const {
+    return db.reserve_pool_size.value_or(spec.pooler.reserve_pool_size);
+  }
+  std::optional<int> MaxDbConnections(const DatabaseSpec& db) const {
+    return db.max_db_connections ? db.max_db_connections : spec.pooler.max_db_connections;
+  }
+  std::optional<int> MaxUserConnections(const UserSpec& user) const {
+    return user.max_user_connections ? user.max_user_connections
+                                     : spec.pooler.max_user_connections;
+  }
+};
+
+}  // namespace poolkeeper::api

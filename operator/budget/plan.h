@@ -1,0 +1,67 @@
+// The connection budget of one PostgreSQL server and the pools that share it: what the planner
+// (planner.h) computes and what `check`, the renderers and the operator's status report. Pure values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/connection_pool.h"
+
+namespace poolkeeper::budget {
+
+enum class Severity { kInfo, kWarning, kError };
+std::string_view SeverityName(Severity severity);  // "Info", "Warning", "Error"
+
+// A stable code (BudgetExceeded, ClientCapacityExceeded, SessionModeQueueing, ...) and a message
+// that shows the arithmetic.
+struct Finding {
+  Severity severity = Severity::kInfo;
+  std::string code;
+  std::string message;
+};
+
+enum class Verdict { kWithinBudget, kBudgetExceeded };
+std::string_view VerdictName(Verdict verdict);  // "WithinBudget", "BudgetExceeded"
+
+struct DatabasePlan {
+  std::string name;
+  int max_db_connections = 0;  // the cap pgbouncer enforces per instance; 0 = none (uncapped)
+  bool derived = false;        // true when the planner chose the cap (the spec set none)
+};
+
+struct PoolPlan {
+  std::string namespace_;
+  std::string name;
+  std::string server;  // ServerSpec::Key()
+  int instances = 0;
+  int max_surge = 0;
+  int64_t per_instance = 0;  // exact max server connections one pgbouncer can open, with the caps below
+  int64_t worst_case = 0;    // (instances + max_surge) * per_instance
+  int64_t allocated = 0;     // what the ledger charges this pool (worst_case when admitted, else 0)
+  Verdict verdict = Verdict::kWithinBudget;
+  std::vector<DatabasePlan> databases;  // in spec order
+  int64_t client_demand = 0;    // sum over clients of instances * (pool_size + max_overflow)
+  int64_t client_capacity = 0;  // instances * max_client_conn
+  std::vector<Finding> findings;
+};
+
+struct ServerPlan {
+  std::string server;  // "host:port"
+  int64_t max_connections = 0;
+  int64_t reserved = 0;  // superuser_reserved_connections + reserved_connections
+  int64_t overhead = 0;  // resolved
+  int64_t usable = 0;    // max_connections - reserved - overhead
+  int64_t allocated = 0;
+  int64_t headroom = 0;  // usable - allocated
+  Verdict verdict = Verdict::kWithinBudget;
+};
+
+struct Plan {
+  std::vector<ServerPlan> servers;  // in order of first appearance
+  std::vector<PoolPlan> pools;      // in ledger order
+  bool AnyError() const;            // any finding with Severity::kError
+};
+
+}  // namespace poolkeeper::budget

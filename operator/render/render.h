@@ -1,0 +1,53 @@
+// Renderers: pure, deterministic functions from a validated ConnectionPool and its PoolPlan to the
+// files PgBouncer reads and the Kubernetes objects the operator owns. Same input, same bytes: keys
+// are sorted so the config hash only changes when the content does. The operator and
+// `poolkeeper render` call exactly these.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+#include "api/connection_pool.h"
+#include "budget/plan.h"
+#include "common/error.h"
+
+namespace poolkeeper::render {
+
+// Where the pod finds its files; auth_file in pgbouncer.ini points into kAuthDir.
+inline constexpr char kConfigDir[] = "/etc/pgbouncer";
+inline constexpr char kAuthDir[] = "/etc/pgbouncer-auth";
+inline constexpr char kIniFile[] = "pgbouncer.ini";
+inline constexpr char kUserlistFile[] = "userlist.txt";
+
+// user name -> password, resolved from the users' passwordSecretRefs. Never logged.
+using Passwords = std::map<std::string, std::string>;
+
+// pgbouncer.ini for the pool's pgbouncer version, with the plan's (declared or derived) caps.
+std::string RenderIni(const api::ConnectionPool& pool, const budget::PoolPlan& plan);
+
+// userlist.txt: one `"user" "password"` line per user, `"` doubled. Fails (kNotFound, naming
+// spec.users[i].passwordSecretRef) when a password is missing, and (kInvalid) when a password holds
+// a character the file cannot carry (newline, NUL).
+Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwords& passwords);
+
+// The objects the operator applies for one pool, as Kubernetes JSON (apiVersion, kind, metadata
+// with labels and owner reference when the pool has a uid, spec/data).
+struct OwnedObjects {
+  nlohmann::json config_map;   // <pool>-config: pgbouncer.ini, no secrets
+  nlohmann::json secret;       // <pool>-auth: userlist.txt
+  nlohmann::json deployment;   // <pool>: pgbouncer pods
+  nlohmann::json service;      // <pool>: clients connect to <pool>.<namespace>.svc
+  nlohmann::json pod_disruption_budget;  // null when instances <= 1
+  std::string config_hash;     // sha256 hex of what the pods run, also on the pod template
+};
+
+// `credentials_revision` changes whenever a password changes (the operator passes the referenced
+// Secrets' resourceVersions) so pods roll on rotation without putting a hash of a password
+// anywhere readable.
+Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget::PoolPlan& plan,
+                                  const Passwords& passwords,
+                                  const std::string& credentials_revision);
+
+}  // namespace poolkeeper::render
