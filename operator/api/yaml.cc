@@ -1,0 +1,170 @@
+#include "api/yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <regex>
+#include <string>
+
+namespace poolkeeper::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kStrTag = "tag:yaml.org,2002:str";
+
+bool IsNull(const std::string& s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
+
+std::optional<bool> AsBool(const std::string& s) {
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  return std::nullopt;
+}
+
+std::optional<int64_t> AsInt(const std::string& s) {
+  static const std::regex kDecimal("[-+]?[0-9]+");
+  if (!std::regex_match(s, kDecimal)) return std::nullopt;
+  std::string_view digits = s;
+  if (digits.front() == '+') digits.remove_prefix(1);
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> AsFloat(const std::string& s) {
+  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (!std::regex_match(s, kFloat)) return std::nullopt;
+  return std::stod(s);
+}
+
+Result<json> ToJson(const YAML::Node& node, std::string_view source) {
+  auto where = [&](const YAML::Node& n) {
+    return std::string(source) + ":" + std::to_string(n.Mark().line + 1) + ":" +
+           std::to_string(n.Mark().column + 1) + ": ";
+  };
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return json();
+    case YAML::NodeType::Scalar: {
+      const std::string& text = node.Scalar();
+      // "!" marks a quoted scalar; an explicit !!str tag also forces a string.
+      if (node.Tag() == "!" || node.Tag() == kStrTag) return json(text);
+      if (IsNull(text)) return json();
+      if (auto b = AsBool(text)) return json(*b);
+      if (auto i = AsInt(text)) return json(*i);
+      if (auto f = AsFloat(text)) return json(*f);
+      return json(text);
+    }
+    case YAML::NodeType::Sequence: {
+      json array = json::array();
+      for (const auto& item : node) {
+        auto value = ToJson(item, source);
+        if (!value) return value;
+        array.push_back(std::move(*value));
+      }
+      return array;
+    }
+    case YAML::NodeType::Map: {
+      json object = json::object();
+      for (const auto& entry : node) {
+        if (!entry.first.IsScalar()) {
+          return Fail(ErrorCode::kInvalid, where(entry.first) + "mapping keys must be scalars");
+        }
+        const std::string& key = entry.first.Scalar();
+        if (object.contains(key)) {
+          return Fail(ErrorCode::kInvalid, where(entry.first) + "duplicate key \"" + key + "\"");
+        }
+        auto value = ToJson(entry.second, source);
+        if (!value) return value;
+        object[key] = std::move(*value);
+      }
+      return object;
+    }
+  }
+  return json();
+}
+
+bool NeedsQuotes(const std::string& s) {
+  if (s.empty() || IsNull(s) || AsBool(s) || AsInt(s) || AsFloat(s)) return true;
+  static const std::string kSpecialStart = "!&*-?:,[]{}#|>@`\"'% ";
+  if (kSpecialStart.find(s.front()) != std::string::npos || s.back() == ' ') return true;
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
+  for (std::string_view word : {"yes", "no", "on", "off", "y", "n", "Yes", "No", "On", "Off"}) {
+    if (s == word) return true;  // YAML 1.1 readers would take these as booleans
+  }
+  return false;
+}
+
+void Emit(YAML::Emitter& out, const json& value) {
+  switch (value.type()) {
+    case json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [key, item] : value.items()) {
+        out << YAML::Key << key << YAML::Value;
+        Emit(out, item);
+      }
+      out << YAML::EndMap;
+      break;
+    case json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& item : value) Emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case json::value_t::string: {
+      const auto& s = value.get_ref<const std::string&>();
+      if (s.find('\n') != std::string::npos) {
+        out << YAML::Literal << s;
+      } else if (NeedsQuotes(s)) {
+        out << YAML::DoubleQuoted << s;
+      } else {
+        out << s;
+      }
+      break;
+    }
+    case json::value_t::boolean:
+      out << (value.get<bool>() ? "true" : "false");
+      break;
+    case json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:
+      out << value.dump();
+  }
+}
+
+}  // namespace
+
+Result<std::vector<json>> ParseYamlDocuments(std::string_view text, std::string_view source) {
+  std::vector<YAML::Node> nodes;
+  try {
+    nodes = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(e.mark.line + 1) +
+                                         ":" + std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  std::vector<json> documents;
+  try {
+    for (const auto& node : nodes) {
+      auto value = ToJson(node, source);
+      if (!value) return std::unexpected(value.error());
+      if (!value->is_null()) documents.push_back(std::move(*value));
+    }
+  } catch (const YAML::Exception& e) {
+    return Fail(ErrorCode::kInvalid, std::string(source) + ": " + e.msg);
+  }
+  return documents;
+}
+
+std::string ToYaml(const json& value) {
+  YAML::Emitter out;
+  out.SetIndent(2);
+  out.SetSeqFormat(YAML::Block);
+  Emit(out, value);
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace poolkeeper::api
