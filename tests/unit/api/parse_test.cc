@@ -1,0 +1,125 @@
+#include "api/parse.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "api/yaml.h"
+
+namespace poolkeeper::api {
+namespace {
+
+using nlohmann::json;
+
+json LoadYaml(const std::string& file) {
+  std::ifstream in(std::string(POOLKEEPER_TESTDATA_DIR) + "/" + file);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto docs = ParseYamlDocuments(text.str(), file);
+  EXPECT_TRUE(docs.has_value()) << docs.error().message;
+  return docs->front();
+}
+
+TEST(ParseConnectionPool, AppliesDocumentedDefaults) {
+  auto pool = ParseConnectionPool(LoadYaml("valid_pool.yaml"));
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+  const auto& spec = pool->spec;
+  EXPECT_EQ(spec.server.port, 5432);
+  EXPECT_EQ(spec.server.superuser_reserved_connections, 3);
+  EXPECT_EQ(spec.server.reserved_connections, 0);
+  EXPECT_EQ(spec.server.overhead.Resolve(200), 20);
+  EXPECT_EQ(spec.pooler.max_surge, 1);
+  EXPECT_EQ(spec.pooler.port, 6432);
+  EXPECT_EQ(spec.pooler.pool_mode, PoolMode::kTransaction);
+  EXPECT_EQ(spec.pooler.max_client_conn, 1000);
+  EXPECT_EQ(spec.pooler.default_pool_size, 20);
+  EXPECT_EQ(spec.pooler.reserve_pool_timeout_seconds, 5);
+  EXPECT_FALSE(spec.pooler.max_db_connections.has_value());
+  EXPECT_EQ(spec.databases[0].dbname, "orders");
+  EXPECT_EQ(spec.users[0].password_secret_ref.key, "password");
+  EXPECT_EQ(spec.budget_policy, BudgetPolicy::kEnforce);
+  EXPECT_EQ((spec.pooler.pgbouncer_version), (PgBouncerVersion{1, 18}));
+}
+
+TEST(ParseConnectionPool, DefaultsImageAndReadsVersionFromImageTag) {
+  json base = LoadYaml("valid_pool.yaml");
+  json no_image = base;
+  no_image["spec"]["pooler"].erase("image");
+  no_image["spec"]["pooler"].erase("pgbouncerVersion");
+  auto pool = ParseConnectionPool(no_image);
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+  EXPECT_EQ(pool->spec.pooler.image, kDefaultImage);
+  EXPECT_EQ(pool->spec.pooler.pgbouncer_version, kDefaultImageVersion);
+
+  json tagged = base;
+  tagged["spec"]["pooler"].erase("pgbouncerVersion");
+  tagged["spec"]["pooler"]["image"] = "registry:5000/team/pgbouncer:v1.21.0-p2";
+  pool = ParseConnectionPool(tagged);
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+  EXPECT_EQ(pool->spec.pooler.pgbouncer_version, (PgBouncerVersion{1, 21}));
+}
+
+TEST(ParseConnectionPool, PercentOverheadRoundsUp) {
+  EXPECT_EQ((Overhead{20, true}.Resolve(101)), 21);
+  EXPECT_EQ((Overhead{20, true}.Resolve(100)), 20);
+  EXPECT_EQ((Overhead{7, false}.Resolve(100)), 7);
+}
+
+// Every case names the field at fault; the same table feeds the CRD schema test.
+TEST(ParseConnectionPool, RejectsEveryInvalidCaseNamingTheField) {
+  json base = LoadYaml("valid_pool.yaml");
+  json cases = LoadYaml("invalid_pools.yaml");
+  ASSERT_GT(cases.size(), 40u);
+  for (const auto& c : cases) {
+    json input = base;
+    input.merge_patch(c["patch"]);
+    auto pool = ParseConnectionPool(input);
+    std::string name = c["case"];
+    ASSERT_FALSE(pool.has_value()) << name;
+    EXPECT_EQ(pool.error().code, ErrorCode::kInvalid) << name;
+    std::string field = c["field"];
+    bool named = std::ranges::any_of(pool.error().fields,
+                                     [&](const FieldIssue& issue) { return issue.field == field; });
+    EXPECT_TRUE(named) << name << ": expected " << field << ", got: " << pool.error().message;
+  }
+}
+
+TEST(ParseConnectionPool, ReportsAllProblemsAtOnce) {
+  json input = LoadYaml("valid_pool.yaml");
+  input.merge_patch(json::parse(R"({"spec":{"server":{"port":0},"pooler":{"instances":-2}}})"));
+  auto pool = ParseConnectionPool(input);
+  ASSERT_FALSE(pool.has_value());
+  EXPECT_EQ(pool.error().fields.size(), 2u) << pool.error().message;
+}
+
+TEST(ParseConnectionPool, AcceptsQuotableNamesAndKnownParameters) {
+  json input = LoadYaml("valid_pool.yaml");
+  input.merge_patch(json::parse(R"({"spec":{
+      "databases":[{"name":"order-db.v2","dbname":"orders_v2","poolSize":5}],
+      "users":[{"name":"svc@orders","passwordSecretRef":{"name":"orders-db","key":"pw"}}]}})"));
+  auto pool = ParseConnectionPool(input);
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+  EXPECT_EQ(pool->spec.databases[0].name, "order-db.v2");
+  EXPECT_EQ(pool->spec.users[0].password_secret_ref.key, "pw");
+}
+
+TEST(ParsePgBouncerVersion, ReadsVersionsFromTags) {
+  struct Case {
+    std::string_view text;
+    std::optional<PgBouncerVersion> want;
+  };
+  for (const Case& c : std::vector<Case>{{"1.18", PgBouncerVersion{1, 18}},
+                                         {"1.18.0", PgBouncerVersion{1, 18}},
+                                         {"v1.24.1-p1", PgBouncerVersion{1, 24}},
+                                         {"latest", std::nullopt},
+                                         {"1", std::nullopt}}) {
+    EXPECT_EQ(ParsePgBouncerVersion(c.text), c.want) << c.text;
+  }
+  EXPECT_EQ(VersionFromImage("localhost:5000/pgbouncer"), std::nullopt);
+  EXPECT_EQ(VersionFromImage("pgbouncer:1.23.1@sha256:abc"), (PgBouncerVersion{1, 23}));
+}
+
+}  // namespace
+}  // namespace poolkeeper::api
