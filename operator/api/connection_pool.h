@@ -1,13 +1,13 @@
 // The ConnectionPool resource (poolkeeper.io/v1alpha1) as plain C++ values, with every default
-// already applied. `ParseConnectionPool` (parse.h) is the only way to get one from user input, and it
-// validates everything: code that receives a ConnectionPool may rely on the invariants noted here.
+// already applied. `ParseConnectionPool` (parse.h) is the only way to get one from user input, and
+// it validates everything: code that receives a ConnectionPool may rely on the invariants noted
+// here.
 #pragma once
-
-#include <nlohmann/json.hpp>
 
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,9 +68,9 @@ struct Timeouts {
 };
 
 struct PoolerSpec {
-  int instances = 1;  // >= 0
-  int max_surge = 1;  // >= 0; pods that coexist with `instances` during a rollout
-  std::string image;  // defaulted to the project's default PgBouncer image
+  int instances = 1;                   // >= 0
+  int max_surge = 1;                   // >= 0; pods that coexist with `instances` during a rollout
+  std::string image;                   // defaulted to the project's default PgBouncer image
   PgBouncerVersion pgbouncer_version;  // given, or read from the image tag
   int port = 6432;
   PoolMode pool_mode = PoolMode::kTransaction;
@@ -95,8 +95,8 @@ struct PoolerSpec {
 };
 
 struct DatabaseSpec {
-  std::string name;    // what clients connect to; safe for pgbouncer.ini
-  std::string dbname;  // on the server; defaults to name
+  std::string name;                      // what clients connect to; safe for pgbouncer.ini
+  std::string dbname;                    // on the server; defaults to name
   std::optional<int> pool_size;          // per (database, user) pool; else pooler.default_pool_size
   std::optional<int> reserve_pool_size;  // else pooler.reserve_pool_size
   std::optional<int> min_pool_size;
@@ -160,8 +160,7 @@ struct ConnectionPool {
     return db.max_db_connections ? db.max_db_connections : spec.pooler.max_db_connections;
   }
   std::optional<int> MaxUserConnections(const UserSpec& user) const {
-    return user.max_user_connections ? user.max_user_connections
-                                     : spec.pooler.max_user_connections;
+    return user.max_user_connections ? user.max_user_connections : spec.pooler.max_user_connections;
   }
 };
 

@@ -23,8 +23,8 @@ enum class SettingAccess {
 
 struct SettingInfo {
   std::string_view name;
-  PgBouncerVersion since;                  // first release that knows the key
-  std::optional<PgBouncerVersion> until;   // first release that no longer knows it
+  PgBouncerVersion since;                 // first release that knows the key
+  std::optional<PgBouncerVersion> until;  // first release that no longer knows it
   SettingType type;
   SettingAccess access;
   std::string_view allowed_values;  // for kEnum: "a|b|c"

@@ -7,9 +7,12 @@ namespace poolkeeper::api {
 
 std::string_view PoolModeName(PoolMode mode) {
   switch (mode) {
-    case PoolMode::kSession: return "session";
-    case PoolMode::kTransaction: return "transaction";
-    case PoolMode::kStatement: return "statement";
+    case PoolMode::kSession:
+      return "session";
+    case PoolMode::kTransaction:
+      return "transaction";
+    case PoolMode::kStatement:
+      return "statement";
   }
   return "transaction";
 }
