@@ -12,16 +12,16 @@
 namespace poolkeeper {
 
 enum class ErrorCode {
-  kInvalid,          // the input (spec, file, flag) is wrong: wait for the user to fix it
-  kNotFound,         // a referenced object does not exist (yet)
+  kInvalid,   // the input (spec, file, flag) is wrong: wait for the user to fix it
+  kNotFound,  // a referenced object does not exist (yet)
   kAlreadyExists,
   kConflict,         // optimistic concurrency: re-read and retry now
   kGone,             // a watch's resourceVersion expired: relist
   kTooManyRequests,  // the server asked us to slow down
   kUnavailable,      // network or server trouble: back off
   kTimeout,
-  kUnauthorized,     // credentials or RBAC: nothing a retry fixes soon
-  kInternal,         // a bug or an impossible state
+  kUnauthorized,  // credentials or RBAC: nothing a retry fixes soon
+  kInternal,      // a bug or an impossible state
 };
 
 enum class NextStep { kRetryNow, kBackOff, kWaitForUser };

@@ -1,0 +1,81 @@
+#include "main/report.h"
+
+#include <spdlog/fmt/fmt.h>
+
+namespace poolkeeper::cli {
+
+using nlohmann::json;
+
+json PlanToJson(const budget::Plan& plan) {
+  json servers = json::array();
+  for (const auto& s : plan.servers) {
+    servers.push_back({{"server", s.server},
+                       {"maxConnections", s.max_connections},
+                       {"reserved", s.reserved},
+                       {"overhead", s.overhead},
+                       {"usable", s.usable},
+                       {"allocated", s.allocated},
+                       {"headroom", s.headroom},
+                       {"verdict", budget::VerdictName(s.verdict)}});
+  }
+  json pools = json::array();
+  for (const auto& p : plan.pools) {
+    json databases = json::array();
+    for (const auto& d : p.databases) {
+      databases.push_back(
+          {{"name", d.name}, {"maxDbConnections", d.max_db_connections}, {"derived", d.derived}});
+    }
+    json findings = json::array();
+    for (const auto& f : p.findings) {
+      findings.push_back({{"severity", budget::SeverityName(f.severity)},
+                          {"code", f.code},
+                          {"message", f.message}});
+    }
+    pools.push_back({{"namespace", p.namespace_},
+                     {"name", p.name},
+                     {"server", p.server},
+                     {"instances", p.instances},
+                     {"maxSurge", p.max_surge},
+                     {"perInstance", p.per_instance},
+                     {"worstCase", p.worst_case},
+                     {"allocated", p.allocated},
+                     {"verdict", budget::VerdictName(p.verdict)},
+                     {"databases", databases},
+                     {"clientDemand", p.client_demand},
+                     {"clientCapacity", p.client_capacity},
+                     {"findings", findings}});
+  }
+  return {{"servers", servers}, {"pools", pools}};
+}
+
+std::string PlanToText(const budget::Plan& plan) {
+  std::string out;
+  for (const auto& s : plan.servers) {
+    out += fmt::format(
+        "server {}: max_connections {} - reserved {} - overhead {} = {} usable; "
+        "allocated {}, headroom {}: {}\n",
+        s.server, s.max_connections, s.reserved, s.overhead, s.usable, s.allocated, s.headroom,
+        budget::VerdictName(s.verdict));
+    for (const auto& p : plan.pools) {
+      if (p.server != s.server) continue;
+      out += fmt::format("  pool {}/{}: ({} instances + {} surge) x {} per instance = {}: {}\n",
+                         p.namespace_, p.name, p.instances, p.max_surge, p.per_instance,
+                         p.worst_case, budget::VerdictName(p.verdict));
+      for (const auto& d : p.databases) {
+        if (d.max_db_connections == 0) continue;
+        out += fmt::format("    database {}: max_db_connections {}{}\n", d.name,
+                           d.max_db_connections, d.derived ? " (derived)" : "");
+      }
+      if (p.client_demand > 0) {
+        out += fmt::format("    clients: up to {} connections, capacity {}\n", p.client_demand,
+                           p.client_capacity);
+      }
+      for (const auto& f : p.findings) {
+        out += fmt::format("    {} {}: {}\n", budget::SeverityName(f.severity), f.code, f.message);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace poolkeeper::cli
