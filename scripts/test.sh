@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test tier: unit, postgres (real PostgreSQL and
+# PgBouncer), the examples' verdicts, and the cluster tier (a real local control plane) when built.
+# Ends with one line "N passed, M failed" over all tiers; exits non-zero on any failure.
+source "$(dirname "$0")/lib.sh"
+
+bash "$REPO_ROOT/scripts/setup.sh" --all
+bash "$REPO_ROOT/scripts/build.sh"
+
+passed=0
+failed=0
+failed_tiers=()
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+# Adds the counts a tier printed ("N passed, M failed" or ctest's summary) to the totals.
+count() {
+  local tier=$1 status=$2 output=$3 p f
+  if line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$output" | tail -n 1) && [ -n "$line" ]; then
+    p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+  elif line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$output" | tail -n 1) && [ -n "$line" ]; then
+    f=$(echo "$line" | sed -E 's/.*tests passed, ([0-9]+) tests failed out of.*/\1/')
+    p=$(( $(echo "$line" | sed -E 's/.*out of ([0-9]+).*/\1/') - f ))
+  else
+    p=0; f=1
+  fi
+  [ "$status" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -eq 0 ] || failed_tiers+=("$tier")
+  log "$tier: $p passed, $f failed"
+}
+
+run_tier() {
+  local tier=$1; shift
+  log "tier: $tier"
+  local status=0
+  "$@" 2>&1 | tee "$results/$tier.log" || status=$?
+  count "$tier" "$status" "$results/$tier.log"
+}
+
+run_tier unit ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j2
+if ctest --test-dir "$BUILD_DIR" -N -L postgres | grep -q "Total Tests: [1-9]"; then
+  run_tier postgres ctest --test-dir "$BUILD_DIR" -L postgres --output-on-failure
+fi
+if [ -f "$REPO_ROOT/tests/examples_test.sh" ]; then
+  run_tier examples bash "$REPO_ROOT/tests/examples_test.sh" "$BUILD_DIR/poolkeeper"
+fi
+if [ -f "$REPO_ROOT/tests/cluster/test.sh" ]; then
+  run_tier cluster bash "$REPO_ROOT/tests/cluster/test.sh"
+fi
+
+if [ "${#failed_tiers[@]}" -gt 0 ]; then
+  log "failed tiers: ${failed_tiers[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
