@@ -6,9 +6,12 @@ namespace poolkeeper::budget {
 
 std::string_view SeverityName(Severity severity) {
   switch (severity) {
-    case Severity::kInfo: return "Info";
-    case Severity::kWarning: return "Warning";
-    case Severity::kError: return "Error";
+    case Severity::kInfo:
+      return "Info";
+    case Severity::kWarning:
+      return "Warning";
+    case Severity::kError:
+      return "Error";
   }
   return "Info";
 }

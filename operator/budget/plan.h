@@ -20,6 +20,7 @@ struct Finding {
   Severity severity = Severity::kInfo;
   std::string code;
   std::string message;
+  bool operator==(const Finding&) const = default;
 };
 
 enum class Verdict { kWithinBudget, kBudgetExceeded };
@@ -29,6 +30,7 @@ struct DatabasePlan {
   std::string name;
   int max_db_connections = 0;  // the cap pgbouncer enforces per instance; 0 = none (uncapped)
   bool derived = false;        // true when the planner chose the cap (the spec set none)
+  bool operator==(const DatabasePlan&) const = default;
 };
 
 struct PoolPlan {
@@ -37,14 +39,16 @@ struct PoolPlan {
   std::string server;  // ServerSpec::Key()
   int instances = 0;
   int max_surge = 0;
-  int64_t per_instance = 0;  // exact max server connections one pgbouncer can open, with the caps below
-  int64_t worst_case = 0;    // (instances + max_surge) * per_instance
-  int64_t allocated = 0;     // what the ledger charges this pool (worst_case when admitted, else 0)
+  // The exact max server connections one pgbouncer can open, with the caps below.
+  int64_t per_instance = 0;
+  int64_t worst_case = 0;  // (instances + max_surge) * per_instance
+  int64_t allocated = 0;   // what the ledger charges this pool (worst_case when admitted, else 0)
   Verdict verdict = Verdict::kWithinBudget;
   std::vector<DatabasePlan> databases;  // in spec order
   int64_t client_demand = 0;    // sum over clients of instances * (pool_size + max_overflow)
   int64_t client_capacity = 0;  // instances * max_client_conn
   std::vector<Finding> findings;
+  bool operator==(const PoolPlan&) const = default;
 };
 
 struct ServerPlan {
@@ -56,6 +60,7 @@ struct ServerPlan {
   int64_t allocated = 0;
   int64_t headroom = 0;  // usable - allocated
   Verdict verdict = Verdict::kWithinBudget;
+  bool operator==(const ServerPlan&) const = default;
 };
 
 struct Plan {

@@ -1,0 +1,152 @@
+// The ledger: pools grouped by server, charged in order, each sized against what the pools before
+// it left (sizing.h), with findings (findings.h). Pure: no I/O, no clock, no globals.
+#include "budget/planner.h"
+
+#include <map>
+
+#include "budget/findings.h"
+#include "budget/sizing.h"
+
+namespace poolkeeper::budget {
+
+int64_t MaxServerConnectionsPerInstance(const api::ConnectionPool& pool,
+                                        const std::vector<std::optional<int>>& db_caps) {
+  DbCaps extra;
+  for (const auto& cap : db_caps)
+    extra.push_back(cap ? std::optional<int64_t>(*cap) : std::nullopt);
+  return FlowPerInstance(pool, extra);
+}
+
+namespace {
+
+std::string PoolName(const api::ConnectionPool& pool) {
+  return pool.metadata.namespace_ + "/" + pool.metadata.name;
+}
+
+std::string OverheadText(const api::Overhead& overhead) {
+  return std::to_string(overhead.value) + (overhead.percent ? "%" : "");
+}
+
+// Pools that share a server share one budget, so its limits must mean one thing. A pool that
+// disagrees with the first one naming the server is refused, naming the later pool's field: the
+// earlier pool's budget was already handed out under its limits.
+void CheckServerLimits(const std::vector<api::ConnectionPool>& pools,
+                       std::vector<FieldIssue>& issues, std::string& message) {
+  std::map<std::string, size_t> first;  // server key -> index of the first pool naming it
+  for (size_t i = 0; i < pools.size(); ++i) {
+    const api::ServerSpec& server = pools[i].spec.server;
+    auto [it, inserted] = first.try_emplace(server.Key(), i);
+    if (inserted) continue;
+    const api::ConnectionPool& earlier = pools[it->second];
+    const api::ServerSpec& declared = earlier.spec.server;
+    auto check = [&](const char* field, bool same, const std::string& mine,
+                     const std::string& theirs) {
+      if (same) return;
+      FieldIssue issue{PoolName(pools[i]) + " spec.server." + field,
+                       mine + " conflicts with " + theirs + " declared by " + PoolName(earlier) +
+                           " for " + server.Key()};
+      if (!message.empty()) message += "; ";
+      message += "pools[" + std::to_string(i) + "] (" + PoolName(pools[i]) + ") spec.server." +
+                 field + ": " + issue.message;
+      issues.push_back(std::move(issue));
+    };
+    check("maxConnections", server.max_connections == declared.max_connections,
+          std::to_string(server.max_connections), std::to_string(declared.max_connections));
+    check("superuserReservedConnections",
+          server.superuser_reserved_connections == declared.superuser_reserved_connections,
+          std::to_string(server.superuser_reserved_connections),
+          std::to_string(declared.superuser_reserved_connections));
+    check("reservedConnections", server.reserved_connections == declared.reserved_connections,
+          std::to_string(server.reserved_connections),
+          std::to_string(declared.reserved_connections));
+    check("overhead", server.overhead == declared.overhead, OverheadText(server.overhead),
+          OverheadText(declared.overhead));
+  }
+}
+
+ServerPlan NewServerPlan(const api::ServerSpec& server) {
+  ServerPlan plan;
+  plan.server = server.Key();
+  plan.max_connections = server.max_connections;
+  plan.reserved = server.superuser_reserved_connections + server.reserved_connections;
+  plan.overhead = server.overhead.Resolve(server.max_connections);
+  plan.usable = plan.max_connections - plan.reserved - plan.overhead;
+  plan.headroom = plan.usable;
+  return plan;
+}
+
+int64_t ClientDemand(const api::ConnectionPool& pool) {
+  int64_t demand = 0;
+  for (const auto& client : pool.spec.clients) {
+    demand += int64_t{client.instances} * (int64_t{client.pool_size} + client.max_overflow);
+  }
+  return demand;
+}
+
+// Sizes one pool against its server's ledger and charges it.
+PoolPlan PlanPool(const api::ConnectionPool& pool, ServerPlan& server) {
+  const api::PoolerSpec& pooler = pool.spec.pooler;
+  PoolPlan plan;
+  plan.namespace_ = pool.metadata.namespace_;
+  plan.name = pool.metadata.name;
+  plan.server = server.server;
+  plan.instances = pooler.instances;
+  plan.max_surge = pooler.max_surge;
+  plan.client_demand = ClientDemand(pool);
+  plan.client_capacity = int64_t{pooler.instances} * pooler.max_client_conn;
+
+  // Surge pods run next to the old ones during a rollout, so they hold connections too.
+  const int64_t pods = int64_t{pooler.instances} + pooler.max_surge;
+  LedgerPosition ledger{&pool.spec.server, server.usable, server.overhead, server.allocated,
+                        server.usable - server.allocated};
+  Sizing sizing = SizePool(pool, pods, ledger.remaining, server.usable);
+  plan.per_instance = sizing.per_instance;
+  plan.worst_case = pods * sizing.per_instance;
+  plan.databases = sizing.databases;
+
+  switch (sizing.outcome) {
+    case SizingOutcome::kFits:
+      plan.allocated = plan.worst_case;
+      break;
+    case SizingOutcome::kDerivedToFit:
+      plan.allocated = plan.worst_case;
+      plan.findings.push_back(DerivedCapsFinding(plan, sizing, ledger));
+      break;
+    case SizingOutcome::kExceeded:
+      plan.verdict = Verdict::kBudgetExceeded;
+      // Enforce: the pool is not rolled out (the last good configuration keeps running, and was
+      // charged when it was planned), so it takes nothing from the pools after it. Warn: it runs
+      // anyway, so it is charged what it can open, and later pools see the truth.
+      plan.allocated = pool.spec.budget_policy == api::BudgetPolicy::kWarn ? plan.worst_case : 0;
+      plan.findings.push_back(BudgetExceededFinding(pool, plan, sizing, ledger));
+      server.verdict = Verdict::kBudgetExceeded;
+      break;
+  }
+  server.allocated += plan.allocated;
+  server.headroom = server.usable - server.allocated;
+  if (server.allocated > server.usable) server.verdict = Verdict::kBudgetExceeded;
+  AddAdvisoryFindings(pool, ledger, plan);
+  return plan;
+}
+
+}  // namespace
+
+Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools) {
+  std::vector<FieldIssue> issues;
+  std::string message;
+  CheckServerLimits(pools, issues, message);
+  if (!issues.empty()) {
+    return std::unexpected(Error{ErrorCode::kInvalid, std::move(message), std::move(issues), 0});
+  }
+
+  Plan plan;
+  std::map<std::string, size_t> index;  // server key -> position in plan.servers
+  for (const api::ConnectionPool& pool : pools) {
+    auto [it, inserted] = index.try_emplace(pool.spec.server.Key(), plan.servers.size());
+    if (inserted) plan.servers.push_back(NewServerPlan(pool.spec.server));
+    plan.pools.push_back(PlanPool(pool, plan.servers[it->second]));
+  }
+  return plan;
+}
+
+}  // namespace poolkeeper::budget

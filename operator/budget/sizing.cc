@@ -1,0 +1,152 @@
+// Sizing one pool: the flow network of one pgbouncer process and the water-filling that derives
+// max_db_connections caps when the worst case with the spec's own caps does not fit.
+#include "budget/sizing.h"
+
+#include <algorithm>
+
+#include "budget/max_flow.h"
+
+namespace poolkeeper::budget {
+
+int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra) {
+  const auto& databases = pool.spec.databases;
+  const auto& users = pool.spec.users;
+  const int db_count = static_cast<int>(databases.size());
+  const int user_count = static_cast<int>(users.size());
+  // Nodes: 0 source, 1 sink, then databases, then users.
+  const int source = 0, sink = 1, first_db = 2, first_user = 2 + db_count;
+  MaxFlow flow(2 + db_count + user_count);
+  for (int d = 0; d < db_count; ++d) {
+    int64_t cap = kUnbounded;
+    if (auto declared = pool.MaxDbConnections(databases[d])) cap = *declared;
+    if (!extra.empty() && extra[d]) cap = std::min(cap, *extra[d]);
+    flow.AddEdge(source, first_db + d, cap);
+    // Every (database, user) pair is its own pgbouncer pool: pool_size, plus reserve_pool_size
+    // when clients have waited longer than reserve_pool_timeout.
+    const int64_t pair = int64_t{pool.PoolSize(databases[d])} + pool.ReservePoolSize(databases[d]);
+    for (int u = 0; u < user_count; ++u) flow.AddEdge(first_db + d, first_user + u, pair);
+  }
+  for (int u = 0; u < user_count; ++u) {
+    // max_user_connections counts a user's server connections across every database.
+    auto cap = pool.MaxUserConnections(users[u]);
+    flow.AddEdge(first_user + u, sink, cap ? *cap : kUnbounded);
+  }
+  return flow.Run(source, sink);
+}
+
+std::vector<int64_t> DemandPerDatabase(const api::ConnectionPool& pool) {
+  // With a single database the flow network has one path per user, so the max flow restricted to
+  // database d is the sum over users of min(pair capacity, user cap). The database's own declared
+  // cap is ignored on purpose: this is what it could use if nothing capped it.
+  std::vector<int64_t> demand;
+  for (const auto& db : pool.spec.databases) {
+    const int64_t pair = int64_t{pool.PoolSize(db)} + pool.ReservePoolSize(db);
+    int64_t total = 0;
+    for (const auto& user : pool.spec.users) {
+      auto cap = pool.MaxUserConnections(user);
+      total += cap ? std::min<int64_t>(pair, *cap) : pair;
+    }
+    demand.push_back(total);
+  }
+  return demand;
+}
+
+namespace {
+
+// The caps a pool runs with when none are derived to fit: the declared ones, and for the other
+// databases what they can use alone. pgbouncer reads max_db_connections = 0 as "unlimited", so a
+// database never goes without a hard cap; the cap is at least 1 for the same reason.
+std::vector<DatabasePlan> NaturalCaps(const api::ConnectionPool& pool,
+                                      const std::vector<int64_t>& demand) {
+  std::vector<DatabasePlan> plans;
+  for (size_t d = 0; d < pool.spec.databases.size(); ++d) {
+    const auto& db = pool.spec.databases[d];
+    auto declared = pool.MaxDbConnections(db);
+    plans.push_back({db.name,
+                     declared ? *declared : static_cast<int>(std::max<int64_t>(1, demand[d])),
+                     !declared.has_value()});
+  }
+  return plans;
+}
+
+DbCaps ToDbCaps(const std::vector<DatabasePlan>& plans) {
+  DbCaps caps;
+  for (const auto& plan : plans)
+    caps.push_back(plan.derived ? std::optional<int64_t>(plan.max_db_connections) : std::nullopt);
+  return caps;
+}
+
+}  // namespace
+
+Sizing SizePool(const api::ConnectionPool& pool, int64_t pods, int64_t remaining, int64_t usable) {
+  Sizing sizing;
+  sizing.demand = DemandPerDatabase(pool);
+  const std::vector<int64_t>& demand = sizing.demand;
+  sizing.databases = NaturalCaps(pool, demand);
+  // Capping a database at what it can use alone never lowers the flow, so this is also the flow
+  // with the spec's caps only.
+  sizing.per_instance = FlowPerInstance(pool, ToDbCaps(sizing.databases));
+  sizing.natural_per_instance = sizing.per_instance;
+  if (usable <= 0) {
+    sizing.outcome = SizingOutcome::kExceeded;
+    return sizing;
+  }
+  if (pods * sizing.per_instance <= remaining) {
+    sizing.outcome = SizingOutcome::kFits;
+    return sizing;
+  }
+
+  std::vector<size_t> free;  // databases without a declared cap: the only ones we may cap
+  for (size_t d = 0; d < sizing.databases.size(); ++d) {
+    if (sizing.databases[d].derived) free.push_back(d);
+  }
+  sizing.outcome = SizingOutcome::kExceeded;
+  if (free.empty()) return sizing;
+
+  // The least a pool can run with is 1 connection per free database per instance: less would be
+  // a cap of 0, which pgbouncer reads as unlimited.
+  auto flow_at = [&](const std::vector<int64_t>& caps) {
+    DbCaps extra(demand.size());
+    for (size_t d : free) extra[d] = caps[d];
+    return FlowPerInstance(pool, extra);
+  };
+  std::vector<int64_t> caps(demand.size(), 1);
+  sizing.minimum_per_instance = flow_at(caps);
+  if (pods * *sizing.minimum_per_instance > remaining || pods <= 0) return sizing;
+
+  // Water-filling: the highest common level L (each database at min(L, demand)) whose flow fits
+  // the per-instance budget, so no database is starved to feed another. The flow only grows with
+  // L, hence the binary search; L = 1 is the minimum, which fits.
+  const int64_t budget = remaining / pods;
+  sizing.budget_per_instance = budget;
+  auto at_level = [&](int64_t level) {
+    std::vector<int64_t> leveled(demand.size(), 1);
+    for (size_t d : free)
+      leveled[d] = std::clamp<int64_t>(level, 1, std::max<int64_t>(1, demand[d]));
+    return leveled;
+  };
+  int64_t low = 1, high = 1;
+  for (size_t d : free) high = std::max(high, demand[d]);
+  while (low < high) {
+    int64_t mid = low + (high - low + 1) / 2;
+    if (flow_at(at_level(mid)) <= budget) {
+      low = mid;
+    } else {
+      high = mid - 1;
+    }
+  }
+  caps = at_level(low);
+  // Level L + 1 does not fit for all, but may for some: one more connection each, in spec order.
+  // One pass is enough: the flow only grows, so a step refused now is refused later too.
+  for (size_t d : free) {
+    if (caps[d] >= demand[d]) continue;
+    ++caps[d];
+    if (flow_at(caps) > budget) --caps[d];
+  }
+  for (size_t d : free) sizing.databases[d].max_db_connections = static_cast<int>(caps[d]);
+  sizing.per_instance = flow_at(caps);
+  sizing.outcome = SizingOutcome::kDerivedToFit;
+  return sizing;
+}
+
+}  // namespace poolkeeper::budget

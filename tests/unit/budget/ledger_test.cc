@@ -1,0 +1,289 @@
+// The ledger: server arithmetic, admission, derived caps, BudgetExceeded under Enforce and Warn,
+// several pools on one server, and conflicting server limits.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "budget/planner.h"
+#include "pool_builder.h"
+
+namespace poolkeeper::budget {
+namespace {
+
+using testing::Db;
+using testing::Pool;
+using testing::SetDatabases;
+using testing::SetUsers;
+
+Plan MustPlan(const std::vector<api::ConnectionPool>& pools) {
+  auto plan = PlanPools(pools);
+  EXPECT_TRUE(plan.has_value()) << plan.error().message;
+  return plan.value_or(Plan{});
+}
+
+const Finding* FindCode(const PoolPlan& pool, const std::string& code) {
+  auto it = std::ranges::find(pool.findings, code, &Finding::code);
+  return it == pool.findings.end() ? nullptr : &*it;
+}
+
+TEST(Ledger, ComputesUsableFromServerLimits) {
+  api::ConnectionPool pool = Pool("p", 200);
+  pool.spec.server.superuser_reserved_connections = 3;
+  pool.spec.server.reserved_connections = 2;
+  pool.spec.server.overhead = {10, true};  // 10% of 200
+  const Plan plan = MustPlan({pool});
+  ASSERT_EQ(plan.servers.size(), 1u);
+  const ServerPlan& server = plan.servers[0];
+  EXPECT_EQ(server.server, "db:5432");
+  EXPECT_EQ(server.max_connections, 200);
+  EXPECT_EQ(server.reserved, 5);
+  EXPECT_EQ(server.overhead, 20);
+  EXPECT_EQ(server.usable, 175);
+  EXPECT_EQ(server.allocated, 20);
+  EXPECT_EQ(server.headroom, 155);
+  EXPECT_EQ(server.verdict, Verdict::kWithinBudget);
+}
+
+TEST(Ledger, PercentOverheadRoundsUp) {
+  api::ConnectionPool pool = Pool("p", 101);
+  pool.spec.server.overhead = {10, true};
+  EXPECT_EQ(MustPlan({pool}).servers[0].overhead, 11);
+}
+
+TEST(Ledger, AdmitsPoolThatFitsAndCapsEveryDatabase) {
+  api::ConnectionPool pool = Pool();
+  pool.spec.pooler.instances = 3;
+  pool.spec.pooler.max_surge = 2;
+  SetDatabases(pool, {{"a", 4, 1, {}}, {"b", 10, 0, 7}});
+  SetUsers(pool, {{"u"}, {"v"}});
+  const PoolPlan p = MustPlan({pool}).pools[0];
+  EXPECT_EQ(p.verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(p.per_instance, 10 + 7);
+  EXPECT_EQ(p.worst_case, 5 * 17);  // (3 instances + 2 surge)
+  EXPECT_EQ(p.allocated, 85);
+  // a has no cap: it gets what it can use alone, so pgbouncer still enforces one (0 = unlimited).
+  EXPECT_EQ(p.databases, (std::vector<DatabasePlan>{{"a", 10, true}, {"b", 7, false}}));
+  EXPECT_EQ(FindCode(p, "DerivedCaps"), nullptr);
+}
+
+TEST(Ledger, RejectsPoolThatOverrunsServer) {
+  api::ConnectionPool pool = Pool();
+  SetDatabases(pool, {{"a", 50, 0, 50}});
+  const Plan plan = MustPlan({pool});
+  const PoolPlan& p = plan.pools[0];
+  EXPECT_EQ(p.verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(p.worst_case, 100);
+  EXPECT_EQ(p.allocated, 0);  // Enforce: not rolled out, so not charged
+  EXPECT_EQ(p.databases, (std::vector<DatabasePlan>{{"a", 50, false}}));
+  const Finding* finding = FindCode(p, "BudgetExceeded");
+  ASSERT_NE(finding, nullptr);
+  EXPECT_EQ(finding->severity, Severity::kError);
+  EXPECT_EQ(finding->message,
+            "(1 instance + 1 surge) x 50 per instance = 100 > 90 remaining of 90 usable on "
+            "db:5432 (max_connections 100 - 0 superuser reserved - 0 reserved - 10 overhead - 0 "
+            "allocated to earlier pools); every database sets maxDbConnections, so no lower cap "
+            "can be derived; not rolled out: lower the pool sizes, caps or instances, or raise "
+            "max_connections");
+  EXPECT_EQ(plan.servers[0].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(plan.servers[0].allocated, 0);
+  EXPECT_TRUE(plan.AnyError());
+}
+
+TEST(Ledger, WarnPolicyRollsOutAndChargesTheWorstCase) {
+  api::ConnectionPool pool = Pool();
+  SetDatabases(pool, {{"a", 50, 0, 50}});
+  pool.spec.budget_policy = api::BudgetPolicy::kWarn;
+  const Plan plan = MustPlan({pool});
+  const PoolPlan& p = plan.pools[0];
+  EXPECT_EQ(p.verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(p.allocated, 100);
+  const Finding* finding = FindCode(p, "BudgetExceeded");
+  ASSERT_NE(finding, nullptr);
+  EXPECT_EQ(finding->severity, Severity::kWarning);
+  EXPECT_NE(finding->message.find("rolled out anyway because budget.policy is Warn"),
+            std::string::npos);
+  EXPECT_EQ(plan.servers[0].allocated, 100);
+  EXPECT_EQ(plan.servers[0].headroom, -10);
+  EXPECT_EQ(plan.servers[0].verdict, Verdict::kBudgetExceeded);
+  EXPECT_FALSE(plan.AnyError());
+}
+
+// Under Enforce an exceeded pool takes nothing, so the next one still fits; under Warn it runs
+// and takes its worst case, so the next one sees what is really left.
+TEST(Ledger, ExceededPoolChargesNothingUnderEnforceAndItsWorstCaseUnderWarn) {
+  api::ConnectionPool big = Pool("big");
+  SetDatabases(big, {{"a", 50, 0, 50}});
+  api::ConnectionPool small = Pool("small");
+  SetDatabases(small, {{"a", 5, 0, 5}});
+
+  Plan enforced = MustPlan({big, small});
+  EXPECT_EQ(enforced.pools[1].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(enforced.servers[0].allocated, 10);
+
+  big.spec.budget_policy = api::BudgetPolicy::kWarn;
+  Plan warned = MustPlan({big, small});
+  EXPECT_EQ(warned.pools[1].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(warned.pools[1].allocated, 0);
+  EXPECT_EQ(warned.servers[0].allocated, 100);
+}
+
+// Two uncapped databases, 3 users x 10 each: 60 per instance, 120 for 2 pods > 90. Each
+// instance gets floor(90 / 2) = 45: level 22 for both (44), then one more step for a (45).
+TEST(Ledger, DerivesCapsByWaterFillingWhatRemains) {
+  api::ConnectionPool pool = Pool();
+  SetDatabases(pool, {{"a"}, {"b"}});
+  SetUsers(pool, {{"u"}, {"v"}, {"w"}});
+  const Plan plan = MustPlan({pool});
+  const PoolPlan& p = plan.pools[0];
+  EXPECT_EQ(p.verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(p.databases, (std::vector<DatabasePlan>{{"a", 23, true}, {"b", 22, true}}));
+  EXPECT_EQ(p.per_instance, 45);
+  EXPECT_EQ(p.allocated, 90);
+  EXPECT_EQ(plan.servers[0].headroom, 0);
+  const Finding* finding = FindCode(p, "DerivedCaps");
+  ASSERT_NE(finding, nullptr);
+  EXPECT_EQ(finding->severity, Severity::kInfo);
+  EXPECT_EQ(finding->message,
+            "(1 instance + 1 surge) x 60 per instance = 120 > 90 remaining on db:5432, so "
+            "maxDbConnections per instance was derived to fit 90 / 2 = 45 per instance: a 23 "
+            "(could use 30), b 22 (could use 30); worst case (1 instance + 1 surge) x 45 = 90");
+}
+
+// A database that cannot use the level keeps what it can use; the others share the rest.
+TEST(Ledger, DerivedCapsNeverExceedWhatADatabaseCanUse) {
+  api::ConnectionPool pool = Pool();
+  SetDatabases(pool, {{"small", 2, 0, {}}, {"big", 30, 0, {}}, {"fixed", 5, 0, 5}});
+  const PoolPlan p = MustPlan({pool}).pools[0];
+  // 2 pods x 37 = 74 fits: every database without a cap gets what it can use.
+  EXPECT_EQ(p.databases, (std::vector<DatabasePlan>{
+                             {"small", 2, true}, {"big", 30, true}, {"fixed", 5, false}}));
+  EXPECT_EQ(p.per_instance, 37);  // everything fits: small 2 + big 30 + fixed 5
+
+  pool.spec.pooler.instances = 2;  // 3 pods: floor(90 / 3) = 30 per instance
+  const PoolPlan q = MustPlan({pool}).pools[0];
+  EXPECT_EQ(q.databases, (std::vector<DatabasePlan>{
+                             {"small", 2, true}, {"big", 23, true}, {"fixed", 5, false}}));
+  EXPECT_EQ(q.per_instance, 30);
+  EXPECT_EQ(q.allocated, 90);
+}
+
+TEST(Ledger, ExceededWhenEvenOneConnectionPerDatabaseDoesNotFit) {
+  api::ConnectionPool pool = Pool("p", 14);  // usable 4
+  SetDatabases(pool, {{"a"}, {"b"}, {"c"}});
+  const PoolPlan p = MustPlan({pool}).pools[0];
+  EXPECT_EQ(p.verdict, Verdict::kBudgetExceeded);
+  // The caps it would run with: what each database can use.
+  EXPECT_EQ(p.databases,
+            (std::vector<DatabasePlan>{{"a", 10, true}, {"b", 10, true}, {"c", 10, true}}));
+  const Finding* finding = FindCode(p, "BudgetExceeded");
+  ASSERT_NE(finding, nullptr);
+  EXPECT_NE(finding->message.find("even with 1 connection per instance for each database without "
+                                  "maxDbConnections it needs 2 x 3 = 6"),
+            std::string::npos)
+      << finding->message;
+}
+
+TEST(Ledger, LaterPoolGetsOnlyWhatRemains) {
+  api::ConnectionPool first = Pool("first");  // 20
+  api::ConnectionPool second = Pool("second");
+  SetDatabases(second, {{"a"}, {"b"}, {"c"}, {"d"}});  // wants 2 x 40 = 80 > 70
+  const Plan plan = MustPlan({first, second});
+  EXPECT_EQ(plan.pools[0].allocated, 20);
+  EXPECT_EQ(plan.pools[1].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(plan.pools[1].per_instance, 35);  // floor(70 / 2)
+  EXPECT_EQ(plan.pools[1].allocated, 70);
+  EXPECT_EQ(plan.servers[0].allocated, 90);
+  EXPECT_EQ(plan.servers[0].headroom, 0);
+}
+
+TEST(Ledger, ServerWithNothingUsableExceedsEveryPool) {
+  api::ConnectionPool pool = Pool("p", 10);  // 10 - 10 overhead = 0
+  api::ConnectionPool idle = Pool("idle", 10);
+  idle.spec.pooler.instances = 0;
+  idle.spec.pooler.max_surge = 0;
+  const Plan plan = MustPlan({pool, idle});
+  EXPECT_EQ(plan.servers[0].usable, 0);
+  EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(plan.pools[1].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(plan.servers[0].verdict, Verdict::kBudgetExceeded);
+}
+
+TEST(Ledger, GroupsPoolsByServerInOrderOfFirstAppearance) {
+  api::ConnectionPool a = Pool("a");
+  a.spec.server.host = "Other";
+  api::ConnectionPool b = Pool("b");
+  api::ConnectionPool c = Pool("c");
+  c.spec.server.host = "other";  // host names are case-insensitive
+  api::ConnectionPool d = Pool("d");
+  d.spec.server.port = 5433;
+  const Plan plan = MustPlan({a, b, c, d});
+  ASSERT_EQ(plan.servers.size(), 3u);
+  EXPECT_EQ(plan.servers[0].server, "other:5432");
+  EXPECT_EQ(plan.servers[0].allocated, 40);
+  EXPECT_EQ(plan.servers[1].server, "db:5432");
+  EXPECT_EQ(plan.servers[2].server, "db:5433");
+  std::vector<std::string> names;
+  for (const auto& p : plan.pools) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c", "d"}));
+}
+
+struct ConflictCase {
+  std::string name;
+  void (*change)(api::ServerSpec&);
+  std::string field;
+  std::string message;
+};
+
+class ConflictingServerLimits : public ::testing::TestWithParam<ConflictCase> {};
+
+TEST_P(ConflictingServerLimits, AreInvalidNamingTheLaterPoolsField) {
+  const ConflictCase& c = GetParam();
+  api::ConnectionPool other = Pool("other");
+  api::ConnectionPool unrelated = Pool("unrelated");
+  unrelated.spec.server.host = "elsewhere";
+  api::ConnectionPool later = Pool("later");
+  c.change(later.spec.server);
+  auto plan = PlanPools({other, unrelated, later});
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_EQ(plan.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(plan.error().fields, (std::vector<FieldIssue>{{c.field, c.message}}));
+  EXPECT_EQ(plan.error().message, "pools[2] (ns/later) spec.server." +
+                                      c.field.substr(c.field.rfind('.') + 1) + ": " + c.message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, ConflictingServerLimits,
+    ::testing::Values(ConflictCase{"MaxConnections",
+                                   [](api::ServerSpec& s) { s.max_connections = 200; },
+                                   "ns/later spec.server.maxConnections",
+                                   "200 conflicts with 100 declared by ns/other for db:5432"},
+                      ConflictCase{"SuperuserReserved",
+                                   [](api::ServerSpec& s) { s.superuser_reserved_connections = 3; },
+                                   "ns/later spec.server.superuserReservedConnections",
+                                   "3 conflicts with 0 declared by ns/other for db:5432"},
+                      ConflictCase{"Reserved",
+                                   [](api::ServerSpec& s) { s.reserved_connections = 4; },
+                                   "ns/later spec.server.reservedConnections",
+                                   "4 conflicts with 0 declared by ns/other for db:5432"},
+                      ConflictCase{"Overhead",
+                                   [](api::ServerSpec& s) {
+                                     s.overhead = {10, true};
+                                   },
+                                   "ns/later spec.server.overhead",
+                                   "10% conflicts with 10 declared by ns/other for db:5432"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(Ledger, ReportsEveryConflictAtOnce) {
+  api::ConnectionPool first = Pool("first");
+  api::ConnectionPool second = Pool("second");
+  second.spec.server.max_connections = 50;
+  second.spec.server.reserved_connections = 1;
+  api::ConnectionPool third = Pool("third");
+  third.spec.server.max_connections = 60;
+  auto plan = PlanPools({first, second, third});
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_EQ(plan.error().fields.size(), 3u);
+}
+
+}  // namespace
+}  // namespace poolkeeper::budget
