@@ -1,0 +1,151 @@
+#include "main/commands.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace poolkeeper::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kPool[] = R"(
+apiVersion: poolkeeper.io/v1alpha1
+kind: ConnectionPool
+metadata: {name: NAME, namespace: shop}
+spec:
+  server: {host: db.shop, maxConnections: MAXCONN, overhead: 2}
+  pooler: {instances: 2, maxSurge: 1, pgbouncerVersion: "1.18", image: "pgbouncer:1.18.0", defaultPoolSize: 10}
+  databases: [{name: orders, maxDbConnections: 10}]
+  users: [{name: app, passwordSecretRef: {name: app-db}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-db, namespace: shop}
+stringData: {password: "pa\"ss"}
+)";
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("poolkeeper-cli-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Write(const std::string& name, std::string text) {
+    fs::path path = dir_ / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+  std::string Pool(const std::string& name, int max_connections) {
+    std::string text = kPool;
+    text.replace(text.find("NAME"), 4, name);
+    text.replace(text.find("MAXCONN"), 7, std::to_string(max_connections));
+    return text;
+  }
+  int Run(std::vector<std::string> args) {
+    out_.str("");
+    err_.str("");
+    return RunCli(args, out_, err_);
+  }
+
+  fs::path dir_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(CommandsTest, CheckExitsZeroWithinBudgetAndPrintsTheArithmetic) {
+  // (2 + 1) x 10 = 30 <= 40 - 3 - 2 = 35
+  std::string file = Write("ok.yaml", Pool("orders", 40));
+  EXPECT_EQ(Run({"check", "-f", file}), kExitOk) << err_.str();
+  EXPECT_NE(out_.str().find("(2 instances + 1 surge) x 10 per instance = 30"), std::string::npos)
+      << out_.str();
+}
+
+TEST_F(CommandsTest, CheckExitsOneOverBudgetWithTheJsonShape) {
+  std::string file = Write("over.yaml", Pool("orders", 30));
+  EXPECT_EQ(Run({"check", "-f", file, "--output", "json"}), kExitOverBudget);
+  auto report = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(report["servers"].size(), 1u);
+  EXPECT_EQ(report["servers"][0]["server"], "db.shop:5432");
+  EXPECT_EQ(report["servers"][0]["usable"], 25);
+  EXPECT_EQ(report["pools"][0]["verdict"], "BudgetExceeded");
+  EXPECT_EQ(report["pools"][0]["worstCase"], 30);
+  for (const char* key : {"namespace", "name", "server", "instances", "maxSurge", "perInstance",
+                          "worstCase", "verdict", "databases", "clientDemand", "clientCapacity",
+                          "findings"}) {
+    EXPECT_TRUE(report["pools"][0].contains(key)) << key;
+  }
+}
+
+TEST_F(CommandsTest, CheckExitsTwoOnInvalidInputNamingEveryField) {
+  std::string text = Pool("orders", 40);
+  text.replace(text.find("defaultPoolSize: 10"), 19, "defaultPoolSize: 0");
+  text.replace(text.find("name: orders"), 12, "name: \"a;b\"");
+  std::string file = Write("bad.yaml", text);
+  EXPECT_EQ(Run({"check", "-f", file}), kExitInvalid);
+  EXPECT_NE(err_.str().find("spec.pooler.defaultPoolSize"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("spec.databases[0].name"), std::string::npos) << err_.str();
+}
+
+TEST_F(CommandsTest, CheckAccountsPoolsOnTheSameServerTogether) {
+  // Each fits alone (30 <= 35); together they need 60.
+  std::string file = Write("two.yaml", Pool("first", 40) + "---\n" + Pool("second", 40));
+  EXPECT_EQ(Run({"check", "-f", file, "-o", "json"}), kExitOverBudget);
+  auto report = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(report["pools"][0]["verdict"], "WithinBudget");
+  EXPECT_EQ(report["pools"][1]["verdict"], "BudgetExceeded");
+}
+
+TEST_F(CommandsTest, RenderWritesEveryFileOfEveryPool) {
+  std::string file = Write("ok.yaml", Pool("orders", 40));
+  fs::path out = dir_ / "out";
+  ASSERT_EQ(Run({"render", "-f", file, "--output-dir", out.string()}), kExitOk) << err_.str();
+  for (const char* name : {"pgbouncer.ini", "userlist.txt", "objects.yaml"}) {
+    EXPECT_TRUE(fs::exists(out / "shop" / "orders" / name)) << name;
+  }
+  std::ifstream userlist(out / "shop" / "orders" / "userlist.txt");
+  std::string line;
+  std::getline(userlist, line);
+  EXPECT_EQ(line, R"("app" "pa""ss")");
+}
+
+TEST_F(CommandsTest, RenderWritesNothingWhenAnyPoolFails) {
+  std::string file = Write("mixed.yaml", Pool("first", 40) + "---\n" + Pool("second", 40));
+  fs::path out = dir_ / "out";
+  EXPECT_EQ(Run({"render", "-f", file, "--output-dir", out.string()}), kExitOverBudget);
+  EXPECT_FALSE(fs::exists(out / "shop" / "first"));
+}
+
+TEST_F(CommandsTest, RenderNamesTheMissingPasswordSecret) {
+  std::string text = Pool("orders", 40);
+  text = text.substr(0, text.find("---"));
+  std::string file = Write("nosecret.yaml", text);
+  EXPECT_EQ(Run({"render", "-f", file}), kExitInvalid);
+  EXPECT_NE(err_.str().find("spec.users[0].passwordSecretRef.name"), std::string::npos)
+      << err_.str();
+}
+
+TEST_F(CommandsTest, RenderPrintsObjectsWithoutThePasswordInClearText) {
+  std::string file = Write("ok.yaml", Pool("orders", 40));
+  ASSERT_EQ(Run({"render", "-f", file}), kExitOk) << err_.str();
+  EXPECT_NE(out_.str().find("kind: ConfigMap"), std::string::npos);
+  EXPECT_NE(out_.str().find("kind: Deployment"), std::string::npos);
+  EXPECT_EQ(out_.str().find("pa\"ss"), std::string::npos);
+}
+
+TEST_F(CommandsTest, RejectsUnknownCommandsAndFlags) {
+  EXPECT_EQ(Run({"frobnicate"}), kExitInvalid);
+  EXPECT_EQ(Run({"check", "--bogus"}), kExitInvalid);
+  EXPECT_EQ(Run({"check"}), kExitInvalid);
+  EXPECT_EQ(Run({"check", "--help"}), kExitOk);
+  EXPECT_NE(out_.str().find("Exit status"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace poolkeeper::cli
