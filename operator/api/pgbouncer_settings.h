@@ -28,6 +28,9 @@ struct SettingInfo {
   SettingType type;
   SettingAccess access;
   std::string_view allowed_values;  // for kEnum: "a|b|c"
+  // kManaged: the spec field to set instead (or what of poolkeeper's layout sets it);
+  // kRefused: why. Shown to the user by CheckParameter.
+  std::string_view note = {};
 };
 
 std::span<const SettingInfo> AllSettings();  // sorted by name
