@@ -3,10 +3,21 @@
 #pragma once
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "api/connection_pool.h"
+#include "budget/plan.h"
+
+namespace poolkeeper::budget {
+
+// Readable failures for the plan values GoogleTest compares.
+inline void PrintTo(const DatabasePlan& db, std::ostream* out) {
+  *out << "{" << db.name << " " << db.max_db_connections << (db.derived ? " derived" : "") << "}";
+}
+
+}  // namespace poolkeeper::budget
 
 namespace poolkeeper::budget::testing {
 
