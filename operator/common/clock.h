@@ -1,0 +1,39 @@
+// Time as a dependency: the operator reads "now" through a Clock, so the work queue, backoff and
+// leader election are tested with FakeClock, which only moves when a test advances it.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+
+namespace poolkeeper {
+
+class Clock {
+ public:
+  using Duration = std::chrono::steady_clock::duration;
+  using TimePoint = std::chrono::steady_clock::time_point;
+  virtual ~Clock() = default;
+  virtual TimePoint Now() const = 0;
+};
+
+class SystemClock : public Clock {
+ public:
+  TimePoint Now() const override { return std::chrono::steady_clock::now(); }
+};
+
+class FakeClock : public Clock {
+ public:
+  TimePoint Now() const override {
+    std::lock_guard guard(mutex_);
+    return now_;
+  }
+  void Advance(Duration by) {
+    std::lock_guard guard(mutex_);
+    now_ += by;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  TimePoint now_{std::chrono::hours(1)};
+};
+
+}  // namespace poolkeeper

@@ -1,0 +1,109 @@
+#include "controller/work_queue.h"
+
+#include <algorithm>
+
+namespace poolkeeper::controller {
+
+WorkQueue::WorkQueue(const Clock& clock, WorkQueueOptions options)
+    : clock_(clock), options_(options) {}
+
+void WorkQueue::ScheduleLocked(const std::string& key, Clock::TimePoint when) {
+  // While a worker holds the key, remember the request and replay it on Done(), so one key is
+  // never processed by two workers at once.
+  auto& target = in_flight_.contains(key) ? dirty_ : waiting_;
+  auto [it, inserted] = target.try_emplace(key, when);
+  if (!inserted) it->second = std::min(it->second, when);
+  changed_.notify_one();
+}
+
+void WorkQueue::Add(const std::string& key) { AddAfter(key, Clock::Duration::zero()); }
+
+void WorkQueue::AddAfter(const std::string& key, Clock::Duration delay) {
+  std::lock_guard guard(mutex_);
+  if (shut_down_) return;
+  ScheduleLocked(key, clock_.Now() + delay);
+}
+
+void WorkQueue::AddRateLimited(const std::string& key) {
+  std::lock_guard guard(mutex_);
+  if (shut_down_) return;
+  int failures = failures_[key]++;
+  auto delay = options_.base_delay;
+  for (int i = 0; i < failures && delay < options_.max_delay; ++i) delay *= 2;
+  delay = std::min(delay, options_.max_delay);
+  ScheduleLocked(key, clock_.Now() + delay);
+}
+
+void WorkQueue::Forget(const std::string& key) {
+  std::lock_guard guard(mutex_);
+  failures_.erase(key);
+}
+
+void WorkQueue::Done(const std::string& key) {
+  std::lock_guard guard(mutex_);
+  in_flight_.erase(key);
+  if (auto it = dirty_.find(key); it != dirty_.end()) {
+    Clock::TimePoint when = it->second;
+    dirty_.erase(it);
+    ScheduleLocked(key, when);
+  }
+}
+
+std::optional<std::string> WorkQueue::TakeReadyLocked() {
+  Clock::TimePoint now = clock_.Now();
+  auto best = waiting_.end();
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if (it->second <= now && (best == waiting_.end() || it->second < best->second)) best = it;
+  }
+  if (best == waiting_.end()) return std::nullopt;
+  std::string key = best->first;
+  waiting_.erase(best);
+  in_flight_.insert(key);
+  return key;
+}
+
+std::optional<std::string> WorkQueue::TryGet() {
+  std::lock_guard guard(mutex_);
+  return TakeReadyLocked();
+}
+
+std::optional<std::string> WorkQueue::Get() {
+  std::unique_lock lock(mutex_);
+  while (!shut_down_) {
+    if (auto key = TakeReadyLocked()) return key;
+    // Sleep until the earliest delayed key is due, or until something changes.
+    auto next = std::ranges::min_element(waiting_, {}, [](const auto& e) { return e.second; });
+    if (next == waiting_.end()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_for(lock, next->second - clock_.Now());
+    }
+  }
+  return std::nullopt;
+}
+
+void WorkQueue::ShutDown() {
+  std::lock_guard guard(mutex_);
+  shut_down_ = true;
+  changed_.notify_all();
+}
+
+size_t WorkQueue::Depth() const {
+  std::lock_guard guard(mutex_);
+  return waiting_.size() + dirty_.size();
+}
+
+int WorkQueue::Failures(const std::string& key) const {
+  std::lock_guard guard(mutex_);
+  auto it = failures_.find(key);
+  return it == failures_.end() ? 0 : it->second;
+}
+
+std::optional<Clock::TimePoint> WorkQueue::NextReadyTime() const {
+  std::lock_guard guard(mutex_);
+  auto next = std::ranges::min_element(waiting_, {}, [](const auto& e) { return e.second; });
+  if (next == waiting_.end()) return std::nullopt;
+  return next->second;
+}
+
+}  // namespace poolkeeper::controller

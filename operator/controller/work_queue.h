@@ -1,0 +1,65 @@
+// The reconcile work queue, as controller-runtime's: keys (namespace/name) are deduplicated, a key
+// is handed to one worker at a time (added again while in flight, it is processed once more after),
+// failures back off per key exponentially up to a cap, and a key can be scheduled for later
+// (requeue-after). Time comes from a Clock; TryGet never blocks, so tests step it with FakeClock,
+// and Get blocks for the workers.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/clock.h"
+
+namespace poolkeeper::controller {
+
+struct WorkQueueOptions {
+  std::chrono::milliseconds base_delay{5};
+  std::chrono::milliseconds max_delay{std::chrono::minutes(5)};
+};
+
+class WorkQueue {
+ public:
+  explicit WorkQueue(const Clock& clock, WorkQueueOptions options = {});
+
+  // Ready now. A key already waiting stays once in the queue; a delayed one is brought forward.
+  void Add(const std::string& key);
+  // Ready after `delay` (or sooner, if added otherwise).
+  void AddAfter(const std::string& key, Clock::Duration delay);
+  // Ready after this key's next backoff step: base_delay x 2^failures, capped at max_delay.
+  void AddRateLimited(const std::string& key);
+  // Resets the key's backoff after a success.
+  void Forget(const std::string& key);
+  // The worker finished `key`; if it was added meanwhile, it becomes ready again.
+  void Done(const std::string& key);
+
+  // A ready key not in flight, marked in flight; nullopt when none is ready now.
+  std::optional<std::string> TryGet();
+  // Blocks until a key is ready (returned in flight) or ShutDown() (nullopt).
+  std::optional<std::string> Get();
+  void ShutDown();
+
+  size_t Depth() const;  // keys waiting (ready or delayed), not counting in flight
+  int Failures(const std::string& key) const;
+  std::optional<Clock::TimePoint> NextReadyTime() const;
+
+ private:
+  void ScheduleLocked(const std::string& key, Clock::TimePoint when);
+  std::optional<std::string> TakeReadyLocked();
+
+  const Clock& clock_;
+  WorkQueueOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, Clock::TimePoint> waiting_;  // key -> when it is ready
+  std::set<std::string> in_flight_;
+  std::map<std::string, Clock::TimePoint> dirty_;  // added while in flight: ready time
+  std::map<std::string, int> failures_;
+  bool shut_down_ = false;
+};
+
+}  // namespace poolkeeper::controller

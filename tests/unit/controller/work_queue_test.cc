@@ -1,0 +1,99 @@
+#include "controller/work_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace poolkeeper::controller {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class WorkQueueTest : public ::testing::Test {
+ protected:
+  FakeClock clock_;
+  WorkQueue queue_{clock_, {milliseconds(10), seconds(1)}};
+};
+
+TEST_F(WorkQueueTest, DeduplicatesKeysWaitingToBeProcessed) {
+  queue_.Add("ns/a");
+  queue_.Add("ns/a");
+  queue_.Add("ns/b");
+  EXPECT_EQ(queue_.Depth(), 2u);
+  EXPECT_TRUE(queue_.TryGet());
+  EXPECT_TRUE(queue_.TryGet());
+  EXPECT_FALSE(queue_.TryGet());
+}
+
+TEST_F(WorkQueueTest, HandsAKeyToOneWorkerAtATimeAndReplaysAddsMadeInFlight) {
+  queue_.Add("ns/a");
+  ASSERT_EQ(queue_.TryGet(), "ns/a");
+  queue_.Add("ns/a");  // an event while the worker reconciles it
+  EXPECT_FALSE(queue_.TryGet()) << "a second worker must not get the same key";
+  queue_.Done("ns/a");
+  EXPECT_EQ(queue_.TryGet(), "ns/a");
+  queue_.Done("ns/a");
+  EXPECT_FALSE(queue_.TryGet());
+}
+
+TEST_F(WorkQueueTest, BacksOffExponentiallyPerKeyUpToTheCap) {
+  struct Step {
+    int failures_before;
+    milliseconds delay;
+  };
+  for (Step step : {Step{0, milliseconds(10)}, Step{1, milliseconds(20)}, Step{2, milliseconds(40)},
+                    Step{3, milliseconds(80)}}) {
+    ASSERT_EQ(queue_.Failures("ns/a"), step.failures_before);
+    queue_.AddRateLimited("ns/a");
+    clock_.Advance(step.delay - milliseconds(1));
+    EXPECT_FALSE(queue_.TryGet()) << "too early after " << step.failures_before << " failures";
+    clock_.Advance(milliseconds(1));
+    ASSERT_EQ(queue_.TryGet(), "ns/a");
+    queue_.Done("ns/a");
+  }
+  for (int i = 0; i < 20; ++i) queue_.AddRateLimited("ns/b");
+  EXPECT_LE(*queue_.NextReadyTime() - clock_.Now(), seconds(1));
+}
+
+TEST_F(WorkQueueTest, ForgetResetsBackoffAndOtherKeysAreUnaffected) {
+  queue_.AddRateLimited("ns/a");
+  queue_.AddRateLimited("ns/a");
+  EXPECT_EQ(queue_.Failures("ns/a"), 2);
+  EXPECT_EQ(queue_.Failures("ns/b"), 0);
+  queue_.Forget("ns/a");
+  EXPECT_EQ(queue_.Failures("ns/a"), 0);
+}
+
+TEST_F(WorkQueueTest, RequeueAfterWaitsAndAnEarlierAddWins) {
+  queue_.AddAfter("ns/a", seconds(30));
+  EXPECT_FALSE(queue_.TryGet());
+  queue_.Add("ns/a");  // a watch event must not wait for the periodic resync
+  EXPECT_EQ(queue_.TryGet(), "ns/a");
+  EXPECT_EQ(queue_.Depth(), 0u);
+}
+
+TEST_F(WorkQueueTest, ReadyKeysComeOutInOrderOfReadiness) {
+  queue_.AddAfter("ns/late", milliseconds(20));
+  queue_.AddAfter("ns/early", milliseconds(10));
+  clock_.Advance(milliseconds(30));
+  EXPECT_EQ(queue_.TryGet(), "ns/early");
+  EXPECT_EQ(queue_.TryGet(), "ns/late");
+}
+
+TEST(WorkQueueBlocking, GetReturnsAddedKeysAndNulloptAfterShutDown) {
+  SystemClock clock;
+  WorkQueue queue(clock);
+  std::optional<std::string> got;
+  std::thread worker([&] { got = queue.Get(); });
+  queue.Add("ns/a");
+  worker.join();
+  EXPECT_EQ(got, "ns/a");
+  std::thread waiter([&] { got = queue.Get(); });
+  queue.ShutDown();
+  waiter.join();
+  EXPECT_EQ(got, std::nullopt);
+}
+
+}  // namespace
+}  // namespace poolkeeper::controller
