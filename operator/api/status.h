@@ -1,0 +1,67 @@
+// The ConnectionPool's status as the operator writes it: conditions in the metav1.Condition shape
+// (Ready, BudgetExceeded, Progressing, Degraded), the budget arithmetic, instances and the scale
+// selector. Conversion both ways, so the operator compares what it would write with what is there
+// and writes nothing when they are equal.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace poolkeeper::api {
+
+inline constexpr char kConditionReady[] = "Ready";
+inline constexpr char kConditionBudgetExceeded[] = "BudgetExceeded";
+inline constexpr char kConditionProgressing[] = "Progressing";
+inline constexpr char kConditionDegraded[] = "Degraded";
+
+struct Condition {
+  std::string type;
+  std::string status;  // "True", "False", "Unknown"
+  std::string reason;  // CamelCase
+  std::string message;
+  int64_t observed_generation = 0;
+  std::string last_transition_time;  // RFC 3339
+  bool operator==(const Condition&) const = default;
+};
+
+struct DatabaseBudget {
+  std::string name;
+  int64_t max_db_connections = 0;
+  bool derived = false;
+  bool operator==(const DatabaseBudget&) const = default;
+};
+
+struct BudgetStatus {
+  std::string server;
+  int64_t usable = 0;
+  int64_t allocated = 0;  // by every pool on the server, this one included
+  int64_t per_instance = 0;
+  int64_t worst_case = 0;
+  int64_t headroom = 0;
+  std::vector<DatabaseBudget> databases;
+  bool operator==(const BudgetStatus&) const = default;
+};
+
+struct PoolStatus {
+  int64_t observed_generation = 0;
+  std::vector<Condition> conditions;
+  int64_t instances = 0;
+  int64_t ready_instances = 0;
+  std::string selector;
+  std::string config_hash;
+  BudgetStatus budget;
+  bool operator==(const PoolStatus&) const = default;
+};
+
+// Sets `condition` in `conditions` (by type). lastTransitionTime becomes `now` only when the status
+// changes (or the condition is new), as Kubernetes API conventions require.
+void SetCondition(std::vector<Condition>& conditions, Condition condition, const std::string& now);
+const Condition* FindCondition(const std::vector<Condition>& conditions, std::string_view type);
+
+nlohmann::json StatusToJson(const PoolStatus& status);
+// Lenient: unknown or mistyped fields are ignored (the status is ours, but may be older).
+PoolStatus StatusFromJson(const nlohmann::json& status);
+
+}  // namespace poolkeeper::api

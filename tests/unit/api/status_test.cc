@@ -1,0 +1,40 @@
+#include "api/status.h"
+
+#include <gtest/gtest.h>
+
+namespace poolkeeper::api {
+namespace {
+
+TEST(SetCondition, KeepsTransitionTimeWhileStatusIsUnchanged) {
+  std::vector<Condition> conditions;
+  SetCondition(conditions, {kConditionReady, "False", "Progressing", "rolling out", 1, ""}, "t1");
+  SetCondition(conditions, {kConditionReady, "False", "Progressing", "2 of 3 ready", 2, ""}, "t2");
+  ASSERT_EQ(conditions.size(), 1u);
+  EXPECT_EQ(conditions[0].last_transition_time, "t1");
+  EXPECT_EQ(conditions[0].message, "2 of 3 ready");
+  EXPECT_EQ(conditions[0].observed_generation, 2);
+  SetCondition(conditions, {kConditionReady, "True", "Available", "3 of 3 ready", 2, ""}, "t3");
+  EXPECT_EQ(conditions[0].last_transition_time, "t3");
+}
+
+TEST(StatusJson, RoundTrips) {
+  PoolStatus status;
+  status.observed_generation = 4;
+  status.instances = 2;
+  status.ready_instances = 1;
+  status.selector = "poolkeeper.io/pool=orders";
+  status.config_hash = "abc";
+  status.budget = {"db:5432", 177, 150, 50, 150, 27, {{"orders", 25, true}}};
+  SetCondition(status.conditions, {kConditionBudgetExceeded, "False", "WithinBudget", "ok", 4, ""},
+               "2026-11-23T10:00:00Z");
+  EXPECT_EQ(StatusFromJson(StatusToJson(status)), status);
+}
+
+TEST(StatusJson, IgnoresMistypedFieldsOfAnOlderStatus) {
+  auto status = StatusFromJson(nlohmann::json::parse(R"({"instances":"2","conditions":[{}]})"));
+  EXPECT_EQ(status.instances, 0);
+  EXPECT_EQ(status.conditions.size(), 1u);
+}
+
+}  // namespace
+}  // namespace poolkeeper::api
