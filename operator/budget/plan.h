@@ -1,5 +1,6 @@
 // The connection budget of one PostgreSQL server and the pools that share it: what the planner
-// (planner.h) computes and what `check`, the renderers and the operator's status report. Pure values.
+// (planner.h) computes and what `check`, the renderers and the operator's status report.
+// Pure values.
 #pragma once
 
 #include <cstdint>

@@ -112,11 +112,13 @@ Sizing SizePool(const api::ConnectionPool& pool, int64_t pods, int64_t remaining
   };
   std::vector<int64_t> caps(demand.size(), 1);
   sizing.minimum_per_instance = flow_at(caps);
-  if (pods * *sizing.minimum_per_instance > remaining || pods <= 0) return sizing;
+  if (pods <= 0 || pods * *sizing.minimum_per_instance > remaining) return sizing;
 
   // Water-filling: the highest common level L (each database at min(L, demand)) whose flow fits
   // the per-instance budget, so no database is starved to feed another. The flow only grows with
   // L, hence the binary search; L = 1 is the minimum, which fits.
+  // Every pod runs the same configuration, so caps are per instance and the pool takes
+  // pods x per-instance: floor(remaining / pods) per instance is the most that keeps the invariant.
   const int64_t budget = remaining / pods;
   sizing.budget_per_instance = budget;
   auto at_level = [&](int64_t level) {
