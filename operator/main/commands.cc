@@ -1,5 +1,6 @@
 #include "main/commands.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -139,6 +140,14 @@ std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(const Fl
   return std::make_pair(std::move(*manifests), std::move(*plan));
 }
 
+// Over budget is exit 1 whatever the policy: Warn rolls the pool out anyway, which is exactly the
+// overrun a pipeline running `check` wants to stop.
+bool OverBudget(const budget::Plan& plan) {
+  auto exceeded = [](const auto& item) { return item.verdict == budget::Verdict::kBudgetExceeded; };
+  return plan.AnyError() || std::ranges::any_of(plan.pools, exceeded) ||
+         std::ranges::any_of(plan.servers, exceeded);
+}
+
 int Check(const Flags& flags, std::ostream& out, std::ostream& err) {
   if (flags.output != "text" && flags.output != "json") {
     err << "error: --output must be text or json, not \"" << flags.output << "\"\n";
@@ -152,7 +161,7 @@ int Check(const Flags& flags, std::ostream& out, std::ostream& err) {
   } else {
     out << PlanToText(plan);
   }
-  return plan.AnyError() ? kExitOverBudget : kExitOk;
+  return OverBudget(plan) ? kExitOverBudget : kExitOk;
 }
 
 struct RenderedPool {

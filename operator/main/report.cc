@@ -58,9 +58,9 @@ std::string PlanToText(const budget::Plan& plan) {
         budget::VerdictName(s.verdict));
     for (const auto& p : plan.pools) {
       if (p.server != s.server) continue;
-      out += fmt::format("  pool {}/{}: ({} instances + {} surge) x {} per instance = {}: {}\n",
-                         p.namespace_, p.name, p.instances, p.max_surge, p.per_instance,
-                         p.worst_case, budget::VerdictName(p.verdict));
+      out += fmt::format("  pool {}/{}: ({} instance{} + {} surge) x {} per instance = {}: {}\n",
+                         p.namespace_, p.name, p.instances, p.instances == 1 ? "" : "s",
+                         p.max_surge, p.per_instance, p.worst_case, budget::VerdictName(p.verdict));
       for (const auto& d : p.databases) {
         if (d.max_db_connections == 0) continue;
         out += fmt::format("    database {}: max_db_connections {}{}\n", d.name,

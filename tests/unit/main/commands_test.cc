@@ -86,7 +86,7 @@ TEST_F(CommandsTest, CheckExitsOneOverBudgetWithTheJsonShape) {
 TEST_F(CommandsTest, CheckExitsTwoOnInvalidInputNamingEveryField) {
   std::string text = Pool("orders", 40);
   text.replace(text.find("defaultPoolSize: 10"), 19, "defaultPoolSize: 0");
-  text.replace(text.find("name: orders"), 12, "name: \"a;b\"");
+  text.replace(text.find("[{name: orders"), 14, "[{name: \"a;b\"");
   std::string file = Write("bad.yaml", text);
   EXPECT_EQ(Run({"check", "-f", file}), kExitInvalid);
   EXPECT_NE(err_.str().find("spec.pooler.defaultPoolSize"), std::string::npos) << err_.str();
