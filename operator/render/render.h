@@ -4,10 +4,10 @@
 // `poolkeeper render` call exactly these.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "api/connection_pool.h"
 #include "budget/plan.h"
@@ -35,13 +35,18 @@ Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwo
 // The objects the operator applies for one pool, as Kubernetes JSON (apiVersion, kind, metadata
 // with labels and owner reference when the pool has a uid, spec/data).
 struct OwnedObjects {
-  nlohmann::json config_map;   // <pool>-config: pgbouncer.ini, no secrets
-  nlohmann::json secret;       // <pool>-auth: userlist.txt
-  nlohmann::json deployment;   // <pool>: pgbouncer pods
-  nlohmann::json service;      // <pool>: clients connect to <pool>.<namespace>.svc
+  nlohmann::json config_map;             // <pool>-config: pgbouncer.ini, no secrets
+  nlohmann::json secret;                 // <pool>-auth: userlist.txt
+  nlohmann::json deployment;             // <pool>: pgbouncer pods
+  nlohmann::json service;                // <pool>: clients connect to <pool>.<namespace>.svc
   nlohmann::json pod_disruption_budget;  // null when instances <= 1
-  std::string config_hash;     // sha256 hex of what the pods run, also on the pod template
+  std::string config_hash;  // sha256 hex of what the pods run, also on the pod template
 };
+
+// sha256 hex of `ini` + "\n" + `credentials_revision`: what the pod template's
+// poolkeeper.io/config-hash annotation carries. Deliberately not a hash of the userlist: a hash of
+// a password in a readable annotation would be a guessing oracle.
+std::string ConfigHash(std::string_view ini, std::string_view credentials_revision);
 
 // `credentials_revision` changes whenever a password changes (the operator passes the referenced
 // Secrets' resourceVersions) so pods roll on rotation without putting a hash of a password

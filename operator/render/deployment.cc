@@ -1,0 +1,183 @@
+// The pooler Deployment: pgbouncer pods that are non-root on a read-only root filesystem, read
+// their config from a ConfigMap and a Secret mounted as directories (never subPath, so updates
+// reach running pods), roll when the config hash changes, and drain clients on stop in the way
+// the image's pgbouncer version understands.
+#include <algorithm>
+#include <cstdlib>
+
+#include "render/internal.h"
+#include "render/render.h"
+
+namespace poolkeeper::render {
+namespace internal {
+
+using nlohmann::json;
+
+bool SigtermDrains(api::PgBouncerVersion version) {
+  return version >= api::PgBouncerVersion{1, 23};
+}
+
+// The grace period is how long a stopping pod may drain before SIGKILL. Rule:
+//   10 s + the longest bound poolkeeper knows a transaction has (query_timeout,
+//   idle_transaction_timeout, and transaction_timeout when set as a parameter), when any is set;
+//   60 s when none is (Kubernetes' default 30 s is short for a pooler in front of real work);
+//   never more than an hour, whatever the timeouts say.
+int TerminationGracePeriodSeconds(const api::ConnectionPool& pool) {
+  constexpr int kSlack = 10;
+  constexpr int kDefault = 60;
+  constexpr int kMax = 3600;
+  const auto& pooler = pool.spec.pooler;
+  int longest = 0;
+  for (const auto& timeout :
+       {pooler.timeouts.query_timeout, pooler.timeouts.idle_transaction_timeout}) {
+    if (timeout && *timeout > 0) longest = std::max(longest, *timeout);
+  }
+  if (auto it = pooler.parameters.find("transaction_timeout"); it != pooler.parameters.end()) {
+    // Validated as a decimal integer of at most 2^31 - 1.
+    long long value = std::atoll(it->second.c_str());
+    if (value > 0) longest = std::max(longest, static_cast<int>(std::min<long long>(value, kMax)));
+  }
+  if (longest == 0) return kDefault;
+  return std::min(kSlack + longest, kMax);
+}
+
+namespace {
+
+json TcpProbe(int period_seconds, int failure_threshold) {
+  return {
+      {"tcpSocket", {{"port", "pgbouncer"}}},
+      {"periodSeconds", period_seconds},
+      {"failureThreshold", failure_threshold},
+  };
+}
+
+json Resources(const api::PoolerSpec& pooler) {
+  if (pooler.resources.is_object() && !pooler.resources.empty()) return pooler.resources;
+  return {
+      {"requests", {{"cpu", "100m"}, {"memory", "64Mi"}}},
+      {"limits", {{"memory", "256Mi"}}},
+  };
+}
+
+json Container(const api::ConnectionPool& pool) {
+  const auto& pooler = pool.spec.pooler;
+  json container = {
+      {"name", "pgbouncer"},
+      {"image", pooler.image},
+      {"command", {"pgbouncer", std::string(kConfigDir) + "/" + kIniFile}},
+      {"ports", json::array({{
+                    {"name", "pgbouncer"},
+                    {"containerPort", pooler.port},
+                    {"protocol", "TCP"},
+                }})},
+      {"readinessProbe", TcpProbe(5, 3)},
+      {"livenessProbe", TcpProbe(10, 6)},
+      {"resources", Resources(pooler)},
+      {"securityContext",
+       {
+           {"allowPrivilegeEscalation", false},
+           {"readOnlyRootFilesystem", true},
+           {"capabilities", {{"drop", {"ALL"}}}},
+       }},
+      {"volumeMounts", json::array({
+                           {{"name", "config"}, {"mountPath", kConfigDir}, {"readOnly", true}},
+                           {{"name", "auth"}, {"mountPath", kAuthDir}, {"readOnly", true}},
+                       })},
+  };
+  if (!SigtermDrains(pooler.pgbouncer_version)) {
+    // Before 1.23 the kubelet's SIGTERM would drop every client at once. SIGINT is pgbouncer's
+    // safe shutdown (PAUSE, then exit once server connections are released); the hook waits for
+    // it so SIGTERM only arrives after the drain (or at the end of the grace period).
+    container["lifecycle"] = {
+        {"preStop",
+         {{"exec",
+           {{"command",
+             {"/bin/sh", "-c", "kill -INT 1; while kill -0 1 2>/dev/null; do sleep 1; done"}}}}}}};
+  }
+  return container;
+}
+
+json PodSpec(const api::ConnectionPool& pool) {
+  const auto& pooler = pool.spec.pooler;
+  const std::string name = pool.metadata.name;
+  json spec = {
+      {"containers", json::array({Container(pool)})},
+      {"terminationGracePeriodSeconds", TerminationGracePeriodSeconds(pool)},
+      // pgbouncer needs no API access.
+      {"automountServiceAccountToken", false},
+      {"securityContext",
+       {
+           // uid/gid 70 is postgres in the Alpine-based PgBouncer images; a numeric user lets
+           // the kubelet verify runAsNonRoot for images whose USER is a name. pgbouncer writes
+           // nothing (stderr logs, no pidfile, no Unix socket), so any uid works.
+           {"runAsNonRoot", true},
+           {"runAsUser", 70},
+           {"runAsGroup", 70},
+           {"fsGroup", 70},
+           {"seccompProfile", {{"type", "RuntimeDefault"}}},
+       }},
+      {"volumes",
+       json::array({
+           {{"name", "config"}, {"configMap", {{"name", name + "-config"}, {"defaultMode", 0444}}}},
+           // 0440: the owner and fsGroup read the passwords, nobody else.
+           {{"name", "auth"}, {"secret", {{"secretName", name + "-auth"}, {"defaultMode", 0440}}}},
+       })},
+  };
+  if (pooler.topology_spread_constraints.is_array()) {
+    spec["topologySpreadConstraints"] = pooler.topology_spread_constraints;
+  } else {
+    // Spread replicas over nodes when possible, so one node going away does not take the pool.
+    spec["topologySpreadConstraints"] = json::array({{
+        {"maxSkew", 1},
+        {"topologyKey", "kubernetes.io/hostname"},
+        {"whenUnsatisfiable", "ScheduleAnyway"},
+        {"labelSelector", {{"matchLabels", SelectorLabels(pool)}}},
+    }});
+  }
+  if (pooler.affinity.is_object() && !pooler.affinity.empty()) spec["affinity"] = pooler.affinity;
+  if (pooler.tolerations.is_array() && !pooler.tolerations.empty()) {
+    spec["tolerations"] = pooler.tolerations;
+  }
+  if (pooler.node_selector.is_object() && !pooler.node_selector.empty()) {
+    spec["nodeSelector"] = pooler.node_selector;
+  }
+  if (!pooler.priority_class_name.empty()) spec["priorityClassName"] = pooler.priority_class_name;
+  return spec;
+}
+
+}  // namespace
+
+json BuildDeployment(const api::ConnectionPool& pool, const std::string& config_hash) {
+  const auto& pooler = pool.spec.pooler;
+  // maxUnavailable 0 keeps full capacity during a rollout, which needs at least one surge pod;
+  // with maxSurge 0 (no room in the budget for an extra pod) one pod at a time goes down instead.
+  int max_unavailable = pooler.max_surge == 0 ? 1 : 0;
+  return {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", Metadata(pool, pool.metadata.name)},
+      {"spec",
+       {
+           {"replicas", pooler.instances},
+           {"selector", {{"matchLabels", SelectorLabels(pool)}}},
+           {"strategy",
+            {
+                {"type", "RollingUpdate"},
+                {"rollingUpdate",
+                 {{"maxSurge", pooler.max_surge}, {"maxUnavailable", max_unavailable}}},
+            }},
+           {"template",
+            {
+                {"metadata",
+                 {
+                     {"labels", Labels(pool)},
+                     {"annotations", {{"poolkeeper.io/config-hash", config_hash}}},
+                 }},
+                {"spec", PodSpec(pool)},
+            }},
+       }},
+  };
+}
+
+}  // namespace internal
+}  // namespace poolkeeper::render

@@ -1,0 +1,64 @@
+// userlist.txt: the passwords PgBouncer needs to authenticate clients with SCRAM and to log in to
+// the server (it cannot log in with a verifier it did not get from the server). No message here
+// ever includes a password, only the user and the Secret reference it came from.
+#include <algorithm>
+#include <vector>
+
+#include "render/render.h"
+
+namespace poolkeeper::render {
+namespace {
+
+// PgBouncer's auth file quoting: a double-quoted word, '"' doubled inside.
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+Error FieldError(ErrorCode code, std::string field, std::string message) {
+  std::string text = field + ": " + message;
+  return Error{code, std::move(text), {{std::move(field), std::move(message)}}, 0};
+}
+
+}  // namespace
+
+Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwords& passwords) {
+  std::vector<std::pair<std::string, std::string>> lines;  // user name -> line, for sorting
+  const auto& users = pool.spec.users;
+  for (size_t i = 0; i < users.size(); ++i) {
+    const api::UserSpec& user = users[i];
+    std::string field = "spec.users[" + std::to_string(i) + "].passwordSecretRef";
+    std::string source = "Secret \"" + user.password_secret_ref.name + "\" key \"" +
+                         user.password_secret_ref.key + "\"";
+    auto found = passwords.find(user.name);
+    if (found == passwords.end()) {
+      return std::unexpected(
+          FieldError(ErrorCode::kNotFound, field,
+                     "no password for user \"" + user.name + "\" (" + source + " not found)"));
+    }
+    const std::string& password = found->second;
+    if (password.empty()) {
+      return std::unexpected(
+          FieldError(ErrorCode::kInvalid, field,
+                     "the password of user \"" + user.name + "\" in " + source + " is empty"));
+    }
+    if (password.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos) {
+      return std::unexpected(
+          FieldError(ErrorCode::kInvalid, field,
+                     "the password of user \"" + user.name + "\" in " + source +
+                         " contains a line break or a NUL byte, which the userlist cannot carry"));
+    }
+    lines.emplace_back(user.name, Quoted(user.name) + " " + Quoted(password) + "\n");
+  }
+  std::ranges::sort(lines);
+  std::string out;
+  for (const auto& [name, line] : lines) out += line;
+  return out;
+}
+
+}  // namespace poolkeeper::render
