@@ -67,11 +67,11 @@ std::optional<std::string> CheckPgIdentifier(std::string_view name) {
   if (name.empty()) return "must not be empty";
   if (name.size() > 63) return "must be at most 63 characters (PostgreSQL truncates longer names)";
   bool ok = std::ranges::all_of(name, [](char c) {
-    return IsAlnum(c) || c == '_' || c == '.' || c == '-' || c == '@' || c == '$';
+    return IsAlnum(c) || c == '_' || c == '.' || c == '-';
   });
   if (!ok) {
-    return "may contain only letters, digits and '_', '.', '-', '@', '$' (anything else could "
-           "inject a setting into pgbouncer.ini or the userlist)";
+    return "may contain only letters, digits and '_', '.', '-' (anything else could inject a "
+           "setting into pgbouncer.ini, or stops PgBouncer from loading it)";
   }
   if (name.front() == '-') return "must not start with '-'";
   return std::nullopt;
@@ -87,8 +87,5 @@ std::optional<std::string> CheckHost(std::string_view host) {
   return std::nullopt;
 }
 
-bool IsBareIniName(std::string_view name) {
-  return std::ranges::all_of(name, [](char c) { return IsAlnum(c) || c == '_'; });
-}
 
 }  // namespace poolkeeper::api

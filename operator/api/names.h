@@ -19,14 +19,12 @@ std::optional<std::string> CheckDns1123Subdomain(std::string_view name);
 // A Secret data key: [-._a-zA-Z0-9]+.
 std::optional<std::string> CheckSecretKey(std::string_view key);
 
-// A database or user name as pgbouncer.ini and the userlist carry it: letters, digits and
-// `_ . - @ $`, not starting with '-', at most 63 bytes (PostgreSQL's NAMEDATALEN - 1). Names with
-// characters outside [_0-9A-Za-z] are double-quoted by the renderer.
+// A database or user name as pgbouncer.ini and the userlist carry it: letters, digits and `_ . -`,
+// not starting with '-', at most 63 bytes (PostgreSQL's NAMEDATALEN - 1). That is exactly what
+// PgBouncer 1.18's ini parser reads as a bare key; it stops loading at a quoted one, so nothing
+// else can be made safe by quoting.
 std::optional<std::string> CheckPgIdentifier(std::string_view name);
 // A host name or IP address for a connection string.
 std::optional<std::string> CheckHost(std::string_view host);
-
-// True when pgbouncer.ini can carry the name bare, without quotes.
-bool IsBareIniName(std::string_view name);
 
 }  // namespace poolkeeper::api

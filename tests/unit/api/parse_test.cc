@@ -98,7 +98,7 @@ TEST(ParseConnectionPool, AcceptsQuotableNamesAndKnownParameters) {
   json input = LoadYaml("valid_pool.yaml");
   input.merge_patch(json::parse(R"({"spec":{
       "databases":[{"name":"order-db.v2","dbname":"orders_v2","poolSize":5}],
-      "users":[{"name":"svc@orders","passwordSecretRef":{"name":"orders-db","key":"pw"}}]}})"));
+      "users":[{"name":"svc.orders","passwordSecretRef":{"name":"orders-db","key":"pw"}}]}})"));
   auto pool = ParseConnectionPool(input);
   ASSERT_TRUE(pool.has_value()) << pool.error().message;
   EXPECT_EQ(pool->spec.databases[0].name, "order-db.v2");
