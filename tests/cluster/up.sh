@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# up.sh DIR — start a local Kubernetes control plane whose state lives in DIR and return once it is ready.
+#
+#   etcd + kube-apiserver + kube-controller-manager (built from the Go modules by build.sh) + localkubelet,
+#   all on free 127.0.0.1 ports, with a fresh CA, serving and client certificates, RBAC, service-account token
+#   issuing, and the admin kubeconfig at DIR/kubeconfig. Pods get addresses 127.N.x.y (N unique per running
+#   cluster). Stop it with down.sh DIR. Several clusters can run at once, each in its own DIR.
+#
+# Environment: POOLKEEPER_BUILD_DIR (binaries), POOLKEEPER_BIN (operator binary run for poolkeeper images),
+#              UP_TIMEOUT (seconds, default 120).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+[[ $# -eq 1 ]] || { echo "usage: $0 DIR" >&2; exit 2; }
+mkdir -p "$1"
+D="$(cd "$1" && pwd)"
+timeout_s="${UP_TIMEOUT:-120}"
+t0=$(date +%s.%N)
+
+for f in "$D"/pids/*.pid; do
+	[[ -f "$f" ]] || continue
+	pid=$(cat "$f")
+	if kill -0 "$pid" 2>/dev/null && tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$D"; then
+		echo "up.sh: a cluster is already running in $D (pid $pid); run down.sh $D first" >&2
+		exit 1
+	fi
+done
+
+bin="$("$here/build.sh")"
+k8s_version="$(basename "$bin")"
+
+ok=0
+cleanup_on_fail() {
+	if [[ $ok == 0 ]]; then
+		echo "up.sh: start failed; logs in $D/logs" >&2
+		for l in "$D"/logs/*.log; do [[ -f "$l" ]] && { echo "--- $l (tail)" >&2; tail -n 15 "$l" >&2; }; done
+		"$here/down.sh" "$D" >&2 || true
+	fi
+}
+trap cleanup_on_fail EXIT
+
+chmod 0755 "$D" # the unprivileged user that runs pod processes must reach DIR/kubelet
+mkdir -p "$D/pki" "$D/logs" "$D/pids" "$D/kubelet"
+rm -rf "$D/etcd" "$D/kubelet/pods"
+chmod 0700 "$D/pki"
+
+# --- a /16 of 127.0.0.0/8 for this cluster's pods: 127.N.x.y, N reserved by an atomic mkdir ---
+netroot=/tmp/poolkeeper-cluster-podnets # shared by every cluster on this host
+mkdir -p "$netroot"
+chmod 1777 "$netroot" 2>/dev/null || true
+alive_cluster() { # DIR: does any process recorded in DIR/pids still run?
+	local f
+	for f in "$1"/pids/*.pid; do [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && return 0; done
+	return 1
+}
+podnet=""
+for n in $(shuf -i 20-250); do
+	lock="$netroot/127.$n"
+	if [[ -d "$lock" ]]; then
+		# Reclaim a reservation left by a cluster that died without down.sh (older than 10 minutes, no processes).
+		owner="$(cat "$lock/owner" 2>/dev/null || true)"
+		if [[ -n "$(find "$lock" -maxdepth 0 -mmin +10)" ]] && ! alive_cluster "$owner"; then rm -rf "$lock"; fi
+	fi
+	if mkdir "$lock" 2>/dev/null; then
+		echo "$D" > "$lock/owner"
+		podnet="127.$n"
+		break
+	fi
+done
+[[ -n "$podnet" ]] || { echo "up.sh: no free 127.N.0.0/16 for pods" >&2; exit 1; }
+echo "$podnet" > "$D/podnet"
+
+# --- ports ---
+read -r etcd_port etcd_peer_port api_port kcm_port < <("$bin/localkubelet" free-ports 4 | tr '\n' ' ')
+
+# --- PKI: a CA per cluster, EC P-256 keys ---
+pki="$D/pki"
+svc_cidr="192.0.2.0/24" # TEST-NET-1 (RFC 5737): never routed, and nothing here sends to it (no kube-proxy)
+svc_ip="192.0.2.1"
+ossl() { openssl "$@" 2>/dev/null; }
+key() { ossl ecparam -name prime256v1 -genkey -noout -out "$1"; }
+key "$pki/ca.key"
+ossl req -x509 -new -key "$pki/ca.key" -sha256 -days 3650 -subj "/CN=poolkeeper-test-ca-$(basename "$D")" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+	-out "$pki/ca.crt"
+cert() { # name subject extfile-content
+	key "$pki/$1.key"
+	ossl req -new -key "$pki/$1.key" -subj "$2" -out "$pki/$1.csr"
+	printf '%s\n' "$3" > "$pki/$1.ext"
+	ossl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 3650 -sha256 \
+		-extfile "$pki/$1.ext" -out "$pki/$1.crt"
+	rm -f "$pki/$1.csr" "$pki/$1.ext"
+}
+client_ext="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+cert apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+cert admin "/O=system:masters/CN=poolkeeper-admin" "$client_ext"
+cert kcm "/CN=system:kube-controller-manager" "$client_ext"
+cert localkubelet "/O=system:masters/CN=system:localkubelet" "$client_ext"
+key "$pki/sa.key"
+ossl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+
+kubeconfig() { # file user
+	cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $(base64 -w0 < "$pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 < "$pki/$2.crt")
+    client-key-data: $(base64 -w0 < "$pki/$2.key")
+contexts:
+- name: local
+  context: {cluster: local, user: $2}
+current-context: local
+EOF
+	chmod 0600 "$1"
+}
+kubeconfig "$D/kubeconfig" admin
+kubeconfig "$pki/kcm.kubeconfig" kcm
+kubeconfig "$pki/localkubelet.kubeconfig" localkubelet
+
+spawn() { # name args... : start detached in its own session, log to DIR/logs/name.log, pid in DIR/pids/name.pid
+	local name="$1"; shift
+	setsid "$@" > "$D/logs/$name.log" 2>&1 < /dev/null &
+	echo $! > "$D/pids/$name.pid"
+}
+deadline=$(( $(date +%s) + timeout_s ))
+wait_for() { # description command...
+	local what="$1"; shift
+	until "$@" > /dev/null 2>&1; do
+		if (( $(date +%s) > deadline )); then echo "up.sh: timed out waiting for $what" >&2; exit 1; fi
+		for f in "$D"/pids/*.pid; do
+			kill -0 "$(cat "$f")" 2>/dev/null || { echo "up.sh: $(basename "$f" .pid) exited" >&2; exit 1; }
+		done
+		sleep 0.2
+	done
+}
+api() { curl -sSf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$api_port$1"; }
+
+spawn etcd "$bin/etcd" --name default --data-dir "$D/etcd" \
+	--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+	--listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+	--initial-cluster "default=http://127.0.0.1:$etcd_peer_port" --initial-cluster-state new \
+	--unsafe-no-fsync --snapshot-count 10000 --log-level warn
+wait_for etcd curl -sSf --max-time 2 "http://127.0.0.1:$etcd_port/health"
+
+spawn kube-apiserver "$bin/kube-apiserver" \
+	--etcd-servers "http://127.0.0.1:$etcd_port" \
+	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+	--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+	--client-ca-file "$pki/ca.crt" \
+	--authorization-mode Node,RBAC \
+	--enable-admission-plugins NodeRestriction \
+	--service-account-issuer https://kubernetes.default.svc.cluster.local \
+	--service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+	--api-audiences https://kubernetes.default.svc.cluster.local \
+	--service-cluster-ip-range "$svc_cidr" \
+	--enable-aggregator-routing=true \
+	--profiling=false --v=1
+wait_for "kube-apiserver /readyz" api /readyz
+
+spawn kube-controller-manager "$bin/kube-controller-manager" \
+	--kubeconfig "$pki/kcm.kubeconfig" \
+	--authentication-kubeconfig "$pki/kcm.kubeconfig" --authorization-kubeconfig "$pki/kcm.kubeconfig" \
+	--bind-address 127.0.0.1 --secure-port "$kcm_port" \
+	--leader-elect=false --use-service-account-credentials=true \
+	--controllers deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller,root-ca-certificate-publisher-controller,disruption-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller,pod-garbage-collector-controller,resourcequota-controller,clusterrole-aggregation-controller,service-cidr-controller,validatingadmissionpolicy-status-controller \
+	--service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+	--cluster-name "$(basename "$D")" --profiling=false --v=1
+
+spawn localkubelet "$bin/localkubelet" --kubeconfig "$pki/localkubelet.kubeconfig" --node-name local \
+	--state-dir "$D/kubelet" --pod-ip-prefix "$podnet" --api-host 127.0.0.1 --api-port "$api_port" \
+	--poolkeeper-bin "${POOLKEEPER_BIN:-$repo/build/poolkeeper}" --kubelet-version "$k8s_version"
+
+wait_for "kube-controller-manager /healthz" curl -sSf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$kcm_port/healthz"
+wait_for "node local" api /api/v1/nodes/local
+wait_for "serviceaccount default/default" api /api/v1/namespaces/default/serviceaccounts/default
+wait_for "configmap default/kube-root-ca.crt" api /api/v1/namespaces/default/configmaps/kube-root-ca.crt
+
+cat > "$D/env" <<EOF
+export KUBECONFIG=$D/kubeconfig
+CLUSTER_DIR=$D
+API_SERVER=https://127.0.0.1:$api_port
+API_PORT=$api_port
+ETCD_PORT=$etcd_port
+KCM_PORT=$kcm_port
+POD_IP_PREFIX=$podnet
+K8S_VERSION=$k8s_version
+EOF
+ok=1
+printf 'up.sh: cluster %s ready in %.1fs: API https://127.0.0.1:%s, pods on %s.x.y, KUBECONFIG=%s/kubeconfig\n' \
+	"$D" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')" "$api_port" "$podnet" "$D" >&2
