@@ -46,4 +46,16 @@ std::string ConfigHash(std::string_view ini, std::string_view credentials_revisi
   return internal::Sha256Hex(input);
 }
 
+std::string AppliedHash(const nlohmann::json& object) { return internal::Sha256Hex(object.dump()); }
+
+std::string PodSelector(const api::ConnectionPool& pool) {
+  const nlohmann::json labels = internal::SelectorLabels(pool);  // items() must not outlive it
+  std::string selector;
+  for (const auto& [key, value] : labels.items()) {
+    if (!selector.empty()) selector += ",";
+    selector += key + "=" + value.get<std::string>();
+  }
+  return selector;
+}
+
 }  // namespace poolkeeper::render

@@ -48,6 +48,13 @@ struct OwnedObjects {
 // a password in a readable annotation would be a guessing oracle.
 std::string ConfigHash(std::string_view ini, std::string_view credentials_revision);
 
+// sha256 hex of an object's JSON; the operator stamps it on what it applies
+// (kAppliedHashAnnotation) and skips the write while the stored object carries the same hash.
+inline constexpr char kAppliedHashAnnotation[] = "poolkeeper.io/applied-hash";
+std::string AppliedHash(const nlohmann::json& object);
+// "key=value,..." of the labels that select the pool's pods (for the scale subresource).
+std::string PodSelector(const api::ConnectionPool& pool);
+
 // `credentials_revision` changes whenever a password changes (the operator passes the referenced
 // Secrets' resourceVersions) so pods roll on rotation without putting a hash of a password
 // anywhere readable.

@@ -1,0 +1,196 @@
+#include "controller/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "api/parse.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+using nlohmann::json;
+
+json PoolJson(const std::string& name, int instances, int pool_size, const std::string& created) {
+  return json::parse(R"({
+    "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
+    "metadata": {"name": ")" +
+                     name + R"(", "namespace": "shop", "uid": "uid-)" + name + R"(",
+                 "generation": 3, "creationTimestamp": ")" +
+                     created + R"("},
+    "spec": {
+      "server": {"host": "db.shop", "maxConnections": 40, "overhead": 2},
+      "pooler": {"instances": )" +
+                     std::to_string(instances) + R"(, "pgbouncerVersion": "1.18",
+                 "image": "pgbouncer:1.18.0", "defaultPoolSize": )" +
+                     std::to_string(pool_size) + R"(},
+      "databases": [{"name": "orders", "maxDbConnections": )" +
+                     std::to_string(pool_size) + R"(}],
+      "users": [{"name": "app", "passwordSecretRef": {"name": "app-db"}}]}})");
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    secrets_.secrets[{"shop", "app-db"}] = {"shop", "app-db", "7", {{"password", "s3cret"}}};
+  }
+
+  PoolInputs Inputs(const json& pool) {
+    PoolInputs in;
+    in.pool = pool;
+    auto parsed = api::ParseConnectionPool(pool);
+    if (parsed) in.server_pools.push_back(*parsed);
+    in.secrets = &secrets_;
+    in.owned = owned_;
+    in.now = "2026-11-23T10:00:00Z";
+    return in;
+  }
+
+  // Stores what a reconcile wrote, as the API server (and then the cache) would hold it.
+  void Store(json& pool, const ReconcileResult& result, int64_t ready) {
+    for (const auto& object : result.apply) owned_[object["kind"]] = object;
+    for (const auto& kind : result.delete_kinds) owned_.erase(kind);
+    if (owned_.contains("Deployment")) {
+      int64_t replicas = owned_["Deployment"]["spec"]["replicas"];
+      owned_["Deployment"]["metadata"]["generation"] = 1;
+      owned_["Deployment"]["status"] = {{"observedGeneration", 1},
+                                        {"replicas", replicas},
+                                        {"updatedReplicas", replicas},
+                                        {"readyReplicas", ready},
+                                        {"availableReplicas", ready}};
+    }
+    if (result.status) pool["status"] = *result.status;
+  }
+
+  static std::string Condition(const json& status, const std::string& type, const char* field) {
+    for (const auto& c : status["conditions"]) {
+      if (c["type"] == type) return c[field];
+    }
+    return "";
+  }
+
+  api::Manifests secrets_;
+  std::map<std::string, json> owned_;
+};
+
+TEST_F(ReconcilerTest, CreatesEveryOwnedObjectAndReportsTheBudget) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  ReconcileResult result = Reconcile(Inputs(pool));
+  std::vector<std::string> kinds;
+  for (const auto& o : result.apply) kinds.push_back(o["kind"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"ConfigMap", "Secret", "Service",
+                                             "PodDisruptionBudget", "Deployment"}));
+  ASSERT_TRUE(result.status);
+  const json& status = *result.status;
+  EXPECT_EQ(status["observedGeneration"], 3);
+  EXPECT_EQ(status["budget"]["usable"], 35);
+  EXPECT_EQ(status["budget"]["worstCase"], 30);
+  EXPECT_EQ(status["selector"], "app.kubernetes.io/name=pgbouncer,poolkeeper.io/pool=orders");
+  EXPECT_EQ(Condition(status, "BudgetExceeded", "status"), "False");
+  EXPECT_EQ(Condition(status, "Ready", "status"), "False");
+  EXPECT_EQ(Condition(status, "Progressing", "status"), "True");
+  EXPECT_TRUE(result.blocked_reason.empty());
+}
+
+TEST_F(ReconcilerTest, SteadyStateWritesNothing) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  Store(pool, Reconcile(Inputs(pool)), 2);
+  ReconcileResult second = Reconcile(Inputs(pool));  // rollout finished: Ready flips
+  ASSERT_TRUE(second.status);
+  EXPECT_TRUE(second.apply.empty());
+  Store(pool, second, 2);
+  EXPECT_EQ(Condition(pool["status"], "Ready", "status"), "True");
+  ReconcileResult third = Reconcile(Inputs(pool));
+  EXPECT_TRUE(third.apply.empty());
+  EXPECT_TRUE(third.delete_kinds.empty());
+  EXPECT_FALSE(third.status) << third.status->dump();
+  EXPECT_TRUE(third.events.empty());
+}
+
+TEST_F(ReconcilerTest, OverrunUnderEnforceKeepsTheRunningConfiguration) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  Store(pool, Reconcile(Inputs(pool)), 2);
+  json deployment_before = owned_["Deployment"];
+  pool["spec"]["pooler"]["defaultPoolSize"] = 20;  // (2 + 1) x 20 = 60 > 35
+  pool["spec"]["databases"][0]["maxDbConnections"] = 20;
+  pool["metadata"]["generation"] = 4;
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_TRUE(result.apply.empty()) << "nothing of the overrunning plan may be applied";
+  ASSERT_TRUE(result.status);
+  EXPECT_EQ(Condition(*result.status, "BudgetExceeded", "status"), "True");
+  EXPECT_NE(Condition(*result.status, "BudgetExceeded", "message").find("60"), std::string::npos);
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "BudgetExceeded");
+  EXPECT_EQ(Condition(*result.status, "Ready", "status"), "False");
+  ASSERT_FALSE(result.events.empty());
+  EXPECT_EQ(result.events[0].type, "Warning");
+  EXPECT_EQ(owned_["Deployment"], deployment_before);
+}
+
+TEST_F(ReconcilerTest, LaterPoolOnTheSameServerWaitsForBudget) {
+  json first = PoolJson("first", 2, 10, "2026-01-01T00:00:00Z");
+  json second = PoolJson("second", 2, 10, "2026-01-02T00:00:00Z");
+  PoolInputs in = Inputs(second);
+  in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
+  ReconcileResult blocked = Reconcile(in);
+  EXPECT_TRUE(blocked.apply.empty());
+  EXPECT_EQ(Condition(*blocked.status, "BudgetExceeded", "status"), "True");
+  ReconcileResult admitted = Reconcile(Inputs(second));  // the first pool was deleted
+  EXPECT_FALSE(admitted.apply.empty());
+  EXPECT_EQ(Condition(*admitted.status, "BudgetExceeded", "status"), "False");
+}
+
+TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
+  secrets_.secrets.clear();
+  ReconcileResult result = Reconcile(Inputs(PoolJson("orders", 1, 10, "t")));
+  EXPECT_TRUE(result.apply.empty());
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "SecretNotFound");
+  EXPECT_NE(
+      Condition(*result.status, "Degraded", "message").find("spec.users[0].passwordSecretRef"),
+      std::string::npos);
+}
+
+TEST_F(ReconcilerTest, InvalidSpecNamesTheField) {
+  json pool = PoolJson("orders", 1, 10, "t");
+  pool["spec"]["pooler"]["parameters"] = {{"logfile", "/tmp/x"}};
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_TRUE(result.apply.empty());
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "InvalidSpec");
+  EXPECT_NE(Condition(*result.status, "Degraded", "message").find("spec.pooler.parameters.logfile"),
+            std::string::npos);
+}
+
+TEST_F(ReconcilerTest, PasswordRotationRollsThePodsWithoutLeakingThePassword) {
+  json pool = PoolJson("orders", 1, 10, "t");
+  Store(pool, Reconcile(Inputs(pool)), 1);
+  std::string hash_before = pool["status"]["configHash"];
+  secrets_.secrets[{"shop", "app-db"}] = {"shop", "app-db", "8", {{"password", "n3w"}}};
+  ReconcileResult result = Reconcile(Inputs(pool));
+  std::vector<std::string> kinds;
+  for (const auto& o : result.apply) kinds.push_back(o["kind"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"Secret", "Deployment"}));
+  EXPECT_NE((*result.status)["configHash"], hash_before);
+  EXPECT_EQ(result.status->dump().find("n3w"), std::string::npos);
+  for (const auto& e : result.events) EXPECT_EQ(e.message.find("n3w"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, ScalingToOneInstanceDropsTheDisruptionBudget) {
+  json pool = PoolJson("orders", 2, 10, "t");
+  Store(pool, Reconcile(Inputs(pool)), 2);
+  pool["spec"]["pooler"]["instances"] = 1;
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_EQ(result.delete_kinds, std::vector<std::string>{"PodDisruptionBudget"});
+}
+
+TEST_F(ReconcilerTest, TransitionTimeMovesOnlyWhenAConditionChanges) {
+  json pool = PoolJson("orders", 1, 10, "t");
+  Store(pool, Reconcile(Inputs(pool)), 0);
+  std::string budget_time = Condition(pool["status"], "BudgetExceeded", "lastTransitionTime");
+  PoolInputs later = Inputs(pool);
+  later.now = "2026-11-23T11:00:00Z";
+  ReconcileResult result = Reconcile(later);
+  json status = result.status ? *result.status : pool["status"];
+  EXPECT_EQ(Condition(status, "BudgetExceeded", "lastTransitionTime"), budget_time);
+}
+
+}  // namespace
+}  // namespace poolkeeper::controller
