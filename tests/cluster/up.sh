@@ -71,7 +71,7 @@ done
 echo "$podnet" > "$D/podnet"
 
 # --- ports ---
-read -r etcd_port etcd_peer_port api_port kcm_port < <("$bin/localkubelet" free-ports 4 | tr '\n' ' ')
+read -r etcd_port etcd_peer_port api_port kcm_port <<< "$("$bin/localkubelet" free-ports 4 | tr "\n" " ")"
 
 # --- PKI: a CA per cluster, EC P-256 keys ---
 pki="$D/pki"
@@ -101,6 +101,11 @@ subjectAltName=IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernet
 cert admin "/O=system:masters/CN=poolkeeper-admin" "$client_ext"
 cert kcm "/CN=system:kube-controller-manager" "$client_ext"
 cert localkubelet "/O=system:masters/CN=system:localkubelet" "$client_ext"
+# kube-controller-manager serves /healthz over TLS; without a certificate from our CA it would self-sign.
+cert kcm-serving "/CN=kube-controller-manager" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
 key "$pki/sa.key"
 ossl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
 
@@ -166,6 +171,7 @@ spawn kube-apiserver "$bin/kube-apiserver" \
 	--api-audiences https://kubernetes.default.svc.cluster.local \
 	--service-cluster-ip-range "$svc_cidr" \
 	--enable-aggregator-routing=true \
+	--endpoint-reconciler-type none \
 	--profiling=false --v=1
 wait_for "kube-apiserver /readyz" api /readyz
 
@@ -173,6 +179,7 @@ spawn kube-controller-manager "$bin/kube-controller-manager" \
 	--kubeconfig "$pki/kcm.kubeconfig" \
 	--authentication-kubeconfig "$pki/kcm.kubeconfig" --authorization-kubeconfig "$pki/kcm.kubeconfig" \
 	--bind-address 127.0.0.1 --secure-port "$kcm_port" \
+	--tls-cert-file "$pki/kcm-serving.crt" --tls-private-key-file "$pki/kcm-serving.key" \
 	--leader-elect=false --use-service-account-credentials=true \
 	--controllers deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller,root-ca-certificate-publisher-controller,disruption-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller,pod-garbage-collector-controller,resourcequota-controller,clusterrole-aggregation-controller,service-cidr-controller,validatingadmissionpolicy-status-controller \
 	--service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
