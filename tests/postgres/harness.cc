@@ -53,6 +53,12 @@ std::string ConnInfoValue(const std::string& value) {
   return quoted + "'";
 }
 
+constexpr int kStartAttempts = 3;
+
+bool PortWasTaken(const std::string& log) {
+  return log.find("Address already in use") != std::string::npos;
+}
+
 void ChownToServiceUser(const std::string& path) {
   RunAs who = RunAs::ServiceUser();
   if (who.drop_privileges && ::chown(path.c_str(), who.uid, who.gid) != 0) {
@@ -358,26 +364,30 @@ Outcome<std::unique_ptr<PostgresServer>> PostgresServer::Start(const Options& op
       dir.path() + "/initdb.log", 120s);
   if (!init) return std::unexpected(init.error());
 
-  server->port_ = FreeLoopbackPort();
-  auto process = ChildProcess::Spawn(
-      {bin + "/postgres", "-D", data, "-p", std::to_string(server->port_), "-k", sockets, "-c",
-       "listen_addresses=127.0.0.1", "-c",
-       fmt::format("max_connections={}", options.max_connections), "-c",
-       fmt::format("superuser_reserved_connections={}", options.superuser_reserved_connections),
-       "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"},
-      dir.path() + "/postgres.log", SIGINT);
-  if (!process) return std::unexpected(process.error());
-  server->process_ = std::move(*process);
+  // The port was free when the kernel picked it, but another test run may take it before the
+  // server binds it: then the server exits saying so, and it gets another port.
+  for (int attempt = 1;; ++attempt) {
+    server->port_ = FreeLoopbackPort();
+    auto process = ChildProcess::Spawn(
+        {bin + "/postgres", "-D", data, "-p", std::to_string(server->port_), "-k", sockets, "-c",
+         "listen_addresses=127.0.0.1", "-c",
+         fmt::format("max_connections={}", options.max_connections), "-c",
+         fmt::format("superuser_reserved_connections={}", options.superuser_reserved_connections),
+         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"},
+        dir.path() + "/postgres.log", SIGINT);
+    if (!process) return std::unexpected(process.error());
+    server->process_ = std::move(*process);
 
-  // What `pg_ctl -w` waits for: the server answers (PQping says OK even before authentication).
-  std::string ping = LoopbackConnInfo(server->port_, "postgres", kSuperuser, "");
-  bool ready = WaitFor(
-      [&] { return !server->process_->Running() || PQping(ping.c_str()) == PQPING_OK; }, 60s);
-  if (!ready || !server->process_->Running()) {
-    return std::unexpected(fmt::format("postgres did not start on port {}:\n{}", server->port_,
-                                       server->process_->LogTail()));
+    // What `pg_ctl -w` waits for: the server answers (PQping says OK even before authentication).
+    std::string ping = LoopbackConnInfo(server->port_, "postgres", kSuperuser, "");
+    bool ready = WaitFor(
+        [&] { return !server->process_->Running() || PQping(ping.c_str()) == PQPING_OK; }, 60s);
+    if (ready && server->process_->Running()) return server;
+    std::string log = server->process_->LogTail();
+    if (attempt < kStartAttempts && PortWasTaken(log)) continue;
+    return std::unexpected(
+        fmt::format("postgres did not start on port {}:\n{}", server->port_, log));
   }
-  return server;
 }
 
 std::string PostgresServer::SuperuserConnInfo(const std::string& dbname) const {
@@ -448,30 +458,36 @@ Outcome<std::unique_ptr<PgBouncer>> PgBouncer::Start(
   std::unique_ptr<PgBouncer> bouncer(new PgBouncer());
   bouncer->dir_ = std::make_unique<TempDir>("pgbouncer");
   const TempDir& dir = *bouncer->dir_;
-  bouncer->port_ = FreeLoopbackPort();
   std::string auth_file = dir.WriteFile("userlist.txt", userlist, 0600);
-  bouncer->ini_ =
-      OverridePgBouncerSettings(rendered_ini, {
-                                                  {"listen_addr", "127.0.0.1"},
-                                                  {"listen_port", std::to_string(bouncer->port_)},
-                                                  {"auth_file", auth_file},
-                                                  {"unix_socket_dir", dir.path()},
-                                              });
-  if (!extra.empty()) bouncer->ini_ = OverridePgBouncerSettings(bouncer->ini_, extra);
-  std::string ini_path = dir.WriteFile("pgbouncer.ini", bouncer->ini_, 0600);
+  for (int attempt = 1;; ++attempt) {  // another port when it was taken meanwhile, as for postgres
+    bouncer->port_ = FreeLoopbackPort();
+    bouncer->ini_ =
+        OverridePgBouncerSettings(rendered_ini, {
+                                                    {"listen_addr", "127.0.0.1"},
+                                                    {"listen_port", std::to_string(bouncer->port_)},
+                                                    {"auth_file", auth_file},
+                                                    {"unix_socket_dir", dir.path()},
+                                                });
+    if (!extra.empty()) bouncer->ini_ = OverridePgBouncerSettings(bouncer->ini_, extra);
+    std::string ini_path = dir.WriteFile("pgbouncer.ini", bouncer->ini_, 0600);
 
-  auto process =
-      ChildProcess::Spawn({kPgBouncerBinary, ini_path}, dir.path() + "/pgbouncer.log", SIGTERM);
-  if (!process) return std::unexpected(process.error());
-  bouncer->process_ = std::move(*process);
-  bool ready = WaitFor(
-      [&] { return !bouncer->process_->Running() || AcceptsConnections(bouncer->port_); }, 15s);
-  if (!ready || !bouncer->process_->Running()) {
+    auto process =
+        ChildProcess::Spawn({kPgBouncerBinary, ini_path}, dir.path() + "/pgbouncer.log", SIGTERM);
+    if (!process) return std::unexpected(process.error());
+    bouncer->process_ = std::move(*process);
+    // Ready once it says it is up (so the listener on the port is this process, not whoever might
+    // have taken the port meanwhile) and accepts a connection.
+    auto up = [&] {
+      return bouncer->process_->LogTail(100000).find("process up:") != std::string::npos &&
+             AcceptsConnections(bouncer->port_);
+    };
+    bool ready = WaitFor([&] { return !bouncer->process_->Running() || up(); }, 15s);
+    if (ready && bouncer->process_->Running()) return bouncer;
+    std::string log = bouncer->process_->LogTail();
+    if (attempt < kStartAttempts && PortWasTaken(log)) continue;
     return std::unexpected(fmt::format("pgbouncer did not start on port {}:\n{}\n--- ini:\n{}",
-                                       bouncer->port_, bouncer->process_->LogTail(),
-                                       bouncer->ini_));
+                                       bouncer->port_, log, bouncer->ini_));
   }
-  return bouncer;
 }
 
 }  // namespace poolkeeper::pgtest

@@ -5,9 +5,11 @@
 // those files (only the listen address, port and file paths are rewritten for loopback).
 #include <gtest/gtest.h>
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <latch>
 #include <mutex>
 #include <thread>
@@ -342,42 +344,93 @@ Outcome<LoadSetup> PrepareLoad() {
   return setup;
 }
 
-// The number of client backends the server has for anyone but the superuser (whose connections,
-// like the sampler's own, are outside the pool), sampled as fast as the server answers.
-class BackendSampler {
+// The largest value a probe returned, probed from its own thread as fast as it answers until
+// Finish(). The probe owns whatever connections it needs.
+class MaxSampler {
  public:
-  explicit BackendSampler(PgConnection connection)
-      : connection_(std::move(connection)), thread_([this] { Run(); }) {}
-  ~BackendSampler() { Finish(); }
+  using Probe = std::function<Outcome<int64_t>()>;
+  explicit MaxSampler(Probe probe) : probe_(std::move(probe)), thread_([this] { Run(); }) {}
+  ~MaxSampler() { Finish(); }
   void Finish() {
     done_ = true;
     if (thread_.joinable()) thread_.join();
   }
   int64_t max() const { return max_; }
   int64_t samples() const { return samples_; }
-  const std::string& error() const { return error_; }
+  const std::string& error() const { return error_; }  // read after Finish()
 
  private:
   void Run() {
     while (!done_) {
-      auto count = connection_.QueryValue(
-          "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-          "AND pid <> pg_backend_pid() AND usename IS DISTINCT FROM 'postgres'");
-      if (!count) {
-        error_ = count.error();
+      auto value = probe_();
+      if (!value) {
+        error_ = value.error();
         return;
       }
-      max_ = std::max<int64_t>(max_, std::stoll(*count));
+      max_ = std::max<int64_t>(max_, *value);
       ++samples_;
     }
   }
-  PgConnection connection_;
+  Probe probe_;
   std::atomic<bool> done_ = false;
   std::atomic<int64_t> max_ = 0;
   std::atomic<int64_t> samples_ = 0;
   std::string error_;
   std::thread thread_;  // last: starts once the members above exist
 };
+
+// The server's view: its client backends for anyone but the superuser (whose connections, like
+// this probe's own, are outside the pool).
+MaxSampler::Probe ServerBackends(PgConnection connection) {
+  auto shared = std::make_shared<PgConnection>(std::move(connection));
+  return [shared]() -> Outcome<int64_t> {
+    auto count = shared->QueryValue(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid() AND usename IS DISTINCT FROM 'postgres'");
+    if (!count) return std::unexpected(count.error());
+    return std::stoll(*count);
+  };
+}
+
+// The poolers' view: the server connections every pgbouncer holds (SHOW POOLS: active, idle,
+// used, tested and logging in), summed over the instances. `per_instance_max` keeps each
+// instance's own maximum.
+MaxSampler::Probe PoolerServerConnections(std::vector<PgConnection> consoles,
+                                          std::shared_ptr<std::vector<int64_t>> per_instance_max) {
+  auto shared = std::make_shared<std::vector<PgConnection>>(std::move(consoles));
+  per_instance_max->assign(shared->size(), 0);
+  return [shared, per_instance_max]() -> Outcome<int64_t> {
+    int64_t total = 0;
+    for (size_t i = 0; i < shared->size(); ++i) {
+      auto rows = (*shared)[i].QueryWithHeader("SHOW POOLS");
+      if (!rows) return std::unexpected(rows.error());
+      const std::vector<std::string>& header = rows->front();
+      int64_t held = 0;
+      for (size_t r = 1; r < rows->size(); ++r) {
+        if ((*rows)[r][0] == "pgbouncer") continue;  // the admin console has no server side
+        for (size_t c = 0; c < header.size(); ++c) {
+          if (header[c].starts_with("sv_")) held += std::stoll((*rows)[r][c]);
+        }
+      }
+      (*per_instance_max)[i] = std::max((*per_instance_max)[i], held);
+      total += held;
+    }
+    return total;
+  };
+}
+
+// How many server connections a pgbouncer closed to open one for another pool (its log says
+// "closing because: evicted"): PgBouncer does this when a database or user is at its cap and a
+// client of another pool of that database waits.
+int64_t Evictions(const PgBouncer& bouncer) {
+  std::string log = bouncer.LogTail(std::string::npos);
+  int64_t count = 0;
+  for (size_t at = log.find("closing because: evicted"); at != std::string::npos;
+       at = log.find("closing because: evicted", at + 1)) {
+    ++count;
+  }
+  return count;
+}
 
 // What happened to a batch of concurrent clients.
 struct ClientOutcomes {
@@ -390,6 +443,12 @@ struct ClientOutcomes {
   }
 };
 
+// Sampled from both sides at once. What PgBouncer holds is bounded exactly by the plan. What the
+// server sees can exceed that for a moment: when a database or user is at its cap and a client of
+// another of its pools waits, PgBouncer evicts an idle server connection and opens a new one at
+// once, and the evicted backend exits asynchronously (it keeps its slot until it is gone). So the
+// server's count is allowed one replacement in flight per pgbouncer process on top of the plan,
+// and the server must never have refused the poolers a connection.
 TEST_F(PostgresTier, ServerNeverSeesMoreThanThePlan) {
   auto setup = PrepareLoad();
   ASSERT_TRUE(setup) << setup.error();
@@ -401,16 +460,25 @@ TEST_F(PostgresTier, ServerNeverSeesMoreThanThePlan) {
       << "the declared sizes should need derived caps";
 
   // One pgbouncer per instance the plan counts (instances + surge), as the pods would run.
+  // stats_users lets the sampler read SHOW POOLS; it does not change what the pooler opens.
+  const std::string observer = setup->pool.spec.users.front().name;
   std::vector<std::unique_ptr<PgBouncer>> bouncers;
+  std::vector<PgConnection> consoles;
   for (int i = 0; i < plan.instances + plan.max_surge; ++i) {
-    auto bouncer = PgBouncer::Start(rendered->ini, rendered->userlist);
+    auto bouncer = PgBouncer::Start(rendered->ini, rendered->userlist, {{"stats_users", observer}});
     ASSERT_TRUE(bouncer) << bouncer.error();
+    auto console = PgConnection::Connect(
+        (*bouncer)->ConnInfo("pgbouncer", observer, setup->passwords.at(observer)));
+    ASSERT_TRUE(console) << console.error();
     bouncers.push_back(std::move(*bouncer));
+    consoles.push_back(std::move(*console));
   }
 
-  auto sampler_connection = setup->server->ConnectAsSuperuser();
-  ASSERT_TRUE(sampler_connection) << sampler_connection.error();
-  BackendSampler sampler(std::move(*sampler_connection));
+  auto superuser = setup->server->ConnectAsSuperuser();
+  ASSERT_TRUE(superuser) << superuser.error();
+  MaxSampler server_view(ServerBackends(std::move(*superuser)));
+  auto per_instance_max = std::make_shared<std::vector<int64_t>>();
+  MaxSampler pooler_view(PoolerServerConnections(std::move(consoles), per_instance_max));
 
   // Every client connects, then all start their transactions together.
   constexpr int kTransactions = 10;
@@ -433,23 +501,40 @@ TEST_F(PostgresTier, ServerNeverSeesMoreThanThePlan) {
     });
   }
   clients.clear();  // joins
-  sampler.Finish();
+  server_view.Finish();
+  pooler_view.Finish();
+  ASSERT_TRUE(server_view.error().empty()) << server_view.error();
+  ASSERT_TRUE(pooler_view.error().empty()) << pooler_view.error();
 
-  ASSERT_TRUE(sampler.error().empty()) << sampler.error();
+  const int64_t processes = static_cast<int64_t>(bouncers.size());
+  int64_t evictions = 0;
+  for (const auto& bouncer : bouncers) evictions += Evictions(*bouncer);
   fmt::print(
-      "[ server ] max_connections {} usable {}; plan per instance {} x {} instances = {}; "
-      "max client backends sampled {} ({} samples)\n",
-      LoadSetup::kMaxConnections, rendered->usable, plan.per_instance,
-      plan.instances + plan.max_surge, plan.worst_case, sampler.max(), sampler.samples());
+      "[ budget ] max_connections {}, usable {}; plan {} per instance x {} = {}\n"
+      "[ budget ] max held by the poolers {} ({} samples; per instance {}), max client backends "
+      "on the server {} ({} samples); {} evictions\n",
+      LoadSetup::kMaxConnections, rendered->usable, plan.per_instance, processes, plan.worst_case,
+      pooler_view.max(), pooler_view.samples(), fmt::join(*per_instance_max, "/"),
+      server_view.max(), server_view.samples(), evictions);
   RecordProperty("plan_worst_case", std::to_string(plan.worst_case));
-  RecordProperty("max_sampled_backends", std::to_string(sampler.max()));
+  RecordProperty("max_held_by_poolers", std::to_string(pooler_view.max()));
+  RecordProperty("max_server_backends", std::to_string(server_view.max()));
+
   EXPECT_TRUE(outcomes.errors.empty())
       << outcomes.errors.size() << " clients failed, e.g.: " << outcomes.errors.front();
   EXPECT_EQ(outcomes.completed, LoadSetup::kClients);
-  EXPECT_LE(sampler.max(), plan.worst_case);
+  EXPECT_LE(pooler_view.max(), plan.worst_case);
+  for (int64_t held : *per_instance_max) EXPECT_LE(held, plan.per_instance);
+  EXPECT_LE(server_view.max(), plan.worst_case + std::min(evictions, processes));
   // The load was real: both instances had server connections open at once.
-  EXPECT_GT(sampler.max(), plan.per_instance);
-  for (auto& bouncer : bouncers) EXPECT_TRUE(bouncer->Running()) << bouncer->LogTail();
+  EXPECT_GT(pooler_view.max(), plan.per_instance);
+  for (auto& bouncer : bouncers) {
+    EXPECT_TRUE(bouncer->Running()) << bouncer->LogTail();
+    // The server never refused the pooler a connection.
+    std::string log = bouncer->LogTail(std::string::npos);
+    EXPECT_EQ(log.find("too many clients"), std::string::npos);
+    EXPECT_EQ(log.find("remaining connection slots"), std::string::npos);
+  }
 }
 
 TEST_F(PostgresTier, DirectClientsHitTooManyClients) {
