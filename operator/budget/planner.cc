@@ -84,7 +84,8 @@ int64_t ClientDemand(const api::ConnectionPool& pool) {
 }
 
 // Sizes one pool against its server's ledger and charges it.
-PoolPlan PlanPool(const api::ConnectionPool& pool, ServerPlan& server) {
+PoolPlan PlanPool(const api::ConnectionPool& pool, const RunningWorstCase& running,
+                  ServerPlan& server) {
   const api::PoolerSpec& pooler = pool.spec.pooler;
   PoolPlan plan;
   plan.namespace_ = pool.metadata.namespace_;
@@ -114,10 +115,14 @@ PoolPlan PlanPool(const api::ConnectionPool& pool, ServerPlan& server) {
       break;
     case SizingOutcome::kExceeded:
       plan.verdict = Verdict::kBudgetExceeded;
-      // Enforce: the pool is not rolled out (the last good configuration keeps running, and was
-      // charged when it was planned), so it takes nothing from the pools after it. Warn: it runs
-      // anyway, so it is charged what it can open, and later pools see the truth.
-      plan.allocated = pool.spec.budget_policy == api::BudgetPolicy::kWarn ? plan.worst_case : 0;
+      // Enforce: the pool is not rolled out, so it is charged what its last good configuration
+      // (still running) can open, and nothing when none runs. Warn: it runs anyway, so it is
+      // charged what it can open, and later pools see the truth.
+      if (pool.spec.budget_policy == api::BudgetPolicy::kWarn) {
+        plan.allocated = plan.worst_case;
+      } else if (auto it = running.find(PoolName(pool)); it != running.end()) {
+        plan.allocated = it->second;
+      }
       plan.findings.push_back(BudgetExceededFinding(pool, plan, sizing, ledger));
       server.verdict = Verdict::kBudgetExceeded;
       break;
@@ -131,7 +136,8 @@ PoolPlan PlanPool(const api::ConnectionPool& pool, ServerPlan& server) {
 
 }  // namespace
 
-Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools) {
+Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools,
+                       const RunningWorstCase& running) {
   std::vector<FieldIssue> issues;
   std::string message;
   CheckServerLimits(pools, issues, message);
@@ -144,7 +150,7 @@ Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools) {
   for (const api::ConnectionPool& pool : pools) {
     auto [it, inserted] = index.try_emplace(pool.spec.server.Key(), plan.servers.size());
     if (inserted) plan.servers.push_back(NewServerPlan(pool.spec.server));
-    plan.pools.push_back(PlanPool(pool, plan.servers[it->second]));
+    plan.pools.push_back(PlanPool(pool, running, plan.servers[it->second]));
   }
   return plan;
 }

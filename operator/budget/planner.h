@@ -6,7 +6,9 @@
 // Pools that share a server are charged in ledger order; a pool never takes from those before it.
 #pragma once
 
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "api/connection_pool.h"
@@ -21,8 +23,14 @@ namespace poolkeeper::budget {
 int64_t MaxServerConnectionsPerInstance(const api::ConnectionPool& pool,
                                         const std::vector<std::optional<int>>& db_caps = {});
 
+// What the configuration each pool runs now can open, by "namespace/name": in a cluster a pool
+// refused under Enforce keeps its last good configuration running, so the ledger must keep
+// charging it (offline nothing runs, and the map is empty).
+using RunningWorstCase = std::map<std::string, int64_t>;
+
 // Plans every pool, in ledger order (file order offline, creation time in a cluster). Fails with
 // kInvalid, naming the field, when two pools declare different limits for the same server.
-Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools);
+Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools,
+                       const RunningWorstCase& running = {});
 
 }  // namespace poolkeeper::budget

@@ -68,6 +68,21 @@ void SortLedger(std::vector<api::ConnectionPool>& pools) {
   });
 }
 
+std::optional<int64_t> PlannedConnections(const json& deployment) {
+  const json* value = nullptr;
+  auto pointer =
+      json::json_pointer("/metadata/annotations") / render::kPlannedConnectionsAnnotation;
+  if (deployment.contains(pointer)) value = &deployment[pointer];
+  if (!value || !value->is_string()) return std::nullopt;
+  try {
+    size_t used = 0;
+    int64_t n = std::stoll(value->get<std::string>(), &used);
+    if (used == value->get<std::string>().size() && n >= 0) return n;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
 ReconcileResult Reconcile(const PoolInputs& in) {
   ReconcileResult result;
   const json stored_status = in.pool.value("status", json::object());
@@ -89,7 +104,7 @@ ReconcileResult Reconcile(const PoolInputs& in) {
   } else {
     status.instances = pool->spec.pooler.instances;
     status.selector = render::PodSelector(*pool);
-    auto plan = budget::PlanPools(in.server_pools);
+    auto plan = budget::PlanPools(in.server_pools, in.running);
     const budget::PoolPlan* mine = nullptr;
     if (plan) {
       for (const auto& p : plan->pools) {

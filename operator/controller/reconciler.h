@@ -14,6 +14,7 @@
 #include "api/connection_pool.h"
 #include "api/manifests.h"
 #include "api/status.h"
+#include "budget/planner.h"
 #include "common/error.h"
 
 namespace poolkeeper::controller {
@@ -23,6 +24,9 @@ struct PoolInputs {
   // Every valid pool that targets the same server, this one included, in ledger order
   // (creationTimestamp, then namespace/name): a pool never takes from those before it.
   std::vector<api::ConnectionPool> server_pools;
+  // What the Deployments of those pools run now (render::kPlannedConnectionsAnnotation), so a pool
+  // whose new spec is refused keeps being charged for the pods it still runs.
+  budget::RunningWorstCase running;
   const api::SecretSource* secrets = nullptr;
   // Owned objects as stored, by kind ("ConfigMap", "Secret", "Deployment", "Service",
   // "PodDisruptionBudget"); absent when not created yet.
@@ -48,6 +52,9 @@ struct ReconcileResult {
 
 // Orders pools as the ledger does: creationTimestamp, then namespace/name.
 void SortLedger(std::vector<api::ConnectionPool>& pools);
+
+// The worst case a stored Deployment runs (its kPlannedConnectionsAnnotation), if it says.
+std::optional<int64_t> PlannedConnections(const nlohmann::json& deployment);
 
 ReconcileResult Reconcile(const PoolInputs& inputs);
 

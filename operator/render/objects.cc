@@ -121,6 +121,10 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   objects.config_map = ConfigMap(pool, ini);
   objects.secret = Secret(pool, *userlist);
   objects.deployment = internal::BuildDeployment(pool, objects.config_hash);
+  // The ledger keeps charging this figure while a later spec of the pool is refused (its pods keep
+  // running this configuration), read back from the Deployment in the operator's cache.
+  objects.deployment["metadata"]["annotations"][kPlannedConnectionsAnnotation] =
+      std::to_string(plan.worst_case);
   objects.service = Service(pool);
   objects.pod_disruption_budget = PodDisruptionBudget(pool);
   return objects;

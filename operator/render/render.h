@@ -51,6 +51,8 @@ std::string ConfigHash(std::string_view ini, std::string_view credentials_revisi
 // sha256 hex of an object's JSON; the operator stamps it on what it applies
 // (kAppliedHashAnnotation) and skips the write while the stored object carries the same hash.
 inline constexpr char kAppliedHashAnnotation[] = "poolkeeper.io/applied-hash";
+// On the Deployment: the worst case (server connections) of the configuration it runs.
+inline constexpr char kPlannedConnectionsAnnotation[] = "poolkeeper.io/planned-connections";
 std::string AppliedHash(const nlohmann::json& object);
 // "key=value,..." of the labels that select the pool's pods (for the scale subresource).
 std::string PodSelector(const api::ConnectionPool& pool);

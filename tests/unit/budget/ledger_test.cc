@@ -127,6 +127,22 @@ TEST(Ledger, ExceededPoolChargesNothingUnderEnforceAndItsWorstCaseUnderWarn) {
   EXPECT_EQ(warned.servers[0].allocated, 100);
 }
 
+TEST(Ledger, RefusedPoolKeepsBeingChargedWhatItsRunningConfigurationOpens) {
+  api::ConnectionPool big = Pool("big");
+  SetDatabases(big, {{"a", 50, 0, 50}});
+  api::ConnectionPool small = Pool("small");
+  SetDatabases(small, {{"a", 5, 0, 5}});
+
+  // big's new spec is refused, but its previous configuration (30 connections) still runs: the
+  // pools after it must not be handed those connections.
+  auto plan = PlanPools({big, small}, {{"ns/big", 30}});
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->pools[0].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(plan->pools[0].allocated, 30);
+  EXPECT_EQ(plan->servers[0].allocated, 40);
+  EXPECT_EQ(plan->servers[0].headroom, plan->servers[0].usable - 40);
+}
+
 // Two uncapped databases, 3 users x 10 each: 60 per instance, 120 for 2 pods > 90. Each
 // instance gets floor(90 / 2) = 45: level 22 for both (44), then one more step for a (45).
 TEST(Ledger, DerivesCapsByWaterFillingWhatRemains) {

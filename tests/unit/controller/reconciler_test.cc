@@ -139,6 +139,29 @@ TEST_F(ReconcilerTest, LaterPoolOnTheSameServerWaitsForBudget) {
   EXPECT_EQ(Condition(*admitted.status, "BudgetExceeded", "status"), "False");
 }
 
+TEST_F(ReconcilerTest, RefusedPoolKeepsBeingChargedForThePodsItStillRuns) {
+  json first = PoolJson("first", 2, 10, "2026-01-01T00:00:00Z");
+  Store(first, Reconcile(Inputs(first)), 2);
+  std::optional<int64_t> running = PlannedConnections(owned_["Deployment"]);
+  ASSERT_EQ(running, 30);                           // (2 + 1) x 10
+  first["spec"]["pooler"]["defaultPoolSize"] = 20;  // refused: 60 > 35
+  first["spec"]["databases"][0]["maxDbConnections"] = 20;
+  json second = PoolJson("second", 1, 2, "2026-01-02T00:00:00Z");  // (1 + 1) x 2 = 4 fits in 5
+  owned_.clear();
+  PoolInputs in = Inputs(second);
+  in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
+  in.running["shop/first"] = *running;
+  EXPECT_FALSE(Reconcile(in).apply.empty());
+  second["spec"]["pooler"]["defaultPoolSize"] = 3;  // 6 > 5 once first is charged its 30
+  second["spec"]["databases"][0]["maxDbConnections"] = 3;
+  in = Inputs(second);
+  in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
+  in.running["shop/first"] = *running;
+  ReconcileResult refused = Reconcile(in);
+  EXPECT_TRUE(refused.apply.empty());
+  EXPECT_EQ(Condition(*refused.status, "BudgetExceeded", "status"), "True");
+}
+
 TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
   secrets_.secrets.clear();
   ReconcileResult result = Reconcile(Inputs(PoolJson("orders", 1, 10, "t")));
