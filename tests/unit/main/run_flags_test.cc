@@ -1,0 +1,65 @@
+#include "main/run_flags.h"
+
+#include <gtest/gtest.h>
+
+namespace poolkeeper::cli {
+namespace {
+
+TEST(RunFlags, DefaultsSuitAnInClusterOperator) {
+  auto options = ParseRunFlags({});
+  ASSERT_TRUE(options);
+  EXPECT_TRUE(options->namespaces.empty());
+  EXPECT_EQ(options->workers, 4);
+  EXPECT_EQ(options->http_address, "0.0.0.0:8080");
+  EXPECT_FALSE(options->leader_elect);
+  EXPECT_EQ(options->leader_election_id, "poolkeeper-leader");
+}
+
+TEST(RunFlags, ReadsEveryFlagInBothSpellings) {
+  auto options = ParseRunFlags({"--kubeconfig", "/k", "--namespaces=a,b,a", "--workers", "8",
+                                "--http-address=127.0.0.1:9090", "--leader-elect",
+                                "--leader-election-namespace", "ops", "--log-format=json",
+                                "--log-level", "debug", "--resync-seconds=30"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->kubeconfig, "/k");
+  EXPECT_EQ(options->namespaces, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(options->workers, 8);
+  EXPECT_EQ(options->http_address, "127.0.0.1:9090");
+  EXPECT_TRUE(options->leader_elect);
+  EXPECT_EQ(options->leader_election_namespace, "ops");
+  EXPECT_EQ(options->log_format, LogFormat::kJson);
+  EXPECT_EQ(options->log_level, "debug");
+  EXPECT_EQ(options->resync, std::chrono::seconds(30));
+}
+
+struct BadFlag {
+  std::vector<std::string> args;
+  std::string field;
+};
+
+class RunFlagsRejects : public ::testing::TestWithParam<BadFlag> {};
+
+TEST_P(RunFlagsRejects, NamingTheFlag) {
+  auto options = ParseRunFlags(GetParam().args);
+  ASSERT_FALSE(options);
+  ASSERT_EQ(options.error().fields.size(), 1u);
+  EXPECT_EQ(options.error().fields[0].field, GetParam().field);
+  EXPECT_EQ(options.error().next_step(), NextStep::kWaitForUser);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, RunFlagsRejects,
+                         ::testing::Values(BadFlag{{"--workers", "0"}, "--workers"},
+                                           BadFlag{{"--workers=lots"}, "--workers"},
+                                           BadFlag{{"--namespaces", "Shop"}, "--namespaces"},
+                                           BadFlag{{"--namespaces", "a,,b"}, "--namespaces"},
+                                           BadFlag{{"--http-address", "8080"}, "--http-address"},
+                                           BadFlag{{"--http-address", "host:99999"},
+                                                   "--http-address"},
+                                           BadFlag{{"--log-format", "xml"}, "--log-format"},
+                                           BadFlag{{"--log-level", "loud"}, "--log-level"},
+                                           BadFlag{{"--leader-elect=maybe"}, "--leader-elect"},
+                                           BadFlag{{"--kubeconfig"}, "--kubeconfig"},
+                                           BadFlag{{"--frobnicate", "1"}, "--frobnicate"}));
+
+}  // namespace
+}  // namespace poolkeeper::cli
