@@ -1,0 +1,158 @@
+// The Kubernetes API client: typed resource paths and the verbs the operator needs (get, paged
+// list, create, update, server-side apply, merge patch, delete, watch) over a Transport. It does
+// not retry: every failure comes back as an Error whose next_step() tells the caller what to do,
+// so the work queue and the informer own their backoff. Requests are counted by verb and HTTP code
+// for the metrics endpoint.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "kube/transport.h"
+
+namespace poolkeeper::kube {
+
+// A kind as the API serves it. group is empty for the core ("legacy") group under /api/v1.
+struct ResourceType {
+  std::string_view group;
+  std::string_view version;
+  std::string_view plural;
+  std::string_view kind;
+  bool namespaced = true;
+
+  std::string ApiVersion() const;  // "v1", "apps/v1"
+};
+
+namespace resources {
+inline constexpr ResourceType kConnectionPool{"poolkeeper.io", "v1alpha1", "connectionpools",
+                                              "ConnectionPool", true};
+inline constexpr ResourceType kConfigMap{"", "v1", "configmaps", "ConfigMap", true};
+inline constexpr ResourceType kSecret{"", "v1", "secrets", "Secret", true};
+inline constexpr ResourceType kService{"", "v1", "services", "Service", true};
+inline constexpr ResourceType kPod{"", "v1", "pods", "Pod", true};
+inline constexpr ResourceType kNamespace{"", "v1", "namespaces", "Namespace", false};
+inline constexpr ResourceType kCoreEvent{"", "v1", "events", "Event", true};
+inline constexpr ResourceType kEvent{"events.k8s.io", "v1", "events", "Event", true};
+inline constexpr ResourceType kDeployment{"apps", "v1", "deployments", "Deployment", true};
+inline constexpr ResourceType kPodDisruptionBudget{"policy", "v1", "poddisruptionbudgets",
+                                                   "PodDisruptionBudget", true};
+inline constexpr ResourceType kLease{"coordination.k8s.io", "v1", "leases", "Lease", true};
+}  // namespace resources
+
+// Query parameters in order; values are percent-encoded by ResourcePath.
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+// Percent-encodes everything outside RFC 3986's unreserved set (so '=', ',', '!' in selectors and
+// '/' or '+' in continue tokens survive).
+std::string UrlEncode(std::string_view text);
+
+// /api/v1/namespaces/NS/PLURAL/NAME/SUB?k=v, or /apis/GROUP/VERSION/...; an empty namespace on a
+// namespaced type means all namespaces, an empty name the collection.
+std::string ResourcePath(const ResourceType& type, std::string_view ns, std::string_view name = "",
+                         std::string_view subresource = "", const QueryParams& query = {});
+
+struct ClientOptions {
+  std::string field_manager = "poolkeeper";
+  std::chrono::seconds request_timeout{30};
+  int64_t list_page_size = 500;  // items per LIST page (limit); 0 reads everything at once
+  uint64_t jitter_seed = 0;      // 0: seeded from std::random_device
+};
+
+struct ListOptions {
+  std::string label_selector;
+  std::string field_selector;
+  std::string resource_version;  // "" = most recent (quorum read)
+};
+
+struct ListResult {
+  std::vector<nlohmann::json> items;
+  std::string resource_version;  // of the list, to start a watch from
+};
+
+struct WatchOptions {
+  std::string label_selector;
+  std::string field_selector;
+  std::string resource_version;
+  // The server ends the watch after timeoutSeconds, jittered in [timeout, 2 x timeout) so that
+  // many watches opened together do not all reconnect together (as client-go does).
+  std::chrono::seconds timeout{300};
+};
+
+struct WatchEvent {
+  std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK
+  nlohmann::json object;
+};
+
+struct DeleteOptions {
+  std::string precondition_uid;
+  std::string precondition_resource_version;
+  std::string propagation_policy;  // Foreground, Background, Orphan; "" = server default
+};
+
+// Requests by verb (get, list, create, update, apply, patch, delete, watch) and HTTP status; 0
+// when no response came.
+using RequestCountMap = std::map<std::pair<std::string, int>, uint64_t>;
+
+class Client {
+ public:
+  explicit Client(Transport& transport, ClientOptions options = {});
+
+  Result<nlohmann::json> Get(const ResourceType& type, std::string_view ns, std::string_view name);
+  // Get, MergePatch and Delete refuse an empty name (or an empty namespace on a namespaced type)
+  // with kInvalid before sending anything: either would address a collection.
+  //
+  // Every page (limit/continue) of the collection; an expired continue token is kGone.
+  Result<ListResult> List(const ResourceType& type, std::string_view ns,
+                          const ListOptions& options = {});
+  // Create, Update, Apply and ApplyStatus take the namespace and name from object.metadata.
+  Result<nlohmann::json> Create(const ResourceType& type, const nlohmann::json& object);
+  Result<nlohmann::json> Update(const ResourceType& type, const nlohmann::json& object);
+  // Server-side apply as our field manager, forcing ownership of the fields we set. apiVersion and
+  // kind are filled in when absent. The body is JSON, which is YAML.
+  Result<nlohmann::json> Apply(const ResourceType& type, const nlohmann::json& object);
+  Result<nlohmann::json> ApplyStatus(const ResourceType& type, const nlohmann::json& object);
+  Result<nlohmann::json> MergePatch(const ResourceType& type, std::string_view ns,
+                                    std::string_view name, const nlohmann::json& patch,
+                                    std::string_view subresource = "");
+  Status Delete(const ResourceType& type, std::string_view ns, std::string_view name,
+                const DeleteOptions& options = {});
+
+  // Watches until the server ends the stream (success), `on_event` returns false (success), or
+  // something fails: an ERROR event becomes its Error (410/Expired: kGone), a broken stream
+  // kUnavailable or kInvalid. BOOKMARK events are passed on: their resourceVersion is the one to
+  // resume from. Event types other than ADDED, MODIFIED, DELETED, BOOKMARK and ERROR are skipped.
+  Status Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
+               const std::function<bool(const WatchEvent&)>& on_event);
+
+  RequestCountMap RequestCounts() const;
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  Result<HttpResponse> Send(std::string_view verb, HttpRequest request);
+  Result<nlohmann::json> SendForObject(std::string_view verb, HttpRequest request);
+  Result<nlohmann::json> ApplyTo(const ResourceType& type, const nlohmann::json& object,
+                                 std::string_view subresource);
+  void Count(std::string_view verb, int status);
+  std::chrono::seconds JitteredTimeout(std::chrono::seconds base);
+
+  Transport& transport_;
+  ClientOptions options_;
+  mutable std::mutex mutex_;  // guards counts_ and random_
+  RequestCountMap counts_;
+  std::mt19937_64 random_;
+};
+
+// "namespace/name", or "name" for cluster-scoped objects: the key of caches and work queues.
+std::string ObjectKey(const nlohmann::json& object);
+
+}  // namespace poolkeeper::kube
