@@ -61,6 +61,8 @@ std::string FormatLogJson(std::string_view message, std::initializer_list<LogFie
   return line;
 }
 
+void FlushLogs() { spdlog::default_logger()->flush(); }
+
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
   std::string line = format_in_use == LogFormat::kJson ? FormatLogJson(message, fields)
                                                        : FormatLogText(message, fields);

@@ -16,6 +16,9 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 // ("debug", "info", "warn", "error"). Unknown levels fall back to info.
 void ConfigureLogging(LogFormat format, std::string_view level);
 
+// Writes out what the logger buffered (before the process ends without unwinding).
+void FlushLogs();
+
 using LogField = std::pair<std::string_view, std::string>;
 
 // One line: msg="..." key=value ... (values quoted when they need it) or
