@@ -1,0 +1,339 @@
+#include "kube/informer.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/log.h"
+
+namespace poolkeeper::kube {
+
+using nlohmann::json;
+
+namespace {
+
+std::string ResourceVersionOf(const json& object) {
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  auto version = metadata->find("resourceVersion");
+  return version != metadata->end() && version->is_string() ? version->get<std::string>() : "";
+}
+
+std::string KeyOf(std::string_view ns, std::string_view name) {
+  return ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
+}
+
+}  // namespace
+
+Informer::Informer(Client& client, const Clock& clock, InformerOptions options)
+    : client_(client), clock_(clock), options_(std::move(options)) {
+  if (!options_.type.namespaced) options_.ns.clear();
+  next_attempt_ = clock_.Now();
+}
+
+Informer::~Informer() { Stop(); }
+
+void Informer::AddHandlers(InformerHandlers handlers) { handlers_.push_back(std::move(handlers)); }
+
+void Informer::Start() {
+  std::lock_guard guard(mutex_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Informer::Stop() {
+  {
+    std::lock_guard guard(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void Informer::Run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    Clock::TimePoint now = clock_.Now();
+    if (now < next_attempt_) {
+      // Real time stands in for the clock's time here; Stop() wakes the wait early.
+      changed_.wait_for(lock, next_attempt_ - now);
+      continue;
+    }
+    lock.unlock();
+    Status status = Step();
+    if (!status) {
+      Log(LogLevel::kWarn, "informer attempt failed",
+          {{"resource", std::string(options_.type.plural)},
+           {"namespace", options_.ns},
+           {"error", status.error().message}});
+    }
+    lock.lock();
+  }
+}
+
+Status Informer::Step() {
+  bool list;
+  {
+    std::lock_guard guard(mutex_);
+    list = need_list_;
+  }
+  return list ? ListAndReplace() : WatchOnce();
+}
+
+ObjectPtr Informer::Keep(json object) const {
+  if (options_.strip_managed_fields) {
+    if (auto metadata = object.find("metadata");
+        metadata != object.end() && metadata->is_object()) {
+      metadata->erase("managedFields");
+    }
+  }
+  return std::make_shared<const json>(std::move(object));
+}
+
+Status Informer::Failed(Error error, bool reset_count) {
+  std::lock_guard guard(mutex_);
+  if (reset_count) failures_ = 0;
+  ++failures_;
+  Clock::Duration backoff = options_.initial_backoff;
+  for (int i = 1; i < failures_ && backoff < options_.max_backoff; ++i) backoff *= 2;
+  backoff = std::min(backoff, options_.max_backoff);
+  backoff = std::max<Clock::Duration>(backoff, std::chrono::seconds(error.retry_after_seconds));
+  next_attempt_ = clock_.Now() + backoff;
+  return std::unexpected(std::move(error));
+}
+
+Status Informer::ListAndReplace() {
+  auto listed = client_.List(
+      options_.type, options_.ns,
+      {.label_selector = options_.label_selector, .field_selector = options_.field_selector});
+  if (!listed) return Failed(listed.error(), false);
+
+  std::map<std::string, ObjectPtr> fresh;
+  for (json& item : listed->items) {
+    ObjectPtr object = Keep(std::move(item));
+    fresh[ObjectKey(*object)] = object;
+  }
+  std::vector<Change> changes;
+  {
+    std::lock_guard guard(mutex_);
+    for (const auto& [key, old] : store_) {
+      if (!fresh.contains(key)) changes.push_back({Change::kDelete, old, nullptr});
+    }
+    for (const auto& [key, object] : fresh) {
+      auto old = store_.find(key);
+      if (old == store_.end()) {
+        changes.push_back({Change::kAdd, nullptr, object});
+      } else if (ResourceVersionOf(*old->second) != ResourceVersionOf(*object)) {
+        changes.push_back({Change::kUpdate, old->second, object});
+      }
+    }
+    store_ = std::move(fresh);
+    resource_version_ = listed->resource_version;
+    need_list_ = false;
+    ++relists_;
+    next_attempt_ = clock_.Now();
+  }
+  Dispatch(changes);
+  {
+    // Synced only now, so a controller that waits for sync finds every initial object queued.
+    std::lock_guard guard(mutex_);
+    synced_ = true;
+  }
+  changed_.notify_all();
+  return {};
+}
+
+Status Informer::WatchOnce() {
+  WatchOptions watch{.label_selector = options_.label_selector,
+                     .field_selector = options_.field_selector,
+                     .timeout = options_.watch_timeout};
+  {
+    std::lock_guard guard(mutex_);
+    watch.resource_version = resource_version_;
+  }
+  bool worked = false;
+  Status status = client_.Watch(options_.type, options_.ns, watch, [&](const WatchEvent& event) {
+    {
+      std::lock_guard guard(mutex_);
+      if (stopping_) return false;  // a stopped informer changes nothing more
+    }
+    worked = true;
+    if (auto change = Apply(event)) Dispatch({*change});
+    return true;
+  });
+  if (!status) {
+    {
+      // Events may have been missed (expired version, broken stream): only a LIST catches up.
+      std::lock_guard guard(mutex_);
+      need_list_ = true;
+    }
+    return Failed(status.error(), worked);
+  }
+  std::lock_guard guard(mutex_);
+  failures_ = 0;
+  next_attempt_ = clock_.Now();
+  return {};
+}
+
+std::optional<Informer::Change> Informer::Apply(const WatchEvent& event) {
+  std::string version = ResourceVersionOf(event.object);
+  if (event.type == "BOOKMARK") {
+    std::lock_guard guard(mutex_);
+    if (!version.empty()) resource_version_ = version;
+    return std::nullopt;
+  }
+  ObjectPtr object = Keep(event.object);
+  std::string key = ObjectKey(*object);
+  std::lock_guard guard(mutex_);
+  if (!version.empty()) resource_version_ = version;
+  auto old = store_.find(key);
+  if (event.type == "DELETED") {
+    // The event carries the object's final state, which is what a handler wants to see.
+    if (old != store_.end()) store_.erase(old);
+    return Change{Change::kDelete, object, nullptr};
+  }
+  Change change{Change::kAdd, nullptr, object};
+  if (old != store_.end()) {
+    change = {Change::kUpdate, old->second, object};
+    old->second = object;
+  } else {
+    store_.emplace(key, object);
+  }
+  return change;
+}
+
+void Informer::Dispatch(const std::vector<Change>& changes) const {
+  for (const Change& change : changes) {
+    for (const InformerHandlers& handlers : handlers_) {
+      switch (change.kind) {
+        case Change::kAdd:
+          if (handlers.on_add) handlers.on_add(change.after);
+          break;
+        case Change::kUpdate:
+          if (handlers.on_update) handlers.on_update(change.before, change.after);
+          break;
+        case Change::kDelete:
+          if (handlers.on_delete) handlers.on_delete(change.before);
+          break;
+      }
+    }
+  }
+}
+
+Clock::TimePoint Informer::NextAttempt() const {
+  std::lock_guard guard(mutex_);
+  return next_attempt_;
+}
+
+int Informer::Failures() const {
+  std::lock_guard guard(mutex_);
+  return failures_;
+}
+
+bool Informer::HasSynced() const {
+  std::lock_guard guard(mutex_);
+  return synced_;
+}
+
+bool Informer::WaitForSync(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [this] { return synced_ || stopping_; });
+  return synced_;
+}
+
+ObjectPtr Informer::Get(const std::string& key) const {
+  std::lock_guard guard(mutex_);
+  auto it = store_.find(key);
+  return it == store_.end() ? nullptr : it->second;
+}
+
+ObjectPtr Informer::Get(std::string_view ns, std::string_view name) const {
+  return Get(KeyOf(options_.type.namespaced ? ns : "", name));
+}
+
+std::vector<ObjectPtr> Informer::List() const {
+  std::lock_guard guard(mutex_);
+  std::vector<ObjectPtr> objects;
+  objects.reserve(store_.size());
+  for (const auto& [key, object] : store_) objects.push_back(object);
+  return objects;
+}
+
+size_t Informer::Size() const {
+  std::lock_guard guard(mutex_);
+  return store_.size();
+}
+
+std::string Informer::ResourceVersion() const {
+  std::lock_guard guard(mutex_);
+  return resource_version_;
+}
+
+uint64_t Informer::Relists() const {
+  std::lock_guard guard(mutex_);
+  return relists_;
+}
+
+InformerGroup::InformerGroup(Client& client, const Clock& clock, InformerOptions options,
+                             const std::vector<std::string>& namespaces) {
+  std::set<std::string> unique(namespaces.begin(), namespaces.end());
+  if (unique.empty() || unique.contains("") || !options.type.namespaced) {
+    options.ns.clear();
+    informers_.push_back(std::make_unique<Informer>(client, clock, options));
+    return;
+  }
+  for (const std::string& ns : unique) {
+    options.ns = ns;
+    informers_.push_back(std::make_unique<Informer>(client, clock, options));
+  }
+}
+
+void InformerGroup::AddHandlers(const InformerHandlers& handlers) {
+  for (auto& informer : informers_) informer->AddHandlers(handlers);
+}
+
+void InformerGroup::Start() {
+  for (auto& informer : informers_) informer->Start();
+}
+
+void InformerGroup::Stop() {
+  for (auto& informer : informers_) informer->Stop();
+}
+
+bool InformerGroup::HasSynced() const {
+  return std::all_of(informers_.begin(), informers_.end(),
+                     [](const auto& informer) { return informer->HasSynced(); });
+}
+
+bool InformerGroup::WaitForSync(std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const auto& informer : informers_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (!informer->WaitForSync(std::max(left, std::chrono::milliseconds(0)))) return false;
+  }
+  return true;
+}
+
+const Informer* InformerGroup::For(std::string_view ns) const {
+  for (const auto& informer : informers_) {
+    if (informer->options().ns.empty() || informer->options().ns == ns) return informer.get();
+  }
+  return nullptr;
+}
+
+ObjectPtr InformerGroup::Get(std::string_view ns, std::string_view name) const {
+  const Informer* informer = For(ns);
+  return informer == nullptr ? nullptr : informer->Get(ns, name);
+}
+
+std::vector<ObjectPtr> InformerGroup::List() const {
+  std::vector<ObjectPtr> objects;
+  for (const auto& informer : informers_) {
+    auto some = informer->List();
+    objects.insert(objects.end(), some.begin(), some.end());
+  }
+  return objects;
+}
+
+}  // namespace poolkeeper::kube

@@ -1,0 +1,160 @@
+// A cache of one kind of object, kept current the way client-go's reflector does it: a paged LIST,
+// then a WATCH from the list's resourceVersion with bookmarks, resumed from the last version seen
+// when the server ends it. An expired version (ERROR event or HTTP 410) or a broken stream means
+// events may have been missed, so the informer lists again, after a capped exponential backoff
+// read from a Clock. Objects are stored as JSON without metadata.managedFields (the largest part
+// of most objects, and never read by the operator), shared read-only with the readers.
+//
+// A relist replaces the store as client-go's Replace does: objects missing from the new list are
+// reported deleted (the events that removed them were missed), new ones added, and ones whose
+// resourceVersion changed updated; unchanged objects raise nothing.
+//
+// Backoff: each failed attempt (LIST or WATCH) doubles the wait before the next, from
+// initial_backoff up to max_backoff (or the server's Retry-After when longer). A successful LIST
+// lets the watch start at once but keeps the count, so a LIST that works followed by a WATCH that
+// fails at once still backs off; the count resets when a watch has worked (delivered an event or
+// was ended by the server).
+//
+// Scope: one namespace, all namespaces (namespace ""), or several (InformerGroup: one informer per
+// namespace). Owned objects are watched with a label selector (app.kubernetes.io/managed-by=
+// poolkeeper), so the operator never caches the cluster's other Deployments or Secrets.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "kube/client.h"
+
+namespace poolkeeper::kube {
+
+inline constexpr std::string_view kManagedBySelector = "app.kubernetes.io/managed-by=poolkeeper";
+
+using ObjectPtr = std::shared_ptr<const nlohmann::json>;
+
+struct InformerOptions {
+  ResourceType type;
+  std::string ns;  // "" = all namespaces (or a cluster-scoped type)
+  std::string label_selector;
+  std::string field_selector;
+  std::chrono::seconds watch_timeout{300};  // jittered by the client
+  Clock::Duration initial_backoff = std::chrono::milliseconds(500);
+  Clock::Duration max_backoff = std::chrono::seconds(30);
+  bool strip_managed_fields = true;
+};
+
+// Called on the informer's thread after the store changed, outside its lock (a handler may read
+// the store). Keep them short: enqueue a key and return.
+struct InformerHandlers {
+  std::function<void(const ObjectPtr&)> on_add;
+  std::function<void(const ObjectPtr& before, const ObjectPtr& after)> on_update;
+  std::function<void(const ObjectPtr& last)> on_delete;
+};
+
+class Informer {
+ public:
+  Informer(Client& client, const Clock& clock, InformerOptions options);
+  ~Informer();  // stops and joins
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
+
+  // Before Start (handlers are not locked against a running informer).
+  void AddHandlers(InformerHandlers handlers);
+  // Runs Step() on a thread of its own, waiting out the backoff after each failure, until Stop().
+  void Start();
+  // Ends the loop and joins its thread (never call it from a handler). A watch in flight ends
+  // when the next data arrives (an event, or a bookmark, which the API server sends about once a
+  // minute) or when the server closes it at the jittered timeoutSeconds: the transport cannot
+  // interrupt a read that is waiting, so a quiet stream holds Stop() until then.
+  void Stop();
+
+  // One attempt, no waiting: a LIST when the cache needs one, else one WATCH until it ends.
+  // Returns the attempt's failure (after which NextAttempt() is later by the backoff); any failed
+  // watch makes the next attempt a LIST. Tests drive the informer with it instead of Start().
+  Status Step();
+  // When the loop makes its next attempt: now after a success, now + backoff after a failure.
+  Clock::TimePoint NextAttempt() const;
+  int Failures() const;  // consecutive failed attempts the backoff is counting
+
+  // True once the first LIST has filled the store and its on_add calls have returned.
+  bool HasSynced() const;
+  // Waits (in real time) until synced or stopped; false on timeout or stop.
+  bool WaitForSync(std::chrono::milliseconds timeout) const;
+
+  // "namespace/name" (or "name" when cluster-scoped) → the object, or null.
+  ObjectPtr Get(const std::string& key) const;
+  ObjectPtr Get(std::string_view ns, std::string_view name) const;
+  std::vector<ObjectPtr> List() const;
+  size_t Size() const;
+  std::string ResourceVersion() const;  // the last list, event or bookmark seen
+  uint64_t Relists() const;             // successful LISTs, the first included
+
+  const InformerOptions& options() const { return options_; }
+
+ private:
+  // A store change to report to the handlers once the lock is released.
+  struct Change {
+    enum Kind { kAdd, kUpdate, kDelete } kind;
+    ObjectPtr before;  // update and delete
+    ObjectPtr after;   // add and update
+  };
+
+  Status ListAndReplace();
+  Status WatchOnce();
+  std::optional<Change> Apply(const WatchEvent& event);
+  Status Failed(Error error, bool reset_count);
+  void Dispatch(const std::vector<Change>& changes) const;
+  ObjectPtr Keep(nlohmann::json object) const;
+  void Run();
+
+  Client& client_;
+  const Clock& clock_;
+  InformerOptions options_;
+  std::vector<InformerHandlers> handlers_;
+
+  mutable std::mutex mutex_;  // guards everything below
+  mutable std::condition_variable changed_;
+  std::map<std::string, ObjectPtr> store_;
+  std::string resource_version_;
+  bool need_list_ = true;
+  bool synced_ = false;
+  int failures_ = 0;
+  uint64_t relists_ = 0;
+  Clock::TimePoint next_attempt_{};
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Several namespaces (one informer each, as the API cannot watch a set of namespaces) seen as one
+// cache. With namespaces empty (or containing "", or for a cluster-scoped type) it holds one
+// informer for all namespaces. Duplicate namespaces are watched once.
+class InformerGroup {
+ public:
+  InformerGroup(Client& client, const Clock& clock, InformerOptions options,
+                const std::vector<std::string>& namespaces);
+  void AddHandlers(const InformerHandlers& handlers);
+  void Start();
+  void Stop();
+  bool HasSynced() const;
+  bool WaitForSync(std::chrono::milliseconds timeout) const;
+  ObjectPtr Get(std::string_view ns, std::string_view name) const;
+  std::vector<ObjectPtr> List() const;
+  // The members, one per namespace (or one for all), e.g. to drive them with Step() in tests.
+  const std::vector<std::unique_ptr<Informer>>& informers() const { return informers_; }
+
+ private:
+  const Informer* For(std::string_view ns) const;
+  std::vector<std::unique_ptr<Informer>> informers_;
+};
+
+}  // namespace poolkeeper::kube
