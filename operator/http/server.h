@@ -1,0 +1,70 @@
+// The operator's one HTTP endpoint for the kubelet and Prometheus: GET /healthz (liveness probe),
+// GET /readyz (readiness probe, with the reason when not ready) and GET /metrics (the registry in
+// the text exposition format). The transport is cpprestsdk's listener, kept inside server.cc so
+// its macros and exceptions stay out of every other translation unit; routing is a pure function
+// so the answers are tested without a socket.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+#include "http/metrics.h"
+
+namespace poolkeeper::http {
+
+// The exposition format's content type, as Prometheus expects it.
+inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+struct ServerOptions {
+  // "host:port" to listen on, e.g. "127.0.0.1:8080", "0.0.0.0:8080", "[::1]:8080" or ":8080"
+  // (every interface). Port 0 picks a free port; address() then tells which.
+  std::string address;
+  // Liveness: /healthz answers 503 when this returns false. Empty means live while the process
+  // answers at all, which is what a liveness probe asks.
+  std::function<bool()> live;
+  // Readiness: nullopt when ready, else a short reason /readyz returns with 503. Empty means
+  // always ready.
+  std::function<std::optional<std::string>()> not_ready_reason;
+  // Rendered at every GET /metrics; null turns /metrics into a 404. Must outlive the Server.
+  const Registry* registry = nullptr;
+};
+
+// One answer, independent of the transport.
+struct Reply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string allow;  // the Allow header of a 405, else empty
+};
+
+// What the server answers to `method` on `path` (no query string). Callbacks that throw are
+// answered as failing probes (503), never as a crash.
+Reply Route(const ServerOptions& options, std::string_view method, std::string_view path);
+
+class Server {
+ public:
+  // Listens on options.address and serves until destroyed. The callbacks and the registry are
+  // called from the listener's threads, concurrently: they must be thread-safe. kInvalid for an
+  // address that is not host:port, kUnavailable when it cannot be bound.
+  static Result<std::unique_ptr<Server>> Start(ServerOptions options);
+
+  // Stops listening and waits for the requests in flight; the port is free once it returns.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The address actually listened on, "host:port" with the real port (also when 0 was asked).
+  const std::string& address() const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace poolkeeper::http

@@ -1,0 +1,270 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace poolkeeper::http {
+namespace {
+
+// --- Routing, without a socket ---
+
+TEST(Route, AnswersProbesMetricsAndEverythingElse) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddGauge("up", "Up.").has_value());
+  ServerOptions options;
+  options.registry = &registry;
+  struct Case {
+    const char* method;
+    const char* path;
+    int status;
+    std::string body;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"GET", "/healthz", 200, "ok"},
+           {"GET", "/readyz", 200, "ok"},
+           {"GET", "/metrics", 200, "# HELP up Up.\n# TYPE up gauge\nup 0\n"},
+           {"GET", "/", 404, "not found"},
+           {"GET", "/healthz/", 404, "not found"},
+           {"GET", "/metricsx", 404, "not found"},
+           {"POST", "/healthz", 405, "method not allowed"},
+           {"PUT", "/metrics", 405, "method not allowed"},
+           {"DELETE", "/nowhere", 405, "method not allowed"},
+       }) {
+    Reply reply = Route(options, c.method, c.path);
+    EXPECT_EQ(reply.status, c.status) << c.method << " " << c.path;
+    EXPECT_EQ(reply.body, c.body) << c.method << " " << c.path;
+    EXPECT_EQ(reply.allow, c.status == 405 ? "GET" : "") << c.method << " " << c.path;
+  }
+}
+
+TEST(Route, MetricsUseTheExpositionContentTypeAndProbesPlainText) {
+  Registry registry;
+  ServerOptions options;
+  options.registry = &registry;
+  EXPECT_EQ(Route(options, "GET", "/metrics").content_type,
+            "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(Route(options, "GET", "/healthz").content_type, "text/plain; charset=utf-8");
+}
+
+TEST(Route, MetricsWithoutARegistryIsNotFound) {
+  EXPECT_EQ(Route(ServerOptions{}, "GET", "/metrics").status, 404);
+}
+
+TEST(Route, ProbesFollowTheirCallbacks) {
+  struct Case {
+    const char* what;
+    std::function<bool()> live;
+    std::function<std::optional<std::string>()> not_ready;
+    int healthz;
+    int readyz;
+    std::string readyz_body;
+  };
+  auto throws = []() -> std::optional<std::string> { throw std::runtime_error("db gone"); };
+  for (const Case& c : std::vector<Case>{
+           {"no callbacks", nullptr, nullptr, 200, 200, "ok"},
+           {"live and ready", [] { return true; }, [] { return std::nullopt; }, 200, 200, "ok"},
+           {"not live", [] { return false; }, nullptr, 503, 200, "ok"},
+           {"not ready", nullptr, [] { return std::optional<std::string>("cache not synced"); },
+            200, 503, "cache not synced"},
+           {"not ready, no reason", nullptr, [] { return std::optional<std::string>(""); }, 200,
+            503, "not ready"},
+           {"readiness throws", [] { return true; }, throws, 200, 503,
+            "readiness check failed: db gone"},
+           {"liveness throws", []() -> bool { throw std::runtime_error("x"); }, nullptr, 503, 200,
+            "ok"},
+       }) {
+    ServerOptions options;
+    options.live = c.live;
+    options.not_ready_reason = c.not_ready;
+    EXPECT_EQ(Route(options, "GET", "/healthz").status, c.healthz) << c.what;
+    Reply ready = Route(options, "GET", "/readyz");
+    EXPECT_EQ(ready.status, c.readyz) << c.what;
+    EXPECT_EQ(ready.body, c.readyz_body) << c.what;
+  }
+}
+
+// --- The real server on loopback, queried over a raw socket ---
+
+struct Response {
+  int status = 0;
+  std::string headers;  // lower-cased, for lookups
+  std::string body;
+};
+
+int Connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  // A bound on every read, so a broken server fails the test instead of hanging it.
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+uint16_t PortOf(const std::string& address) {
+  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
+
+Response Request(const std::string& address, const std::string& method, const std::string& path) {
+  int fd = Connect(PortOf(address));
+  if (fd < 0) throw std::runtime_error("cannot connect to " + address);
+  std::string request =
+      method + " " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n\r\n";
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buffer[4096];
+  for (ssize_t n; (n = recv(fd, buffer, sizeof buffer, 0)) > 0;) raw.append(buffer, n);
+  close(fd);
+  Response response;
+  size_t end_of_headers = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.1 ", 0) != 0 || end_of_headers == std::string::npos) {
+    throw std::runtime_error("not an HTTP response: " + raw);
+  }
+  response.status = std::stoi(raw.substr(9, 3));
+  response.headers = raw.substr(0, end_of_headers);
+  for (char& c : response.headers) c = static_cast<char>(std::tolower(c));
+  response.body = raw.substr(end_of_headers + 4);
+  return response;
+}
+
+std::unique_ptr<Server> StartOnLoopback(ServerOptions options) {
+  options.address = "127.0.0.1:0";
+  auto server = Server::Start(std::move(options));
+  if (!server) throw std::runtime_error(server.error().ToString());
+  return std::move(*server);
+}
+
+TEST(Server, PortZeroListensOnAFreePortAndReportsIt) {
+  auto first = StartOnLoopback({});
+  auto second = StartOnLoopback({});
+  EXPECT_TRUE(first->address().starts_with("127.0.0.1:"));
+  EXPECT_NE(PortOf(first->address()), 0);
+  EXPECT_NE(first->address(), second->address());
+}
+
+TEST(Server, ServesProbesAndMetricsOverHttp) {
+  Registry registry;
+  auto requests = registry.AddCounter("requests_total", "Requests.", {"code"});
+  ASSERT_TRUE(requests.has_value());
+  (*requests)->With({"200"}).Increment(2);
+  std::mutex mutex;
+  std::optional<std::string> not_ready = "informers not synced";
+  ServerOptions options;
+  options.registry = &registry;
+  options.not_ready_reason = [&] {
+    std::lock_guard lock(mutex);
+    return not_ready;
+  };
+  auto server = StartOnLoopback(std::move(options));
+
+  Response healthz = Request(server->address(), "GET", "/healthz");
+  EXPECT_EQ(healthz.status, 200);
+  EXPECT_EQ(healthz.body, "ok");
+
+  Response unready = Request(server->address(), "GET", "/readyz");
+  EXPECT_EQ(unready.status, 503);
+  EXPECT_EQ(unready.body, "informers not synced");
+  {
+    std::lock_guard lock(mutex);
+    not_ready.reset();
+  }
+  Response ready = Request(server->address(), "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, "ok");
+
+  Response metrics = Request(server->address(), "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.headers.find("content-type: text/plain; version=0.0.4; charset=utf-8"),
+            std::string::npos)
+      << metrics.headers;
+  EXPECT_EQ(metrics.body,
+            "# HELP requests_total Requests.\n"
+            "# TYPE requests_total counter\n"
+            "requests_total{code=\"200\"} 2\n");
+}
+
+TEST(Server, AnswersUnknownPathsWith404AndOtherMethodsWith405) {
+  auto server = StartOnLoopback({});
+  EXPECT_EQ(Request(server->address(), "GET", "/nope").status, 404);
+  EXPECT_EQ(Request(server->address(), "GET", "/healthz?verbose=1").status, 200);
+  Response post = Request(server->address(), "POST", "/healthz");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_NE(post.headers.find("allow: get"), std::string::npos) << post.headers;
+}
+
+TEST(Server, RefusesAddressesThatAreNotHostPort) {
+  for (const char* address : {"", "localhost", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000",
+                              "::1:8080", "127.0.0.1:-1"}) {
+    auto server = Server::Start({.address = address});
+    ASSERT_FALSE(server.has_value()) << address;
+    EXPECT_EQ(server.error().code, ErrorCode::kInvalid) << address;
+  }
+}
+
+TEST(Server, ReportsAPortInUseAsUnavailable) {
+  auto taken = StartOnLoopback({});
+  std::string address = taken->address();
+  auto second = Server::Start({.address = address});
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, ErrorCode::kUnavailable);
+  // The refused start leaves the first server serving, and it still stops cleanly.
+  EXPECT_EQ(Request(address, "GET", "/healthz").status, 200);
+  taken.reset();
+  EXPECT_EQ(Connect(PortOf(address)), -1);
+}
+
+TEST(Server, DestroyingTheServerFreesItsPort) {
+  auto server = StartOnLoopback({});
+  std::string address = server->address();
+  ASSERT_EQ(Request(address, "GET", "/healthz").status, 200);
+  server.reset();
+  EXPECT_EQ(Connect(PortOf(address)), -1);
+  // And the same address can be listened on again straight away.
+  auto again = Server::Start({.address = address});
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_EQ(Request(address, "GET", "/healthz").status, 200);
+}
+
+TEST(Server, AnswersConcurrentScrapes) {
+  Registry registry;
+  auto hits = registry.AddCounter("hits_total", "Hits.");
+  ASSERT_TRUE(hits.has_value());
+  auto server = StartOnLoopback({.registry = &registry});
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        (*hits)->With({}).Increment();
+        try {
+          if (Request(server->address(), "GET", "/metrics").status == 200) ++ok;
+        } catch (const std::exception&) {
+          // counted as not ok
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_NE(Request(server->address(), "GET", "/metrics").body.find("hits_total 40\n"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace poolkeeper::http
