@@ -1,13 +1,12 @@
-// The Prometheus registry and its text exposition. Rendering copies what it needs under the
-// registry's lock and then reads each family under that family's own lock, so a scrape never holds
-// up registration for longer than a copy, and recording never waits for a scrape's formatting.
+// The Prometheus registry (the text format itself is in exposition.cc). Rendering copies what it
+// needs under the registry's lock and then reads each family under that family's own lock, so a
+// scrape never holds up registration for longer than a copy, and recording never waits for a
+// scrape's formatting.
 #include "http/metrics.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <exception>
-#include <numeric>
 #include <set>
 #include <type_traits>
 #include <utility>
@@ -47,18 +46,6 @@ bool IsLabelName(std::string_view name) {
     if (!ok) return false;
   }
   return true;
-}
-
-std::string_view TypeName(MetricType type) {
-  switch (type) {
-    case MetricType::kCounter:
-      return "counter";
-    case MetricType::kGauge:
-      return "gauge";
-    case MetricType::kHistogram:
-      return "histogram";
-  }
-  return "untyped";
 }
 
 Status ValidateDefinition(const FamilyInfo& info) {
@@ -115,71 +102,15 @@ bool SameDefinition(const FamilyInfo& a, const FamilyInfo& b) {
          a.label_names == b.label_names && a.bounds == b.bounds;
 }
 
-std::vector<std::string> PadOrTruncate(std::vector<std::string> values, size_t arity) {
-  values.resize(arity);
-  return values;
-}
-
 // A family ready to print: its definition and its series, already read.
 struct Collected {
   FamilyInfo info;
   std::vector<Series> series;
 };
 
-// `{a="x",b="y"}` with labels sorted by name, plus `le` last when given; "" with no labels.
-std::string LabelSet(const std::vector<std::pair<std::string, std::string>>& sorted,
-                     const std::string* le) {
-  if (sorted.empty() && le == nullptr) return "";
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [name, value] : sorted) {
-    if (!first) out += ',';
-    first = false;
-    out += name + "=\"" + EscapeLabelValue(value) + "\"";
-  }
-  if (le != nullptr) {
-    if (!first) out += ',';
-    out += "le=\"" + *le + "\"";
-  }
-  out += '}';
-  return out;
-}
-
-void RenderFamily(const Collected& family, std::string& out) {
-  const FamilyInfo& info = family.info;
-  // Labels print sorted by name; series sort by their values in that same order, so the
-  // exposition reads sorted whatever order the family declared its labels in.
-  std::vector<size_t> order(info.label_names.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return info.label_names[a] < info.label_names[b]; });
-  std::vector<std::pair<std::vector<std::pair<std::string, std::string>>, const Series*>> rows;
-  for (const Series& series : family.series) {
-    std::vector<std::pair<std::string, std::string>> labels;
-    for (size_t i : order) labels.emplace_back(info.label_names[i], series.label_values[i]);
-    rows.emplace_back(std::move(labels), &series);
-  }
-  std::sort(rows.begin(), rows.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-
-  out += "# HELP " + info.name + " " + EscapeHelp(info.help) + "\n";
-  out += "# TYPE " + info.name + " " + std::string(TypeName(info.type)) + "\n";
-  for (const auto& [labels, series] : rows) {
-    if (info.type != MetricType::kHistogram) {
-      out += info.name + LabelSet(labels, nullptr) + " " + FormatValue(series->value) + "\n";
-      continue;
-    }
-    const Histogram::Snapshot& h = series->histogram;
-    for (size_t i = 0; i < h.bounds.size() && i < h.cumulative.size(); ++i) {
-      std::string le = FormatValue(h.bounds[i]);
-      out += info.name + "_bucket" + LabelSet(labels, &le) + " " + std::to_string(h.cumulative[i]) +
-             "\n";
-    }
-    std::string inf = "+Inf";
-    out += info.name + "_bucket" + LabelSet(labels, &inf) + " " + std::to_string(h.count) + "\n";
-    out += info.name + "_sum" + LabelSet(labels, nullptr) + " " + FormatValue(h.sum) + "\n";
-    out += info.name + "_count" + LabelSet(labels, nullptr) + " " + std::to_string(h.count) + "\n";
-  }
+std::vector<std::string> PadOrTruncate(std::vector<std::string> values, size_t arity) {
+  values.resize(arity);
+  return values;
 }
 
 }  // namespace
@@ -445,59 +376,7 @@ std::string Registry::Render() const {
   std::sort(all.begin(), all.end(),
             [](const Collected& a, const Collected& b) { return a.info.name < b.info.name; });
   std::string out;
-  for (const Collected& family : all) RenderFamily(family, out);
-  return out;
-}
-
-// --- Text format ---
-
-std::string FormatValue(double value) {
-  // Go's strconv.FormatFloat(v, 'g', -1, 64), as client_golang writes it: the shortest digits
-  // that read back exactly, in exponent form when the exponent is < -4 or >= 6 (so 1e+06,
-  // 2.5e-05), which is what scrapers and golden files of other exporters are used to.
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  if (value == 0) return "0";
-  char buffer[64];
-  auto [end, ec] =
-      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
-  std::string scientific(buffer, end);
-  int exponent = std::atoi(scientific.c_str() + scientific.find('e') + 1);
-  if (exponent < -4 || exponent >= 6) return scientific;
-  auto [fixed_end, fixed_ec] =
-      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed);
-  return std::string(buffer, fixed_end);
-}
-
-std::string EscapeLabelValue(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string EscapeHelp(std::string_view help) {
-  std::string out;
-  out.reserve(help.size());
-  for (char c : help) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
+  for (const Collected& family : all) AppendFamily(family.info, family.series, out);
   return out;
 }
 

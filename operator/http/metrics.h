@@ -213,5 +213,9 @@ class Registry {
 std::string FormatValue(double value);           // 1, 0.25, 123456, 1e+06, +Inf, -Inf, NaN
 std::string EscapeLabelValue(std::string_view);  // \ -> \\, " -> \", newline -> \n
 std::string EscapeHelp(std::string_view);        // \ -> \\, newline -> \n
+// Appends one family's HELP and TYPE lines and its series to `out`: labels sorted by name (a
+// histogram's `le` last), series sorted by their label values in that order, a histogram's
+// buckets cumulative and ending with +Inf, then _sum and _count.
+void AppendFamily(const FamilyInfo& info, const std::vector<Series>& series, std::string& out);
 
 }  // namespace poolkeeper::http

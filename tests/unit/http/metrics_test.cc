@@ -46,6 +46,23 @@ TEST(Escaping, HelpEscapesBackslashAndNewlineButNotQuotes) {
   EXPECT_EQ(EscapeHelp("say \"hi\"\\\nnext"), R"(say "hi"\\\nnext)");
 }
 
+TEST(AppendFamily, WritesHandBuiltSeriesAndPadsMissingLabelValues) {
+  FamilyInfo info{"jobs", "Jobs.", MetricType::kGauge, {"b", "a"}};
+  std::vector<Series> series(2);
+  series[0].label_values = {"2", "x"};
+  series[0].value = 1;
+  series[1].label_values = {"1"};
+  series[1].value = 2;
+  std::string out = "# existing\n";
+  AppendFamily(info, series, out);
+  EXPECT_EQ(out,
+            "# existing\n"
+            "# HELP jobs Jobs.\n"
+            "# TYPE jobs gauge\n"
+            "jobs{a=\"\",b=\"1\"} 2\n"
+            "jobs{a=\"x\",b=\"2\"} 1\n");
+}
+
 TEST(Registry, RendersFamiliesSortedByNameWithHelpAndType) {
   Registry registry;
   auto gauge = registry.AddGauge("zeta_pools", "Pools known.");
