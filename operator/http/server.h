@@ -60,9 +60,8 @@ class Server {
   // The address actually listened on, "host:port" with the real port (also when 0 was asked).
   const std::string& address() const;
 
-  struct Impl;
-
  private:
+  struct Impl;  // the cpprestsdk listener, so its headers stay in server.cc
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
