@@ -42,6 +42,7 @@ class FakeTransport : public Transport {
     std::vector<std::string> chunks;  // a stream's body, in delivery order
     std::optional<Error> after_body;  // the stream breaks after its chunks
     std::function<void()> on_chunk;   // runs before each chunk (e.g. a test's Stop())
+    std::function<void()> before;     // runs before a Send is answered (e.g. time passing)
   };
 
   // `path` matches a request's whole path, or its path without the query.
@@ -75,6 +76,7 @@ class FakeTransport : public Transport {
   Result<HttpResponse> Send(const HttpRequest& request) override {
     auto reply = Next(request);
     if (!reply) return std::unexpected(reply.error());
+    if (reply->before) reply->before();
     if (reply->error) return std::unexpected(*reply->error);
     return reply->response;
   }

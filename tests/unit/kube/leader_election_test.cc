@@ -250,6 +250,23 @@ TEST_F(LeaderElectionTest, RunRetriesUntilTheHoldersLeaseExpiresThenRenewsAndRel
   EXPECT_FALSE(elector.IsLeader());
 }
 
+TEST_F(LeaderElectionTest, ARenewThatSucceedsTooLateStillEndsLeadership) {
+  int stopped = 0;
+  auto elector = Elector("pod-a", {.on_stopped_leading = [&] { ++stopped; }});
+  transport_.Respond("GET", kLease, 404, StatusBody(404, "NotFound"));
+  transport_.RespondJson("POST", kLeases, 201, Lease("pod-a", "1"));
+  // The renew begins at 2s and its GET hangs 10s. Leadership lapsed at 10s (IsLeader() was false
+  // from then on), and a lapse ends it, as in client-go, even though the write lands at 12s.
+  transport_.Queue("GET", kLease,
+                   {.response = {.status = 200, .body = Lease("pod-a", "1").dump()},
+                    .before = [&] { clock_.Advance(seconds(10)); }});
+  transport_.RespondJson("PUT", kLease, 200, Lease("pod-a", "2"));
+  elector.Run(std::stop_token{});
+  EXPECT_EQ(stopped, 1);
+  EXPECT_EQ(waits_, 1);
+  EXPECT_FALSE(elector.IsLeader());
+}
+
 TEST_F(LeaderElectionTest, ReleaseWithoutTheLeaseSendsNothing) {
   auto elector = Elector();
   EXPECT_TRUE(elector.Release());
