@@ -6,8 +6,9 @@
 // of most objects, and never read by the operator), shared read-only with the readers.
 //
 // A relist replaces the store as client-go's Replace does: objects missing from the new list are
-// reported deleted (the events that removed them were missed), new ones added, and ones whose
-// resourceVersion changed updated; unchanged objects raise nothing.
+// reported deleted with the last state the cache had (the events that removed them were missed),
+// new ones added, and ones whose resourceVersion changed updated. Unlike client-go, unchanged
+// objects raise nothing: a relist is not a resync.
 //
 // Backoff: each failed attempt (LIST or WATCH) doubles the wait before the next, from
 // initial_backoff up to max_backoff (or the server's Retry-After when longer). A successful LIST
@@ -73,9 +74,10 @@ class Informer {
   // Runs Step() on a thread of its own, waiting out the backoff after each failure, until Stop().
   void Start();
   // Ends the loop and joins its thread (never call it from a handler). A watch in flight ends
-  // when the next data arrives (an event, or a bookmark, which the API server sends about once a
-  // minute) or when the server closes it at the jittered timeoutSeconds: the transport cannot
-  // interrupt a read that is waiting, so a quiet stream holds Stop() until then.
+  // when the next data arrives (an event, or a bookmark, which the API server sends
+  // periodically) or when the server closes it at the jittered timeoutSeconds: the transport
+  // cannot interrupt a read that is waiting, so a quiet stream holds Stop() until then. A shorter
+  // watch_timeout bounds that wait.
   void Stop();
 
   // One attempt, no waiting: a LIST when the cache needs one, else one WATCH until it ends.
