@@ -72,7 +72,8 @@ Result<ClusterConfig> ParseKubeconfig(const std::string& text, const std::string
     if (name.empty() && root["current-context"]) name = root["current-context"].as<std::string>();
     if (name.empty()) return Fail(ErrorCode::kInvalid, "kubeconfig: no current-context");
     YAML::Node context = FindNamed(root["contexts"], name, "context");
-    if (!context.IsDefined() || context.IsNull()) return Fail(ErrorCode::kInvalid, "kubeconfig: no context \"" + name + "\"");
+    if (!context.IsDefined() || context.IsNull())
+      return Fail(ErrorCode::kInvalid, "kubeconfig: no context \"" + name + "\"");
     std::string cluster_name = context["cluster"] ? context["cluster"].as<std::string>() : "";
     std::string user_name = context["user"] ? context["user"].as<std::string>() : "";
     YAML::Node cluster = FindNamed(root["clusters"], cluster_name, "cluster");
