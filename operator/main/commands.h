@@ -1,4 +1,4 @@
-// The `poolkeeper` command line: `check`, `render`, `version` (and `run`, the operator, later).
+// The `poolkeeper` command line: `check`, `render`, `version` (`run`, the operator, is run.h).
 // Takes its arguments and streams as parameters so tests drive it in-process.
 #pragma once
 

@@ -2,8 +2,12 @@
 #include <iostream>
 
 #include "main/commands.h"
+#include "main/run.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "run") {
+    return poolkeeper::cli::RunOperator({args.begin() + 1, args.end()}, std::cout, std::cerr);
+  }
   return poolkeeper::cli::RunCli(args, std::cout, std::cerr);
 }

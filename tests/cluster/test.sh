@@ -5,76 +5,20 @@
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-"$repo/scripts/install-tools.sh" >&2 || { echo "install-tools failed"; echo "0 passed, 1 failed"; exit 1; }
-export PATH="$repo/.tools/bin:$PATH"
-bin="$("$here/build.sh")" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
-PGBIN=/usr/lib/postgresql/15/bin
-
-work="$(mktemp -d /tmp/poolkeeper-cluster-test.XXXXXX)"
-chmod 0755 "$work"
-export HOME="$work/home" KUBECACHEDIR="$work/home/.kube/cache"
-export HELM_CACHE_HOME="$work/home/.cache/helm" HELM_CONFIG_HOME="$work/home/.config/helm" HELM_DATA_HOME="$work/home/.local/share/helm"
-mkdir -p "$HOME"
+source "$here/lib.sh"
 C1="$work/c1" C2="$work/c2"
-pgdir="$work/pg"
-pgport=""
 
 cleanup() {
 	trap - EXIT INT TERM
-	[[ -n "${watchdog:-}" ]] && kill "$watchdog" 2>/dev/null
 	"$here/down.sh" "$C2" >/dev/null 2>&1
 	"$here/down.sh" "$C1" >/dev/null 2>&1
-	if [[ -f "$pgdir/data/postmaster.pid" ]]; then
-		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
-	fi
-	if [[ "${KEEP:-0}" == 1 || $failed -gt 0 ]]; then
-		echo "work directory kept: $work" >&2
-	else
-		rm -rf "$work"
-	fi
+	stop_postgres
+	finish_work
 }
-passed=0 failed=0
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
-# Bound the whole run: 20 minutes.
-( sleep 1200; echo "test.sh: global timeout" >&2; kill -TERM $$ ) &
-watchdog=$!
-
-log() { echo "    $*" >&2; }
-fail() { echo "    FAIL: $*" >&2; return 1; }
+watchdog 1200 # 20 minutes for the whole run
 k() { kubectl --kubeconfig "$C1/kubeconfig" "$@"; }
-# poll DEADLINE-SECONDS command...: retry the command until it succeeds or the deadline passes.
-poll() {
-	local secs="$1"; shift
-	local end=$(( $(date +%s) + secs ))
-	until "$@" >/dev/null 2>&1; do
-		(( $(date +%s) < end )) || return 1
-		sleep 0.5
-	done
-}
-run() {
-	local name="$1"
-	echo "--- $name" >&2
-	local t=$(date +%s)
-	( set -e; "$name" )
-	if [[ $? == 0 ]]; then
-		passed=$((passed + 1)); echo "ok   $name ($(( $(date +%s) - t ))s)"
-	else
-		failed=$((failed + 1)); echo "FAIL $name ($(( $(date +%s) - t ))s)"
-	fi
-}
-
-start_postgres() {
-	mkdir -p "$pgdir" && chown postgres: "$pgdir"
-	echo "superpw" > "$pgdir/pw" && chown postgres: "$pgdir/pw"
-	runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres -A scram-sha-256 --pwfile="$pgdir/pw" >"$pgdir/initdb.log" 2>&1
-	pgport="$("$bin/localkubelet" free-ports 1)"
-	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
-		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=30" start >/dev/null
-	PGPASSWORD=superpw psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt -c "CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'"
-	PGPASSWORD=superpw psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt -c "CREATE DATABASE app OWNER app"
-}
 
 # ---------------------------------------------------------------------------------------------------------------
 test_two_clusters_up_down() {
@@ -155,18 +99,18 @@ test_pgbouncer_deployment() {
 	local logs=("$C1"/kubelet/logs/default_pgb-*/pgbouncer/*.log)
 	k delete deployment pgb --wait=true --timeout=60s >/dev/null
 	k wait --for=delete pod -l app=pgb --timeout=60s >/dev/null
-	poll 30 test -z "$(k get rs -l app=pgb -o name)" || fail "replicasets not garbage-collected"
+	eventually 30 '[[ -z "$(k get rs -l app=pgb -o name)" ]]' || fail "replicasets not garbage-collected"
 	[[ -z "$(k get pods -l app=pgb -o name)" ]] || fail "pods left"
-	poll 10 test -z "$(pgb_pids)" || fail "pgbouncer processes left: $(pgb_pids)"
+	eventually 10 '[[ -z "$(pgb_pids)" ]]' || fail "pgbouncer processes left: $(pgb_pids)"
 	grep -qh "got SIGINT" "$C1"/kubelet/logs/default_pgb-*/pgbouncer/*.log || fail "pgbouncer did not get SIGINT from the preStop emulation"
 	k delete configmap pgb-config >/dev/null && k delete secret pgb-auth >/dev/null
 }
 
 test_unrunnable_image() {
 	k run other --image=docker.io/library/busybox:1.36 --restart=Never -- sleep 100 >/dev/null
-	poll 30 test "$(k get pod other -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}')" == ImageNotRunnable ||
+	eventually 30 '[[ "$(k get pod other -o jsonpath='\''{.status.containerStatuses[0].state.waiting.reason}'\'')" == ImageNotRunnable ]]' ||
 		fail "no ImageNotRunnable status"
-	poll 30 test -n "$(k get events --field-selector involvedObject.name=other,reason=ImageNotRunnable,type=Warning -o name)" ||
+	eventually 30 '[[ -n "$(k get events --field-selector involvedObject.name=other,reason=ImageNotRunnable,type=Warning -o name)" ]]' ||
 		fail "no Warning event"
 	[[ "$(k get pod other -o jsonpath='{.status.phase}')" == Pending ]]
 	k delete pod other --wait=true --timeout=30s >/dev/null

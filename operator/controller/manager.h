@@ -1,0 +1,109 @@
+// The operator's control loop: caches (informers) of ConnectionPools, of the objects poolkeeper
+// owns (label-selected, never the cluster's other Deployments or Secrets) and of exactly the
+// password Secrets pools reference (one name-selected watch each); handlers that turn changes into
+// keys on the work queue; workers that reconcile a key (reconciler.h) and write only what changed:
+// server-side apply of owned objects, the status subresource, events.
+//
+// Fan-out: the budget of a server is shared, so when a pool is deleted or its spec changes, every
+// other pool on the same server is reconciled again; pools waiting for budget are admitted then.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "controller/events.h"
+#include "controller/pool_index.h"
+#include "controller/work_queue.h"
+#include "kube/client.h"
+#include "kube/informer.h"
+
+namespace poolkeeper::controller {
+
+struct ManagerOptions {
+  std::vector<std::string> namespaces;  // empty: all namespaces
+  int workers = 4;
+  std::chrono::seconds resync{600};  // every pool is reconciled again this often
+  std::chrono::seconds watch_timeout{300};
+  std::string instance = "poolkeeper";  // reported on events (the pod name)
+};
+
+// One finished reconcile: outcome is "success", "requeue" or "error".
+using ReconcileObserver =
+    std::function<void(const std::string& key, double seconds, const std::string& outcome)>;
+
+struct PoolBudgetFigures {
+  std::string ns;
+  std::string name;
+  int64_t usable = 0;
+  int64_t allocated = 0;
+  int64_t headroom = 0;
+};
+
+struct QueueFigures {
+  size_t depth = 0;
+  uint64_t adds = 0;
+  uint64_t retries = 0;
+};
+
+class Manager {
+ public:
+  Manager(kube::Client& client, const Clock& clock, ManagerOptions options);
+  ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  void SetObserver(ReconcileObserver observer);  // before StartWorkers
+  void StartInformers();
+  bool Synced() const;
+  bool WaitForSync(std::chrono::milliseconds timeout) const;
+  // Workers start once this replica leads; caches fill before, so a new leader starts warm.
+  void StartWorkers();
+  // Takes no new keys, waits up to `drain` for reconciles in flight. Informers keep running: a
+  // quiet watch ends only at its next event, and the process exits right after.
+  bool Stop(std::chrono::milliseconds drain);
+
+  std::vector<PoolBudgetFigures> Budgets() const;
+  QueueFigures Queue() const;
+  uint64_t EventsWritten() const { return events_.Written(); }
+
+ private:
+  struct Outcome {
+    bool ok = true;
+    Clock::Duration requeue_after{};
+  };
+  void Enqueue(const std::string& key);
+  void EnqueueServer(const std::string& server, const std::string& except);
+  void OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
+  void OnOwned(const kube::ObjectPtr& object);
+  void EnsureSecretWatches();
+  void Work();
+  Result<Outcome> ReconcileKey(const std::string& key);
+
+  kube::Client& client_;
+  const Clock& clock_;
+  ManagerOptions options_;
+  WorkQueue queue_;
+  EventRecorder events_;
+  PoolIndex index_;
+  ReconcileObserver observer_;
+  std::unique_ptr<kube::InformerGroup> pools_;
+  std::map<std::string, std::unique_ptr<kube::InformerGroup>> owned_;  // by kind
+
+  mutable std::mutex secrets_mutex_;
+  std::map<std::string, std::unique_ptr<kube::Informer>> secrets_;  // by namespace/name
+
+  std::vector<std::thread> workers_;
+  std::atomic<int> busy_{0};
+  std::atomic<uint64_t> adds_{0};
+  std::atomic<uint64_t> retries_{0};
+};
+
+}  // namespace poolkeeper::controller

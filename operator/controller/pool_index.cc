@@ -1,0 +1,102 @@
+#include "controller/pool_index.h"
+
+#include "api/parse.h"
+#include "controller/reconciler.h"
+
+namespace poolkeeper::controller {
+
+namespace {
+
+template <typename Map>
+void Unlink(Map& index, const std::string& bucket, const std::string& key) {
+  auto it = index.find(bucket);
+  if (it == index.end()) return;
+  it->second.erase(key);
+  if (it->second.empty()) index.erase(it);
+}
+
+}  // namespace
+
+std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
+  IndexedPool entry;
+  const nlohmann::json metadata = object.value("metadata", nlohmann::json::object());
+  entry.key = metadata.value("namespace", "") + "/" + metadata.value("name", "");
+  entry.generation = metadata.value("generation", int64_t{0});
+  auto parsed = api::ParseConnectionPool(object);
+  if (parsed) {
+    entry.server = parsed->spec.server.Key();
+    for (const auto& user : parsed->spec.users) {
+      entry.secrets.insert(parsed->metadata.namespace_ + "/" + user.password_secret_ref.name);
+    }
+    entry.pool = std::move(*parsed);
+  }
+  std::lock_guard guard(mutex_);
+  std::optional<IndexedPool> before;
+  if (auto it = pools_.find(entry.key); it != pools_.end()) {
+    before = std::move(it->second);
+    Unlink(by_server_, before->server, entry.key);
+    for (const auto& secret : before->secrets) Unlink(by_secret_, secret, entry.key);
+  }
+  if (entry.pool) by_server_[entry.server].insert(entry.key);
+  for (const auto& secret : entry.secrets) by_secret_[secret].insert(entry.key);
+  pools_[entry.key] = std::move(entry);
+  return before;
+}
+
+std::optional<IndexedPool> PoolIndex::Remove(const std::string& key) {
+  std::lock_guard guard(mutex_);
+  auto it = pools_.find(key);
+  if (it == pools_.end()) return std::nullopt;
+  IndexedPool removed = std::move(it->second);
+  pools_.erase(it);
+  Unlink(by_server_, removed.server, key);
+  for (const auto& secret : removed.secrets) Unlink(by_secret_, secret, key);
+  return removed;
+}
+
+std::vector<api::ConnectionPool> PoolIndex::OnServer(const std::string& server) const {
+  std::vector<api::ConnectionPool> pools;
+  {
+    std::lock_guard guard(mutex_);
+    auto it = by_server_.find(server);
+    if (it == by_server_.end()) return pools;
+    for (const auto& key : it->second) pools.push_back(*pools_.at(key).pool);
+  }
+  SortLedger(pools);
+  return pools;
+}
+
+std::vector<std::string> PoolIndex::KeysOnServer(const std::string& server) const {
+  std::lock_guard guard(mutex_);
+  auto it = by_server_.find(server);
+  if (it == by_server_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+std::vector<std::string> PoolIndex::KeysReferencing(const std::string& secret_key) const {
+  std::lock_guard guard(mutex_);
+  auto it = by_secret_.find(secret_key);
+  if (it == by_secret_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+std::set<std::string> PoolIndex::ReferencedSecrets() const {
+  std::lock_guard guard(mutex_);
+  std::set<std::string> keys;
+  for (const auto& [secret, pools] : by_secret_) keys.insert(secret);
+  return keys;
+}
+
+std::optional<IndexedPool> PoolIndex::Find(const std::string& key) const {
+  std::lock_guard guard(mutex_);
+  auto it = pools_.find(key);
+  if (it == pools_.end()) return std::nullopt;
+  return it->second;
+}
+
+size_t PoolIndex::Size() const {
+  std::lock_guard guard(mutex_);
+  return pools_.size();
+}
+
+}  // namespace poolkeeper::controller

@@ -1,0 +1,47 @@
+// The pools the operator knows, parsed once per change rather than once per reconcile: by key, by
+// server (the ledger groups pools by host:port) and by the password Secrets they reference. The
+// informer handlers keep it current; reconciles read it. Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "api/connection_pool.h"
+
+namespace poolkeeper::controller {
+
+struct IndexedPool {
+  std::string key;     // namespace/name
+  std::string server;  // host:port, empty when the spec does not parse
+  int64_t generation = 0;
+  std::optional<api::ConnectionPool> pool;  // absent when the spec does not parse
+  std::set<std::string> secrets;            // namespace/name of referenced password Secrets
+};
+
+class PoolIndex {
+ public:
+  // Parses and stores the pool; returns what was stored before (if anything).
+  std::optional<IndexedPool> Upsert(const nlohmann::json& object);
+  std::optional<IndexedPool> Remove(const std::string& key);
+
+  // Every valid pool on `server`, in ledger order.
+  std::vector<api::ConnectionPool> OnServer(const std::string& server) const;
+  std::vector<std::string> KeysOnServer(const std::string& server) const;
+  std::vector<std::string> KeysReferencing(const std::string& secret_key) const;
+  std::set<std::string> ReferencedSecrets() const;
+  std::optional<IndexedPool> Find(const std::string& key) const;
+  size_t Size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, IndexedPool> pools_;
+  std::map<std::string, std::set<std::string>> by_server_;
+  std::map<std::string, std::set<std::string>> by_secret_;
+};
+
+}  // namespace poolkeeper::controller

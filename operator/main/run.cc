@@ -1,0 +1,177 @@
+#include "main/run.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "controller/manager.h"
+#include "http/metrics.h"
+#include "http/server.h"
+#include "kube/client.h"
+#include "kube/config.h"
+#include "kube/leader_election.h"
+#include "kube/transport.h"
+#include "main/metrics_wiring.h"
+#include "main/run_flags.h"
+
+namespace poolkeeper::cli {
+namespace {
+
+std::string Identity() {
+  if (auto pod = kube::ProcessGetenv("POD_NAME"); pod && !pod->empty()) return *pod;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + "_" + std::to_string(::getpid());
+}
+
+// Blocks the stop signals in every thread (threads inherit the mask), so the main thread alone
+// takes them with sigtimedwait, between checks of leadership and readiness.
+sigset_t BlockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+// Ends the process without running destructors: informer threads may sit in a quiet watch until
+// its next event, and nothing they hold needs flushing.
+[[noreturn]] void Exit(int code) {
+  FlushLogs();
+  std::_Exit(code);
+}
+
+}  // namespace
+
+int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  auto options = ParseRunFlags(args);
+  if (!options) {
+    err << "error: " << options.error().ToString() << "\n" << kRunUsage;
+    return 2;
+  }
+  if (options->help) {
+    out << kRunUsage;
+    return 0;
+  }
+  sigset_t stop_signals = BlockStopSignals();
+  ConfigureLogging(options->log_format, options->log_level);
+  const std::string identity = Identity();
+
+  auto config = kube::LoadClusterConfig(options->kubeconfig, kube::ProcessGetenv);
+  if (!config) {
+    Log(LogLevel::kError, "no cluster configuration", {{"error", config.error().ToString()}});
+    return 2;
+  }
+  auto transport = kube::MakeHttpTransport(*config);
+  if (!transport) {
+    Log(LogLevel::kError, "cannot reach the API server", {{"error", transport.error().message}});
+    return 2;
+  }
+  SystemClock clock;
+  kube::Client client(**transport);
+  // Its own client: one renewal must fit well inside the 10 s renew deadline.
+  kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
+  controller::Manager manager(client, clock,
+                              {.namespaces = options->namespaces,
+                               .workers = options->workers,
+                               .resync = options->resync,
+                               .instance = identity});
+  std::atomic<bool> leading{!options->leader_elect};
+  std::atomic<bool> lost{false};
+  std::atomic<bool> stopping{false};
+
+  http::Registry registry;
+  auto metrics = OperatorMetrics::Register(registry, manager, client, leading);
+  if (!metrics) {
+    Log(LogLevel::kError, "metrics", {{"error", metrics.error().message}});
+    return 1;
+  }
+  manager.SetObserver(
+      [m = metrics->get()](const std::string&, double seconds, const std::string& outcome) {
+        m->ObserveReconcile(seconds, outcome);
+      });
+  auto server = http::Server::Start({
+      .address = options->http_address,
+      .live = [] { return true; },
+      .not_ready_reason = [&manager]() -> std::optional<std::string> {
+        if (!manager.Synced()) return "caches not synced";
+        return std::nullopt;
+      },
+      .registry = &registry,
+  });
+  if (!server) {
+    Log(LogLevel::kError, "http server", {{"error", server.error().message}});
+    return 2;
+  }
+  Log(LogLevel::kInfo, "starting",
+      {{"identity", identity},
+       {"api_server", config->server},
+       {"http", (*server)->address()},
+       {"namespaces",
+        options->namespaces.empty() ? "all" : std::to_string(options->namespaces.size())},
+       {"leader_elect", options->leader_elect ? "true" : "false"}});
+  manager.StartInformers();
+
+  std::unique_ptr<kube::LeaderElector> elector;
+  std::jthread election;
+  if (options->leader_elect) {
+    std::string lease_namespace = options->leader_election_namespace;
+    if (lease_namespace.empty()) {
+      lease_namespace = kube::ProcessGetenv("POD_NAMESPACE").value_or(config->namespace_);
+    }
+    kube::LeaderElectionOptions election_options{
+        .ns = lease_namespace, .name = options->leader_election_id, .identity = identity};
+    if (auto valid = kube::ValidateLeaderElection(election_options); !valid) {
+      Log(LogLevel::kError, "leader election", {{"error", valid.error().ToString()}});
+      return 2;
+    }
+    elector = std::make_unique<kube::LeaderElector>(
+        election_client, clock, election_options,
+        kube::LeaderCallbacks{
+            .on_started_leading = [&] { leading = true; },
+            .on_stopped_leading = [&] { lost = !stopping; },
+            .on_new_leader =
+                [](const std::string& holder) {
+                  Log(LogLevel::kInfo, "leader observed", {{"holder", holder}});
+                },
+        });
+    election = std::jthread([&elector](std::stop_token stop) { elector->Run(stop); });
+  }
+
+  bool workers_started = false;
+  for (;;) {
+    if (lost) {
+      Log(LogLevel::kError, "lost the leader Lease; exiting so another replica leads");
+      Exit(1);
+    }
+    if (!workers_started && leading && manager.Synced()) {
+      manager.StartWorkers();
+      workers_started = true;
+      Log(LogLevel::kInfo, "caches synced, reconciling",
+          {{"workers", std::to_string(options->workers)}});
+    }
+    timespec wait{0, 200'000'000};
+    int signal = sigtimedwait(&stop_signals, nullptr, &wait);
+    if (signal == SIGTERM || signal == SIGINT) break;
+  }
+  stopping = true;
+  Log(LogLevel::kInfo, "stopping: draining reconciles in flight",
+      {{"timeout_seconds", std::to_string(options->shutdown_timeout.count())}});
+  bool drained = manager.Stop(options->shutdown_timeout);
+  if (elector) {
+    // Run releases the Lease when asked to stop, so a successor need not wait for it to expire.
+    election.request_stop();
+    election.join();
+  }
+  Log(drained ? LogLevel::kInfo : LogLevel::kWarn, "stopped",
+      {{"drained", drained ? "true" : "false"}});
+  Exit(0);
+}
+
+}  // namespace poolkeeper::cli

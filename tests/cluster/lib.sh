@@ -1,0 +1,81 @@
+# Shared by the cluster-tier test scripts (test.sh, operator_test.sh, install_test.sh): tools on PATH, a
+# work directory with its own HOME for kubectl/helm caches, a result counter, polling, a throwaway PostgreSQL.
+# The sourcing script sets `here` (tests/cluster) first; the last line it prints is "N passed, M failed".
+repo="$(cd "$here/../.." && pwd)"
+"$repo/scripts/install-tools.sh" >&2 || { echo "install-tools failed"; echo "0 passed, 1 failed"; exit 1; }
+export PATH="$repo/.tools/bin:$PATH"
+bin="$("$here/build.sh")" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+PGBIN=/usr/lib/postgresql/15/bin
+
+work="$(mktemp -d "/tmp/poolkeeper-${TEST_NAME:-cluster}-test.XXXXXX")"
+chmod 0755 "$work"
+export HOME="$work/home" KUBECACHEDIR="$work/home/.kube/cache"
+export HELM_CACHE_HOME="$work/home/.cache/helm" HELM_CONFIG_HOME="$work/home/.config/helm" HELM_DATA_HOME="$work/home/.local/share/helm"
+mkdir -p "$HOME"
+pgdir="$work/pg"
+pgport=""
+passed=0 failed=0
+
+log() { echo "    $*" >&2; }
+fail() { echo "    FAIL: $*" >&2; return 1; }
+# poll DEADLINE-SECONDS command...: retry the command until it succeeds or the deadline passes.
+poll() {
+	local secs="$1"; shift
+	local end=$(( $(date +%s) + secs ))
+	until "$@" >/dev/null 2>&1; do
+		(( $(date +%s) < end )) || return 1
+		sleep 0.5
+	done
+}
+# eventually DEADLINE-SECONDS 'shell condition': like poll, but the condition is evaluated afresh each time.
+eventually() {
+	local secs="$1"; shift
+	local end=$(( $(date +%s) + secs ))
+	until eval "$*" >/dev/null 2>&1; do
+		(( $(date +%s) < end )) || return 1
+		sleep 0.5
+	done
+}
+run() {
+	local name="$1"
+	echo "--- $name" >&2
+	local t=$(date +%s)
+	( set -e; "$name" )
+	if [[ $? == 0 ]]; then
+		passed=$((passed + 1)); echo "ok   $name ($(( $(date +%s) - t ))s)"
+	else
+		failed=$((failed + 1)); echo "FAIL $name ($(( $(date +%s) - t ))s)"
+	fi
+}
+# Bounds the whole script; the cleanup trap still runs.
+watchdog() {
+	( sleep "$1"; echo "$0: global timeout" >&2; kill -TERM $$ ) &
+	watchdog_pid=$!
+}
+
+# A PostgreSQL owned by the test, on a free loopback port, as the postgres user; role app/app-secret-pw owns db app.
+start_postgres() { # max_connections
+	mkdir -p "$pgdir" && chown postgres: "$pgdir"
+	echo "superpw" > "$pgdir/pw" && chown postgres: "$pgdir/pw"
+	runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres -A scram-sha-256 --pwfile="$pgdir/pw" >"$pgdir/initdb.log" 2>&1
+	pgport="$("$bin/localkubelet" free-ports 1)"
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
+		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=${1:-30}" start >/dev/null
+	psql_super -c "CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'"
+	psql_super -c "CREATE DATABASE app OWNER app"
+}
+psql_super() { PGPASSWORD=superpw psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
+stop_postgres() {
+	if [[ -f "$pgdir/data/postmaster.pid" ]]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
+	fi
+}
+# Removes the work directory unless KEEP=1 or something failed.
+finish_work() {
+	[[ -n "${watchdog_pid:-}" ]] && kill "$watchdog_pid" 2>/dev/null
+	if [[ "${KEEP:-0}" == 1 || $failed -gt 0 ]]; then
+		echo "work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# tests/cluster/operator_test.sh — `poolkeeper run` against the real local control plane (up.sh), with a real
+# PostgreSQL behind the PgBouncer pods localkubelet runs, driven by the pinned kubectl. The operator runs as
+# local processes with the admin kubeconfig here (install_test.sh runs it in-cluster under its own RBAC).
+# Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TEST_NAME=operator source "$here/lib.sh"
+C="$work/c"
+poolkeeper="${POOLKEEPER_BIN:-$repo/build/poolkeeper}"
+ops=() # pids of running operators
+
+cleanup() {
+	trap - EXIT INT TERM
+	for p in "${ops[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	"$here/down.sh" "$C" >/dev/null 2>&1
+	stop_postgres
+	finish_work
+}
+trap cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+watchdog 1200
+k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
+
+# start_operator NAME: runs `poolkeeper run` as replica NAME; its HTTP port is in $work/NAME.port, log in $work/NAME.log.
+start_operator() {
+	local name="$1" port
+	port="$("$bin/localkubelet" free-ports 1)"
+	echo "$port" > "$work/$name.port"
+	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
+		--http-address "127.0.0.1:$port" --leader-elect --leader-election-namespace poolkeeper-system \
+		--workers 2 --log-format json >>"$work/$name.log" 2>&1 &
+	echo $! > "$work/$name.pid"
+	ops+=("$!")
+}
+op_pid() { cat "$work/$1.pid"; }
+metrics() { curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/$1.port")/metrics"; }
+ready() { curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/$1.port")/readyz" >/dev/null; }
+is_leader() { metrics "$1" | grep -qx 'poolkeeper_leader 1'; }
+# metric NAME SERIES-REGEX: the sum of the samples of the operator's series matching the regex.
+metric_sum() { metrics "$1" | awk -v re="$2" '$0 ~ re { s += $NF } END { print s + 0 }'; }
+writes() { metric_sum "$1" '^poolkeeper_api_requests_total\\{.*verb="(apply|create|update|patch|delete)"'; }
+
+cond() { k get connectionpool "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].status}"; }
+reason() { k get connectionpool "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].reason}"; }
+pool_ready() { # pool: Ready=True for the current generation
+	[[ "$(cond "$1" Ready)" == True ]] &&
+		[[ "$(k get connectionpool "$1" -o jsonpath='{.status.observedGeneration}')" == "$(k get connectionpool "$1" -o jsonpath='{.metadata.generation}')" ]]
+}
+template_hash() { k get deployment "$1" -o jsonpath='{.spec.template.metadata.annotations.poolkeeper\.io/config-hash}'; }
+pod_names() { k get pods -l "app.kubernetes.io/instance=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | sort; }
+pod_ips() { k get pods -l "app.kubernetes.io/instance=$1" --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}'; }
+# query POOL PASSWORD: a query through every Running pod of the pool; prints the server port seen.
+query_all() {
+	local ip out
+	for ip in $(pod_ips "$1"); do
+		out=$(PGPASSWORD="$2" PGCONNECT_TIMEOUT=5 psql "host=$ip port=6432 user=app dbname=app" -qAt -c "SELECT inet_server_port()") || return 1
+		[[ "$out" == "$pgport" ]] || return 1
+	done
+	[[ -n "$(pod_ips "$1")" ]]
+}
+
+# pool NAME POOL-SIZE [MAX-DB-CONNECTIONS] [INSTANCES]: a ConnectionPool for the test's server (max_connections 30:
+# 30 - 3 superuser reserved - 2 overhead = 25 usable).
+pool() {
+	local name="$1" size="$2" maxdb="${3:-$2}" instances="${4:-1}"
+	cat <<YAML
+apiVersion: poolkeeper.io/v1alpha1
+kind: ConnectionPool
+metadata: {name: $name, namespace: default}
+spec:
+  server: {host: 127.0.0.1, port: $pgport, maxConnections: 30, overhead: 2}
+  pooler: {instances: $instances, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: $size}
+  databases: [{name: app, maxDbConnections: $maxdb}]
+  users: [{name: app, passwordSecretRef: {name: app-db}}]
+YAML
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+test_pool_becomes_ready_and_serves() {
+	pool first 5 5 2 | k apply -f - >/dev/null
+	k wait --for=condition=Ready connectionpool/first --timeout=90s >/dev/null || fail "first not Ready: $(k get connectionpool first -o jsonpath='{.status.conditions}')"
+	for o in configmap/first-config secret/first-auth deployment/first service/first poddisruptionbudget/first; do
+		[[ "$(k get "$o" -o jsonpath='{.metadata.ownerReferences[0].name}')" == first ]] || fail "$o not owned by first"
+	done
+	[[ "$(k get connectionpool first -o jsonpath='{.status.budget.usable}')" == 25 ]] || fail "usable"
+	[[ "$(k get connectionpool first -o jsonpath='{.status.budget.worstCase}')" == 15 ]] || fail "worst case (2 + 1) x 5"
+	[[ "$(k get connectionpool first -o jsonpath='{.status.readyInstances}')" == 2 ]] || fail "readyInstances"
+	poll 30 query_all first app-secret-pw || fail "no query through the pods of first"
+	# No password in the ConfigMap, the status or the events.
+	! k get configmap first-config -o yaml | grep -q app-secret-pw || fail "password in the ConfigMap"
+	! k get connectionpool first -o yaml | grep -q app-secret-pw || fail "password in the status"
+	! k get events -o yaml | grep -q app-secret-pw || fail "password in an event"
+	! grep -q app-secret-pw "$work"/op1.log || fail "password in the operator log"
+	log "first Ready, 2 pods serve through PgBouncer to PostgreSQL :$pgport"
+}
+
+test_spec_change_rolls_the_pods() {
+	local hash_before=$(template_hash first) pods_before=$(pod_names first)
+	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":4},"databases":[{"name":"app","maxDbConnections":4}]}}' >/dev/null
+	poll 60 pool_ready first || fail "first not Ready after the change"
+	[[ "$(template_hash first)" != "$hash_before" ]] || fail "config hash unchanged"
+	k rollout status deployment/first --timeout=90s >/dev/null
+	eventually 60 '[[ "$(pod_names first | grep -vxF "$pods_before" | wc -l)" -eq 2 ]]' || fail "pods not replaced"
+	k get configmap first-config -o jsonpath='{.data.pgbouncer\.ini}' | grep -q '^default_pool_size = 4$' || fail "ini not updated"
+	poll 30 query_all first app-secret-pw || fail "no query after the rollout"
+}
+
+test_overrun_is_refused_and_old_pods_keep_running() {
+	local hash_before=$(template_hash first) pods_before=$(pod_names first)
+	# (2 + 1) x 10 = 30 > 25 usable
+	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":10},"databases":[{"name":"app","maxDbConnections":10}]}}' >/dev/null
+	eventually 30 '[[ "$(cond first BudgetExceeded)" == True ]]' || fail "no BudgetExceeded"
+	local msg=$(k get connectionpool first -o jsonpath='{.status.conditions[?(@.type=="BudgetExceeded")].message}')
+	grep -q 30 <<<"$msg" && grep -q 25 <<<"$msg" || fail "message without the arithmetic: $msg"
+	[[ "$(cond first Ready)" == False ]] || fail "Ready should be False"
+	eventually 30 '[[ -n "$(k get events --field-selector involvedObject.name=first,type=Warning,reason=BudgetExceeded -o name)" ]]' || fail "no Warning event"
+	[[ "$(template_hash first)" == "$hash_before" ]] || fail "the overrunning configuration was rolled out"
+	[[ "$(pod_names first)" == "$pods_before" ]] || fail "pods changed"
+	query_all first app-secret-pw || fail "old pods stopped serving"
+	# Back within budget: admitted again.
+	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":4},"databases":[{"name":"app","maxDbConnections":4}]}}' >/dev/null
+	poll 60 pool_ready first || fail "not Ready after shrinking back"
+	[[ "$(cond first BudgetExceeded)" == False ]] || fail "BudgetExceeded stayed"
+}
+
+test_second_pool_waits_for_budget() {
+	# first holds (2 + 1) x 4 = 12 of 25; second wants (1 + 1) x 7 = 14 > 13 left.
+	pool second 7 7 1 | k apply -f - >/dev/null
+	eventually 30 '[[ "$(cond second BudgetExceeded)" == True ]]' || fail "second admitted over budget"
+	[[ -z "$(k get deployment second -o name 2>/dev/null)" ]] || fail "second got a Deployment"
+	k delete connectionpool first --wait=true --timeout=60s >/dev/null
+	k wait --for=condition=Ready connectionpool/second --timeout=90s >/dev/null || fail "second not admitted after first was deleted"
+	eventually 60 '[[ -z "$(k get deployment,configmap,secret,service -l app.kubernetes.io/instance=first -o name)" ]]' || fail "first's objects not collected"
+	poll 30 query_all second app-secret-pw || fail "no query through second"
+}
+
+test_password_rotation_reaches_the_pods() {
+	local hash_before=$(template_hash second)
+	psql_super -c "ALTER ROLE app PASSWORD 'rotated-pw-2'"
+	k create secret generic app-db --from-literal=password=rotated-pw-2 --dry-run=client -o yaml | k apply -f - >/dev/null
+	eventually 60 '[[ "$(template_hash second)" != "$hash_before" ]]' || fail "rotation did not change the pods' config hash"
+	k rollout status deployment/second --timeout=90s >/dev/null
+	poll 60 pool_ready second || fail "second not Ready after rotation"
+	poll 60 query_all second rotated-pw-2 || fail "the new password does not work through the pooler"
+	! k get secret second-auth -o jsonpath='{.data.userlist\.txt}' | base64 -d | grep -q app-secret-pw || fail "old password kept"
+}
+
+test_missing_secret_is_a_condition() {
+	pool third 1 1 1 | sed 's/name: app-db/name: nowhere/' | k apply -f - >/dev/null
+	eventually 30 '[[ "$(reason third Degraded)" == SecretNotFound ]]' || fail "no SecretNotFound: $(k get connectionpool third -o jsonpath='{.status.conditions}')"
+	kill -0 "$(op_pid op1)" 2>/dev/null || kill -0 "$(op_pid op2)" 2>/dev/null || fail "operator died"
+	k delete connectionpool third --wait=true >/dev/null
+}
+
+other_replica() { [[ $1 == op1 ]] && echo op2 || echo op1; }
+test_steady_state_writes_nothing() {
+	# A new leader reconciles every pool from its caches: with nothing changed it must not write.
+	[[ "$(k get connectionpools -o name)" == connectionpool.poolkeeper.io/second ]] || fail "want exactly one pool"
+	local leader=op1; is_leader op1 || leader=op2
+	local follower=$(other_replica $leader)
+	kill -TERM "$(op_pid "$leader")"
+	poll 20 bash -c "! kill -0 $(op_pid "$leader")" || fail "$leader did not exit on SIGTERM"
+	poll 20 is_leader "$follower" || fail "$follower did not lead after $leader released the Lease"
+	eventually 60 '[[ "$(metric_sum "$follower" "^poolkeeper_reconcile_total")" -ge 1 ]]' || fail "nothing reconciled"
+	local w=$(writes "$follower")
+	[[ "$w" == 0 ]] || fail "$w writes in a steady-state resync"
+	start_operator op3 # the follower for the next test
+	poll 30 ready op3 || fail "op3 not ready"
+}
+
+test_leader_fails_over_within_the_lease() {
+	local leader="" follower=""
+	for r in op1 op2 op3; do
+		kill -0 "$(op_pid $r)" 2>/dev/null || continue
+		if is_leader $r; then leader=$r; else follower=$r; fi
+	done
+	[[ -n "$leader" && -n "$follower" ]] || fail "want a leader and a follower: leader=$leader follower=$follower"
+	local holder=$(k -n poolkeeper-system get lease poolkeeper-leader -o jsonpath='{.spec.holderIdentity}')
+	[[ "$holder" == "$leader" ]] || fail "lease held by $holder, leader is $leader"
+	local t0=$(date +%s)
+	kill -KILL "$(op_pid "$leader")"
+	poll 40 is_leader "$follower" || fail "$follower did not take over"
+	log "$follower took over $(( $(date +%s) - t0 ))s after the leader was killed"
+	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":6},"databases":[{"name":"app","maxDbConnections":6}]}}' >/dev/null
+	poll 60 pool_ready second || fail "the new leader does not reconcile"
+	[[ "$(k get rs -l app.kubernetes.io/instance=second -o name | wc -l)" -le 4 ]] || fail "duplicate ReplicaSets"
+	[[ "$(k get deployment -l app.kubernetes.io/managed-by=poolkeeper -o name)" == "deployment.apps/second" ]] || fail "orphans or duplicates"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+"$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+start_postgres 30
+k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
+k create namespace poolkeeper-system >/dev/null
+# The garbage collector learns new kinds from discovery every 30 s; until then it cannot resolve an owner that
+# is a ConnectionPool and backs off. Wait until it collects a probe, so deletions in the tests are timely.
+pool gc-probe 1 | k apply -f - >/dev/null
+probe_uid=$(k get connectionpool gc-probe -o jsonpath='{.metadata.uid}')
+k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: gc-probe
+  ownerReferences: [{apiVersion: poolkeeper.io/v1alpha1, kind: ConnectionPool, name: gc-probe, uid: $probe_uid}]
+YAML
+k delete connectionpool gc-probe >/dev/null
+poll 120 bash -c "! kubectl --kubeconfig $C/kubeconfig get configmap gc-probe" || echo "garbage collector slow to learn ConnectionPools" >&2
+k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+start_operator op1
+poll 30 is_leader op1 || { echo "operator op1 did not lead"; tail -20 "$work/op1.log"; }
+start_operator op2
+run test_pool_becomes_ready_and_serves
+run test_spec_change_rolls_the_pods
+run test_overrun_is_refused_and_old_pods_keep_running
+run test_second_pool_waits_for_budget
+run test_password_rotation_reaches_the_pods
+run test_missing_secret_is_a_condition
+run test_steady_state_writes_nothing
+run test_leader_fails_over_within_the_lease
+echo "$passed passed, $failed failed"
+[[ $failed == 0 ]]
