@@ -49,6 +49,9 @@ fi
 if [ -f "$REPO_ROOT/tests/cluster/test.sh" ]; then
   run_tier cluster bash "$REPO_ROOT/tests/cluster/test.sh"
 fi
+if [ -f "$REPO_ROOT/tests/cluster/install_test.sh" ]; then
+  run_tier install bash "$REPO_ROOT/tests/cluster/install_test.sh"
+fi
 if [ -f "$REPO_ROOT/tests/cluster/operator_test.sh" ]; then
   run_tier operator bash "$REPO_ROOT/tests/cluster/operator_test.sh"
 fi

@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# tests/cluster/install_test.sh — the install surfaces on a real local control plane (etcd + kube-apiserver +
+# kube-controller-manager + localkubelet, see tests/cluster/README.md), driven by the pinned kubectl 1.35 and helm 4:
+#   - the CRD is accepted by the API server, and it and the operator's validator (`poolkeeper check`) both refuse
+#     every entry of the shared table tests/unit/api/testdata/invalid_pools.yaml; every example is accepted;
+#   - helm lint; the chart's CRD equals crds/ and manifests/ equals the chart (scripts/gen-manifests.sh --check);
+#   - helm install / upgrade (changed values) / uninstall with --wait, cluster-wide and namespaced, and the
+#     operator's ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
+#   - kubectl apply -k manifests/ and delete -k.
+# Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
+#
+# TODO(poolkeeper run): `poolkeeper run` does not exist yet, so localkubelet runs the chart's operator image
+# (ghcr.io/poolkeeper/poolkeeper, which its image table maps to $POOLKEEPER_BIN) as testdata/operator-standin.py:
+# it accepts exactly `run`'s flags, serves /healthz /readyz /metrics on --http-address and reports its identity.
+# Once `poolkeeper run` lands: set POOLKEEPER_BIN="$repo/build/poolkeeper" below (the default of up.sh), delete
+# operator-standin.py, and replace the stand-in log checks in check_operator_pod with the operator's own
+# (its log lines, a Lease held in the release namespace, /metrics through the pod IP).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+"$repo/scripts/install-tools.sh" >&2 || { echo "install-tools failed"; echo "0 passed, 1 failed"; exit 1; }
+export PATH="$repo/.tools/bin:$PATH"
+"$here/build.sh" >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+POOLKEEPER="${POOLKEEPER_CLI:-$repo/build/poolkeeper}" # the CLI whose validator the CRD must agree with
+[[ -x "$POOLKEEPER" ]] || { echo "$POOLKEEPER is not built (scripts/build.sh)"; echo "0 passed, 1 failed"; exit 1; }
+export POOLKEEPER_BIN="$here/testdata/operator-standin.py" # TODO(poolkeeper run): "$repo/build/poolkeeper"
+
+work="$(mktemp -d /tmp/poolkeeper-install-test.XXXXXX)"
+chmod 0755 "$work"
+export HOME="$work/home" KUBECACHEDIR="$work/home/.kube/cache"
+export HELM_CACHE_HOME="$work/home/.cache/helm" HELM_CONFIG_HOME="$work/home/.config/helm" HELM_DATA_HOME="$work/home/.local/share/helm"
+mkdir -p "$HOME"
+C="$work/c"
+chart="$repo/helm/poolkeeper"
+crd="$repo/crds/poolkeeper.io_connectionpools.yaml"
+REL=poolkeeper                 # release name: objects are named "poolkeeper"
+NS=poolkeeper-system           # release namespace
+SA="system:serviceaccount:$NS:poolkeeper"
+
+passed=0 failed=0
+cleanup() {
+	trap - EXIT INT TERM
+	# The watchdog subshell and its sleep (which would otherwise hold our stdout open for 15 minutes).
+	[[ -n "${watchdog:-}" ]] && kill $(pgrep -P "$watchdog") "$watchdog" 2>/dev/null
+	"$here/down.sh" "$C" >/dev/null 2>&1
+	if [[ "${KEEP:-0}" == 1 || $failed -gt 0 ]]; then
+		echo "work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+# Bound the whole run: 15 minutes.
+( sleep 900; echo "install_test.sh: global timeout" >&2; kill -TERM $$ ) &
+watchdog=$!
+
+log() { echo "    $*" >&2; }
+fail() { echo "    FAIL: $*" >&2; return 1; }
+k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
+h() { helm --kubeconfig "$C/kubeconfig" "$@"; }
+# poll DEADLINE-SECONDS command...: retry the command until it succeeds or the deadline passes.
+poll() {
+	local secs="$1"; shift
+	local end=$(( $(date +%s) + secs ))
+	until "$@" >/dev/null 2>&1; do
+		(( $(date +%s) < end )) || return 1
+		sleep 0.5
+	done
+}
+run() {
+	local name="$1"
+	echo "--- $name" >&2
+	local t=$(date +%s)
+	( set -e; "$name" )
+	if [[ $? == 0 ]]; then
+		passed=$((passed + 1)); echo "ok   $name ($(( $(date +%s) - t ))s)"
+	else
+		failed=$((failed + 1)); echo "FAIL $name ($(( $(date +%s) - t ))s)"
+	fi
+}
+
+# YAML to JSON without a YAML library on the host: helm's fromYaml/fromYamlArray (sigs.k8s.io/yaml) and toJson.
+y2j_chart="$work/yaml2json"
+mkdir -p "$y2j_chart/templates"
+printf 'apiVersion: v2\nname: yaml2json\nversion: 0.1.0\n' > "$y2j_chart/Chart.yaml"
+cat > "$y2j_chart/templates/out.yaml" <<'EOF'
+apiVersion: v1
+kind: YamlToJson
+json: {{ if .Values.array }}{{ .Values.doc | fromYamlArray | toJson }}{{ else }}{{ .Values.doc | fromYaml | toJson }}{{ end }}
+EOF
+y2j() { # FILE [helm flags]: the YAML document (or, with --set array=true, the YAML list) in FILE as one JSON line
+	helm template y2j "$y2j_chart" --set-file doc="$1" "${@:2}" | sed -n 's/^json: //p'
+}
+# RFC 7386 JSON merge patch (null deletes a key), as the unit test applies each case to valid_pool.yaml.
+MERGE_PATCH='def mp($p): if ($p|type) == "object" then (if type == "object" then . else {} end) as $t
+  | reduce ($p|to_entries[]) as $e ($t; if $e.value == null then del(.[$e.key]) else .[$e.key] = (.[$e.key] | mp($e.value)) end)
+  else $p end; mp($p)'
+
+# ---------------------------------------------------------------------------------------------------------------
+test_cluster_up() {
+	"$here/up.sh" "$C" >&2
+	k wait --for=condition=Ready node/local --timeout=30s >/dev/null
+}
+
+test_crd_accepted() {
+	k apply --server-side --field-manager=install-test -f "$crd" >/dev/null
+	k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
+	# The API server found nothing to refuse in the schema (CEL compiled within its cost budget, structural).
+	local bad
+	bad=$(k get crd connectionpools.poolkeeper.io -o json |
+		jq -r '.status.conditions[] | select(.type == "NonStructuralSchema" or ((.type == "NamesAccepted" or .type == "Established") and .status != "True")) | .type + ": " + .message')
+	[[ -z "$bad" ]] || fail "CRD conditions: $bad"
+	# Short name, category, printer columns and the scale subresource, on a real pool.
+	k create namespace default-pools >/dev/null
+	sed 's/namespace: default/namespace: default-pools/' "$repo/examples/quickstart.yaml" | k apply -f - >/dev/null
+	k -n default-pools get cpool app >/dev/null
+	k -n default-pools get poolkeeper -o name | grep -qx connectionpool.poolkeeper.io/app || fail "category poolkeeper"
+	local header=$(k -n default-pools get connectionpools | head -1)
+	for col in NAME READY INSTANCES MODE ALLOCATED USABLE BUDGET AGE; do
+		[[ $header == *"$col"* ]] || fail "printer column $col missing: $header"
+	done
+	k -n default-pools scale connectionpool app --replicas=3 >/dev/null
+	[[ "$(k -n default-pools get cpool app -o jsonpath='{.spec.pooler.instances}')" == 3 ]] || fail "kubectl scale did not set spec.pooler.instances"
+	# Server fields are immutable (the pool's budget is booked on that server).
+	local out
+	out=$(k -n default-pools patch cpool app --type=merge -p '{"spec":{"server":{"host":"other.example"}}}' 2>&1) && fail "host changed"
+	grep -q "immutable" <<<"$out" || fail "unexpected error: $out"
+	# Defaults from the schema.
+	[[ "$(k -n default-pools get cpool app -o jsonpath='{.spec.budget.policy}/{.spec.server.reservedConnections}')" == "Enforce/0" ]] || fail "schema defaults"
+	k delete namespace default-pools --wait=true --timeout=60s >/dev/null
+}
+
+# Entries of the shared table the API server cannot refuse, with the reason (none today). Format: "case name".
+declare -A SCHEMA_EXCEPTIONS=(
+	# A typo'd field ("unknown pooler field") is refused because kubectl, Helm 4 and Argo CD/Flux send
+	# fieldValidation=Strict; a client that sends Ignore gets it pruned silently instead (structural schemas prune).
+	# The test uses --validate=strict, so it is not an exception.
+)
+test_crd_and_validator_refuse_the_same_inputs() {
+	local base cases n i c name patch out krc prc refused_both=0 exceptions=0
+	base=$(y2j "$repo/tests/unit/api/testdata/valid_pool.yaml")
+	cases=$(y2j "$repo/tests/unit/api/testdata/invalid_pools.yaml" --set array=true)
+	n=$(jq length <<<"$cases")
+	(( n > 40 )) || fail "only $n cases in invalid_pools.yaml"
+	local ns=$(jq -r .metadata.namespace <<<"$base")
+	k create namespace "$ns" >/dev/null
+	# The base itself is valid for both: otherwise every refusal below would prove nothing.
+	echo "$base" > "$work/base.json"
+	k apply --dry-run=server --validate=strict -f "$work/base.json" >/dev/null || fail "API server refuses valid_pool.yaml"
+	"$POOLKEEPER" check -f "$work/base.json" >/dev/null || fail "poolkeeper check refuses valid_pool.yaml"
+	for ((i = 0; i < n; i++)); do
+		c=$(jq -c ".[$i]" <<<"$cases")
+		name=$(jq -r .case <<<"$c")
+		patch=$(jq -c .patch <<<"$c")
+		jq --argjson p "$patch" "$MERGE_PATCH" "$work/base.json" > "$work/case.json"
+		out=$(k apply --dry-run=server --validate=strict -f "$work/case.json" 2>&1) && krc=0 || krc=$?
+		"$POOLKEEPER" check -f "$work/case.json" >/dev/null 2>&1 && prc=0 || prc=$?
+		if [[ $prc != 2 ]]; then
+			fail "poolkeeper check exit $prc (want 2, invalid input) for: $name"
+		fi
+		if [[ $krc == 0 ]]; then
+			if [[ -n "${SCHEMA_EXCEPTIONS[$name]+x}" ]]; then
+				exceptions=$((exceptions + 1)); log "exception (schema accepts): $name"
+				continue
+			fi
+			fail "API server accepts: $name ($patch)"
+		fi
+		# A refusal by the server, not a client-side error (an unserved apiVersion is the one the client sees first).
+		grep -qE 'is invalid|BadRequest|strict decoding error|no matches for kind' <<<"$out" || fail "$name: unexpected error: $out"
+		refused_both=$((refused_both + 1))
+	done
+	[[ ${#SCHEMA_EXCEPTIONS[@]} == "$exceptions" ]] || fail "an exception listed in SCHEMA_EXCEPTIONS is now refused: remove it"
+	log "$refused_both of $n bad inputs refused by both the API server and poolkeeper check ($exceptions exceptions)"
+	k delete namespace "$ns" --wait=true --timeout=60s >/dev/null
+}
+
+test_examples_accepted_by_api_server() {
+	local f n=0 ns
+	for ns in $(cat "$repo"/examples/*.yaml | sed -n 's/^  namespace: *//p' | sort -u); do
+		k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null
+	done
+	for f in "$repo"/examples/*.yaml; do
+		k apply --dry-run=server --validate=strict -f "$f" >/dev/null || fail "API server refuses $f"
+		n=$((n + 1))
+	done
+	log "$n examples accepted (server dry-run)"
+	# Clean for the install tests: helm must create the CRD itself.
+	k delete crd connectionpools.poolkeeper.io --wait=true --timeout=60s >/dev/null
+}
+
+test_helm_lint() {
+	helm lint --strict "$chart" >/dev/null || { helm lint --strict "$chart"; fail "helm lint (defaults)"; }
+	helm lint --strict "$chart" --set 'watchNamespaces={team-a,team-b}' --set replicas=2 >/dev/null || fail "helm lint (namespaced, 2 replicas)"
+	# The values schema refuses what the operator would refuse.
+	! helm template x "$chart" --set logFormat=xml >/dev/null 2>&1 || fail "values.schema.json accepts logFormat=xml"
+	! helm template x "$chart" --set replicas=2 --set leaderElection.enabled=false >/dev/null 2>&1 || fail "2 replicas without leader election rendered"
+	! helm template x "$chart" --set no.such=value >/dev/null 2>&1 || fail "values.schema.json accepts an unknown key"
+}
+
+test_manifests_and_chart_crd_in_sync() {
+	"$repo/scripts/gen-manifests.sh" --check >&2 || fail "run scripts/gen-manifests.sh"
+	cmp -s "$crd" "$chart/crds/$(basename "$crd")" || fail "helm/poolkeeper/crds differs from crds/"
+}
+
+# can-i VERB RESOURCE [flags]: the operator's ServiceAccount's answer (yes/no).
+can_i() { k auth can-i --as="$SA" "$@" 2>/dev/null || true; }
+expect_yes() { local ans=$(can_i "$@"); [[ $ans == yes ]] || fail "operator may not: $* ($ans)"; }
+expect_no() { local ans=$(can_i "$@"); [[ $ans == no ]] || fail "operator may: $* ($ans)"; }
+# What the operator needs, verb by verb, in a namespace it watches ($@: -n NS or --all-namespaces).
+expect_operator_rights() {
+	local v r
+	for v in get list watch; do expect_yes "$v" connectionpools.poolkeeper.io "$@"; done
+	for v in get update patch; do expect_yes "$v" connectionpools.poolkeeper.io --subresource=status "$@"; done
+	expect_yes update connectionpools.poolkeeper.io --subresource=finalizers "$@"
+	for r in configmaps secrets services deployments.apps poddisruptionbudgets.policy; do
+		for v in get list watch create update patch delete; do expect_yes "$v" "$r" "$@"; done
+	done
+	for r in events events.events.k8s.io; do
+		for v in create patch; do expect_yes "$v" "$r" "$@"; done
+	done
+}
+# What it must not do there.
+expect_operator_refusals() {
+	local v r
+	for v in create update delete deletecollection; do expect_no "$v" connectionpools.poolkeeper.io "$@"; done
+	for v in get list delete; do expect_no "$v" events "$@"; done
+	expect_no deletecollection configmaps "$@"
+	expect_no deletecollection secrets "$@"
+	for r in pods replicasets.apps statefulsets.apps serviceaccounts roles.rbac.authorization.k8s.io rolebindings.rbac.authorization.k8s.io \
+		persistentvolumeclaims endpoints jobs.batch networkpolicies.networking.k8s.io; do
+		expect_no list "$r" "$@"
+		expect_no create "$r" "$@"
+	done
+	expect_no get pods --subresource=exec "$@"
+	expect_no create pods --subresource=exec "$@"
+	expect_no get pods --subresource=log "$@"
+	expect_no get leases.coordination.k8s.io "$@"
+}
+expect_cluster_refusals() {
+	local r
+	for r in nodes namespaces customresourcedefinitions.apiextensions.k8s.io clusterroles.rbac.authorization.k8s.io \
+		clusterrolebindings.rbac.authorization.k8s.io persistentvolumes validatingwebhookconfigurations.admissionregistration.k8s.io; do
+		expect_no list "$r"
+		expect_no create "$r"
+	done
+	expect_no create tokenreviews.authentication.k8s.io
+	expect_no impersonate serviceaccounts
+	expect_no '*' '*' --all-namespaces
+}
+# Leader election: create a Lease in the release namespace, get/update only the named one, nothing else.
+expect_lease_rights() {
+	expect_yes create leases.coordination.k8s.io -n "$NS"
+	expect_yes get leases.coordination.k8s.io/poolkeeper-leader -n "$NS"
+	expect_yes update leases.coordination.k8s.io/poolkeeper-leader -n "$NS"
+	expect_no update leases.coordination.k8s.io/someone-else -n "$NS"
+	expect_no delete leases.coordination.k8s.io/poolkeeper-leader -n "$NS"
+	expect_no list leases.coordination.k8s.io -n "$NS"
+	expect_no create leases.coordination.k8s.io -n kube-system
+}
+
+# The operator pods of the release: running the image localkubelet maps to the poolkeeper binary, with the
+# chart's args expanded, the ServiceAccount's own token, and Ready through the chart's HTTP probes.
+operator_log() { # POD: its current container log
+	local uid=$(k -n "$NS" get pod "$1" -o jsonpath='{.metadata.uid}')
+	cat "$C/kubelet/logs/${NS}_$1_$uid/operator/"*.log 2>/dev/null
+}
+operator_serving() { operator_log "$1" | grep -q '^serving on'; }
+check_operator_pod() { # EXPECTED-LIST-LINE: the stand-in's report of its list of connectionpools
+	local pod ip
+	for pod in $(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL,app.kubernetes.io/component=operator -o jsonpath='{.items[*].metadata.name}'); do
+		[[ "$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].imageID}')" == localkubelet://poolkeeper ]] ||
+			fail "$pod: image not run as the poolkeeper binary"
+		ip=$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.podIP}')
+		poll 20 operator_serving "$pod" || fail "$pod: no output: $(operator_log "$pod")"
+		local lg=$(operator_log "$pod")
+		grep -q -- "--http-address=$ip:8080" <<<"$lg" || fail "$pod: http address not expanded to the pod IP: $lg"
+		grep -qxF "pod: $NS/$pod" <<<"$lg" || fail "$pod: POD_NAMESPACE/POD_NAME: $lg"
+		grep -qxF "whoami: $SA" <<<"$lg" || fail "$pod: not running as its ServiceAccount: $lg"
+		grep -qxF "$1" <<<"$lg" || fail "$pod: want '$1' in: $lg"
+		grep -qxF "list nodes: 403" <<<"$lg" || fail "$pod: may list nodes: $lg"
+		# TODO(poolkeeper run): the operator's log lines, its Lease, and /metrics, instead of the stand-in's report.
+		[[ "$(curl -s --max-time 5 "http://$ip:8080/metrics" | head -c 1)" != "" ]] || fail "$pod: /metrics on $ip:8080"
+	done
+	[[ -n "${pod:-}" ]] || fail "no operator pod"
+}
+
+test_helm_install_cluster_wide() {
+	h install "$REL" "$chart" -n "$NS" --create-namespace --wait --timeout 120s >/dev/null
+	k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=10s >/dev/null
+	k -n "$NS" get serviceaccount/poolkeeper deployment/poolkeeper service/poolkeeper-metrics role/poolkeeper-leader-election rolebinding/poolkeeper-leader-election >/dev/null
+	k get clusterrole/poolkeeper clusterrolebinding/poolkeeper >/dev/null
+	[[ -z "$(k -n "$NS" get pdb -o name)" ]] || fail "PDB with 1 replica"
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.status.readyReplicas}')" == 1 ]] || fail "not ready"
+	local c='.spec.template.spec.containers[0]'
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.image}")" == "ghcr.io/poolkeeper/poolkeeper:$(sed -n 's/^appVersion: *"\(.*\)"/\1/p' "$chart/Chart.yaml")" ]] || fail "image"
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.securityContext.readOnlyRootFilesystem}/{$c.securityContext.capabilities.drop[0]}/{.spec.template.spec.securityContext.runAsUser}")" == "true/ALL/65532" ]] || fail "securityContext"
+	[[ "$(k -n "$NS" get svc poolkeeper-metrics -o jsonpath='{.spec.ports[0].port}')" == 8080 ]] || fail "metrics service"
+	check_operator_pod "list connectionpools *: 200"
+	# RBAC: what it needs, in any namespace, and nothing else.
+	k create namespace team-x >/dev/null
+	expect_operator_rights -n team-x
+	expect_operator_rights --all-namespaces
+	expect_operator_refusals -n team-x
+	expect_cluster_refusals
+	expect_lease_rights
+	k delete namespace team-x --wait=false >/dev/null
+}
+
+test_helm_upgrade_changed_values() {
+	h upgrade "$REL" "$chart" -n "$NS" --reuse-values --set logFormat=text --set workers=2 --set replicas=2 --wait --timeout 120s >/dev/null
+	[[ "$(h status "$REL" -n "$NS" -o json | jq -r .version)" == 2 ]] || fail "revision"
+	local args=$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.spec.template.spec.containers[0].args}')
+	[[ $args == *'"--log-format=text"'* && $args == *'"--workers=2"'* ]] || fail "args not changed: $args"
+	k -n "$NS" rollout status deploy/poolkeeper --timeout=60s >/dev/null
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.status.readyReplicas}/{.status.updatedReplicas}')" == 2/2 ]] || fail "not 2 updated and ready"
+	[[ "$(k -n "$NS" get pdb poolkeeper -o jsonpath='{.spec.minAvailable}')" == 1 ]] || fail "no PDB with 2 replicas"
+	poll 30 test "$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o name | wc -l)" == 2 || fail "old pods left"
+	check_operator_pod "list connectionpools *: 200"
+	local pod=$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o jsonpath='{.items[0].metadata.name}')
+	grep -q -- "--log-format=text" <(operator_log "$pod") || fail "new pod does not run with the new args"
+}
+
+test_helm_uninstall() {
+	h uninstall "$REL" -n "$NS" --wait --timeout 120s >/dev/null
+	k -n "$NS" wait --for=delete pod -l app.kubernetes.io/instance=$REL --timeout=60s >/dev/null
+	[[ -z "$(k -n "$NS" get deploy,rs,pods,svc,pdb,sa,role,rolebinding -o name 2>/dev/null | grep -v serviceaccount/default)" ]] || fail "objects left in $NS"
+	! k get clusterrole/poolkeeper >/dev/null 2>&1 || fail "ClusterRole left"
+	! k get clusterrolebinding/poolkeeper >/dev/null 2>&1 || fail "ClusterRoleBinding left"
+	# Helm never deletes CRDs (they would take every ConnectionPool with them): documented in docs/install.md.
+	k get crd connectionpools.poolkeeper.io >/dev/null || fail "CRD removed by uninstall"
+	expect_no list connectionpools.poolkeeper.io --all-namespaces
+	k delete namespace "$NS" --wait=true --timeout=60s >/dev/null
+}
+
+test_helm_namespaced_mode() {
+	k create namespace team-a >/dev/null && k create namespace team-b >/dev/null && k create namespace team-c >/dev/null
+	h install "$REL" "$chart" -n "$NS" --create-namespace --set 'watchNamespaces={team-a,team-b}' --wait --timeout 120s >/dev/null
+	! k get clusterrole/poolkeeper >/dev/null 2>&1 || fail "ClusterRole in namespaced mode"
+	! k get clusterrolebinding/poolkeeper >/dev/null 2>&1 || fail "ClusterRoleBinding in namespaced mode"
+	k -n team-a get role/poolkeeper rolebinding/poolkeeper >/dev/null
+	k -n team-b get role/poolkeeper rolebinding/poolkeeper >/dev/null
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.spec.template.spec.containers[0].args}')" == *'"--namespaces=team-a,team-b"'* ]] || fail "--namespaces"
+	check_operator_pod "list connectionpools team-a: 200"
+	expect_operator_rights -n team-a
+	expect_operator_rights -n team-b
+	expect_operator_refusals -n team-a
+	# Outside its namespaces: nothing at all.
+	local v
+	for v in get list watch; do expect_no "$v" connectionpools.poolkeeper.io -n team-c; done
+	for v in get list create update delete; do
+		expect_no "$v" secrets -n team-c
+		expect_no "$v" configmaps -n team-c
+		expect_no "$v" deployments.apps -n team-c
+	done
+	expect_no create events -n team-c
+	expect_no list connectionpools.poolkeeper.io --all-namespaces
+	expect_no list secrets --all-namespaces
+	expect_no list secrets -n "$NS"
+	expect_cluster_refusals
+	expect_lease_rights
+	h uninstall "$REL" -n "$NS" --wait --timeout 120s >/dev/null
+	[[ -z "$(k -n team-a get role,rolebinding -o name)" ]] || fail "Role left in team-a"
+	k delete namespace team-a team-b team-c "$NS" --wait=true --timeout=60s >/dev/null
+	# The CRD Helm left behind (and still owns fields of): the plain install below brings its own.
+	k delete crd connectionpools.poolkeeper.io --wait=true --timeout=60s >/dev/null
+}
+
+test_manifests_apply_k() {
+	# The plain install, as GitOps users apply it: server-side, then removed again.
+	k apply --server-side --field-manager=install-test -k "$repo/manifests" >/dev/null
+	k -n "$NS" rollout status deploy/poolkeeper --timeout=90s >/dev/null
+	check_operator_pod "list connectionpools *: 200"
+	expect_operator_rights -n default
+	expect_cluster_refusals
+	# Applying again changes nothing.
+	local out=$(k apply --server-side --field-manager=install-test -k "$repo/manifests")
+	[[ -z "$(grep -v 'serverside-applied$' <<<"$out")" ]] || fail "second apply: $out"
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.metadata.generation}')" == 1 ]] || fail "second apply changed the Deployment"
+	k delete -k "$repo/manifests" --wait=true --timeout=90s >/dev/null
+	! k get namespace "$NS" >/dev/null 2>&1 || fail "namespace left"
+}
+
+t0=$(date +%s)
+run test_cluster_up
+if [[ -f "$C/env" ]]; then
+	run test_crd_accepted
+	run test_crd_and_validator_refuse_the_same_inputs
+	run test_examples_accepted_by_api_server
+fi
+run test_helm_lint
+run test_manifests_and_chart_crd_in_sync
+if [[ -f "$C/env" ]]; then
+	run test_helm_install_cluster_wide
+	run test_helm_upgrade_changed_values
+	run test_helm_uninstall
+	run test_helm_namespaced_mode
+	run test_manifests_apply_k
+fi
+log "install_test.sh took $(( $(date +%s) - t0 ))s"
+echo "$passed passed, $failed failed"
+(( failed == 0 ))
