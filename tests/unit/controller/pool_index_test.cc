@@ -1,0 +1,70 @@
+#include "controller/pool_index.h"
+
+#include <gtest/gtest.h>
+
+namespace poolkeeper::controller {
+namespace {
+
+using nlohmann::json;
+
+json Pool(const std::string& name, const std::string& host, const std::string& created,
+          const std::string& secret = "app-db") {
+  return {
+      {"apiVersion", "poolkeeper.io/v1alpha1"},
+      {"kind", "ConnectionPool"},
+      {"metadata",
+       {{"name", name}, {"namespace", "shop"}, {"generation", 1}, {"creationTimestamp", created}}},
+      {"spec",
+       {{"server", {{"host", host}, {"maxConnections", 100}}},
+        {"pooler", {{"pgbouncerVersion", "1.18"}, {"image", "pgbouncer:1.18.0"}}},
+        {"databases", {{{"name", "app"}}}},
+        {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", secret}}}}}}}}};
+}
+
+TEST(PoolIndex, GroupsValidPoolsByServerInLedgerOrder) {
+  PoolIndex index;
+  index.Upsert(Pool("late", "db", "2026-02-01T00:00:00Z"));
+  index.Upsert(Pool("early", "db", "2026-01-01T00:00:00Z"));
+  index.Upsert(Pool("elsewhere", "other", "2026-01-01T00:00:00Z"));
+  auto pools = index.OnServer("db:5432");
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0].metadata.name, "early");
+  EXPECT_EQ(pools[1].metadata.name, "late");
+  EXPECT_EQ(index.KeysOnServer("other:5432"), std::vector<std::string>{"shop/elsewhere"});
+}
+
+TEST(PoolIndex, MovingAPoolToAnotherServerLeavesTheOldOne) {
+  PoolIndex index;
+  index.Upsert(Pool("p", "db", "t"));
+  auto before = index.Upsert(Pool("p", "other", "t"));
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->server, "db:5432");
+  EXPECT_TRUE(index.OnServer("db:5432").empty());
+  EXPECT_EQ(index.OnServer("other:5432").size(), 1u);
+}
+
+TEST(PoolIndex, InvalidSpecIsKnownButOnNoServer) {
+  PoolIndex index;
+  json bad = Pool("bad", "db", "t");
+  bad["spec"]["pooler"]["instances"] = -1;
+  index.Upsert(bad);
+  auto entry = index.Find("shop/bad");
+  ASSERT_TRUE(entry);
+  EXPECT_FALSE(entry->pool);
+  EXPECT_TRUE(index.OnServer("db:5432").empty());
+}
+
+TEST(PoolIndex, TracksWhichPoolsReferenceASecret) {
+  PoolIndex index;
+  index.Upsert(Pool("a", "db", "t", "shared"));
+  index.Upsert(Pool("b", "db", "t", "shared"));
+  index.Upsert(Pool("c", "db", "t", "own"));
+  EXPECT_EQ(index.KeysReferencing("shop/shared"), (std::vector<std::string>{"shop/a", "shop/b"}));
+  EXPECT_EQ(index.ReferencedSecrets(), (std::set<std::string>{"shop/own", "shop/shared"}));
+  index.Remove("shop/c");
+  EXPECT_EQ(index.ReferencedSecrets(), std::set<std::string>{"shop/shared"});
+  EXPECT_FALSE(index.Remove("shop/c"));
+}
+
+}  // namespace
+}  // namespace poolkeeper::controller
