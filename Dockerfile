@@ -27,7 +27,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOOLKEEPER_BUILD_
 
 # ---- runtime ----------------------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim
-# The shared libraries the binary links (ldd build/poolkeeper): cpprestsdk (with its boost and brotli
+# The shared libraries the binary links (ldd build/poolkeeper): cpprestsdk (with its brotli and zlib
 # dependencies, pulled by the package), yaml-cpp, spdlog and fmt, OpenSSL; libpq for the server probe;
 # ca-certificates for TLS to the API server when its CA is a public one.
 RUN apt-get update \
