@@ -31,7 +31,18 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   auto delay = options_.base_delay;
   for (int i = 0; i < failures && delay < options_.max_delay; ++i) delay *= 2;
   delay = std::min(delay, options_.max_delay);
-  ScheduleLocked(key, clock_.Now() + delay);
+  Clock::TimePoint now = clock_.Now();
+  Clock::TimePoint when = now + delay;
+  if (options_.retries_per_second > 0) {
+    // Token bucket kept as the time it is full again: each retry takes one token (1/rate of time);
+    // a retry waits until the bucket holds a token, i.e. until it is at most burst-1 tokens short.
+    auto token = std::chrono::duration_cast<Clock::Duration>(
+        std::chrono::duration<double>(1.0 / options_.retries_per_second));
+    bucket_full_at_ = std::max(bucket_full_at_, now) + token;
+    Clock::TimePoint slot = bucket_full_at_ - token * options_.retry_burst;
+    when = std::max(when, slot);
+  }
+  ScheduleLocked(key, when);
 }
 
 void WorkQueue::Forget(const std::string& key) {

@@ -20,6 +20,11 @@ namespace poolkeeper::controller {
 struct WorkQueueOptions {
   std::chrono::milliseconds base_delay{5};
   std::chrono::milliseconds max_delay{std::chrono::minutes(5)};
+  // The overall limit on retries, across keys (a token bucket, as client-go's default): when many
+  // keys fail at once (the API server is down), their retries are spread out instead of all
+  // hammering it at each backoff step. 0 disables it.
+  double retries_per_second = 10;
+  int retry_burst = 100;
 };
 
 class WorkQueue {
@@ -30,7 +35,8 @@ class WorkQueue {
   void Add(const std::string& key);
   // Ready after `delay` (or sooner, if added otherwise).
   void AddAfter(const std::string& key, Clock::Duration delay);
-  // Ready after this key's next backoff step: base_delay x 2^failures, capped at max_delay.
+  // Ready after this key's next backoff step (base_delay x 2^failures, capped at max_delay) or
+  // the overall retry limit's next free slot, whichever is later.
   void AddRateLimited(const std::string& key);
   // Resets the key's backoff after a success.
   void Forget(const std::string& key);
@@ -59,6 +65,7 @@ class WorkQueue {
   std::set<std::string> in_flight_;
   std::map<std::string, Clock::TimePoint> dirty_;  // added while in flight: ready time
   std::map<std::string, int> failures_;
+  Clock::TimePoint bucket_full_at_{};  // when the retry bucket is full again (0: full)
   bool shut_down_ = false;
 };
 

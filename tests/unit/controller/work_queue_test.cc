@@ -56,6 +56,28 @@ TEST_F(WorkQueueTest, BacksOffExponentiallyPerKeyUpToTheCap) {
   EXPECT_LE(*queue_.NextReadyTime() - clock_.Now(), seconds(1));
 }
 
+TEST(WorkQueueOverallLimit, SpreadsRetriesOfManyKeysBeyondTheBurst) {
+  FakeClock clock;
+  // 10 retries a second, burst 3: the first three retries only wait their own backoff (10 ms),
+  // the next ones one slot of 100 ms each after the burst is spent.
+  WorkQueue queue(clock, {.base_delay = milliseconds(10),
+                          .max_delay = seconds(1),
+                          .retries_per_second = 10,
+                          .retry_burst = 3});
+  for (int i = 0; i < 5; ++i) queue.AddRateLimited("ns/k" + std::to_string(i));
+  clock.Advance(milliseconds(10));
+  int ready = 0;
+  while (auto key = queue.TryGet()) ++ready;
+  EXPECT_EQ(ready, 3);
+  clock.Advance(milliseconds(89));
+  EXPECT_FALSE(queue.TryGet());
+  clock.Advance(milliseconds(1));
+  EXPECT_TRUE(queue.TryGet());  // the fourth, 100 ms after the start
+  EXPECT_FALSE(queue.TryGet());
+  clock.Advance(milliseconds(100));
+  EXPECT_TRUE(queue.TryGet());
+}
+
 TEST_F(WorkQueueTest, ForgetResetsBackoffAndOtherKeysAreUnaffected) {
   queue_.AddRateLimited("ns/a");
   queue_.AddRateLimited("ns/a");
