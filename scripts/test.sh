@@ -46,6 +46,7 @@ fi
 if [ -f "$REPO_ROOT/tests/examples_test.sh" ]; then
   run_tier examples bash "$REPO_ROOT/tests/examples_test.sh" "$BUILD_DIR/poolkeeper"
 fi
+if [ -f "$REPO_ROOT/tests/docs_test.sh" ]; then run_tier docs bash "$REPO_ROOT/tests/docs_test.sh"; fi
 if [ -f "$REPO_ROOT/tests/cluster/test.sh" ]; then
   run_tier cluster bash "$REPO_ROOT/tests/cluster/test.sh"
 fi
