@@ -5,26 +5,21 @@
 #     every entry of the shared table tests/unit/api/testdata/invalid_pools.yaml; every example is accepted, and
 #     applying it again changes nothing (kubectl diff empty);
 #   - helm lint; the chart's CRD equals crds/ and manifests/ equals the chart (scripts/gen-manifests.sh --check);
-#   - helm install / upgrade (changed values) / uninstall with --wait, cluster-wide and namespaced, and the
-#     operator's ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
+#   - helm install / upgrade (changed values) / uninstall with --wait, cluster-wide and namespaced: the operator
+#     runs in-cluster (localkubelet runs the chart's image ghcr.io/poolkeeper/poolkeeper as build/poolkeeper with
+#     the ServiceAccount's projected token), holds its Lease, reconciles a pool to Ready with only the chart's RBAC,
+#     and its ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
 #   - kubectl apply -k manifests/ and delete -k.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
-#
-# TODO(poolkeeper run): `poolkeeper run` does not exist yet, so localkubelet runs the chart's operator image
-# (ghcr.io/poolkeeper/poolkeeper, which its image table maps to $POOLKEEPER_BIN) as testdata/operator-standin.py:
-# it accepts exactly `run`'s flags, serves /healthz /readyz /metrics on --http-address and reports its identity.
-# Once `poolkeeper run` lands: set POOLKEEPER_BIN="$repo/build/poolkeeper" below (the default of up.sh), delete
-# operator-standin.py, and replace the stand-in log checks in check_operator_pod with the operator's own
-# (its log lines, a Lease held in the release namespace, /metrics through the pod IP).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 "$repo/scripts/install-tools.sh" >&2 || { echo "install-tools failed"; echo "0 passed, 1 failed"; exit 1; }
 export PATH="$repo/.tools/bin:$PATH"
 "$here/build.sh" >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
-POOLKEEPER="${POOLKEEPER_CLI:-$repo/build/poolkeeper}" # the CLI whose validator the CRD must agree with
+POOLKEEPER="$repo/build/poolkeeper" # the CLI whose validator the CRD must agree with, and the in-cluster operator
 [[ -x "$POOLKEEPER" ]] || { echo "$POOLKEEPER is not built (scripts/build.sh)"; echo "0 passed, 1 failed"; exit 1; }
-export POOLKEEPER_BIN="$here/testdata/operator-standin.py" # TODO(poolkeeper run): "$repo/build/poolkeeper"
+export POOLKEEPER_BIN="$POOLKEEPER" # what localkubelet runs for the chart's operator image
 
 work="$(mktemp -d /tmp/poolkeeper-install-test.XXXXXX)"
 chmod 0755 "$work"
@@ -210,6 +205,10 @@ test_helm_lint() {
 	! helm template x "$chart" --set logFormat=xml >/dev/null 2>&1 || fail "values.schema.json accepts logFormat=xml"
 	! helm template x "$chart" --set replicas=2 --set leaderElection.enabled=false >/dev/null 2>&1 || fail "2 replicas without leader election rendered"
 	! helm template x "$chart" --set no.such=value >/dev/null 2>&1 || fail "values.schema.json accepts an unknown key"
+	! helm template x "$chart" --set defaultPgbouncerImage=registry.example/pgbouncer:1.18.0 >/dev/null 2>&1 || fail "default image without its version rendered"
+	helm template x "$chart" --set defaultPgbouncerImage=registry.example/pgbouncer:1.18.0 --set defaultPgbouncerVersion=1.18 |
+		grep -q -- '--default-pgbouncer-version=1.18' || fail "--default-pgbouncer-version not passed"
+	! helm template x "$chart" | grep -q -- '--default-pgbouncer' || fail "default-pgbouncer flags passed while unset"
 }
 
 test_manifests_and_chart_crd_in_sync() {
@@ -273,30 +272,48 @@ expect_lease_rights() {
 	expect_no create leases.coordination.k8s.io -n kube-system
 }
 
-# The operator pods of the release: running the image localkubelet maps to the poolkeeper binary, with the
-# chart's args expanded, the ServiceAccount's own token, and Ready through the chart's HTTP probes.
-operator_log() { # POD: its current container log
+# The operator pods of the release: running the image localkubelet maps to the poolkeeper binary, Ready through the
+# chart's HTTP probes on the pod IP, one of them holding the Lease, none refused anything by the API server.
+operator_log() { # POD: its container logs
 	local uid=$(k -n "$NS" get pod "$1" -o jsonpath='{.metadata.uid}')
 	cat "$C/kubelet/logs/${NS}_$1_$uid/operator/"*.log 2>/dev/null
 }
-operator_serving() { operator_log "$1" | grep -q '^serving on'; }
-check_operator_pod() { # EXPECTED-LIST-LINE: the stand-in's report of its list of connectionpools
-	local pod ip
-	for pod in $(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL,app.kubernetes.io/component=operator -o jsonpath='{.items[*].metadata.name}'); do
+operator_pods() { k -n "$NS" get pods -l app.kubernetes.io/instance=$REL,app.kubernetes.io/component=operator -o jsonpath='{.items[*].metadata.name}'; }
+lease_holder() { k -n "$NS" get lease poolkeeper-leader -o jsonpath='{.spec.holderIdentity}'; }
+lease_held_by_a_pod() { local h=$(lease_holder); [[ -n $h && " $(operator_pods) " == *" $h "* ]]; }
+check_operator_pods() {
+	local pod ip lg n=0
+	for pod in $(operator_pods); do
+		n=$((n + 1))
 		[[ "$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].imageID}')" == localkubelet://poolkeeper ]] ||
 			fail "$pod: image not run as the poolkeeper binary"
+		[[ "$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].ready}')" == true ]] || fail "$pod: not ready"
 		ip=$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.podIP}')
-		poll 20 operator_serving "$pod" || fail "$pod: no output: $(operator_log "$pod")"
-		local lg=$(operator_log "$pod")
-		grep -q -- "--http-address=$ip:8080" <<<"$lg" || fail "$pod: http address not expanded to the pod IP: $lg"
-		grep -qxF "pod: $NS/$pod" <<<"$lg" || fail "$pod: POD_NAMESPACE/POD_NAME: $lg"
-		grep -qxF "whoami: $SA" <<<"$lg" || fail "$pod: not running as its ServiceAccount: $lg"
-		grep -qxF "$1" <<<"$lg" || fail "$pod: want '$1' in: $lg"
-		grep -qxF "list nodes: 403" <<<"$lg" || fail "$pod: may list nodes: $lg"
-		# TODO(poolkeeper run): the operator's log lines, its Lease, and /metrics, instead of the stand-in's report.
-		[[ "$(curl -s --max-time 5 "http://$ip:8080/metrics" | head -c 1)" != "" ]] || fail "$pod: /metrics on $ip:8080"
+		lg=$(operator_log "$pod")
+		grep -q "$pod" <<<"$lg" || fail "$pod: identity (POD_NAME) not in its log: $lg"
+		grep -q "$ip:8080" <<<"$lg" || fail "$pod: --http-address not the pod IP: $lg"
+		! grep -qiE 'forbidden|"code":"?403| 403 ' <<<"$lg" || fail "$pod: refused by the API server: $(grep -iE 'forbidden|403' <<<"$lg" | head -3)"
+		curl -sf --max-time 5 "http://$ip:8080/metrics" | grep -q '^poolkeeper_' || fail "$pod: /metrics on $ip:8080"
+		curl -sf --max-time 5 "http://$ip:8080/healthz" >/dev/null || fail "$pod: /healthz"
 	done
-	[[ -n "${pod:-}" ]] || fail "no operator pod"
+	(( n > 0 )) || fail "no operator pod"
+	poll 30 lease_held_by_a_pod || fail "Lease $NS/poolkeeper-leader held by '$(lease_holder)', not by one of: $(operator_pods)"
+}
+# pool_ready NS: the quickstart pool, applied in NS, reconciled by the operator to Ready (Deployment, Service,
+# ConfigMap, Secret, PDB written with the chart's RBAC); after that kubectl diff of the user's manifest is empty.
+quickstart_in() { sed "s/namespace: default\$/namespace: $1/" "$repo/examples/quickstart.yaml"; }
+pool_reconciled() {
+	local ns=$1
+	quickstart_in "$ns" | k apply -f - >/dev/null
+	k -n "$ns" wait --for=condition=Ready connectionpool/app --timeout=90s >/dev/null || fail "pool in $ns not Ready: $(k -n "$ns" get cpool app -o jsonpath='{.status.conditions}')"
+	[[ "$(k -n "$ns" get cpool app -o jsonpath='{.status.observedGeneration}')" == "$(k -n "$ns" get cpool app -o jsonpath='{.metadata.generation}')" ]] || fail "observedGeneration"
+	k -n "$ns" get deployment/app service/app configmap/app-config secret/app-auth pdb/app >/dev/null || fail "owned objects in $ns"
+	quickstart_in "$ns" | k diff -f - >/dev/null || fail "kubectl diff after reconcile: $(quickstart_in "$ns" | k diff -f - 2>&1 | head -20)"
+}
+pool_removed() {
+	local ns=$1
+	quickstart_in "$ns" | k delete -f - --wait=true --timeout=60s >/dev/null
+	poll 60 test -z "$(k -n "$ns" get deploy,svc,cm,pdb -o name | grep -v -e kube-root-ca.crt -e service/kubernetes)" || fail "owned objects left in $ns"
 }
 
 test_helm_install_cluster_wide() {
@@ -310,9 +327,11 @@ test_helm_install_cluster_wide() {
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.image}")" == "ghcr.io/poolkeeper/poolkeeper:$(sed -n 's/^appVersion: *"\(.*\)"/\1/p' "$chart/Chart.yaml")" ]] || fail "image"
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.securityContext.readOnlyRootFilesystem}/{$c.securityContext.capabilities.drop[0]}/{.spec.template.spec.securityContext.runAsUser}")" == "true/ALL/65532" ]] || fail "securityContext"
 	[[ "$(k -n "$NS" get svc poolkeeper-metrics -o jsonpath='{.spec.ports[0].port}')" == 8080 ]] || fail "metrics service"
-	check_operator_pod "list connectionpools *: 200"
-	# RBAC: what it needs, in any namespace, and nothing else.
+	check_operator_pods
+	# RBAC: what it needs, in any namespace, and nothing else; with it the operator brings a pool to Ready.
 	k create namespace team-x >/dev/null
+	pool_reconciled team-x
+	pool_removed team-x
 	expect_operator_rights -n team-x
 	expect_operator_rights --all-namespaces
 	expect_operator_refusals -n team-x
@@ -330,9 +349,9 @@ test_helm_upgrade_changed_values() {
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.status.readyReplicas}/{.status.updatedReplicas}')" == 2/2 ]] || fail "not 2 updated and ready"
 	[[ "$(k -n "$NS" get pdb poolkeeper -o jsonpath='{.spec.minAvailable}')" == 1 ]] || fail "no PDB with 2 replicas"
 	poll 30 test "$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o name | wc -l)" == 2 || fail "old pods left"
-	check_operator_pod "list connectionpools *: 200"
+	check_operator_pods
 	local pod=$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o jsonpath='{.items[0].metadata.name}')
-	grep -q -- "--log-format=text" <(operator_log "$pod") || fail "new pod does not run with the new args"
+	operator_log "$pod" | grep -q '^ts=' || fail "new pod does not log in text (logfmt): $(operator_log "$pod" | head -3)"
 }
 
 test_helm_uninstall() {
@@ -355,7 +374,14 @@ test_helm_namespaced_mode() {
 	k -n team-a get role/poolkeeper rolebinding/poolkeeper >/dev/null
 	k -n team-b get role/poolkeeper rolebinding/poolkeeper >/dev/null
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.spec.template.spec.containers[0].args}')" == *'"--namespaces=team-a,team-b"'* ]] || fail "--namespaces"
-	check_operator_pod "list connectionpools team-a: 200"
+	check_operator_pods
+	# It reconciles in its namespaces, and does not see (nor could touch) a pool outside them.
+	pool_reconciled team-a
+	quickstart_in team-c | k apply -f - >/dev/null
+	sleep 3 # a negative: give the operator the time it took in team-a to act, then check it did nothing
+	[[ -z "$(k -n team-c get cpool app -o jsonpath='{.status.observedGeneration}')" ]] || fail "operator reconciled a pool in team-c"
+	[[ -z "$(k -n team-c get deploy -o name)" ]] || fail "operator wrote a Deployment in team-c"
+	pool_removed team-a
 	expect_operator_rights -n team-a
 	expect_operator_rights -n team-b
 	expect_operator_refusals -n team-a
@@ -384,7 +410,7 @@ test_manifests_apply_k() {
 	# The plain install, as GitOps users apply it: server-side, then removed again.
 	k apply --server-side --field-manager=install-test -k "$repo/manifests" >/dev/null
 	k -n "$NS" rollout status deploy/poolkeeper --timeout=90s >/dev/null
-	check_operator_pod "list connectionpools *: 200"
+	check_operator_pods
 	expect_operator_rights -n default
 	expect_cluster_refusals
 	# Applying again changes nothing.
