@@ -124,7 +124,7 @@ constexpr TimeoutField kTimeoutFields[] = {
     {"idleTransactionTimeoutSeconds", &Timeouts::idle_transaction_timeout},
 };
 
-void ReadImageAndVersion(FieldReader& reader, PoolerSpec& pooler) {
+void ReadImageAndVersion(FieldReader& reader, const ParseDefaults& defaults, PoolerSpec& pooler) {
   auto image = reader.String("image");
   auto version_text = reader.String("pgbouncerVersion");
   std::optional<PgBouncerVersion> version;
@@ -151,13 +151,13 @@ void ReadImageAndVersion(FieldReader& reader, PoolerSpec& pooler) {
       return;
     }
   } else {
-    pooler.image = kDefaultImage;
-    if (version && *version != kDefaultImageVersion) {
+    pooler.image = defaults.image;
+    if (version && *version != defaults.image_version) {
       reader.Fail("image", "required: the default image runs PgBouncer " +
-                               kDefaultImageVersion.ToString() + ", not " + version->ToString());
+                               defaults.image_version.ToString() + ", not " + version->ToString());
       return;
     }
-    version = kDefaultImageVersion;
+    version = defaults.image_version;
   }
   if (*version < kOldestSupportedVersion || *version > kNewestSupportedVersion) {
     reader.Fail("pgbouncerVersion", "PgBouncer " + version->ToString() +
@@ -169,10 +169,10 @@ void ReadImageAndVersion(FieldReader& reader, PoolerSpec& pooler) {
   pooler.pgbouncer_version = *version;
 }
 
-void ReadPooler(FieldReader& reader, PoolerSpec& pooler) {
+void ReadPooler(FieldReader& reader, const ParseDefaults& defaults, PoolerSpec& pooler) {
   Assign(reader.Int("instances", 0, kMaxInstances), pooler.instances);
   Assign(reader.Int("maxSurge", 0, kMaxInstances), pooler.max_surge);
-  ReadImageAndVersion(reader, pooler);
+  ReadImageAndVersion(reader, defaults, pooler);
   Assign(reader.Int("port", 1, 65535), pooler.port);
   if (auto mode = ReadPoolMode(reader, "poolMode")) pooler.pool_mode = *mode;
   Assign(reader.Int("maxClientConn", 1, 1000000), pooler.max_client_conn);
@@ -359,6 +359,34 @@ std::optional<PgBouncerVersion> ParsePgBouncerVersion(std::string_view text) {
   return std::nullopt;
 }
 
+Result<ParseDefaults> MakeParseDefaults(const std::string& image, const std::string& version) {
+  ParseDefaults defaults;
+  if (image.empty()) {
+    if (!version.empty()) return Invalid("--default-pgbouncer-version", "needs an image");
+    return defaults;
+  }
+  if (std::ranges::any_of(image,
+                          [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); })) {
+    return Invalid("--default-pgbouncer-image", "must be an image reference without spaces");
+  }
+  auto parsed = version.empty() ? VersionFromImage(image) : ParsePgBouncerVersion(version);
+  if (!parsed) {
+    return version.empty()
+               ? Invalid("--default-pgbouncer-version",
+                         "required: the tag of \"" + image + "\" does not name a PgBouncer version")
+               : Invalid("--default-pgbouncer-version", "\"" + version + "\" is not a version");
+  }
+  if (*parsed < kOldestSupportedVersion || *parsed > kNewestSupportedVersion) {
+    return Invalid("--default-pgbouncer-version",
+                   "PgBouncer " + parsed->ToString() + " is not supported; poolkeeper knows " +
+                       kOldestSupportedVersion.ToString() + " through " +
+                       kNewestSupportedVersion.ToString());
+  }
+  defaults.image = image;
+  defaults.image_version = *parsed;
+  return defaults;
+}
+
 std::optional<PgBouncerVersion> VersionFromImage(std::string_view image) {
   if (auto at = image.find('@'); at != std::string_view::npos) image = image.substr(0, at);
   size_t slash = image.rfind('/');
@@ -369,7 +397,7 @@ std::optional<PgBouncerVersion> VersionFromImage(std::string_view image) {
   return ParsePgBouncerVersion(image.substr(colon + 1));
 }
 
-Result<ConnectionPool> ParseConnectionPool(const json& object) {
+Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaults& defaults) {
   std::vector<FieldIssue> issues;
   if (!object.is_object()) return Invalid("", "a ConnectionPool must be an object");
   ConnectionPool pool;
@@ -388,7 +416,7 @@ Result<ConnectionPool> ParseConnectionPool(const json& object) {
   FieldReader server(spec.Object("server", true), "spec.server", issues);
   if (server.present()) ReadServer(server, pool.spec.server);
   FieldReader pooler(spec.Object("pooler"), "spec.pooler", issues);
-  ReadPooler(pooler, pool.spec.pooler);
+  ReadPooler(pooler, defaults, pool.spec.pooler);
   ReadDatabases(spec, pool.spec.pooler, pool.spec.databases, issues);
   ReadUsers(spec, pool.spec.users, issues);
   ReadBudget(spec, pool.spec.budget_policy, issues);

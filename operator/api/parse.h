@@ -18,9 +18,20 @@ inline constexpr PgBouncerVersion kDefaultImageVersion{1, 24};
 inline constexpr PgBouncerVersion kOldestSupportedVersion{1, 18};
 inline constexpr PgBouncerVersion kNewestSupportedVersion{1, 25};
 
+// What an unset spec.pooler.image means: the operator's --default-pgbouncer-image (and version),
+// else kDefaultImage.
+struct ParseDefaults {
+  std::string image = kDefaultImage;
+  PgBouncerVersion image_version = kDefaultImageVersion;
+};
+// From the flags: an empty image keeps the built-in default; an empty version is read from the
+// image's tag. Errors name the flag.
+Result<ParseDefaults> MakeParseDefaults(const std::string& image, const std::string& version);
+
 // Parses a ConnectionPool object (apiVersion, kind, metadata, spec; status is ignored).
 // Fails with kInvalid listing every problem found.
-Result<ConnectionPool> ParseConnectionPool(const nlohmann::json& object);
+Result<ConnectionPool> ParseConnectionPool(const nlohmann::json& object,
+                                           const ParseDefaults& defaults = {});
 
 // "1.18", "1.18.0", "v1.24.1-p1" -> {1, 18} / {1, 24}; nullopt when no version is found.
 std::optional<PgBouncerVersion> ParsePgBouncerVersion(std::string_view text);

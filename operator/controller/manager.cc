@@ -75,7 +75,8 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       clock_(clock),
       options_(std::move(options)),
       queue_(clock),
-      events_(client, clock, options_.instance) {
+      events_(client, clock, options_.instance),
+      index_(options_.defaults) {
   kube::InformerOptions pool_options{.type = kube::resources::kConnectionPool,
                                      .watch_timeout = options_.watch_timeout};
   pools_ =
@@ -250,7 +251,10 @@ void Manager::Work() {
           }
           break;
         case NextStep::kWaitForUser:
+          // Nothing a quick retry fixes (RBAC, a rejected object), but the fix may come from
+          // outside this pool (a Role, a webhook): try again at the next resync.
           queue_.Forget(*key);
+          queue_.AddAfter(*key, options_.resync);
           break;
       }
     } else {
@@ -313,6 +317,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
     if (stored && OwnedBy(*stored, uid)) in.owned[kind.kind] = *stored;
   }
   in.now = Rfc3339Now();
+  in.defaults = options_.defaults;
 
   ReconcileResult result = Reconcile(in);
   for (const json& desired : result.apply) {
@@ -359,6 +364,20 @@ std::vector<PoolBudgetFigures> Manager::Budgets() const {
                        budget.value("headroom", int64_t{0})});
   }
   return figures;
+}
+
+uint64_t Manager::Relists() const {
+  uint64_t relists = 0;
+  auto count = [&relists](const kube::Informer& informer) {
+    if (informer.Relists() > 1) relists += informer.Relists() - 1;
+  };
+  for (const auto& informer : pools_->informers()) count(*informer);
+  for (const auto& [kind, group] : owned_) {
+    for (const auto& informer : group->informers()) count(*informer);
+  }
+  std::lock_guard guard(secrets_mutex_);
+  for (const auto& [key, informer] : secrets_) count(*informer);
+  return relists;
 }
 
 QueueFigures Manager::Queue() const { return {queue_.Depth(), adds_.load(), retries_.load()}; }

@@ -33,6 +33,7 @@ struct ManagerOptions {
   std::chrono::seconds resync{600};  // every pool is reconciled again this often
   std::chrono::seconds watch_timeout{300};
   std::string instance = "poolkeeper";  // reported on events (the pod name)
+  api::ParseDefaults defaults;          // what an unset spec.pooler.image means
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".
@@ -73,6 +74,8 @@ class Manager {
   std::vector<PoolBudgetFigures> Budgets() const;
   QueueFigures Queue() const;
   uint64_t EventsWritten() const { return events_.Written(); }
+  // LISTs the caches made after their first (a watch expired or broke), over every informer.
+  uint64_t Relists() const;
 
  private:
   struct Outcome {

@@ -22,7 +22,7 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   const nlohmann::json metadata = object.value("metadata", nlohmann::json::object());
   entry.key = metadata.value("namespace", "") + "/" + metadata.value("name", "");
   entry.generation = metadata.value("generation", int64_t{0});
-  auto parsed = api::ParseConnectionPool(object);
+  auto parsed = api::ParseConnectionPool(object, defaults_);
   if (parsed) {
     entry.server = parsed->spec.server.Key();
     for (const auto& user : parsed->spec.users) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/connection_pool.h"
+#include "api/parse.h"
 
 namespace poolkeeper::controller {
 
@@ -25,6 +26,7 @@ struct IndexedPool {
 
 class PoolIndex {
  public:
+  explicit PoolIndex(api::ParseDefaults defaults = {}) : defaults_(std::move(defaults)) {}
   // Parses and stores the pool; returns what was stored before (if anything).
   std::optional<IndexedPool> Upsert(const nlohmann::json& object);
   std::optional<IndexedPool> Remove(const std::string& key);
@@ -38,6 +40,7 @@ class PoolIndex {
   size_t Size() const;
 
  private:
+  const api::ParseDefaults defaults_;
   mutable std::mutex mutex_;
   std::map<std::string, IndexedPool> pools_;
   std::map<std::string, std::set<std::string>> by_server_;

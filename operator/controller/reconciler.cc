@@ -97,7 +97,7 @@ ReconcileResult Reconcile(const PoolInputs& in) {
     if (warn) result.events.push_back({"Warning", reason, message});
   };
 
-  auto pool = api::ParseConnectionPool(in.pool);
+  auto pool = api::ParseConnectionPool(in.pool, in.defaults);
   std::optional<render::OwnedObjects> objects;
   if (!pool) {
     block("InvalidSpec", pool.error().ToString(), true);
@@ -189,9 +189,12 @@ ReconcileResult Reconcile(const PoolInputs& in) {
                            stamped["metadata"]["annotations"][render::kAppliedHashAnnotation];
       if (!unchanged) result.apply.push_back(std::move(stamped));
     }
-    if (!result.apply.empty() && in.owned.contains("Deployment")) {
+    if (!result.apply.empty()) {
+      bool created = !in.owned.contains("Deployment");
       result.events.push_back(
-          {"Normal", "Applied", "applied configuration " + objects->config_hash.substr(0, 12)});
+          {"Normal", created ? "Created" : "Applied",
+           (created ? "created pooler with configuration " : "applied configuration ") +
+               objects->config_hash.substr(0, 12)});
     }
     api::SetCondition(status.conditions,
                       MakeCondition(api::kConditionDegraded, false, "AsPlanned",

@@ -13,6 +13,7 @@
 
 #include "api/connection_pool.h"
 #include "api/manifests.h"
+#include "api/parse.h"
 #include "api/status.h"
 #include "budget/planner.h"
 #include "common/error.h"
@@ -31,7 +32,8 @@ struct PoolInputs {
   // Owned objects as stored, by kind ("ConfigMap", "Secret", "Deployment", "Service",
   // "PodDisruptionBudget"); absent when not created yet.
   std::map<std::string, nlohmann::json> owned;
-  std::string now;  // RFC 3339, for condition transition times
+  std::string now;              // RFC 3339, for condition transition times
+  api::ParseDefaults defaults;  // what an unset image means
 };
 
 struct EventRecord {

@@ -4,7 +4,7 @@ namespace poolkeeper::cli {
 
 Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Register(
     http::Registry& registry, controller::Manager& manager, const kube::Client& client,
-    const std::atomic<bool>& leading) {
+    const kube::Client& election_client, const std::atomic<bool>& leading) {
   auto metrics = std::make_unique<OperatorMetrics>();
   auto reconciles = registry.AddCounter("poolkeeper_reconcile_total",
                                         "Reconciles of ConnectionPools by outcome.", {"outcome"});
@@ -26,25 +26,38 @@ Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Register(
         http::MetricType::kCounter},
        {"poolkeeper_workqueue_retries_total", "Keys re-added after a failure.",
         http::MetricType::kCounter},
-       {"poolkeeper_events_total", "Kubernetes Events written.", http::MetricType::kCounter}},
+       {"poolkeeper_events_total", "Kubernetes Events written.", http::MetricType::kCounter},
+       {"poolkeeper_informer_relists_total",
+        "Cache relists after the first list (an expired or broken watch).",
+        http::MetricType::kCounter}},
       [&manager](http::CollectorOutput& out) {
         controller::QueueFigures queue = manager.Queue();
         out.Add("poolkeeper_workqueue_depth", {}, static_cast<double>(queue.depth));
         out.Add("poolkeeper_workqueue_adds_total", {}, static_cast<double>(queue.adds));
         out.Add("poolkeeper_workqueue_retries_total", {}, static_cast<double>(queue.retries));
         out.Add("poolkeeper_events_total", {}, static_cast<double>(manager.EventsWritten()));
+        out.Add("poolkeeper_informer_relists_total", {}, static_cast<double>(manager.Relists()));
       });
+  auto requests = [](const char* family, const kube::Client& counted) {
+    return [family, &counted](http::CollectorOutput& out) {
+      for (const auto& [key, count] : counted.RequestCounts()) {
+        out.Add(family, {key.first, std::to_string(key.second)}, static_cast<double>(count));
+      }
+    };
+  };
   auto api = registry.AddCollector(
       {{"poolkeeper_api_requests_total",
-        "Requests to the Kubernetes API by verb and HTTP status code (0: no response).",
+        "Requests to the Kubernetes API by verb and HTTP status code (0: no response), leader "
+        "election excluded.",
         http::MetricType::kCounter,
         {"verb", "code"}}},
-      [&client](http::CollectorOutput& out) {
-        for (const auto& [key, count] : client.RequestCounts()) {
-          out.Add("poolkeeper_api_requests_total", {key.first, std::to_string(key.second)},
-                  static_cast<double>(count));
-        }
-      });
+      requests("poolkeeper_api_requests_total", client));
+  auto election = registry.AddCollector(
+      {{"poolkeeper_leader_election_requests_total",
+        "Lease requests of leader election by verb and HTTP status code (0: no response).",
+        http::MetricType::kCounter,
+        {"verb", "code"}}},
+      requests("poolkeeper_leader_election_requests_total", election_client));
   auto leader = registry.AddCollector(
       {{"poolkeeper_leader", "1 while this replica holds the leader Lease (or runs alone).",
         http::MetricType::kGauge}},
@@ -72,7 +85,7 @@ Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Register(
                                         {pool.ns, pool.name}, static_cast<double>(pool.headroom));
                               }
                             });
-  for (auto* handle : {&queue, &api, &leader, &budget}) {
+  for (auto* handle : {&queue, &api, &election, &leader, &budget}) {
     if (!*handle) return std::unexpected(handle->error());
     metrics->collectors_.push_back(std::move(**handle));
   }

@@ -15,10 +15,13 @@ namespace poolkeeper::cli {
 
 class OperatorMetrics {
  public:
-  // Keeps references: the registry, manager and client must outlive this object.
+  // Keeps references: the registry, manager and clients must outlive this object. The election
+  // client's requests (Lease renewals every 2 s) are counted apart, so that
+  // poolkeeper_api_requests_total shows what reconciling costs.
   static Result<std::unique_ptr<OperatorMetrics>> Register(http::Registry& registry,
                                                            controller::Manager& manager,
                                                            const kube::Client& client,
+                                                           const kube::Client& election_client,
                                                            const std::atomic<bool>& leading);
   // For Manager::SetObserver.
   void ObserveReconcile(double seconds, const std::string& outcome);

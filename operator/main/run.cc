@@ -81,13 +81,15 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
                               {.namespaces = options->namespaces,
                                .workers = options->workers,
                                .resync = options->resync,
-                               .instance = identity});
+                               .watch_timeout = options->watch_timeout,
+                               .instance = identity,
+                               .defaults = options->defaults});
   std::atomic<bool> leading{!options->leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};
 
   http::Registry registry;
-  auto metrics = OperatorMetrics::Register(registry, manager, client, leading);
+  auto metrics = OperatorMetrics::Register(registry, manager, client, election_client, leading);
   if (!metrics) {
     Log(LogLevel::kError, "metrics", {{"error", metrics.error().message}});
     return 1;

@@ -38,6 +38,8 @@ Result<std::vector<std::string>> Namespaces(const std::string& value) {
 
 Result<RunOptions> ParseRunFlags(const std::vector<std::string>& args) {
   RunOptions options;
+  std::string default_image;
+  std::string default_version;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::string value;
@@ -108,10 +110,21 @@ Result<RunOptions> ParseRunFlags(const std::vector<std::string>& args) {
       auto n = PositiveInt(flag, *v, 3600);
       if (!n) return std::unexpected(n.error());
       options.shutdown_timeout = std::chrono::seconds(*n);
+    } else if (flag == "--watch-timeout-seconds") {
+      auto n = PositiveInt(flag, *v, 3600);
+      if (!n) return std::unexpected(n.error());
+      options.watch_timeout = std::chrono::seconds(*n);
+    } else if (flag == "--default-pgbouncer-image") {
+      default_image = *v;
+    } else if (flag == "--default-pgbouncer-version") {
+      default_version = *v;
     } else {
       return Invalid(flag, "unknown flag");
     }
   }
+  auto defaults = api::MakeParseDefaults(default_image, default_version);
+  if (!defaults) return std::unexpected(defaults.error());
+  options.defaults = std::move(*defaults);
   return options;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "api/parse.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -23,6 +24,8 @@ struct RunOptions {
   std::string log_level = "info";
   std::chrono::seconds resync{600};
   std::chrono::seconds shutdown_timeout{20};
+  std::chrono::seconds watch_timeout{300};
+  api::ParseDefaults defaults;  // --default-pgbouncer-image / --default-pgbouncer-version
   bool help = false;
 };
 
@@ -43,6 +46,9 @@ Flags:
   --log-level debug|info|warn|error (default info)
   --resync-seconds N                reconcile every pool again this often (default 600)
   --shutdown-timeout-seconds N      how long SIGTERM waits for reconciles in flight (default 20)
+  --watch-timeout-seconds N         server-side watch timeout, jittered up to 2x (default 300)
+  --default-pgbouncer-image IMAGE   image of pools that set none (default ghcr.io/cloudnative-pg/pgbouncer:1.24.1)
+  --default-pgbouncer-version X.Y   PgBouncer version of that image (default: from its tag)
 )";
 
 // args excludes "run".

@@ -47,9 +47,10 @@ run() {
 		failed=$((failed + 1)); echo "FAIL $name ($(( $(date +%s) - t ))s)"
 	fi
 }
-# Bounds the whole script; the cleanup trap still runs.
+# Bounds the whole script; the cleanup trap still runs. The sleep must not hold the script's stdout: a caller
+# piping it (scripts/test.sh | tee) would otherwise wait for the sleep to end.
 watchdog() {
-	( sleep "$1"; echo "$0: global timeout" >&2; kill -TERM $$ ) &
+	( sleep "$1" >/dev/null 2>&1 </dev/null; echo "$0: global timeout" >&2; kill -TERM $$ ) &
 	watchdog_pid=$!
 }
 
@@ -72,7 +73,10 @@ stop_postgres() {
 }
 # Removes the work directory unless KEEP=1 or something failed.
 finish_work() {
-	[[ -n "${watchdog_pid:-}" ]] && kill "$watchdog_pid" 2>/dev/null
+	if [[ -n "${watchdog_pid:-}" ]]; then
+		pkill -P "$watchdog_pid" 2>/dev/null
+		kill "$watchdog_pid" 2>/dev/null
+	fi
 	if [[ "${KEEP:-0}" == 1 || $failed -gt 0 ]]; then
 		echo "work directory kept: $work" >&2
 	else

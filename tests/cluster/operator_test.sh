@@ -8,11 +8,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TEST_NAME=operator source "$here/lib.sh"
 C="$work/c"
 poolkeeper="${POOLKEEPER_BIN:-$repo/build/poolkeeper}"
-ops=() # pids of running operators
 
 cleanup() {
 	trap - EXIT INT TERM
-	for p in "${ops[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	local f # operators started inside a test's subshell are known only by their pid files
+	for f in "$work"/*.pid; do [[ -f "$f" ]] && kill -KILL "$(cat "$f")" 2>/dev/null; done
 	"$here/down.sh" "$C" >/dev/null 2>&1
 	stop_postgres
 	finish_work
@@ -29,9 +29,8 @@ start_operator() {
 	echo "$port" > "$work/$name.port"
 	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
 		--http-address "127.0.0.1:$port" --leader-elect --leader-election-namespace poolkeeper-system \
-		--workers 2 --log-format json >>"$work/$name.log" 2>&1 &
+		--workers 2 --log-format json --watch-timeout-seconds 5 >>"$work/$name.log" 2>&1 &
 	echo $! > "$work/$name.pid"
-	ops+=("$!")
 }
 op_pid() { cat "$work/$1.pid"; }
 metrics() { curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/$1.port")/metrics"; }
@@ -188,8 +187,27 @@ test_leader_fails_over_within_the_lease() {
 	[[ "$(k get deployment -l app.kubernetes.io/managed-by=poolkeeper -o name)" == "deployment.apps/second" ]] || fail "orphans or duplicates"
 }
 
+current_leader() { local r; for r in op1 op2 op3; do is_leader $r && { echo $r; return; }; done; return 1; }
+test_expired_watch_relists() {
+	# ConfigMaps are watched straight from etcd here (no watch cache, see up.sh below) and the operators'
+	# watches end every 5-10 s: advance etcd past the operator's ConfigMap watch and compact, and resuming
+	# that watch is 410 Gone, which must lead to a fresh LIST, after which the caches still work.
+	local leader; leader=$(current_leader) || fail "no leader"
+	local before=$(metric_sum "$leader" '^poolkeeper_informer_relists_total')
+	for i in 1 2 3; do k create configmap "churn-$i" >/dev/null; k delete configmap "churn-$i" >/dev/null; done
+	source "$C/env"
+	local rev=$(curl -sf -X POST "http://127.0.0.1:$ETCD_PORT/v3/kv/range" -d '{"key":"AA=="}' | jq -r .header.revision)
+	curl -sf -X POST "http://127.0.0.1:$ETCD_PORT/v3/kv/compaction" -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null ||
+		fail "etcd compaction at $rev"
+	eventually 60 '[[ "$(metric_sum "$leader" "^poolkeeper_informer_relists_total")" -gt $before ]]' || fail "no relist after compaction"
+	log "compacted etcd at revision $rev; $leader relisted"
+	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":5},"databases":[{"name":"app","maxDbConnections":5}]}}' >/dev/null
+	poll 60 pool_ready second || fail "not reconciled after the relist"
+	k get configmap second-config -o jsonpath='{.data.pgbouncer\.ini}' | grep -q '^default_pool_size = 5$' || fail "ini not updated"
+}
+
 # ---------------------------------------------------------------------------------------------------------------
-"$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0" "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
@@ -218,5 +236,6 @@ run test_password_rotation_reaches_the_pods
 run test_missing_secret_is_a_condition
 run test_steady_state_writes_nothing
 run test_leader_fails_over_within_the_lease
+run test_expired_watch_relists
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -7,7 +7,7 @@
 #   cluster). Stop it with down.sh DIR. Several clusters can run at once, each in its own DIR.
 #
 # Environment: POOLKEEPER_BUILD_DIR (binaries), POOLKEEPER_BIN (operator binary run for poolkeeper images),
-#              UP_TIMEOUT (seconds, default 120).
+#              UP_TIMEOUT (seconds, default 120), APISERVER_EXTRA_ARGS (more kube-apiserver flags, word-split).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -172,7 +172,7 @@ spawn kube-apiserver "$bin/kube-apiserver" \
 	--service-cluster-ip-range "$svc_cidr" \
 	--enable-aggregator-routing=true \
 	--endpoint-reconciler-type none \
-	--profiling=false --v=1
+	--profiling=false --v=1 ${APISERVER_EXTRA_ARGS:-}
 wait_for "kube-apiserver /readyz" api /readyz
 
 spawn kube-controller-manager "$bin/kube-controller-manager" \

@@ -16,10 +16,11 @@ TEST(RunFlags, DefaultsSuitAnInClusterOperator) {
 }
 
 TEST(RunFlags, ReadsEveryFlagInBothSpellings) {
-  auto options = ParseRunFlags({"--kubeconfig", "/k", "--namespaces=a,b,a", "--workers", "8",
-                                "--http-address=127.0.0.1:9090", "--leader-elect",
-                                "--leader-election-namespace", "ops", "--log-format=json",
-                                "--log-level", "debug", "--resync-seconds=30"});
+  auto options =
+      ParseRunFlags({"--kubeconfig", "/k", "--namespaces=a,b,a", "--workers", "8",
+                     "--http-address=127.0.0.1:9090", "--leader-elect",
+                     "--leader-election-namespace", "ops", "--log-format=json", "--log-level",
+                     "debug", "--resync-seconds=30", "--watch-timeout-seconds", "5"});
   ASSERT_TRUE(options) << options.error().ToString();
   EXPECT_EQ(options->kubeconfig, "/k");
   EXPECT_EQ(options->namespaces, (std::vector<std::string>{"a", "b"}));
@@ -30,6 +31,21 @@ TEST(RunFlags, ReadsEveryFlagInBothSpellings) {
   EXPECT_EQ(options->log_format, LogFormat::kJson);
   EXPECT_EQ(options->log_level, "debug");
   EXPECT_EQ(options->resync, std::chrono::seconds(30));
+  EXPECT_EQ(options->watch_timeout, std::chrono::seconds(5));
+}
+
+TEST(RunFlags, DefaultImageAndItsVersionFromTheTag) {
+  auto options = ParseRunFlags({"--default-pgbouncer-image", "registry.local/pgbouncer:1.22.1"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->defaults.image, "registry.local/pgbouncer:1.22.1");
+  EXPECT_EQ(options->defaults.image_version.ToString(), "1.22");
+  options = ParseRunFlags(
+      {"--default-pgbouncer-image=registry.local/pgb:stable", "--default-pgbouncer-version=1.18"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->defaults.image_version.ToString(), "1.18");
+  options = ParseRunFlags({"--default-pgbouncer-image="});  // the chart's "use the built-in"
+  ASSERT_TRUE(options);
+  EXPECT_EQ(options->defaults.image, api::kDefaultImage);
 }
 
 struct BadFlag {
@@ -47,19 +63,21 @@ TEST_P(RunFlagsRejects, NamingTheFlag) {
   EXPECT_EQ(options.error().next_step(), NextStep::kWaitForUser);
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, RunFlagsRejects,
-                         ::testing::Values(BadFlag{{"--workers", "0"}, "--workers"},
-                                           BadFlag{{"--workers=lots"}, "--workers"},
-                                           BadFlag{{"--namespaces", "Shop"}, "--namespaces"},
-                                           BadFlag{{"--namespaces", "a,,b"}, "--namespaces"},
-                                           BadFlag{{"--http-address", "8080"}, "--http-address"},
-                                           BadFlag{{"--http-address", "host:99999"},
-                                                   "--http-address"},
-                                           BadFlag{{"--log-format", "xml"}, "--log-format"},
-                                           BadFlag{{"--log-level", "loud"}, "--log-level"},
-                                           BadFlag{{"--leader-elect=maybe"}, "--leader-elect"},
-                                           BadFlag{{"--kubeconfig"}, "--kubeconfig"},
-                                           BadFlag{{"--frobnicate", "1"}, "--frobnicate"}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, RunFlagsRejects,
+    ::testing::Values(
+        BadFlag{{"--workers", "0"}, "--workers"}, BadFlag{{"--workers=lots"}, "--workers"},
+        BadFlag{{"--namespaces", "Shop"}, "--namespaces"},
+        BadFlag{{"--namespaces", "a,,b"}, "--namespaces"},
+        BadFlag{{"--http-address", "8080"}, "--http-address"},
+        BadFlag{{"--http-address", "host:99999"}, "--http-address"},
+        BadFlag{{"--log-format", "xml"}, "--log-format"},
+        BadFlag{{"--log-level", "loud"}, "--log-level"},
+        BadFlag{{"--leader-elect=maybe"}, "--leader-elect"},
+        BadFlag{{"--kubeconfig"}, "--kubeconfig"}, BadFlag{{"--frobnicate", "1"}, "--frobnicate"},
+        BadFlag{{"--default-pgbouncer-image", "pgb:stable"}, "--default-pgbouncer-version"},
+        BadFlag{{"--default-pgbouncer-image", "pgb:1.12.0"}, "--default-pgbouncer-version"},
+        BadFlag{{"--default-pgbouncer-version", "1.18"}, "--default-pgbouncer-version"}));
 
 }  // namespace
 }  // namespace poolkeeper::cli
