@@ -13,19 +13,10 @@
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-"$repo/scripts/install-tools.sh" >&2 || { echo "install-tools failed"; echo "0 passed, 1 failed"; exit 1; }
-export PATH="$repo/.tools/bin:$PATH"
-"$here/build.sh" >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+TEST_NAME=install source "$here/lib.sh"
 POOLKEEPER="$repo/build/poolkeeper" # the CLI whose validator the CRD must agree with, and the in-cluster operator
 [[ -x "$POOLKEEPER" ]] || { echo "$POOLKEEPER is not built (scripts/build.sh)"; echo "0 passed, 1 failed"; exit 1; }
 export POOLKEEPER_BIN="$POOLKEEPER" # what localkubelet runs for the chart's operator image
-
-work="$(mktemp -d /tmp/poolkeeper-install-test.XXXXXX)"
-chmod 0755 "$work"
-export HOME="$work/home" KUBECACHEDIR="$work/home/.kube/cache"
-export HELM_CACHE_HOME="$work/home/.cache/helm" HELM_CONFIG_HOME="$work/home/.config/helm" HELM_DATA_HOME="$work/home/.local/share/helm"
-mkdir -p "$HOME"
 C="$work/c"
 chart="$repo/helm/poolkeeper"
 crd="$repo/crds/poolkeeper.io_connectionpools.yaml"
@@ -33,48 +24,17 @@ REL=poolkeeper                 # release name: objects are named "poolkeeper"
 NS=poolkeeper-system           # release namespace
 SA="system:serviceaccount:$NS:poolkeeper"
 
-passed=0 failed=0
 cleanup() {
 	trap - EXIT INT TERM
-	# The watchdog subshell and its sleep (which would otherwise hold our stdout open for 15 minutes).
-	[[ -n "${watchdog:-}" ]] && kill $(pgrep -P "$watchdog") "$watchdog" 2>/dev/null
 	"$here/down.sh" "$C" >/dev/null 2>&1
-	if [[ "${KEEP:-0}" == 1 || $failed -gt 0 ]]; then
-		echo "work directory kept: $work" >&2
-	else
-		rm -rf "$work"
-	fi
+	stop_postgres
+	finish_work
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
-# Bound the whole run: 15 minutes.
-( sleep 900; echo "install_test.sh: global timeout" >&2; kill -TERM $$ ) &
-watchdog=$!
-
-log() { echo "    $*" >&2; }
-fail() { echo "    FAIL: $*" >&2; return 1; }
+watchdog 900
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 h() { helm --kubeconfig "$C/kubeconfig" "$@"; }
-# poll DEADLINE-SECONDS command...: retry the command until it succeeds or the deadline passes.
-poll() {
-	local secs="$1"; shift
-	local end=$(( $(date +%s) + secs ))
-	until "$@" >/dev/null 2>&1; do
-		(( $(date +%s) < end )) || return 1
-		sleep 0.5
-	done
-}
-run() {
-	local name="$1"
-	echo "--- $name" >&2
-	local t=$(date +%s)
-	( set -e; "$name" )
-	if [[ $? == 0 ]]; then
-		passed=$((passed + 1)); echo "ok   $name ($(( $(date +%s) - t ))s)"
-	else
-		failed=$((failed + 1)); echo "FAIL $name ($(( $(date +%s) - t ))s)"
-	fi
-}
 
 # YAML to JSON without a YAML library on the host: helm's fromYaml/fromYamlArray (sigs.k8s.io/yaml) and toJson.
 y2j_chart="$work/yaml2json"
