@@ -74,8 +74,11 @@ stop_postgres() {
 # Removes the work directory unless KEEP=1 or something failed.
 finish_work() {
 	if [[ -n "${watchdog_pid:-}" ]]; then
-		pkill -P "$watchdog_pid" 2>/dev/null
+		# The subshell first: killing its sleep first would let it wake and time the script out mid-cleanup.
+		local sleeper
+		sleeper=$(pgrep -P "$watchdog_pid")
 		kill "$watchdog_pid" 2>/dev/null
+		[[ -n "$sleeper" ]] && kill $sleeper 2>/dev/null
 	fi
 	if [[ "${KEEP:-0}" == 1 || $failed -gt 0 ]]; then
 		echo "work directory kept: $work" >&2

@@ -107,7 +107,8 @@ test_pgbouncer_deployment() {
 }
 
 test_unrunnable_image() {
-	k run other --image=docker.io/library/busybox:1.36 --restart=Never -- sleep 100 >/dev/null
+	# Only the image's name counts, not its path: this is no poolkeeper image.
+	k run other --image=ghcr.io/poolkeeper/busybox:1.36 --restart=Never -- sleep 100 >/dev/null
 	eventually 30 '[[ "$(k get pod other -o jsonpath='\''{.status.containerStatuses[0].state.waiting.reason}'\'')" == ImageNotRunnable ]]' ||
 		fail "no ImageNotRunnable status"
 	eventually 30 '[[ -n "$(k get events --field-selector involvedObject.name=other,reason=ImageNotRunnable,type=Warning -o name)" ]]' ||

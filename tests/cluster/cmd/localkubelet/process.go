@@ -119,13 +119,13 @@ func imageKind(image string) string {
 	if i := strings.Index(repo, ":"); i >= 0 {
 		repo = repo[:i]
 	}
-	for _, s := range []string{repo, img} {
-		if strings.Contains(s, "pgbouncer") {
-			return kindPgbouncer
-		}
-		if strings.Contains(s, "poolkeeper") {
-			return kindPoolkeeper
-		}
+	// Only the image's own name counts (not its registry or path), so ghcr.io/poolkeeper/busybox is
+	// not mistaken for the operator.
+	if strings.Contains(repo, "pgbouncer") {
+		return kindPgbouncer
+	}
+	if repo == "poolkeeper" {
+		return kindPoolkeeper
 	}
 	return ""
 }
