@@ -43,8 +43,8 @@ struct PoolPlan {
   // The exact max server connections one pgbouncer can open, with the caps below.
   int64_t per_instance = 0;
   int64_t worst_case = 0;  // (instances + max_surge) * per_instance
-  // What the ledger charges: worst_case when admitted (or under Warn), else what its running
-  // configuration can open (0 when none runs).
+  // What the ledger charges: worst_case when admitted (or under Warn), at least what its running
+  // pods can open (RunningWorstCase; 0 when none runs).
   int64_t allocated = 0;
   Verdict verdict = Verdict::kWithinBudget;
   std::vector<DatabasePlan> databases;  // in spec order

@@ -2,6 +2,7 @@
 // it left (sizing.h), with findings (findings.h). Pure: no I/O, no clock, no globals.
 #include "budget/planner.h"
 
+#include <algorithm>
 #include <map>
 
 #include "budget/findings.h"
@@ -115,17 +116,17 @@ PoolPlan PlanPool(const api::ConnectionPool& pool, const RunningWorstCase& runni
       break;
     case SizingOutcome::kExceeded:
       plan.verdict = Verdict::kBudgetExceeded;
-      // Enforce: the pool is not rolled out, so it is charged what its last good configuration
-      // (still running) can open, and nothing when none runs. Warn: it runs anyway, so it is
-      // charged what it can open, and later pools see the truth.
-      if (pool.spec.budget_policy == api::BudgetPolicy::kWarn) {
-        plan.allocated = plan.worst_case;
-      } else if (auto it = running.find(PoolName(pool)); it != running.end()) {
-        plan.allocated = it->second;
-      }
+      // Enforce: the pool is not rolled out, so it is charged only what runs (below). Warn: it
+      // runs anyway, so it is charged what it can open, and later pools see the truth.
+      if (pool.spec.budget_policy == api::BudgetPolicy::kWarn) plan.allocated = plan.worst_case;
       plan.findings.push_back(BudgetExceededFinding(pool, plan, sizing, ledger));
       server.verdict = Verdict::kBudgetExceeded;
       break;
+  }
+  // What its pods can open now may be more: a refused spec leaves the last good configuration
+  // running, and a shrinking one keeps old, larger pods until its rollout completes.
+  if (auto it = running.find(PoolName(pool)); it != running.end()) {
+    plan.allocated = std::max(plan.allocated, it->second);
   }
   server.allocated += plan.allocated;
   server.headroom = server.usable - server.allocated;

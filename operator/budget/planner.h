@@ -23,9 +23,10 @@ namespace poolkeeper::budget {
 int64_t MaxServerConnectionsPerInstance(const api::ConnectionPool& pool,
                                         const std::vector<std::optional<int>>& db_caps = {});
 
-// What the configuration each pool runs now can open, by "namespace/name": in a cluster a pool
-// refused under Enforce keeps its last good configuration running, so the ledger must keep
-// charging it (offline nothing runs, and the map is empty).
+// What the pods each pool runs now can open, by "namespace/name": in a cluster a pool refused
+// under Enforce keeps its last good configuration running, and a pool that shrinks keeps larger
+// pods until its rollout completes, so the ledger charges at least this (offline nothing runs, and
+// the map is empty).
 using RunningWorstCase = std::map<std::string, int64_t>;
 
 // Plans every pool, in ledger order (file order offline, creation time in a cluster). Fails with

@@ -54,6 +54,24 @@ bool RolloutComplete(const PoolInputs& in, int64_t instances) {
          DeploymentStatus(in, "availableReplicas") >= instances;
 }
 
+// A shrinking pool's old pods can open more than its new plan until they are gone, so the
+// Deployment keeps announcing the larger figure (which the ledger charges) until the rollout of the
+// new template is complete; then it announces the new one.
+void KeepChargeWhileRolling(const PoolInputs& in, int64_t worst_case, int64_t instances,
+                            render::OwnedObjects& objects) {
+  auto stored = in.owned.find("Deployment");
+  if (stored == in.owned.end()) return;
+  std::optional<int64_t> previous = PlannedConnections(stored->second);
+  if (!previous || *previous <= worst_case) return;
+  static const auto kTemplateHash =
+      "/spec/template/metadata/annotations/poolkeeper.io~1config-hash"_json_pointer;
+  bool new_template = stored->second.value(kTemplateHash, std::string()) != objects.config_hash;
+  if (new_template || !RolloutComplete(in, instances)) {
+    objects.deployment["metadata"]["annotations"][render::kPlannedConnectionsAnnotation] =
+        std::to_string(*previous);
+  }
+}
+
 api::Condition MakeCondition(const char* type, bool value, std::string reason, std::string message,
                              int64_t generation) {
   return {type, value ? "True" : "False", std::move(reason), std::move(message), generation, ""};
@@ -162,6 +180,7 @@ ReconcileResult Reconcile(const PoolInputs& in) {
             block("InvalidSpec", built.error().ToString(), true);
           } else {
             objects = std::move(*built);
+            KeepChargeWhileRolling(in, mine->worst_case, pool->spec.pooler.instances, *objects);
           }
         }
       }

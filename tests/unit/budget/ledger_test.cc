@@ -143,6 +143,19 @@ TEST(Ledger, RefusedPoolKeepsBeingChargedWhatItsRunningConfigurationOpens) {
   EXPECT_EQ(plan->servers[0].headroom, plan->servers[0].usable - 40);
 }
 
+TEST(Ledger, AdmittedPoolIsChargedAtLeastWhatItsRunningPodsOpen) {
+  api::ConnectionPool shrinking = Pool("shrinking");
+  SetDatabases(shrinking, {{"a", 5, 0, 5}});  // 10 planned, 40 still running
+  api::ConnectionPool next = Pool("next");
+  SetDatabases(next, {{"a", 5, 0, 5}});
+  auto plan = PlanPools({shrinking, next}, {{"ns/shrinking", 40}});
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->pools[0].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(plan->pools[0].worst_case, 10);
+  EXPECT_EQ(plan->pools[0].allocated, 40);
+  EXPECT_EQ(plan->servers[0].allocated, 50);
+}
+
 // Two uncapped databases, 3 users x 10 each: 60 per instance, 120 for 2 pods > 90. Each
 // instance gets floor(90 / 2) = 45: level 22 for both (44), then one more step for a (45).
 TEST(Ledger, DerivesCapsByWaterFillingWhatRemains) {

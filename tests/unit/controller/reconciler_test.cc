@@ -162,6 +162,32 @@ TEST_F(ReconcilerTest, RefusedPoolKeepsBeingChargedForThePodsItStillRuns) {
   EXPECT_EQ(Condition(*refused.status, "BudgetExceeded", "status"), "True");
 }
 
+TEST_F(ReconcilerTest, ShrinkingPoolKeepsItsLargerChargeUntilTheRolloutCompletes) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  Store(pool, Reconcile(Inputs(pool)), 2);
+  ASSERT_EQ(PlannedConnections(owned_["Deployment"]), 30);
+  pool["spec"]["pooler"]["defaultPoolSize"] = 5;  // (2 + 1) x 5 = 15
+  pool["spec"]["databases"][0]["maxDbConnections"] = 5;
+  pool["metadata"]["generation"] = 4;
+  ReconcileResult shrinking = Reconcile(Inputs(pool));
+  auto deployment = std::ranges::find(shrinking.apply, json("Deployment"),
+                                      [](const json& o) { return o["kind"]; });
+  ASSERT_NE(deployment, shrinking.apply.end());
+  EXPECT_EQ(PlannedConnections(*deployment), 30) << "old pods with pool size 10 still run";
+  EXPECT_EQ(
+      (*deployment)["spec"]["template"]["metadata"]["annotations"]["poolkeeper.io/config-hash"],
+      *shrinking.status->find("configHash"));
+  for (const auto& object : shrinking.apply) owned_[object["kind"]] = object;
+  owned_["Deployment"]["metadata"]["generation"] = 2;
+  owned_["Deployment"]["status"] = {{"observedGeneration", 1}};  // the rollout has not started
+  pool["status"] = *shrinking.status;
+  EXPECT_TRUE(Reconcile(Inputs(pool)).apply.empty()) << "nothing new while it rolls";
+  Store(pool, {}, 2);  // the rollout completed: every pod runs the new template
+  ReconcileResult done = Reconcile(Inputs(pool));
+  ASSERT_EQ(done.apply.size(), 1u);
+  EXPECT_EQ(PlannedConnections(done.apply[0]), 15);
+}
+
 TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
   secrets_.secrets.clear();
   ReconcileResult result = Reconcile(Inputs(PoolJson("orders", 1, 10, "t")));
