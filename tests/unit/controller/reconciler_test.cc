@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "api/parse.h"
+#include "budget/planner.h"
+#include "render/render.h"
 
 namespace poolkeeper::controller {
 namespace {
@@ -186,6 +188,34 @@ TEST_F(ReconcilerTest, ShrinkingPoolKeepsItsLargerChargeUntilTheRolloutCompletes
   ReconcileResult done = Reconcile(Inputs(pool));
   ASSERT_EQ(done.apply.size(), 1u);
   EXPECT_EQ(PlannedConnections(done.apply[0]), 15);
+}
+
+TEST_F(ReconcilerTest, AppliesExactlyWhatRenderBuildsPlusTheAppliedHash) {
+  // `poolkeeper render` prints render::BuildObjects; the operator must apply the same objects.
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  ReconcileResult result = Reconcile(Inputs(pool));
+  auto parsed = api::ParseConnectionPool(pool);
+  ASSERT_TRUE(parsed);
+  auto plan = budget::PlanPools({*parsed});
+  ASSERT_TRUE(plan);
+  auto passwords = api::ResolvePasswords(*parsed, secrets_);
+  ASSERT_TRUE(passwords);
+  auto built =
+      render::BuildObjects(*parsed, plan->pools[0], passwords->passwords, passwords->revision);
+  ASSERT_TRUE(built);
+  std::map<std::string, json> rendered = {{"ConfigMap", built->config_map},
+                                          {"Secret", built->secret},
+                                          {"Deployment", built->deployment},
+                                          {"Service", built->service},
+                                          {"PodDisruptionBudget", built->pod_disruption_budget}};
+  ASSERT_EQ(result.apply.size(), rendered.size());
+  for (json applied : result.apply) {
+    std::string kind = applied["kind"];
+    ASSERT_TRUE(applied["metadata"]["annotations"].contains(render::kAppliedHashAnnotation));
+    applied["metadata"]["annotations"].erase(render::kAppliedHashAnnotation);
+    if (applied["metadata"]["annotations"].empty()) applied["metadata"].erase("annotations");
+    EXPECT_EQ(applied, rendered[kind]) << kind;
+  }
 }
 
 TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
