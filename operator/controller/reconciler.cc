@@ -149,7 +149,13 @@ ReconcileResult Reconcile(const PoolInputs& in) {
       }
       std::string arithmetic;
       for (const auto& f : mine->findings) {
-        if (f.code == "BudgetExceeded") arithmetic = f.message;
+        if (f.code == "BudgetExceeded") {
+          arithmetic = f.message;
+        } else if (f.severity == budget::Severity::kError) {
+          // Not the server's budget, so the pool still rolls out; but `check` fails on it, and
+          // the user should hear of it too (e.g. ClientCapacityExceeded).
+          result.events.push_back({"Warning", f.code, f.message});
+        }
       }
       bool exceeded = mine->verdict == budget::Verdict::kBudgetExceeded;
       bool enforce = pool->spec.budget_policy == api::BudgetPolicy::kEnforce;

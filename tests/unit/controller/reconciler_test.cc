@@ -218,6 +218,18 @@ TEST_F(ReconcilerTest, AppliesExactlyWhatRenderBuildsPlusTheAppliedHash) {
   }
 }
 
+TEST_F(ReconcilerTest, ClientsBeyondThePoolersCapacityAreAWarningEvent) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  pool["spec"]["pooler"]["maxClientConn"] = 10;  // 2 x 10 = 20 client slots
+  pool["spec"]["clients"] = {{{"name", "web"}, {"instances", 3}, {"poolSize", 10}}};
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_FALSE(result.apply.empty()) << "the server's budget holds: it rolls out";
+  auto event =
+      std::ranges::find(result.events, std::string("ClientCapacityExceeded"), &EventRecord::reason);
+  ASSERT_NE(event, result.events.end());
+  EXPECT_EQ(event->type, "Warning");
+}
+
 TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
   secrets_.secrets.clear();
   ReconcileResult result = Reconcile(Inputs(PoolJson("orders", 1, 10, "t")));
