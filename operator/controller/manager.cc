@@ -238,25 +238,7 @@ void Manager::Work() {
       result = "error";
       const Error& error = outcome.error();
       Log(LogLevel::kWarn, "reconcile failed", {{"pool", *key}, {"error", error.message}});
-      switch (error.next_step()) {
-        case NextStep::kRetryNow:
-          queue_.Add(*key);
-          break;
-        case NextStep::kBackOff:
-          ++retries_;
-          if (error.retry_after_seconds > 0) {
-            queue_.AddAfter(*key, std::chrono::seconds(error.retry_after_seconds));
-          } else {
-            queue_.AddRateLimited(*key);
-          }
-          break;
-        case NextStep::kWaitForUser:
-          // Nothing a quick retry fixes (RBAC, a rejected object), but the fix may come from
-          // outside this pool (a Role, a webhook): try again at the next resync.
-          queue_.Forget(*key);
-          queue_.AddAfter(*key, options_.resync);
-          break;
-      }
+      if (queue_.Retry(*key, error, options_.resync)) ++retries_;
     } else {
       queue_.Forget(*key);
       if (outcome->requeue_after.count() > 0) {

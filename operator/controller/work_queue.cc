@@ -45,6 +45,26 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   ScheduleLocked(key, when);
 }
 
+bool WorkQueue::Retry(const std::string& key, const Error& error, Clock::Duration wait_for_user) {
+  switch (error.next_step()) {
+    case NextStep::kRetryNow:
+      Add(key);
+      return false;
+    case NextStep::kBackOff:
+      if (error.retry_after_seconds > 0) {
+        AddAfter(key, std::chrono::seconds(error.retry_after_seconds));
+      } else {
+        AddRateLimited(key);
+      }
+      return true;
+    case NextStep::kWaitForUser:
+      Forget(key);
+      AddAfter(key, wait_for_user);
+      return false;
+  }
+  return false;
+}
+
 void WorkQueue::Forget(const std::string& key) {
   std::lock_guard guard(mutex_);
   failures_.erase(key);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/error.h"
 
 namespace poolkeeper::controller {
 
@@ -38,6 +39,11 @@ class WorkQueue {
   // Ready after this key's next backoff step (base_delay x 2^failures, capped at max_delay) or
   // the overall retry limit's next free slot, whichever is later.
   void AddRateLimited(const std::string& key);
+  // After a failed reconcile, as the error's code says: a write conflict is retried at once (the
+  // next attempt reads the newer object from the cache), server trouble backs off (or waits the
+  // server's Retry-After), and what only the user can fix (RBAC, a rejected object) is tried again
+  // after `wait_for_user`. Returns true when the retry counts as a backoff retry.
+  bool Retry(const std::string& key, const Error& error, Clock::Duration wait_for_user);
   // Resets the key's backoff after a success.
   void Forget(const std::string& key);
   // The worker finished `key`; if it was added meanwhile, it becomes ready again.

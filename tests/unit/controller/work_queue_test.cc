@@ -78,6 +78,31 @@ TEST(WorkQueueOverallLimit, SpreadsRetriesOfManyKeysBeyondTheBurst) {
   EXPECT_TRUE(queue.TryGet());
 }
 
+TEST_F(WorkQueueTest, RetriesAsTheErrorSays) {
+  struct Case {
+    Error error;
+    milliseconds ready_after;
+    bool counts_as_backoff;
+  };
+  const milliseconds resync = seconds(600);
+  for (const Case& c : {
+           Case{{ErrorCode::kConflict, "write conflict"}, milliseconds(0), false},
+           Case{{ErrorCode::kUnavailable, "connection refused"}, milliseconds(10), true},
+           Case{{ErrorCode::kTooManyRequests, "slow down", {}, 7}, seconds(7), true},
+           Case{{ErrorCode::kUnauthorized, "forbidden"}, resync, false},
+           Case{{ErrorCode::kInvalid, "rejected"}, resync, false},
+       }) {
+    WorkQueue queue(clock_, {milliseconds(10), seconds(1)});
+    EXPECT_EQ(queue.Retry("ns/a", c.error, resync), c.counts_as_backoff) << c.error.message;
+    if (c.ready_after.count() > 0) {
+      clock_.Advance(c.ready_after - milliseconds(1));
+      EXPECT_FALSE(queue.TryGet()) << c.error.message;
+      clock_.Advance(milliseconds(1));
+    }
+    EXPECT_EQ(queue.TryGet(), "ns/a") << c.error.message;
+  }
+}
+
 TEST_F(WorkQueueTest, ForgetResetsBackoffAndOtherKeysAreUnaffected) {
   queue_.AddRateLimited("ns/a");
   queue_.AddRateLimited("ns/a");
