@@ -3,10 +3,10 @@
 # PostgreSQL (max_connections 20, the server examples/quickstart.yaml names) and a local Kubernetes
 # control plane (tests/cluster/up.sh: etcd, kube-apiserver and kube-controller-manager built from the
 # Kubernetes Go modules, and localkubelet, which runs pods as local processes); shows the plan with
-# `poolkeeper check`; installs the Helm chart, so the operator runs in-cluster under its own
-# ServiceAccount; applies examples/quickstart.yaml, waits for Ready, queries PostgreSQL through a
-# pooler pod and shows `kubectl get connectionpools` with the budget.
-# Leaves everything running; `scripts/demo.sh stop` stops it.
+# `poolkeeper check` and part of what `poolkeeper render` produces; installs the Helm chart, so the
+# operator runs in-cluster under its own ServiceAccount; applies examples/quickstart.yaml, waits for
+# Ready, queries PostgreSQL through a pooler pod and shows `kubectl get connectionpools` with the
+# budget. Leaves everything running; `scripts/demo.sh stop` stops it.
 source "$(dirname "$0")/lib.sh"
 
 DEMO_DIR="${POOLKEEPER_DEMO_DIR:-/tmp/poolkeeper-demo-$(id -u)}"
@@ -41,6 +41,9 @@ chmod 0755 "$DEMO_DIR"
 
 log "the plan: poolkeeper check -f examples/quickstart.yaml"
 "$POOLKEEPER" check -f "$EXAMPLE"
+log "what the operator will apply: poolkeeper render -f examples/quickstart.yaml --output-dir $DEMO_DIR/render"
+"$POOLKEEPER" render -f "$EXAMPLE" --output-dir "$DEMO_DIR/render"
+sed -n '/^\[pgbouncer\]/,$p' "$DEMO_DIR/render/default/app/pgbouncer.ini" | grep -E '^(pool_mode|max_client_conn|default_pool_size|max_db_connections) ' || true
 
 log "starting PostgreSQL on $PG_HOST:$PG_PORT with max_connections=$MAX_CONN"
 SUPERUSER_PASSWORD="demo-superuser-$RANDOM$RANDOM"
