@@ -328,6 +328,9 @@ read -r n_status n_ready t_status t_ready <<<"$(settled_figures)"
 listed_ready=$(k get connectionpools -A -o jsonpath='{range .items[*]}{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
 	awk '$1 == $2 && $3 == "True"' | wc -l)
 owned=$(k get configmaps,secrets,deployments,services,poddisruptionbudgets -A -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l)
+event_reasons=$(k get events -A -o jsonpath='{range .items[?(@.reportingComponent=="poolkeeper.io/operator")]}{.type}/{.reason}{"\n"}{end}' |
+	sort | uniq -c | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }')
+k get events -A -o json >"$work/bulk-events.json" 2>/dev/null
 rss_bulk=$(rss_kib)
 hwm_bulk=$(hwm_kib)
 b_req=$(delta "$work/bulk-before.snap" "$work/bulk-after.snap" requests)
@@ -397,7 +400,7 @@ say "   status for its generation (observedGeneration == generation): $n_status/
 say "   Ready=True for its generation (Deployment of 0 replicas rolled out): $n_ready/$POOLS pools, last at $t_ready s (re-listed: $listed_ready Ready)"
 say "   owned objects: $owned (ConfigMap, Secret, Deployment, Service per pool; no PodDisruptionBudget below 2 instances)"
 say "   API requests: $b_req ($(per_pool "$b_req" "$POOLS") per pool): $b_verbs"
-say "   writes (create/update/apply/patch/delete): $b_wr ($(per_pool "$b_wr" "$POOLS") per pool), of which Events $b_ev"
+say "   writes (create/update/apply/patch/delete): $b_wr ($(per_pool "$b_wr" "$POOLS") per pool), of which Events $b_ev${event_reasons:+ ($event_reasons)}"
 say "   reconciles: $b_rec ($(per_pool "$b_rec" "$POOLS") per pool): $b_outcomes; work-queue retries $b_retries; mean reconcile $(per_pool "$b_ms" "$b_rec") ms"
 say ""
 say "3. steady state: the operator restarted (--resync-seconds $RESYNC) with nothing changed"
