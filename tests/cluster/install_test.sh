@@ -273,7 +273,7 @@ pool_reconciled() {
 pool_removed() {
 	local ns=$1
 	quickstart_in "$ns" | k delete -f - --wait=true --timeout=60s >/dev/null
-	poll 60 test -z "$(k -n "$ns" get deploy,svc,cm,pdb -o name | grep -v -e kube-root-ca.crt -e service/kubernetes)" || fail "owned objects left in $ns"
+	eventually 60 '[[ -z "$(k -n "$ns" get deploy,svc,cm,pdb -o name | grep -v -e kube-root-ca.crt -e service/kubernetes)" ]]' || fail "owned objects left in $ns: $(k -n "$ns" get deploy,svc,cm,pdb -o name)"
 }
 
 test_helm_install_cluster_wide() {
@@ -308,7 +308,7 @@ test_helm_upgrade_changed_values() {
 	k -n "$NS" rollout status deploy/poolkeeper --timeout=60s >/dev/null
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.status.readyReplicas}/{.status.updatedReplicas}')" == 2/2 ]] || fail "not 2 updated and ready"
 	[[ "$(k -n "$NS" get pdb poolkeeper -o jsonpath='{.spec.minAvailable}')" == 1 ]] || fail "no PDB with 2 replicas"
-	poll 30 test "$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o name | wc -l)" == 2 || fail "old pods left"
+	eventually 30 '[[ "$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o name | wc -l)" == 2 ]]' || fail "old pods left"
 	check_operator_pods
 	local pod=$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o jsonpath='{.items[0].metadata.name}')
 	operator_log "$pod" | grep -q '^ts=' || fail "new pod does not log in text (logfmt): $(operator_log "$pod" | head -3)"
