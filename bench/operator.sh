@@ -242,7 +242,7 @@ for i in $(seq 1 "$N"); do
 		sleep 0.05
 	done
 	[[ -n "$t_ready" ]] || die "$name not Ready within 120 s: $(k -n lat get connectionpool "$name" -o jsonpath='{.status.conditions}')"
-	k -n lat get "configmap/$name-config" "secret/$name-auth" "deployment/$name" "service/$name" >/dev/null 2>&1 ||
+	k -n lat get "configmap/$name-config" "secret/$name-auth" "service/$name" >/dev/null 2>&1 ||
 		die "$name Ready but its objects are missing"
 	t_status="$(awk -v p="lat/$name" '$2 == p && $3 == $4 { print $1; exit }' "$work/latency.watch")"
 	firsts+=("$(elapsed "$t0" "$t_status")")
@@ -267,7 +267,7 @@ first_stats="$(stats "${firsts[@]}")"
 log "deleting the latency pools"
 k -n lat delete connectionpools --all --wait=true --timeout=120s >/dev/null 2>&1 || log "latency pools not deleted in 120 s"
 for i in $(seq 1 120); do # the garbage collector removes their objects and pods
-	[[ -z "$(k -n lat get deployments,pods -o name 2>/dev/null)" ]] && break
+	[[ -z "$(k -n lat get pods -o name 2>/dev/null)" ]] && break
 	sleep 1
 done
 k delete namespace lat --wait=true --timeout=120s >/dev/null 2>&1 || log "namespace lat still terminating"
@@ -327,7 +327,7 @@ read -r n_status n_ready t_status t_ready <<<"$(settled_figures)"
 # Check with a fresh list, not only the watch.
 listed_ready=$(k get connectionpools -A -o jsonpath='{range .items[*]}{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
 	awk '$1 == $2 && $3 == "True"' | wc -l)
-owned=$(k get configmaps,secrets,deployments,services,poddisruptionbudgets -A -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l)
+owned=$(k get configmaps,secrets,services,poddisruptionbudgets,pods -A -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l)
 event_reasons=$(k get events -A -o jsonpath='{range .items[?(@.reportingComponent=="poolkeeper.io/operator")]}{.type}/{.reason}{"\n"}{end}' |
 	sort | uniq -c | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }')
 k get events -A -o json >"$work/bulk-events.json" 2>/dev/null
@@ -392,13 +392,13 @@ say "   $N pools one after another; a kubectl watch timestamps every status chan
 say "   latency: $lat_stats"
 say "   of which kubectl apply itself: $apply_stats"
 say "   to the first status for the generation (the operator's first reconcile; Ready=False until the pod is ready): $first_stats"
-say "   objects present (ConfigMap, Secret, Deployment, Service) for every pool; a query through the last pool's PgBouncer: $served"
+say "   objects present (ConfigMap, Secret, Service) for every pool; a query through the last pool's PgBouncer: $served"
 say ""
 say "2. $POOLS pools applied at once (instances 0: no pods), $NAMESPACES namespaces, $SERVERS servers (~$per_server pools each, maxConnections $max_conn), one Secret per namespace"
 say "   kubectl apply --server-side, 2 in parallel: $(elapsed "$t0" "$t_applied") s"
 say "   status for its generation (observedGeneration == generation): $n_status/$POOLS pools, last at $t_status s after the first apply"
-say "   Ready=True for its generation (Deployment of 0 replicas rolled out): $n_ready/$POOLS pools, last at $t_ready s (re-listed: $listed_ready Ready)"
-say "   owned objects: $owned (ConfigMap, Secret, Deployment, Service per pool; no PodDisruptionBudget below 2 instances)"
+say "   Ready=True for its generation (0 instances: no pod to wait for): $n_ready/$POOLS pools, last at $t_ready s (re-listed: $listed_ready Ready)"
+say "   owned objects: $owned (ConfigMap, Secret, Service per pool; no pod or PodDisruptionBudget at 0 instances)"
 say "   API requests: $b_req ($(per_pool "$b_req" "$POOLS") per pool): $b_verbs"
 say "   writes (create/update/apply/patch/delete): $b_wr ($(per_pool "$b_wr" "$POOLS") per pool), of which Events $b_ev${event_reasons:+ ($event_reasons)}"
 say "   reconciles: $b_rec ($(per_pool "$b_rec" "$POOLS") per pool): $b_outcomes; work-queue retries $b_retries; mean reconcile $(per_pool "$b_ms" "$b_rec") ms"

@@ -92,8 +92,9 @@ The demo is running:
 Explore:
   export KUBECONFIG=$CLUSTER/kubeconfig PATH=$REPO_ROOT/.tools/bin:\$PATH
   kubectl describe connectionpool app
-  kubectl get deployment,pods,configmap,secret -l app.kubernetes.io/instance=app
+  kubectl get pods,configmap,secret,service -l app.kubernetes.io/instance=app
   PGPASSWORD=$APP_PASSWORD psql -h $POD_IP -p 6432 -U app app
-  kubectl patch connectionpool app --type merge -p '{"spec":{"pooler":{"instances":3}}}'   # over budget: refused
+  kubectl scale connectionpool app --replicas 3   # caps re-derived to fit: (3 + 1) x 3 = 12 of 15
+  kubectl patch connectionpool app --type merge -p '{"spec":{"pooler":{"defaultPoolSize":8},"databases":[{"name":"app","maxDbConnections":8}]}}'   # (2 + 1) x 8 = 24 > 15: refused, the pods keep running
 Stop: scripts/demo.sh stop
 MSG

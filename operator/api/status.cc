@@ -50,6 +50,7 @@ json StatusToJson(const PoolStatus& status) {
             {"perInstance", status.budget.per_instance},
             {"worstCase", status.budget.worst_case},
             {"headroom", status.budget.headroom},
+            {"held", status.budget.held},
             {"databases", databases}}}};
 }
 
@@ -96,7 +97,8 @@ PoolStatus StatusFromJson(const json& status) {
                   Get<int64_t>(b, "perInstance", 0),
                   Get<int64_t>(b, "worstCase", 0),
                   Get<int64_t>(b, "headroom", 0),
-                  {}};
+                  {},
+                  Get<int64_t>(b, "held", 0)};
     if (auto dbs = b.find("databases"); dbs != b.end() && dbs->is_array()) {
       for (const auto& d : *dbs) {
         out.budget.databases.push_back({Get<std::string>(d, "name", ""),

@@ -41,6 +41,8 @@ struct BudgetStatus {
   int64_t worst_case = 0;
   int64_t headroom = 0;
   std::vector<DatabaseBudget> databases;
+  // What the pool's existing pods (draining ones included) and admitted configuration can open now.
+  int64_t held = 0;
   bool operator==(const BudgetStatus&) const = default;
 };
 

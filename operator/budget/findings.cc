@@ -5,6 +5,8 @@
 #include <optional>
 #include <utility>
 
+#include "budget/planner.h"
+
 namespace poolkeeper::budget {
 namespace {
 
@@ -29,18 +31,23 @@ std::string PodsText(int instances, int max_surge) {
   return "(" + Plural(instances, "instance") + " + " + N(max_surge) + " surge)";
 }
 
+std::string LedgerTerms(const LedgerPosition& ledger) {
+  std::string terms = " - " + N(ledger.earlier) + " allocated to earlier pools";
+  if (ledger.held != 0) terms += " - " + N(ledger.held) + " held by other pools' pods";
+  return terms;
+}
+
 Finding BudgetExceededFinding(const api::ConnectionPool& pool, const PoolPlan& plan,
                               const Sizing& sizing, const LedgerPosition& ledger) {
   const api::ServerSpec& server = *ledger.server;
-  std::string message = PodsText(plan.instances, plan.max_surge) + " x " + N(plan.per_instance) +
-                        " per instance = " + N(plan.worst_case) + " > " + N(ledger.remaining) +
-                        " remaining of " + N(ledger.usable) + " usable on " + plan.server +
-                        " (max_connections " + N(server.max_connections) + " - " +
-                        N(server.superuser_reserved_connections) + " superuser reserved - " +
-                        N(server.reserved_connections) + " reserved - " +
-                        OverheadText(server.overhead, ledger.overhead) + " overhead - " +
-                        N(ledger.earlier) + " allocated to earlier pools)";
-  const int64_t pods = int64_t{plan.instances} + plan.max_surge;
+  std::string message =
+      PodsText(plan.instances, plan.max_surge) + " x " + N(plan.per_instance) +
+      " per instance = " + N(plan.worst_case) + " > " + N(ledger.remaining) + " remaining of " +
+      N(ledger.usable) + " usable on " + plan.server + " (max_connections " +
+      N(server.max_connections) + " - " + N(server.superuser_reserved_connections) +
+      " superuser reserved - " + N(server.reserved_connections) + " reserved - " +
+      OverheadText(server.overhead, ledger.overhead) + " overhead" + LedgerTerms(ledger) + ")";
+  const int64_t pods = PodsCharged(pool.spec.pooler);
   if (ledger.usable <= 0) {
     message += "; the server leaves nothing usable for poolers";
   } else if (sizing.minimum_per_instance) {
@@ -66,7 +73,7 @@ Finding BudgetExceededFinding(const api::ConnectionPool& pool, const PoolPlan& p
 
 Finding DerivedCapsFinding(const PoolPlan& plan, const Sizing& sizing,
                            const LedgerPosition& ledger) {
-  const int64_t pods = int64_t{plan.instances} + plan.max_surge;
+  const int64_t pods = int64_t{plan.instances} + plan.max_surge;  // derived only when pods > 0
   std::string caps;
   for (size_t d = 0; d < plan.databases.size(); ++d) {
     const DatabasePlan& db = plan.databases[d];
@@ -176,11 +183,9 @@ void AddAdvisoryFindings(const api::ConnectionPool& pool, const LedgerPosition& 
                                      " usable connections; set spec.server.overhead"));
   }
   if (pooler.instances == 0) {
-    plan.findings.push_back(
-        Make(Severity::kInfo, "InstancesZero",
-             "pooler.instances is 0: no pgbouncer runs, but the budget still holds " +
-                 N(plan.max_surge) + " surge x " + N(plan.per_instance) + " = " +
-                 N(plan.worst_case) + " for the next rollout"));
+    plan.findings.push_back(Make(Severity::kInfo, "InstancesZero",
+                                 "pooler.instances is 0: no pgbouncer runs and the pool is charged "
+                                 "nothing; scaling up is planned against what is left then"));
   }
 }
 

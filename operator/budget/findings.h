@@ -17,12 +17,16 @@ struct LedgerPosition {
   const api::ServerSpec* server = nullptr;  // the limits as declared (identical for every pool)
   int64_t usable = 0;
   int64_t overhead = 0;
-  int64_t earlier = 0;    // allocated to the pools before this one on the same server
-  int64_t remaining = 0;  // usable - earlier
+  int64_t earlier = 0;  // allocated to the pools before this one on the same server
+  // Held now by later pools' pods and by pods of pools not planned (deleted, invalid, orphaned).
+  int64_t held = 0;
+  int64_t remaining = 0;  // usable - earlier - held
 };
 
 // "(2 instances + 1 surge)"
 std::string PodsText(int instances, int max_surge);
+// " - 12 allocated to earlier pools - 5 held by other pools' pods", the terms of `remaining`.
+std::string LedgerTerms(const LedgerPosition& ledger);
 
 // The pool's worst case does not fit what remains; `plan` is already filled in.
 Finding BudgetExceededFinding(const api::ConnectionPool& pool, const PoolPlan& plan,

@@ -42,10 +42,14 @@ struct PoolPlan {
   int max_surge = 0;
   // The exact max server connections one pgbouncer can open, with the caps below.
   int64_t per_instance = 0;
-  int64_t worst_case = 0;  // (instances + max_surge) * per_instance
-  // What the ledger charges: worst_case when admitted (or under Warn), at least what its running
-  // pods can open (RunningWorstCase; 0 when none runs).
+  int64_t worst_case = 0;  // PodsCharged (instances + max_surge, or 0) * per_instance
+  // What the ledger charges: worst_case when admitted (or under Warn), at least what it holds now
+  // (Holdings; 0 when nothing runs).
   int64_t allocated = 0;
+  // The most the pool's pods may hold at any instant: what its position in the ledger leaves it
+  // (usable - earlier pools' allocations - what the other pools' pods hold). A new pod starts only
+  // when the pods that exist plus it fit in this. Under Warn at least worst_case.
+  int64_t limit = 0;
   Verdict verdict = Verdict::kWithinBudget;
   std::vector<DatabasePlan> databases;  // in spec order
   int64_t client_demand = 0;    // sum over clients of instances * (pool_size + max_overflow)
@@ -60,6 +64,8 @@ struct ServerPlan {
   int64_t reserved = 0;  // superuser_reserved_connections + reserved_connections
   int64_t overhead = 0;  // resolved
   int64_t usable = 0;    // max_connections - reserved - overhead
+  // Held by pods of pools not planned here (deleted, invalid, moved, orphaned); in allocated.
+  int64_t held_elsewhere = 0;
   int64_t allocated = 0;
   int64_t headroom = 0;  // usable - allocated
   Verdict verdict = Verdict::kWithinBudget;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "budget/findings.h"
 #include "budget/sizing.h"
@@ -84,8 +85,16 @@ int64_t ClientDemand(const api::ConnectionPool& pool) {
   return demand;
 }
 
-// Sizes one pool against its server's ledger and charges it.
-PoolPlan PlanPool(const api::ConnectionPool& pool, const RunningWorstCase& running,
+int64_t Held(const Holdings& holdings, const std::string& server, const std::string& pool) {
+  auto on_server = holdings.find(server);
+  if (on_server == holdings.end()) return 0;
+  auto it = on_server->second.find(pool);
+  return it == on_server->second.end() ? 0 : it->second;
+}
+
+// Sizes one pool against its server's ledger (what earlier pools were allocated, and `held_later`,
+// what the pools after it hold now) and charges it.
+PoolPlan PlanPool(const api::ConnectionPool& pool, int64_t held, int64_t held_later,
                   ServerPlan& server) {
   const api::PoolerSpec& pooler = pool.spec.pooler;
   PoolPlan plan;
@@ -98,13 +107,20 @@ PoolPlan PlanPool(const api::ConnectionPool& pool, const RunningWorstCase& runni
   plan.client_capacity = int64_t{pooler.instances} * pooler.max_client_conn;
 
   // Surge pods run next to the old ones during a rollout, so they hold connections too.
-  const int64_t pods = int64_t{pooler.instances} + pooler.max_surge;
-  LedgerPosition ledger{&pool.spec.server, server.usable, server.overhead, server.allocated,
-                        server.usable - server.allocated};
+  const int64_t pods = PodsCharged(pooler);
+  const int64_t earlier = server.allocated - server.held_elsewhere;
+  const int64_t others = server.held_elsewhere + held_later;
+  LedgerPosition ledger{
+      &pool.spec.server, server.usable, server.overhead,
+      earlier,           others,        server.usable - server.allocated - held_later};
   Sizing sizing = SizePool(pool, pods, ledger.remaining, server.usable);
   plan.per_instance = sizing.per_instance;
   plan.worst_case = pods * sizing.per_instance;
   plan.databases = sizing.databases;
+  plan.limit = ledger.remaining;
+  if (pool.spec.budget_policy == api::BudgetPolicy::kWarn) {
+    plan.limit = std::max(plan.limit, plan.worst_case);
+  }
 
   switch (sizing.outcome) {
     case SizingOutcome::kFits:
@@ -116,18 +132,16 @@ PoolPlan PlanPool(const api::ConnectionPool& pool, const RunningWorstCase& runni
       break;
     case SizingOutcome::kExceeded:
       plan.verdict = Verdict::kBudgetExceeded;
-      // Enforce: the pool is not rolled out, so it is charged only what runs (below). Warn: it
-      // runs anyway, so it is charged what it can open, and later pools see the truth.
+      // Enforce: the pool is not rolled out, so it is charged only what it holds (below). Warn:
+      // it runs anyway, so it is charged what it can open, and later pools see the truth.
       if (pool.spec.budget_policy == api::BudgetPolicy::kWarn) plan.allocated = plan.worst_case;
       plan.findings.push_back(BudgetExceededFinding(pool, plan, sizing, ledger));
       server.verdict = Verdict::kBudgetExceeded;
       break;
   }
-  // What its pods can open now may be more: a refused spec leaves the last good configuration
-  // running, and a shrinking one keeps old, larger pods until its rollout completes.
-  if (auto it = running.find(PoolName(pool)); it != running.end()) {
-    plan.allocated = std::max(plan.allocated, it->second);
-  }
+  // What it holds now may be more: a refused spec leaves the last good configuration running,
+  // and a shrinking one keeps old, larger pods until they are gone.
+  plan.allocated = std::max(plan.allocated, held);
   server.allocated += plan.allocated;
   server.headroom = server.usable - server.allocated;
   if (server.allocated > server.usable) server.verdict = Verdict::kBudgetExceeded;
@@ -137,8 +151,11 @@ PoolPlan PlanPool(const api::ConnectionPool& pool, const RunningWorstCase& runni
 
 }  // namespace
 
-Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools,
-                       const RunningWorstCase& running) {
+int64_t PodsCharged(const api::PoolerSpec& pooler) {
+  return pooler.instances == 0 ? 0 : int64_t{pooler.instances} + pooler.max_surge;
+}
+
+Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools, const Holdings& holdings) {
   std::vector<FieldIssue> issues;
   std::string message;
   CheckServerLimits(pools, issues, message);
@@ -146,12 +163,36 @@ Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools,
     return std::unexpected(Error{ErrorCode::kInvalid, std::move(message), std::move(issues), 0});
   }
 
+  // What each planned pool holds now, and per server what the planned pools after position i hold.
+  std::vector<int64_t> held(pools.size());
+  std::map<std::string, int64_t> held_by_planned;  // server key -> sum over its planned pools
+  std::map<std::string, std::set<std::string>> planned;
+  for (size_t i = 0; i < pools.size(); ++i) {
+    const std::string server = pools[i].spec.server.Key();
+    held[i] = Held(holdings, server, PoolName(pools[i]));
+    if (planned[server].insert(PoolName(pools[i])).second) held_by_planned[server] += held[i];
+  }
+
   Plan plan;
   std::map<std::string, size_t> index;  // server key -> position in plan.servers
-  for (const api::ConnectionPool& pool : pools) {
-    auto [it, inserted] = index.try_emplace(pool.spec.server.Key(), plan.servers.size());
-    if (inserted) plan.servers.push_back(NewServerPlan(pool.spec.server));
-    plan.pools.push_back(PlanPool(pool, running, plan.servers[it->second]));
+  std::map<std::string, int64_t> held_later = held_by_planned;
+  for (size_t i = 0; i < pools.size(); ++i) {
+    const api::ConnectionPool& pool = pools[i];
+    const std::string key = pool.spec.server.Key();
+    auto [it, inserted] = index.try_emplace(key, plan.servers.size());
+    if (inserted) {
+      ServerPlan server = NewServerPlan(pool.spec.server);
+      if (auto on_server = holdings.find(key); on_server != holdings.end()) {
+        for (const auto& [name, figure] : on_server->second) {
+          if (!planned[key].contains(name)) server.held_elsewhere += figure;
+        }
+      }
+      server.allocated = server.held_elsewhere;
+      server.headroom = server.usable - server.allocated;
+      plan.servers.push_back(server);
+    }
+    held_later[key] -= held[i];
+    plan.pools.push_back(PlanPool(pool, held[i], held_later[key], plan.servers[it->second]));
   }
   return plan;
 }

@@ -23,15 +23,24 @@ namespace poolkeeper::budget {
 int64_t MaxServerConnectionsPerInstance(const api::ConnectionPool& pool,
                                         const std::vector<std::optional<int>>& db_caps = {});
 
-// What the pods each pool runs now can open, by "namespace/name": in a cluster a pool refused
-// under Enforce keeps its last good configuration running, and a pool that shrinks keeps larger
-// pods until its rollout completes, so the ledger charges at least this (offline nothing runs, and
-// the map is empty).
-using RunningWorstCase = std::map<std::string, int64_t>;
+// What exists on each server now, from observation: by server key ("host:port"), then by pool key
+// ("namespace/name"), the most that pool's existing pods (terminating ones included) and its
+// admitted configuration can open there. A pool refused under Enforce keeps its last good
+// configuration running, a shrinking pool keeps larger pods until they are gone, a deleted or
+// invalid pool (or one that moved to another server) keeps pods draining: all of it is charged.
+// Offline nothing runs, and the map is empty.
+using Holdings = std::map<std::string, std::map<std::string, int64_t>>;
 
-// Plans every pool, in ledger order (file order offline, creation time in a cluster). Fails with
-// kInvalid, naming the field, when two pools declare different limits for the same server.
+// Plans every pool, in ledger order (file order offline, creation time in a cluster). A pool is
+// sized against what the pools before it were allocated and what every other pool on the server
+// holds now (later pools' pods and pods of pools not in `pools`): creation order decides only
+// between new demands, never takes from what runs. Fails with kInvalid, naming the field, when two
+// pools declare different limits for the same server.
 Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools,
-                       const RunningWorstCase& running = {});
+                       const Holdings& holdings = {});
+
+// The pods a pool's worst case counts: instances + max_surge, and none at all with 0 instances (a
+// Deployment with 0 replicas never surges).
+int64_t PodsCharged(const api::PoolerSpec& pooler);
 
 }  // namespace poolkeeper::budget

@@ -87,6 +87,7 @@ Sizing SizePool(const api::ConnectionPool& pool, int64_t pods, int64_t remaining
   // with the spec's caps only.
   sizing.per_instance = FlowPerInstance(pool, ToDbCaps(sizing.databases));
   sizing.natural_per_instance = sizing.per_instance;
+  if (pods == 0) return sizing;  // nothing runs, nothing to charge: fits whatever remains
   if (usable <= 0) {
     sizing.outcome = SizingOutcome::kExceeded;
     return sizing;

@@ -4,31 +4,17 @@
 
 #include "api/manifests.h"
 #include "common/log.h"
+#include "controller/pool_writer.h"
 #include "controller/reconciler.h"
+#include "render/render.h"
 
 namespace poolkeeper::controller {
 namespace {
 
 using nlohmann::json;
 
-struct OwnedKind {
-  const char* kind;
-  const kube::ResourceType* type;
-  const char* suffix;  // object name = pool name + suffix
-};
-constexpr OwnedKind kOwnedKinds[] = {
-    {"ConfigMap", &kube::resources::kConfigMap, "-config"},
-    {"Secret", &kube::resources::kSecret, "-auth"},
-    {"Service", &kube::resources::kService, ""},
-    {"PodDisruptionBudget", &kube::resources::kPodDisruptionBudget, ""},
-    {"Deployment", &kube::resources::kDeployment, ""},
-};
-
-const OwnedKind* FindKind(const std::string& kind) {
-  for (const auto& k : kOwnedKinds) {
-    if (kind == k.kind) return &k;
-  }
-  return nullptr;
+kube::ResourceType TypeOf(const render::OwnedKind& kind) {
+  return {kind.group, kind.version, kind.plural, kind.kind, true};
 }
 
 std::pair<std::string, std::string> SplitKey(const std::string& key) {
@@ -57,13 +43,6 @@ std::string OwnerKey(const json& object) {
   return "";
 }
 
-bool OwnedBy(const json& object, const std::string& uid) {
-  for (const auto& ref : object.value("/metadata/ownerReferences"_json_pointer, json::array())) {
-    if (ref.value("uid", "") == uid) return true;
-  }
-  return false;
-}
-
 int64_t Generation(const kube::ObjectPtr& object) {
   return object ? object->value("/metadata/generation"_json_pointer, int64_t{0}) : 0;
 }
@@ -86,20 +65,31 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnPool(b, a); },
       .on_delete = [this](const kube::ObjectPtr& o) { OnPool(o, nullptr); },
   });
-  for (const auto& kind : kOwnedKinds) {
-    kube::InformerOptions owned_options{.type = *kind.type,
-                                        .label_selector = std::string(kube::kManagedBySelector),
-                                        .watch_timeout = options_.watch_timeout};
-    auto group =
-        std::make_unique<kube::InformerGroup>(client_, clock_, owned_options, options_.namespaces);
-    auto handler = [this](const kube::ObjectPtr& o) { OnOwned(o); };
+  for (const auto& kind : render::kOwnedKinds) {
+    auto group = LabelSelectedInformer(TypeOf(kind));
+    const bool admits = kind.kind == "ConfigMap";  // carries what the pool was admitted with
     group->AddHandlers({
-        .on_add = handler,
-        .on_update = [this](const kube::ObjectPtr&, const kube::ObjectPtr& a) { OnOwned(a); },
-        .on_delete = handler,
+        .on_add = [this, admits](const kube::ObjectPtr& o) { OnOwned(admits, nullptr, o); },
+        .on_update = [this, admits](const kube::ObjectPtr& b,
+                                    const kube::ObjectPtr& a) { OnOwned(admits, b, a); },
+        .on_delete = [this, admits](const kube::ObjectPtr& o) { OnOwned(admits, o, nullptr); },
     });
-    owned_[kind.kind] = std::move(group);
+    owned_[std::string(kind.kind)] = std::move(group);
   }
+  pods_ = LabelSelectedInformer(kube::resources::kPod);
+  pods_->AddHandlers({
+      .on_add = [this](const kube::ObjectPtr& o) { OnPod(nullptr, o); },
+      .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnPod(b, a); },
+      .on_delete = [this](const kube::ObjectPtr& o) { OnPod(o, nullptr); },
+  });
+}
+
+std::unique_ptr<kube::InformerGroup> Manager::LabelSelectedInformer(
+    const kube::ResourceType& type) {
+  kube::InformerOptions options{.type = type,
+                                .label_selector = std::string(kube::kManagedBySelector),
+                                .watch_timeout = options_.watch_timeout};
+  return std::make_unique<kube::InformerGroup>(client_, clock_, options, options_.namespaces);
 }
 
 Manager::~Manager() {
@@ -113,11 +103,12 @@ void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(ob
 
 void Manager::StartInformers() {
   for (auto& [kind, group] : owned_) group->Start();
+  pods_->Start();
   pools_->Start();
 }
 
 bool Manager::Synced() const {
-  if (!pools_->HasSynced()) return false;
+  if (!pools_->HasSynced() || !pods_->HasSynced()) return false;
   for (const auto& [kind, group] : owned_) {
     if (!group->HasSynced()) return false;
   }
@@ -127,7 +118,9 @@ bool Manager::Synced() const {
 bool Manager::WaitForSync(std::chrono::milliseconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   if (!pools_->WaitForSync(timeout)) return false;
-  for (const auto& [kind, group] : owned_) {
+  std::vector<const kube::InformerGroup*> groups = {pods_.get()};
+  for (const auto& [kind, group] : owned_) groups.push_back(group.get());
+  for (const auto* group : groups) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || !group->WaitForSync(left)) return false;
@@ -187,9 +180,44 @@ void Manager::OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after
   }
 }
 
-void Manager::OnOwned(const kube::ObjectPtr& object) {
+void Manager::OnOwned(bool admits, const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
+  const kube::ObjectPtr& object = after ? after : before;
+  if (admits) {
+    // Less admitted frees budget for the other pools of the server.
+    if (after) holdings_.UpsertAdmitted(*after);
+    if (!after) holdings_.RemoveAdmitted(*before);
+    if (!after || (before && PlannedConnections(*before) != PlannedConnections(*after))) {
+      EnqueueServer(HoldingsIndex::ServerOf(*object), "");
+    }
+  }
   std::string owner = OwnerKey(*object);
   if (!owner.empty()) Enqueue(owner);
+}
+
+namespace {
+bool Finished(const kube::ObjectPtr& pod) {
+  std::string phase = pod ? pod->value("/status/phase"_json_pointer, "") : "";
+  return phase == "Succeeded" || phase == "Failed";
+}
+}  // namespace
+
+// A pod's pool hears of it (readiness, a deletion waiting for it); when a pod is gone or has
+// finished, what it held is free, so every pool on its server may now be admitted.
+void Manager::OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
+  const kube::ObjectPtr& pod = after ? after : before;
+  const std::string ns = pod->value("/metadata/namespace"_json_pointer, "");
+  auto label = json::json_pointer("/metadata/labels") / render::kPoolLabel;
+  if (pod->contains(label) && (*pod)[label].is_string()) {
+    Enqueue(ns + "/" + (*pod)[label].get<std::string>());
+  }
+  if (after) {
+    holdings_.UpsertPod(*after);
+  } else {
+    holdings_.RemovePod(*before);
+  }
+  if (!after || (Finished(after) && !Finished(before))) {
+    EnqueueServer(HoldingsIndex::ServerOf(*pod), "");
+  }
 }
 
 void Manager::EnsureSecretWatches() {
@@ -259,22 +287,21 @@ void Manager::Work() {
 Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   auto [ns, name] = SplitKey(key);
   kube::ObjectPtr object = pools_->Get(ns, name);
-  if (!object) return Outcome{};  // deleted: the garbage collector removes what it owned
-  const std::string uid = object->value("/metadata/uid"_json_pointer, "");
+  if (!object) return Outcome{};  // gone: the garbage collector removes what it owned
+  const std::string uid = PoolUid(*object);
   auto entry = index_.Find(key);
 
+  // Pools of one server are planned and their pods created one at a time: each plan must see the
+  // pods the one before it created.
+  std::unique_lock server_lock(ServerMutex(entry && entry->pool ? entry->server : ""));
   PoolInputs in;
   in.pool = *object;
   if (entry && entry->pool) {
     in.server_pools = index_.OnServer(entry->server);
-    auto& deployments = *owned_.at("Deployment");
-    for (const auto& pool : in.server_pools) {
-      auto deployment = deployments.Get(pool.metadata.namespace_, pool.metadata.name);
-      if (!deployment || !OwnedBy(*deployment, pool.metadata.uid)) continue;
-      if (auto planned = PlannedConnections(*deployment)) {
-        in.running[pool.metadata.namespace_ + "/" + pool.metadata.name] = *planned;
-      }
-    }
+    in.holdings = holdings_.OnServers({entry->server});
+  }
+  for (const auto& pod_name : holdings_.PodsOf(key)) {
+    if (auto pod = pods_->Get(ns, pod_name)) in.pods.push_back(*pod);
   }
   api::Manifests secrets;
   if (entry) {
@@ -294,45 +321,43 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
     }
   }
   in.secrets = &secrets;
-  for (const auto& kind : kOwnedKinds) {
-    auto stored = owned_.at(kind.kind)->Get(ns, name + kind.suffix);
-    if (stored && OwnedBy(*stored, uid)) in.owned[kind.kind] = *stored;
+  for (const auto& kind : render::kOwnedKinds) {
+    auto stored = owned_.at(std::string(kind.kind))->Get(ns, name + std::string(kind.suffix));
+    if (!stored) continue;
+    if (OwnedBy(*stored, uid)) {
+      in.owned[std::string(kind.kind)] = *stored;
+    } else {
+      in.conflicts[std::string(kind.kind)] = DescribeForeign(kind.kind, *stored);
+    }
   }
   in.now = Rfc3339Now();
   in.defaults = options_.defaults;
 
   ReconcileResult result = Reconcile(in);
-  for (const json& desired : result.apply) {
-    const OwnedKind* kind = FindKind(desired.value("kind", ""));
-    if (!kind) return Fail(ErrorCode::kInternal, "no resource type for " + desired.dump());
-    auto applied = client_.Apply(*kind->type, desired);
-    if (!applied) return std::unexpected(applied.error());
-  }
-  for (const auto& kind_name : result.delete_kinds) {
-    const OwnedKind* kind = FindKind(kind_name);
-    auto deleted = client_.Delete(
-        *kind->type, ns, name + kind->suffix,
-        {.precondition_uid = in.owned[kind_name].value("/metadata/uid"_json_pointer, "")});
-    if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
-      return std::unexpected(deleted.error());
-    }
-  }
-  if (result.status) {
-    auto patched = client_.MergePatch(kube::resources::kConnectionPool, ns, name,
-                                      {{"status", *result.status}}, "status");
-    if (!patched && patched.error().code != ErrorCode::kNotFound) {
-      return std::unexpected(patched.error());
-    }
-  }
+  PoolWriter writer(client_, holdings_);
+  auto names = writer.CheckNamesFree(in, result);
+  if (!names) return std::unexpected(names.error());
+  if (*names) result = Reconcile(in);
+  if (auto written = writer.Write(in, result); !written) return std::unexpected(written.error());
   for (const auto& event : result.events) events_.Record(*object, event, in.now);
-  if (!result.apply.empty() || result.status) {
+  if (!result.apply.empty() || result.status || !result.delete_kinds.empty() ||
+      !result.create_pods.empty() || !result.delete_pods.empty() ||
+      result.finalizer != FinalizerChange::kNone) {
     Log(LogLevel::kInfo, "reconciled",
         {{"pool", key},
          {"applied", std::to_string(result.apply.size())},
+         {"deleted", std::to_string(result.delete_kinds.size())},
+         {"pods_created", std::to_string(result.create_pods.size())},
+         {"pods_deleted", std::to_string(result.delete_pods.size())},
          {"status", result.status ? "updated" : "unchanged"},
          {"blocked", result.blocked_reason.empty() ? "no" : "yes"}});
   }
   return Outcome{};
+}
+
+std::mutex& Manager::ServerMutex(const std::string& server) {
+  std::lock_guard guard(server_mutexes_mutex_);
+  return server_mutexes_[server];  // std::map never moves its values
 }
 
 std::vector<PoolBudgetFigures> Manager::Budgets() const {
@@ -357,6 +382,7 @@ uint64_t Manager::Relists() const {
   for (const auto& [kind, group] : owned_) {
     for (const auto& informer : group->informers()) count(*informer);
   }
+  for (const auto& informer : pods_->informers()) count(*informer);
   std::lock_guard guard(secrets_mutex_);
   for (const auto& [key, informer] : secrets_) count(*informer);
   return relists;

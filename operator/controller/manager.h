@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "controller/events.h"
+#include "controller/holdings.h"
 #include "controller/pool_index.h"
 #include "controller/work_queue.h"
 #include "kube/client.h"
@@ -85,7 +86,10 @@ class Manager {
   void Enqueue(const std::string& key);
   void EnqueueServer(const std::string& server, const std::string& except);
   void OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
-  void OnOwned(const kube::ObjectPtr& object);
+  void OnOwned(bool admits, const kube::ObjectPtr& before, const kube::ObjectPtr& after);
+  void OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
+  std::unique_ptr<kube::InformerGroup> LabelSelectedInformer(const kube::ResourceType& type);
+  std::mutex& ServerMutex(const std::string& server);
   void EnsureSecretWatches();
   void Work();
   Result<Outcome> ReconcileKey(const std::string& key);
@@ -99,6 +103,10 @@ class Manager {
   ReconcileObserver observer_;
   std::unique_ptr<kube::InformerGroup> pools_;
   std::map<std::string, std::unique_ptr<kube::InformerGroup>> owned_;  // by kind
+  std::unique_ptr<kube::InformerGroup> pods_;  // pooler pods (label-selected), for holdings_
+  HoldingsIndex holdings_;
+  std::mutex server_mutexes_mutex_;
+  std::map<std::string, std::mutex> server_mutexes_;  // by server key ("" for unplanned pools)
 
   mutable std::mutex secrets_mutex_;
   std::map<std::string, std::unique_ptr<kube::Informer>> secrets_;  // by namespace/name

@@ -23,7 +23,8 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   entry.key = metadata.value("namespace", "") + "/" + metadata.value("name", "");
   entry.generation = metadata.value("generation", int64_t{0});
   auto parsed = api::ParseConnectionPool(object, defaults_);
-  if (parsed) {
+  // A pool being deleted demands nothing more: its pods are charged as holdings until gone.
+  if (parsed && !metadata.contains("deletionTimestamp")) {
     entry.server = parsed->spec.server.Key();
     for (const auto& user : parsed->spec.users) {
       entry.secrets.insert(parsed->metadata.namespace_ + "/" + user.password_secret_ref.name);

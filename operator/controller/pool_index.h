@@ -18,9 +18,9 @@ namespace poolkeeper::controller {
 
 struct IndexedPool {
   std::string key;     // namespace/name
-  std::string server;  // host:port, empty when the spec does not parse
+  std::string server;  // host:port, empty when the spec does not parse or it is being deleted
   int64_t generation = 0;
-  std::optional<api::ConnectionPool> pool;  // absent when the spec does not parse
+  std::optional<api::ConnectionPool> pool;  // absent when the spec does not parse, or deleting
   std::set<std::string> secrets;            // namespace/name of referenced password Secrets
 };
 

@@ -1,9 +1,14 @@
+// Reconcile as a recipe: each step either moves the pass on or ends it early with a condition that
+// says why (the spec does not parse, the budget does not fit, a Secret is missing, a name is
+// taken). Whatever step ends it, readiness is reported from the pods that run.
 #include "controller/reconciler.h"
 
 #include <algorithm>
 
 #include "api/parse.h"
 #include "budget/planner.h"
+#include "controller/pods.h"
+#include "controller/pool_writer.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
@@ -11,70 +16,296 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kOwnedKinds[] = {"ConfigMap", "Secret", "Service", "PodDisruptionBudget",
-                                       "Deployment"};
-
 std::string StoredAppliedHash(const json& object) {
-  const json* annotations = nullptr;
-  if (object.is_object() && object.contains("metadata") &&
-      object["metadata"].contains("annotations")) {
-    annotations = &object["metadata"]["annotations"];
-  }
-  if (!annotations || !annotations->contains(render::kAppliedHashAnnotation)) return "";
-  const json& value = (*annotations)[render::kAppliedHashAnnotation];
-  return value.is_string() ? value.get<std::string>() : "";
+  auto pointer = json::json_pointer("/metadata/annotations") / render::kAppliedHashAnnotation;
+  if (!object.is_object() || !object.contains(pointer) || !object[pointer].is_string()) return "";
+  return object[pointer].get<std::string>();
 }
 
-// Stamps the hash of the object's content, so the next reconcile can tell it is unchanged from the
-// cache alone, without a dry-run or a diff against server-defaulted fields.
+// Stamps the hash of the object's content, so the next reconcile can tell a change of what the
+// operator wants (including a field it stopped setting) from the cache alone.
 json Stamp(json object) {
   std::string hash = render::AppliedHash(object);
   object["metadata"]["annotations"][render::kAppliedHashAnnotation] = hash;
   return object;
 }
 
-int64_t DeploymentStatus(const PoolInputs& in, const char* field) {
-  auto it = in.owned.find("Deployment");
-  if (it == in.owned.end() || !it->second.contains("status")) return 0;
-  const json& status = it->second["status"];
-  return status.contains(field) && status[field].is_number_integer() ? status[field].get<int64_t>()
-                                                                     : 0;
-}
-
-// Whether the stored Deployment's rollout of its current template is complete, as
-// `kubectl rollout status` decides it.
-bool RolloutComplete(const PoolInputs& in, int64_t instances) {
-  auto it = in.owned.find("Deployment");
-  if (it == in.owned.end()) return false;
-  const json& d = it->second;
-  int64_t generation = d.value("/metadata/generation"_json_pointer, int64_t{0});
-  int64_t observed = d.value("/status/observedGeneration"_json_pointer, int64_t{-1});
-  return observed >= generation && DeploymentStatus(in, "updatedReplicas") >= instances &&
-         DeploymentStatus(in, "replicas") <= instances &&
-         DeploymentStatus(in, "availableReplicas") >= instances;
-}
-
-// A shrinking pool's old pods can open more than its new plan until they are gone, so the
-// Deployment keeps announcing the larger figure (which the ledger charges) until the rollout of the
-// new template is complete; then it announces the new one.
-void KeepChargeWhileRolling(const PoolInputs& in, int64_t worst_case, int64_t instances,
-                            render::OwnedObjects& objects) {
-  auto stored = in.owned.find("Deployment");
-  if (stored == in.owned.end()) return;
-  std::optional<int64_t> previous = PlannedConnections(stored->second);
-  if (!previous || *previous <= worst_case) return;
-  static const auto kTemplateHash =
-      "/spec/template/metadata/annotations/poolkeeper.io~1config-hash"_json_pointer;
-  bool new_template = stored->second.value(kTemplateHash, std::string()) != objects.config_hash;
-  if (new_template || !RolloutComplete(in, instances)) {
-    objects.deployment["metadata"]["annotations"][render::kPlannedConnectionsAnnotation] =
-        std::to_string(*previous);
+bool HasFinalizer(const json& pool, std::string_view name) {
+  for (const auto& f : pool.value("/metadata/finalizers"_json_pointer, json::array())) {
+    if (f.is_string() && f.get<std::string>() == name) return true;
   }
+  return false;
 }
 
 api::Condition MakeCondition(const char* type, bool value, std::string reason, std::string message,
                              int64_t generation) {
   return {type, value ? "True" : "False", std::move(reason), std::move(message), generation, ""};
+}
+
+// One reconcile of a live pool: the state the steps share.
+class Pass {
+ public:
+  explicit Pass(const PoolInputs& in)
+      : in_(in),
+        stored_status_(in.pool.value("status", json::object())),
+        status_(api::StatusFromJson(stored_status_)),
+        generation_(in.pool.value("/metadata/generation"_json_pointer, int64_t{0})) {
+    status_.observed_generation = generation_;
+  }
+
+  ReconcileResult Run() {
+    if (!HasFinalizer(in_.pool, kFinalizer)) result_.finalizer = FinalizerChange::kAdd;
+    if (ParseSpec() && PlanBudget() && Render() && DecideWrites()) DrivePods();
+    ReportRollout();
+    return Finish();
+  }
+
+ private:
+  void Block(const char* reason, const std::string& message) {
+    result_.blocked_reason = message;
+    SetCondition(MakeCondition(api::kConditionDegraded, true, reason, message, generation_));
+    result_.events.push_back({"Warning", reason, message});
+  }
+  void SetCondition(api::Condition condition) {
+    api::SetCondition(status_.conditions, std::move(condition), in_.now);
+  }
+
+  bool ParseSpec() {
+    auto pool = api::ParseConnectionPool(in_.pool, in_.defaults);
+    if (!pool) {
+      // The objects of the last valid spec keep running, and keep being charged (holdings).
+      Block("InvalidSpec", pool.error().ToString());
+      return false;
+    }
+    pool_ = std::move(*pool);
+    status_.instances = pool_.spec.pooler.instances;
+    status_.selector = render::PodSelector(pool_);
+    return true;
+  }
+
+  bool PlanBudget() {
+    auto plan = budget::PlanPools(in_.server_pools, in_.holdings);
+    if (plan) {
+      for (const auto& p : plan->pools) {
+        if (p.namespace_ == pool_.metadata.namespace_ && p.name == pool_.metadata.name) mine_ = p;
+      }
+    }
+    if (!plan || !mine_) {
+      Block("InvalidServer",
+            plan ? "pool missing from its server's ledger" : plan.error().ToString());
+      return false;
+    }
+    const budget::ServerPlan* server = nullptr;
+    for (const auto& s : plan->servers) {
+      if (s.server == mine_->server) server = &s;
+    }
+    status_.budget = {mine_->server,
+                      server ? server->usable : 0,
+                      server ? server->allocated : 0,
+                      mine_->per_instance,
+                      mine_->worst_case,
+                      server ? server->headroom : 0,
+                      {},
+                      Held()};
+    for (const auto& d : mine_->databases) {
+      status_.budget.databases.push_back({d.name, d.max_db_connections, d.derived});
+    }
+    std::string arithmetic;
+    for (const auto& f : mine_->findings) {
+      if (f.code == "BudgetExceeded") {
+        arithmetic = f.message;
+      } else if (f.severity == budget::Severity::kError) {
+        // Not the server's budget, so the pool still rolls out; but `check` fails on it, and the
+        // user should hear of it too (e.g. ClientCapacityExceeded).
+        result_.events.push_back({"Warning", f.code, f.message});
+      }
+    }
+    const bool exceeded = mine_->verdict == budget::Verdict::kBudgetExceeded;
+    SetCondition(MakeCondition(api::kConditionBudgetExceeded, exceeded,
+                               exceeded ? "Exceeded" : "WithinBudget",
+                               exceeded ? arithmetic : FitsMessage(), generation_));
+    if (!exceeded) return true;
+    if (pool_.spec.budget_policy == api::BudgetPolicy::kEnforce) {
+      Block("BudgetExceeded",
+            "not rolled out, the last good configuration keeps running: " + arithmetic);
+      return false;
+    }
+    result_.events.push_back({"Warning", "BudgetExceeded", arithmetic});
+    return true;
+  }
+
+  int64_t Held() const {
+    auto server = in_.holdings.find(mine_->server);
+    if (server == in_.holdings.end()) return 0;
+    auto it = server->second.find(pool_.metadata.namespace_ + "/" + pool_.metadata.name);
+    return it == server->second.end() ? 0 : it->second;
+  }
+
+  std::string FitsMessage() const {
+    if (mine_->instances == 0) {
+      return "0 instances: no pgbouncer runs and nothing is charged on " + mine_->server;
+    }
+    return "(" + std::to_string(mine_->instances) + " + " + std::to_string(mine_->max_surge) +
+           ") x " + std::to_string(mine_->per_instance) + " = " +
+           std::to_string(mine_->worst_case) + " connections fit in " +
+           std::to_string(status_.budget.usable) + " usable on " + mine_->server;
+  }
+
+  bool Render() {
+    auto passwords = api::ResolvePasswords(pool_, *in_.secrets);
+    if (!passwords) {
+      Block("SecretNotFound", passwords.error().ToString());
+      return false;
+    }
+    auto built = render::BuildObjects(pool_, *mine_, passwords->passwords, passwords->revision);
+    if (!built) {
+      Block("InvalidSpec", built.error().ToString());
+      return false;
+    }
+    objects_ = std::move(*built);
+    return true;
+  }
+
+  // Applies what is missing, changed, or was edited by someone else (replica drift included);
+  // deletes what is no longer wanted; writes nothing when a name is taken by a foreign object.
+  bool DecideWrites() {
+    status_.config_hash = objects_->config_hash;
+    std::vector<json> apply;
+    std::string taken;
+    for (const auto& kind : render::kOwnedKinds) {
+      const json& want = (*objects_).*kind.member;
+      const std::string name(kind.kind);
+      auto stored = in_.owned.find(name);
+      if (want.is_null()) {
+        if (stored != in_.owned.end()) result_.delete_kinds.push_back(name);
+        continue;
+      }
+      if (auto conflict = in_.conflicts.find(name); conflict != in_.conflicts.end()) {
+        taken += (taken.empty() ? "" : "; ") + conflict->second;
+        continue;
+      }
+      json stamped = Stamp(want);
+      bool unchanged = stored != in_.owned.end() &&
+                       StoredAppliedHash(stored->second) == StoredAppliedHash(stamped) &&
+                       Contains(stored->second, stamped);
+      if (!unchanged) apply.push_back(std::move(stamped));
+    }
+    if (!taken.empty()) {
+      result_.delete_kinds.clear();
+      Block("NameConflict",
+            "nothing written: " + taken + "; delete or rename it, or give the pool another name");
+      return false;
+    }
+    result_.apply = std::move(apply);
+    if (!result_.apply.empty()) {
+      bool created = !in_.owned.contains("ConfigMap");
+      result_.events.push_back(
+          {"Normal", created ? "Created" : "Applied",
+           (created ? "created pooler with configuration " : "applied configuration ") +
+               objects_->config_hash.substr(0, 12)});
+    }
+    SetCondition(MakeCondition(api::kConditionDegraded, false, "AsPlanned",
+                               "the planned configuration is rolled out", generation_));
+    return true;
+  }
+
+  // Starts and retires pods so that every pod runs the new configuration, never holding more
+  // than the pool's limit at any instant (pods.h).
+  void DrivePods() {
+    const auto& pooler = pool_.spec.pooler;
+    PodTarget target{pool_.metadata.name,
+                     pooler.instances,
+                     static_cast<int>(budget::PodsCharged(pooler)),
+                     objects_->config_hash,
+                     mine_->per_instance,
+                     mine_->limit,
+                     pooler.max_surge == 0 ? 1 : 0};
+    std::vector<ObservedPod> observed;
+    for (const auto& pod : in_.pods) {
+      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), mine_->per_instance);
+      // A restarted container of an older pod loads the ConfigMap as it is now.
+      o.connections = std::max(o.connections, mine_->per_instance);
+      observed.push_back(std::move(o));
+    }
+    pods_ = PlanPods(target, observed);
+    for (int slot : pods_->create) {
+      result_.create_pods.push_back(
+          render::PodInSlot(objects_->pod_template, pool_.metadata.name, slot));
+    }
+    for (const auto& pod : pods_->remove) result_.delete_pods.emplace_back(pod.name, pod.uid);
+  }
+
+  // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
+  void ReportRollout() {
+    const int64_t instances = status_.instances;
+    status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
+    bool rolling = pods_ && (!result_.apply.empty() || !pods_->complete);
+    std::string progress =
+        "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
+    if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;
+    SetCondition(MakeCondition(
+        api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
+        rolling ? progress : "every pod runs the current configuration", generation_));
+    bool ready = result_.blocked_reason.empty() && !rolling && status_.ready_instances >= instances;
+    std::string message = std::to_string(status_.ready_instances) + " of " +
+                          std::to_string(instances) + " instances ready" +
+                          (result_.blocked_reason.empty() ? "" : "; " + result_.blocked_reason);
+    SetCondition(MakeCondition(api::kConditionReady, ready,
+                               ready                             ? "Available"
+                               : !result_.blocked_reason.empty() ? "Blocked"
+                                                                 : "InstancesNotReady",
+                               message, generation_));
+  }
+
+  // Ready pods of any configuration: what serves while the pool is blocked.
+  int64_t ReadyPods() const {
+    int64_t ready = 0;
+    for (const auto& pod : in_.pods) {
+      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), 0);
+      ready += o.owned && o.ready && !o.terminating ? 1 : 0;
+    }
+    return ready;
+  }
+
+  ReconcileResult Finish() {
+    if (!objects_ || !result_.blocked_reason.empty()) {
+      status_.config_hash = api::StatusFromJson(stored_status_).config_hash;
+    }
+    if (api::StatusFromJson(stored_status_) != status_) {
+      result_.status = api::StatusToJson(status_);
+    }
+    return std::move(result_);
+  }
+
+  const PoolInputs& in_;
+  const json stored_status_;
+  api::PoolStatus status_;
+  const int64_t generation_;
+  api::ConnectionPool pool_;
+  std::optional<budget::PoolPlan> mine_;
+  std::optional<render::OwnedObjects> objects_;
+  std::optional<PodChanges> pods_;
+  ReconcileResult result_;
+};
+
+// A pool being deleted keeps its finalizer until its pods are gone: the operator deletes them
+// (the garbage collector would only act once the pool is gone), and they stay charged to their
+// server while they drain. `kubectl delete --cascade=orphan` leaves the pods to the user: the
+// garbage collector removes their owner reference first, they are then charged as pods of no pool,
+// and the finalizer goes.
+ReconcileResult ReconcileDeletion(const PoolInputs& in) {
+  ReconcileResult result;
+  if (!HasFinalizer(in.pool, kFinalizer)) return result;
+  if (HasFinalizer(in.pool, "orphan")) return result;  // the garbage collector orphans first
+  bool owned = false;
+  for (const auto& pod : in.pods) {
+    ObservedPod o = ObservePod(pod, PoolUid(in.pool), 0);
+    if (!o.owned) continue;
+    owned = true;
+    if (!o.terminating) result.delete_pods.emplace_back(o.name, o.uid);
+  }
+  if (!owned) result.finalizer = FinalizerChange::kRemove;
+  return result;
 }
 
 }  // namespace
@@ -86,175 +317,47 @@ void SortLedger(std::vector<api::ConnectionPool>& pools) {
   });
 }
 
-std::optional<int64_t> PlannedConnections(const json& deployment) {
-  const json* value = nullptr;
-  auto pointer =
-      json::json_pointer("/metadata/annotations") / render::kPlannedConnectionsAnnotation;
-  if (deployment.contains(pointer)) value = &deployment[pointer];
-  if (!value || !value->is_string()) return std::nullopt;
+std::optional<int64_t> IntAnnotation(const json& object, const char* name) {
+  auto pointer = json::json_pointer("/metadata/annotations") / name;
+  if (!object.is_object() || !object.contains(pointer) || !object[pointer].is_string()) {
+    return std::nullopt;
+  }
+  const std::string& text = object[pointer].get_ref<const std::string&>();
   try {
     size_t used = 0;
-    int64_t n = std::stoll(value->get<std::string>(), &used);
-    if (used == value->get<std::string>().size() && n >= 0) return n;
+    int64_t n = std::stoll(text, &used);
+    if (used == text.size() && n >= 0) return n;
   } catch (const std::exception&) {
   }
   return std::nullopt;
 }
 
+std::optional<int64_t> PlannedConnections(const json& deployment) {
+  return IntAnnotation(deployment, render::kPlannedConnectionsAnnotation);
+}
+
+bool Contains(const json& stored, const json& desired) {
+  if (desired.is_object()) {
+    if (!stored.is_object()) return false;
+    for (const auto& [key, value] : desired.items()) {
+      auto it = stored.find(key);
+      if (it == stored.end() || !Contains(*it, value)) return false;
+    }
+    return true;
+  }
+  if (desired.is_array()) {
+    if (!stored.is_array() || stored.size() != desired.size()) return false;
+    for (size_t i = 0; i < desired.size(); ++i) {
+      if (!Contains(stored[i], desired[i])) return false;
+    }
+    return true;
+  }
+  return stored == desired;
+}
+
 ReconcileResult Reconcile(const PoolInputs& in) {
-  ReconcileResult result;
-  const json stored_status = in.pool.value("status", json::object());
-  api::PoolStatus status = api::StatusFromJson(stored_status);
-  const int64_t generation = in.pool.value("/metadata/generation"_json_pointer, int64_t{0});
-  status.observed_generation = generation;
-  auto block = [&](const char* reason, const std::string& message, bool warn) {
-    result.blocked_reason = message;
-    api::SetCondition(status.conditions,
-                      MakeCondition(api::kConditionDegraded, true, reason, message, generation),
-                      in.now);
-    if (warn) result.events.push_back({"Warning", reason, message});
-  };
-
-  auto pool = api::ParseConnectionPool(in.pool, in.defaults);
-  std::optional<render::OwnedObjects> objects;
-  if (!pool) {
-    block("InvalidSpec", pool.error().ToString(), true);
-  } else {
-    status.instances = pool->spec.pooler.instances;
-    status.selector = render::PodSelector(*pool);
-    auto plan = budget::PlanPools(in.server_pools, in.running);
-    const budget::PoolPlan* mine = nullptr;
-    if (plan) {
-      for (const auto& p : plan->pools) {
-        if (p.namespace_ == pool->metadata.namespace_ && p.name == pool->metadata.name) mine = &p;
-      }
-    }
-    if (!plan || !mine) {
-      block("InvalidServer",
-            plan ? "pool missing from its server's ledger" : plan.error().ToString(), true);
-    } else {
-      const budget::ServerPlan* server = nullptr;
-      for (const auto& s : plan->servers) {
-        if (s.server == mine->server) server = &s;
-      }
-      status.budget = {mine->server,
-                       server ? server->usable : 0,
-                       server ? server->allocated : 0,
-                       mine->per_instance,
-                       mine->worst_case,
-                       server ? server->headroom : 0,
-                       {}};
-      for (const auto& d : mine->databases) {
-        status.budget.databases.push_back({d.name, d.max_db_connections, d.derived});
-      }
-      std::string arithmetic;
-      for (const auto& f : mine->findings) {
-        if (f.code == "BudgetExceeded") {
-          arithmetic = f.message;
-        } else if (f.severity == budget::Severity::kError) {
-          // Not the server's budget, so the pool still rolls out; but `check` fails on it, and
-          // the user should hear of it too (e.g. ClientCapacityExceeded).
-          result.events.push_back({"Warning", f.code, f.message});
-        }
-      }
-      bool exceeded = mine->verdict == budget::Verdict::kBudgetExceeded;
-      bool enforce = pool->spec.budget_policy == api::BudgetPolicy::kEnforce;
-      api::SetCondition(
-          status.conditions,
-          MakeCondition(
-              api::kConditionBudgetExceeded, exceeded, exceeded ? "Exceeded" : "WithinBudget",
-              exceeded ? arithmetic
-                       : "(" + std::to_string(mine->instances) + " + " +
-                             std::to_string(mine->max_surge) + ") x " +
-                             std::to_string(mine->per_instance) + " = " +
-                             std::to_string(mine->worst_case) + " connections fit in " +
-                             std::to_string(status.budget.usable) + " usable on " + mine->server,
-              generation),
-          in.now);
-      if (exceeded && enforce) {
-        block("BudgetExceeded",
-              "not rolled out, the last good configuration keeps running: " + arithmetic, true);
-      } else {
-        if (exceeded) result.events.push_back({"Warning", "BudgetExceeded", arithmetic});
-        auto passwords = api::ResolvePasswords(*pool, *in.secrets);
-        if (!passwords) {
-          block("SecretNotFound", passwords.error().ToString(), true);
-        } else {
-          auto built =
-              render::BuildObjects(*pool, *mine, passwords->passwords, passwords->revision);
-          if (!built) {
-            block("InvalidSpec", built.error().ToString(), true);
-          } else {
-            objects = std::move(*built);
-            KeepChargeWhileRolling(in, mine->worst_case, pool->spec.pooler.instances, *objects);
-          }
-        }
-      }
-    }
-  }
-
-  if (objects) {
-    status.config_hash = objects->config_hash;
-    std::map<std::string, const json*> desired = {
-        {"ConfigMap", &objects->config_map},
-        {"Secret", &objects->secret},
-        {"Deployment", &objects->deployment},
-        {"Service", &objects->service},
-        {"PodDisruptionBudget", &objects->pod_disruption_budget}};
-    for (const char* kind : kOwnedKinds) {
-      const json& want = *desired[kind];
-      auto stored = in.owned.find(kind);
-      if (want.is_null()) {
-        if (stored != in.owned.end()) result.delete_kinds.push_back(kind);
-        continue;
-      }
-      json stamped = Stamp(want);
-      bool unchanged = stored != in.owned.end() &&
-                       StoredAppliedHash(stored->second) ==
-                           stamped["metadata"]["annotations"][render::kAppliedHashAnnotation];
-      if (!unchanged) result.apply.push_back(std::move(stamped));
-    }
-    if (!result.apply.empty()) {
-      bool created = !in.owned.contains("Deployment");
-      result.events.push_back(
-          {"Normal", created ? "Created" : "Applied",
-           (created ? "created pooler with configuration " : "applied configuration ") +
-               objects->config_hash.substr(0, 12)});
-    }
-    api::SetCondition(status.conditions,
-                      MakeCondition(api::kConditionDegraded, false, "AsPlanned",
-                                    "the planned configuration is rolled out", generation),
-                      in.now);
-  }
-
-  // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
-  const int64_t instances = status.instances;
-  status.ready_instances = DeploymentStatus(in, "readyReplicas");
-  bool rolling = objects && (!result.apply.empty() || !RolloutComplete(in, instances));
-  api::SetCondition(
-      status.conditions,
-      MakeCondition(
-          api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
-          rolling ? "pods are being updated to configuration " + status.config_hash.substr(0, 12)
-                  : "every pod runs the current configuration",
-          generation),
-      in.now);
-  bool ready = result.blocked_reason.empty() && !rolling && status.ready_instances >= instances;
-  std::string ready_message = std::to_string(status.ready_instances) + " of " +
-                              std::to_string(instances) + " instances ready" +
-                              (result.blocked_reason.empty() ? "" : "; " + result.blocked_reason);
-  api::SetCondition(status.conditions,
-                    MakeCondition(api::kConditionReady, ready,
-                                  ready                            ? "Available"
-                                  : !result.blocked_reason.empty() ? "Blocked"
-                                                                   : "InstancesNotReady",
-                                  ready_message, generation),
-                    in.now);
-  if (!objects) status.config_hash = api::StatusFromJson(stored_status).config_hash;
-
-  json new_status = api::StatusToJson(status);
-  if (api::StatusFromJson(stored_status) != status) result.status = std::move(new_status);
-  return result;
+  if (in.pool.contains("/metadata/deletionTimestamp"_json_pointer)) return ReconcileDeletion(in);
+  return Pass(in).Run();
 }
 
 }  // namespace poolkeeper::controller

@@ -1,8 +1,9 @@
 // Reconciling one ConnectionPool, as a pure function: from what the caches hold (the pool, every
-// pool on its server, the password Secrets, the owned objects as stored) to what must be written
-// (only the owned objects whose content changed, the status only when it differs) and the events
-// to record. Level-based: every call computes the whole desired state, so running it twice on the
-// same input gives the same answer and a steady state costs no writes.
+// pool on its server, what exists on the server now, the password Secrets, the owned objects as
+// stored) to what must be written (the owned objects whose content changed or drifted, the
+// finalizer, the status only when it differs) and the events to record. Level-based: every call
+// computes the whole desired state, so running it twice on the same input gives the same answer
+// and a steady state costs no writes.
 #pragma once
 
 #include <map>
@@ -25,17 +26,26 @@ struct PoolInputs {
   // Every valid pool that targets the same server, this one included, in ledger order
   // (creationTimestamp, then namespace/name): a pool never takes from those before it.
   std::vector<api::ConnectionPool> server_pools;
-  // What the Deployments of those pools run now (render::kPlannedConnectionsAnnotation), so a pool
-  // whose new spec is refused keeps being charged for the pods it still runs.
-  budget::RunningWorstCase running;
+  // What exists on the servers now: every pod (draining ones too) and admitted configuration, so a
+  // pool is never planned into connections that pods can still open.
+  budget::Holdings holdings;
   const api::SecretSource* secrets = nullptr;
-  // Owned objects as stored, by kind ("ConfigMap", "Secret", "Deployment", "Service",
-  // "PodDisruptionBudget"); absent when not created yet.
+  // Owned objects as stored, by kind (render::kOwnedKinds); absent when not created yet.
   std::map<std::string, nlohmann::json> owned;
+  // Kinds whose object name is taken by an object this pool does not own, with a description of
+  // it: such an object is never written (taken over, then garbage-collected with the pool).
+  std::map<std::string, std::string> conflicts;
+  // Pods labelled as this pool's, as stored (any owner, draining ones included).
+  std::vector<nlohmann::json> pods;
   std::string now;              // RFC 3339, for condition transition times
   api::ParseDefaults defaults;  // what an unset image means
 };
 
+// Held on deletion until the pool's pods are gone, so the budget they hold is not handed out while
+// they drain.
+inline constexpr char kFinalizer[] = "poolkeeper.io/pods-drained";
+
+enum class FinalizerChange { kNone, kAdd, kRemove };
 struct EventRecord {
   std::string type;    // Normal, Warning
   std::string reason;  // CamelCase
@@ -46,7 +56,10 @@ struct EventRecord {
 struct ReconcileResult {
   std::vector<nlohmann::json> apply;      // owned objects to server-side apply, in order
   std::vector<std::string> delete_kinds;  // owned objects no longer wanted (e.g. the PDB)
-  std::optional<nlohmann::json> status;   // the new status, when it differs from the stored one
+  FinalizerChange finalizer = FinalizerChange::kNone;  // written before anything else
+  std::vector<nlohmann::json> create_pods;             // after the owned objects (they mount them)
+  std::vector<std::pair<std::string, std::string>> delete_pods;  // name, uid
+  std::optional<nlohmann::json> status;  // the new status, when it differs from the stored one
   std::vector<EventRecord> events;
   // Why the configuration was not rolled out (budget, spec, missing Secret); empty when it was.
   std::string blocked_reason;
@@ -55,8 +68,15 @@ struct ReconcileResult {
 // Orders pools as the ledger does: creationTimestamp, then namespace/name.
 void SortLedger(std::vector<api::ConnectionPool>& pools);
 
-// The worst case a stored Deployment runs (its kPlannedConnectionsAnnotation), if it says.
+// A non-negative integer annotation of an object (e.g. render::kPlannedConnectionsAnnotation on a
+// Deployment, render::kPodConnectionsAnnotation on a pod), if it has one.
+std::optional<int64_t> IntAnnotation(const nlohmann::json& object, const char* name);
 std::optional<int64_t> PlannedConnections(const nlohmann::json& deployment);
+
+// Whether every field `desired` sets has the same value in `stored`, which may hold more (fields
+// the API server defaulted, status); lists must match element by element. An edit of a field the
+// operator sets (kubectl scale, kubectl edit) makes it false.
+bool Contains(const nlohmann::json& stored, const nlohmann::json& desired);
 
 ReconcileResult Reconcile(const PoolInputs& inputs);
 

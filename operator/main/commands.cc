@@ -207,9 +207,14 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
       continue;
     }
     std::string yaml;
-    for (const auto* object : {&objects->config_map, &objects->secret, &objects->deployment,
-                               &objects->service, &objects->pod_disruption_budget}) {
-      if (!object->is_null()) yaml += "---\n" + api::ToYaml(*object);
+    for (const auto& kind : render::kOwnedKinds) {
+      const nlohmann::json& object = (*objects).*kind.member;
+      if (!object.is_null()) yaml += "---\n" + api::ToYaml(object);
+    }
+    // The pods the operator starts in a steady state (it creates them itself, one per slot).
+    for (int slot = 0; slot < pool.spec.pooler.instances; ++slot) {
+      yaml +=
+          "---\n" + api::ToYaml(render::PodInSlot(objects->pod_template, pool.metadata.name, slot));
     }
     rendered.push_back(
         {flags.output_dir + "/" + pool.metadata.namespace_ + "/" + pool.metadata.name,

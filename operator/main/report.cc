@@ -2,6 +2,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+
 namespace poolkeeper::cli {
 
 using nlohmann::json;
@@ -61,10 +63,17 @@ std::string PlanToText(const budget::Plan& plan) {
       out += fmt::format("  pool {}/{}: ({} instance{} + {} surge) x {} per instance = {}: {}\n",
                          p.namespace_, p.name, p.instances, p.instances == 1 ? "" : "s",
                          p.max_surge, p.per_instance, p.worst_case, budget::VerdictName(p.verdict));
+      // "derived": chosen by the planner because the spec set none; "lowered to fit" only when
+      // that choice is below what the database could use.
+      const bool lowered = std::ranges::any_of(
+          p.findings, [](const budget::Finding& f) { return f.code == "DerivedCaps"; });
       for (const auto& d : p.databases) {
         if (d.max_db_connections == 0) continue;
-        out += fmt::format("    database {}: max_db_connections {}{}\n", d.name,
-                           d.max_db_connections, d.derived ? " (derived)" : "");
+        out +=
+            fmt::format("    database {}: max_db_connections {}{}\n", d.name, d.max_db_connections,
+                        !d.derived ? ""
+                        : lowered  ? " (derived: lowered to fit)"
+                                   : " (derived: what it can use)");
       }
       if (p.client_demand > 0) {
         out += fmt::format("    clients: up to {} connections, capacity {}\n", p.client_demand,

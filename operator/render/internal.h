@@ -25,7 +25,7 @@ std::string ConnValue(std::string_view value);
 // pgbouncer before 1.23 treats SIGTERM as an immediate shutdown; from 1.23 SIGTERM waits for
 // clients ("super safe shutdown").
 bool SigtermDrains(api::PgBouncerVersion version);
-// How long Kubernetes lets a stopping pod drain; see deployment.cc for the rule.
+// How long Kubernetes lets a stopping pod drain; see pod.cc for the rule.
 int TerminationGracePeriodSeconds(const api::ConnectionPool& pool);
 
 // Labels on every owned object, and the subset that selects the pool's pods.
@@ -34,6 +34,8 @@ nlohmann::json SelectorLabels(const api::ConnectionPool& pool);
 // metadata {name, namespace, labels, ownerReferences when the pool has a uid}.
 nlohmann::json Metadata(const api::ConnectionPool& pool, const std::string& name);
 
-nlohmann::json BuildDeployment(const api::ConnectionPool& pool, const std::string& config_hash);
+// A pooler pod without its name: what every pod of this configuration is (render.h's PodInSlot
+// names one).
+nlohmann::json BuildPodTemplate(const api::ConnectionPool& pool, const std::string& config_hash);
 
 }  // namespace poolkeeper::render::internal

@@ -1,6 +1,6 @@
 // The Kubernetes objects the operator owns for one pool, as JSON: ConfigMap (pgbouncer.ini),
-// Secret (userlist), Deployment (deployment.cc), Service and, with more than one instance, a
-// PodDisruptionBudget. nlohmann::json objects keep their keys sorted and nothing null is added, so
+// Secret (userlist), Service, with more than one instance a PodDisruptionBudget, and the template
+// of its pods (pod.cc). nlohmann::json objects keep their keys sorted and nothing null is added, so
 // the output is stable byte for byte.
 #include "render/internal.h"
 #include "render/render.h"
@@ -17,12 +17,12 @@ json Labels(const api::ConnectionPool& pool) {
       {"app.kubernetes.io/component", "pooler"},
       {"app.kubernetes.io/part-of", "poolkeeper"},
       {"app.kubernetes.io/managed-by", "poolkeeper"},
-      {"poolkeeper.io/pool", pool.metadata.name},
+      {kPoolLabel, pool.metadata.name},
   };
 }
 
 json SelectorLabels(const api::ConnectionPool& pool) {
-  return {{"app.kubernetes.io/name", "pgbouncer"}, {"poolkeeper.io/pool", pool.metadata.name}};
+  return {{"app.kubernetes.io/name", "pgbouncer"}, {kPoolLabel, pool.metadata.name}};
 }
 
 json Metadata(const api::ConnectionPool& pool, const std::string& name) {
@@ -92,8 +92,9 @@ json Service(const api::ConnectionPool& pool) {
   };
 }
 
-// With one instance a PDB would either block node drains forever (maxUnavailable 0) or protect
-// nothing; from two on, voluntary disruptions take one pooler at a time.
+// With one instance a PDB would either block node drains forever or protect nothing; from two on,
+// voluntary disruptions take one pooler at a time. minAvailable, not maxUnavailable: the pods'
+// controller is the ConnectionPool, and an integer minAvailable needs no scale lookup.
 json PodDisruptionBudget(const api::ConnectionPool& pool) {
   if (pool.spec.pooler.instances <= 1) return nullptr;
   return {
@@ -102,7 +103,7 @@ json PodDisruptionBudget(const api::ConnectionPool& pool) {
       {"metadata", Metadata(pool, pool.metadata.name)},
       {"spec",
        {
-           {"maxUnavailable", 1},
+           {"minAvailable", pool.spec.pooler.instances - 1},
            {"selector", {{"matchLabels", SelectorLabels(pool)}}},
        }},
   };
@@ -120,14 +121,44 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   objects.config_hash = ConfigHash(ini, credentials_revision);
   objects.config_map = ConfigMap(pool, ini);
   objects.secret = Secret(pool, *userlist);
-  objects.deployment = internal::BuildDeployment(pool, objects.config_hash);
-  // The ledger keeps charging this figure while a later spec of the pool is refused (its pods keep
-  // running this configuration), read back from the Deployment in the operator's cache.
-  objects.deployment["metadata"]["annotations"][kPlannedConnectionsAnnotation] =
-      std::to_string(plan.worst_case);
+  // The ledger keeps charging the admitted figure while a later spec of the pool is refused, read
+  // back from the ConfigMap in the operator's cache; and each pod, draining or not, is charged what
+  // its own configuration can open on its own server.
+  json& annotations = objects.config_map["metadata"]["annotations"];
+  annotations[kPlannedConnectionsAnnotation] = std::to_string(plan.worst_case);
+  annotations[kServerAnnotation] = plan.server;
+  annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
+  objects.pod_template = internal::BuildPodTemplate(pool, objects.config_hash);
+  json& pod_annotations = objects.pod_template["metadata"]["annotations"];
+  pod_annotations[kServerAnnotation] = plan.server;
+  pod_annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
   objects.service = Service(pool);
   objects.pod_disruption_budget = PodDisruptionBudget(pool);
   return objects;
+}
+
+json PodInSlot(const json& pod_template, const std::string& pool_name, int slot) {
+  json pod = pod_template;
+  pod["metadata"]["name"] = pool_name + "-" + std::to_string(slot);
+  return pod;
+}
+
+int SlotOf(const std::string& pod_name, const std::string& pool_name) {
+  const std::string prefix = pool_name + "-";
+  if (!pod_name.starts_with(prefix) || pod_name.size() == prefix.size()) return -1;
+  int slot = 0;
+  for (char c : pod_name.substr(prefix.size())) {
+    if (c < '0' || c > '9' || slot > 100000) return -1;
+    slot = slot * 10 + (c - '0');
+  }
+  return slot;
+}
+
+const OwnedKind* FindOwnedKind(std::string_view kind) {
+  for (const auto& owned : kOwnedKinds) {
+    if (owned.kind == kind) return &owned;
+  }
+  return nullptr;
 }
 
 }  // namespace poolkeeper::render

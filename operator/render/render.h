@@ -4,6 +4,7 @@
 // `poolkeeper render` call exactly these.
 #pragma once
 
+#include <array>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -35,13 +36,43 @@ Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwo
 // The objects the operator applies for one pool, as Kubernetes JSON (apiVersion, kind, metadata
 // with labels and owner reference when the pool has a uid, spec/data).
 struct OwnedObjects {
-  nlohmann::json config_map;             // <pool>-config: pgbouncer.ini, no secrets
-  nlohmann::json secret;                 // <pool>-auth: userlist.txt
-  nlohmann::json deployment;             // <pool>: pgbouncer pods
+  nlohmann::json config_map;  // <pool>-config: pgbouncer.ini, no secrets
+  nlohmann::json secret;      // <pool>-auth: userlist.txt
+  // A pgbouncer pod of this configuration without its name; the operator creates the pods itself
+  // (PodInSlot), so that a pod starts only when its connections fit beside every pod that exists.
+  nlohmann::json pod_template;
   nlohmann::json service;                // <pool>: clients connect to <pool>.<namespace>.svc
   nlohmann::json pod_disruption_budget;  // null when instances <= 1
   std::string config_hash;  // sha256 hex of what the pods run, also on the pod template
 };
+
+// The kinds of OwnedObjects that are applied as they are rendered, in order; pods come after them
+// (they mount the ConfigMap and Secret). One table for the renderer, the reconciler, the operator's
+// caches and the CLI.
+struct OwnedKind {
+  std::string_view kind;     // "Deployment"
+  std::string_view group;    // "apps"; "" for the core group
+  std::string_view version;  // "v1"
+  std::string_view plural;   // "deployments"
+  std::string_view suffix;   // the object's name is the pool's name + suffix
+  nlohmann::json OwnedObjects::*member;
+};
+inline const std::array<OwnedKind, 4> kOwnedKinds = {{
+    {"ConfigMap", "", "v1", "configmaps", "-config", &OwnedObjects::config_map},
+    {"Secret", "", "v1", "secrets", "-auth", &OwnedObjects::secret},
+    {"Service", "", "v1", "services", "", &OwnedObjects::service},
+    {"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", "",
+     &OwnedObjects::pod_disruption_budget},
+}};
+const OwnedKind* FindOwnedKind(std::string_view kind);
+
+// The pod of `pod_template` in slot `slot`: named "<pool>-<slot>". A name is free again only when
+// the pod that had it is gone (draining included), so at most as many pods exist as there are
+// slots, whatever happens to the operator or its requests.
+nlohmann::json PodInSlot(const nlohmann::json& pod_template, const std::string& pool_name,
+                         int slot);
+// The slot of a pod named "<pool>-<slot>", or -1.
+int SlotOf(const std::string& pod_name, const std::string& pool_name);
 
 // sha256 hex of `ini` + "\n" + `credentials_revision`: what the pod template's
 // poolkeeper.io/config-hash annotation carries. Deliberately not a hash of the userlist: a hash of
@@ -53,6 +84,14 @@ std::string ConfigHash(std::string_view ini, std::string_view credentials_revisi
 inline constexpr char kAppliedHashAnnotation[] = "poolkeeper.io/applied-hash";
 // On the Deployment: the worst case (server connections) of the configuration it runs.
 inline constexpr char kPlannedConnectionsAnnotation[] = "poolkeeper.io/planned-connections";
+// On the Deployment and every pod: the server ("host:port") the configuration connects to, and on
+// every pod the most server connections its pgbouncer can open. The ledger charges each pod that
+// exists (draining ones too) this figure on this server, whoever owns the pod by then.
+inline constexpr char kServerAnnotation[] = "poolkeeper.io/server";
+inline constexpr char kPodConnectionsAnnotation[] = "poolkeeper.io/connections-per-pod";
+// The label every pooler pod carries: the name of its pool.
+inline constexpr char kPoolLabel[] = "poolkeeper.io/pool";
+inline constexpr char kConfigHashAnnotation[] = "poolkeeper.io/config-hash";
 std::string AppliedHash(const nlohmann::json& object);
 // "key=value,..." of the labels that select the pool's pods (for the scale subresource).
 std::string PodSelector(const api::ConnectionPool& pool);

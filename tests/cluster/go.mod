@@ -3,6 +3,7 @@ module poolkeeper.io/testcluster
 go 1.25.0
 
 require (
+	github.com/lib/pq v1.12.3
 	go.etcd.io/etcd/server/v3 v3.6.5
 	k8s.io/client-go v0.35.4
 	k8s.io/component-base v0.35.4

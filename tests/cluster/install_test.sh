@@ -183,10 +183,11 @@ expect_no() { local ans=$(can_i "$@"); [[ $ans == no ]] || fail "operator may: $
 # What the operator needs, verb by verb, in a namespace it watches ($@: -n NS or --all-namespaces).
 expect_operator_rights() {
 	local v r
-	for v in get list watch; do expect_yes "$v" connectionpools.poolkeeper.io "$@"; done
+	for v in get list watch patch; do expect_yes "$v" connectionpools.poolkeeper.io "$@"; done
+	for v in get list watch create delete; do expect_yes "$v" pods "$@"; done
 	for v in get update patch; do expect_yes "$v" connectionpools.poolkeeper.io --subresource=status "$@"; done
 	expect_yes update connectionpools.poolkeeper.io --subresource=finalizers "$@"
-	for r in configmaps secrets services deployments.apps poddisruptionbudgets.policy; do
+	for r in configmaps secrets services poddisruptionbudgets.policy; do
 		for v in get list watch create update patch delete; do expect_yes "$v" "$r" "$@"; done
 	done
 	for r in events events.events.k8s.io; do
@@ -200,7 +201,8 @@ expect_operator_refusals() {
 	for v in get list delete; do expect_no "$v" events "$@"; done
 	expect_no deletecollection configmaps "$@"
 	expect_no deletecollection secrets "$@"
-	for r in pods replicasets.apps statefulsets.apps serviceaccounts roles.rbac.authorization.k8s.io rolebindings.rbac.authorization.k8s.io \
+	for v in update patch deletecollection; do expect_no "$v" pods "$@"; done
+	for r in deployments.apps replicasets.apps statefulsets.apps serviceaccounts roles.rbac.authorization.k8s.io rolebindings.rbac.authorization.k8s.io \
 		persistentvolumeclaims endpoints jobs.batch networkpolicies.networking.k8s.io; do
 		expect_no list "$r" "$@"
 		expect_no create "$r" "$@"
@@ -267,13 +269,13 @@ pool_reconciled() {
 	quickstart_in "$ns" | k apply -f - >/dev/null
 	k -n "$ns" wait --for=condition=Ready connectionpool/app --timeout=90s >/dev/null || fail "pool in $ns not Ready: $(k -n "$ns" get cpool app -o jsonpath='{.status.conditions}')"
 	[[ "$(k -n "$ns" get cpool app -o jsonpath='{.status.observedGeneration}')" == "$(k -n "$ns" get cpool app -o jsonpath='{.metadata.generation}')" ]] || fail "observedGeneration"
-	k -n "$ns" get deployment/app service/app configmap/app-config secret/app-auth pdb/app >/dev/null || fail "owned objects in $ns"
+	k -n "$ns" get pod/app-0 pod/app-1 service/app configmap/app-config secret/app-auth pdb/app >/dev/null || fail "owned objects in $ns"
 	quickstart_in "$ns" | k diff -f - >/dev/null || fail "kubectl diff after reconcile: $(quickstart_in "$ns" | k diff -f - 2>&1 | head -20)"
 }
 pool_removed() {
 	local ns=$1
 	quickstart_in "$ns" | k delete -f - --wait=true --timeout=60s >/dev/null
-	eventually 60 '[[ -z "$(k -n "$ns" get deploy,svc,cm,pdb -o name | grep -v -e kube-root-ca.crt -e service/kubernetes)" ]]' || fail "owned objects left in $ns: $(k -n "$ns" get deploy,svc,cm,pdb -o name)"
+	eventually 60 '[[ -z "$(k -n "$ns" get pods,svc,cm,pdb -o name | grep -v -e kube-root-ca.crt -e service/kubernetes)" ]]' || fail "owned objects left in $ns: $(k -n "$ns" get pods,svc,cm,pdb -o name)"
 }
 
 test_helm_install_cluster_wide() {
@@ -340,7 +342,7 @@ test_helm_namespaced_mode() {
 	quickstart_in team-c | k apply -f - >/dev/null
 	sleep 3 # a negative: give the operator the time it took in team-a to act, then check it did nothing
 	[[ -z "$(k -n team-c get cpool app -o jsonpath='{.status.observedGeneration}')" ]] || fail "operator reconciled a pool in team-c"
-	[[ -z "$(k -n team-c get deploy -o name)" ]] || fail "operator wrote a Deployment in team-c"
+	[[ -z "$(k -n team-c get pods,configmaps -l app.kubernetes.io/managed-by=poolkeeper -o name)" ]] || fail "operator wrote into team-c"
 	pool_removed team-a
 	expect_operator_rights -n team-a
 	expect_operator_rights -n team-b
@@ -351,7 +353,7 @@ test_helm_namespaced_mode() {
 	for v in get list create update delete; do
 		expect_no "$v" secrets -n team-c
 		expect_no "$v" configmaps -n team-c
-		expect_no "$v" deployments.apps -n team-c
+		expect_no "$v" pods -n team-c
 	done
 	expect_no create events -n team-c
 	expect_no list connectionpools.poolkeeper.io --all-namespaces

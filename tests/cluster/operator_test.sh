@@ -46,8 +46,16 @@ pool_ready() { # pool: Ready=True for the current generation
 	[[ "$(cond "$1" Ready)" == True ]] &&
 		[[ "$(k get connectionpool "$1" -o jsonpath='{.status.observedGeneration}')" == "$(k get connectionpool "$1" -o jsonpath='{.metadata.generation}')" ]]
 }
-template_hash() { k get deployment "$1" -o jsonpath='{.spec.template.metadata.annotations.poolkeeper\.io/config-hash}'; }
-pod_names() { k get pods -l "app.kubernetes.io/instance=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | sort; }
+template_hash() { k get connectionpool "$1" -o jsonpath='{.status.configHash}'; }
+# pods_run_hash POOL: every live pod of the pool runs the pool's current configuration.
+pods_run_hash() {
+	local want=$(template_hash "$1") got
+	got=$(k get pods -l "app.kubernetes.io/instance=$1" --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.metadata.annotations.poolkeeper\.io/config-hash}{"\n"}{end}' | sort -u)
+	[[ -n "$want" && "$got" == "$want" ]]
+}
+live_pods() { k get pods -l "app.kubernetes.io/instance=$1" --field-selector=status.phase!=Succeeded,status.phase!=Failed -o name; }
+# Pod uids, not names: the operator reuses a slot's name once its pod is gone.
+pod_uids() { k get pods -l "app.kubernetes.io/instance=$1" -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}' | sort; }
 pod_ips() { k get pods -l "app.kubernetes.io/instance=$1" --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}'; }
 # query POOL PASSWORD: a query through every Running pod of the pool; prints the server port seen.
 query_all() {
@@ -79,7 +87,7 @@ YAML
 test_pool_becomes_ready_and_serves() {
 	pool first 5 5 2 | k apply -f - >/dev/null
 	k wait --for=condition=Ready connectionpool/first --timeout=90s >/dev/null || fail "first not Ready: $(k get connectionpool first -o jsonpath='{.status.conditions}')"
-	for o in configmap/first-config secret/first-auth deployment/first service/first poddisruptionbudget/first; do
+	for o in configmap/first-config secret/first-auth service/first poddisruptionbudget/first pod/first-0 pod/first-1; do
 		[[ "$(k get "$o" -o jsonpath='{.metadata.ownerReferences[0].name}')" == first ]] || fail "$o not owned by first"
 	done
 	[[ "$(k get connectionpool first -o jsonpath='{.status.budget.usable}')" == 25 ]] || fail "usable"
@@ -95,18 +103,18 @@ test_pool_becomes_ready_and_serves() {
 }
 
 test_spec_change_rolls_the_pods() {
-	local hash_before=$(template_hash first) pods_before=$(pod_names first)
+	local hash_before=$(template_hash first) pods_before=$(pod_uids first)
 	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":4},"databases":[{"name":"app","maxDbConnections":4}]}}' >/dev/null
 	poll 60 pool_ready first || fail "first not Ready after the change"
 	[[ "$(template_hash first)" != "$hash_before" ]] || fail "config hash unchanged"
-	k rollout status deployment/first --timeout=90s >/dev/null
-	eventually 60 '[[ "$(pod_names first | grep -vxF "$pods_before" | wc -l)" -eq 2 ]]' || fail "pods not replaced"
+	poll 60 pods_run_hash first || fail "pods do not all run the new configuration"
+	eventually 60 '[[ "$(pod_uids first | grep -vxF "$pods_before" | wc -l)" -eq 2 ]]' || fail "pods not replaced"
 	k get configmap first-config -o jsonpath='{.data.pgbouncer\.ini}' | grep -q '^default_pool_size = 4$' || fail "ini not updated"
 	poll 30 query_all first app-secret-pw || fail "no query after the rollout"
 }
 
 test_overrun_is_refused_and_old_pods_keep_running() {
-	local hash_before=$(template_hash first) pods_before=$(pod_names first)
+	local hash_before=$(template_hash first) pods_before=$(pod_uids first)
 	# (2 + 1) x 10 = 30 > 25 usable
 	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":10},"databases":[{"name":"app","maxDbConnections":10}]}}' >/dev/null
 	eventually 30 '[[ "$(cond first BudgetExceeded)" == True ]]' || fail "no BudgetExceeded"
@@ -115,7 +123,7 @@ test_overrun_is_refused_and_old_pods_keep_running() {
 	[[ "$(cond first Ready)" == False ]] || fail "Ready should be False"
 	eventually 30 '[[ -n "$(k get events --field-selector involvedObject.name=first,type=Warning,reason=BudgetExceeded -o name)" ]]' || fail "no Warning event"
 	[[ "$(template_hash first)" == "$hash_before" ]] || fail "the overrunning configuration was rolled out"
-	[[ "$(pod_names first)" == "$pods_before" ]] || fail "pods changed"
+	[[ "$(pod_uids first)" == "$pods_before" ]] || fail "pods changed"
 	query_all first app-secret-pw || fail "old pods stopped serving"
 	# Back within budget: admitted again.
 	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":4},"databases":[{"name":"app","maxDbConnections":4}]}}' >/dev/null
@@ -127,10 +135,11 @@ test_second_pool_waits_for_budget() {
 	# first holds (2 + 1) x 4 = 12 of 25; second wants (1 + 1) x 7 = 14 > 13 left.
 	pool second 7 7 1 | k apply -f - >/dev/null
 	eventually 30 '[[ "$(cond second BudgetExceeded)" == True ]]' || fail "second admitted over budget"
-	[[ -z "$(k get deployment second -o name 2>/dev/null)" ]] || fail "second got a Deployment"
+	[[ -z "$(k get pods -l app.kubernetes.io/instance=second -o name)" ]] || fail "second got pods"
 	k delete connectionpool first --wait=true --timeout=60s >/dev/null
 	k wait --for=condition=Ready connectionpool/second --timeout=90s >/dev/null || fail "second not admitted after first was deleted"
-	eventually 60 '[[ -z "$(k get deployment,configmap,secret,service -l app.kubernetes.io/instance=first -o name)" ]]' || fail "first's objects not collected"
+	[[ -z "$(k get pods -l app.kubernetes.io/instance=first -o name)" ]] || fail "first removed while its pods existed"
+	eventually 60 '[[ -z "$(k get configmap,secret,service -l app.kubernetes.io/instance=first -o name)" ]]' || fail "first's objects not collected"
 	poll 30 query_all second app-secret-pw || fail "no query through second"
 }
 
@@ -139,7 +148,7 @@ test_password_rotation_reaches_the_pods() {
 	psql_super -c "ALTER ROLE app PASSWORD 'rotated-pw-2'"
 	k create secret generic app-db --from-literal=password=rotated-pw-2 --dry-run=client -o yaml | k apply -f - >/dev/null
 	eventually 60 '[[ "$(template_hash second)" != "$hash_before" ]]' || fail "rotation did not change the pods' config hash"
-	k rollout status deployment/second --timeout=90s >/dev/null
+	poll 60 pods_run_hash second || fail "pods do not all run the new configuration"
 	poll 60 pool_ready second || fail "second not Ready after rotation"
 	poll 60 query_all second rotated-pw-2 || fail "the new password does not work through the pooler"
 	! k get secret second-auth -o jsonpath='{.data.userlist\.txt}' | base64 -d | grep -q app-secret-pw || fail "old password kept"
@@ -183,8 +192,8 @@ test_leader_fails_over_within_the_lease() {
 	log "$follower took over $(( $(date +%s) - t0 ))s after the leader was killed"
 	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":6},"databases":[{"name":"app","maxDbConnections":6}]}}' >/dev/null
 	poll 60 pool_ready second || fail "the new leader does not reconcile"
-	[[ "$(k get rs -l app.kubernetes.io/instance=second -o name | wc -l)" -le 4 ]] || fail "duplicate ReplicaSets"
-	[[ "$(k get deployment -l app.kubernetes.io/managed-by=poolkeeper -o name)" == "deployment.apps/second" ]] || fail "orphans or duplicates"
+	[[ "$(live_pods second | wc -l)" -le 2 ]] || fail "more pods than slots: $(live_pods second)"
+	[[ -z "$(k get pods -l app.kubernetes.io/managed-by=poolkeeper -o name | grep -v '^pod/second-')" ]] || fail "pods of no pool"
 }
 
 current_leader() { local r; for r in op1 op2 op3; do is_leader $r && { echo $r; return; }; done; return 1; }
@@ -204,6 +213,73 @@ test_expired_watch_relists() {
 	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":5},"databases":[{"name":"app","maxDbConnections":5}]}}' >/dev/null
 	poll 60 pool_ready second || fail "not reconciled after the relist"
 	k get configmap second-config -o jsonpath='{.data.pgbouncer\.ini}' | grep -q '^default_pool_size = 5$' || fail "ini not updated"
+}
+
+# Issue 9, case 1: pods are the operator's to start: scaling goes through the pool's scale subresource, and a pod
+# deleted by hand is replaced (within the budget).
+test_scaling_and_pod_deletes_go_through_the_pool() {
+	k scale connectionpool second --replicas=2 >/dev/null
+	poll 60 pool_ready second || fail "second not Ready at 2 instances"
+	[[ "$(live_pods second | wc -l)" == 2 ]] || fail "want 2 pods: $(live_pods second)"
+	local victim=$(live_pods second | head -1)
+	k delete "$victim" --wait=false >/dev/null
+	eventually 60 '[[ "$(cond second Ready)" == True && "$(k get connectionpool second -o jsonpath="{.status.readyInstances}")" == 2 ]]' ||
+		fail "the deleted pod was not replaced: $(live_pods second)"
+	k scale connectionpool second --replicas=1 >/dev/null
+	poll 60 pool_ready second || fail "second not Ready at 1 instance"
+	eventually 60 '[[ "$(live_pods second | wc -l)" == 1 ]]' || fail "want 1 pod: $(live_pods second)"
+}
+
+# Issue 9, case 7: an object that already has one of the pool's names is left alone, and survives the pool.
+test_name_taken_is_left_alone() {
+	k create service clusterip taken --tcp=6432:6432 >/dev/null
+	pool taken 1 1 1 | k apply -f - >/dev/null
+	eventually 30 '[[ "$(reason taken Degraded)" == NameConflict ]]' || fail "no NameConflict: $(k get connectionpool taken -o jsonpath='{.status.conditions}')"
+	k get connectionpool taken -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}' | grep -q 'Service default/taken' || fail "message does not name the Service"
+	[[ -z "$(k get service taken -o jsonpath='{.metadata.ownerReferences}')" ]] || fail "the Service was taken over"
+	[[ -z "$(k get pods,configmap,secret -l app.kubernetes.io/instance=taken -o name)" ]] || fail "objects written beside a conflict"
+	k delete connectionpool taken --wait=true --timeout=60s >/dev/null || fail "pool not deleted"
+	k get service taken >/dev/null || fail "the user's Service went with the pool"
+	k delete service taken >/dev/null
+}
+
+# Issue 9, case 5: a deleted pool stays (and stays charged) until its pods are gone.
+test_deleted_pool_is_charged_until_its_pods_are_gone() {
+	pool fourth 2 2 1 | k apply -f - >/dev/null
+	k wait --for=condition=Ready connectionpool/fourth --timeout=90s >/dev/null || fail "fourth not Ready"
+	[[ "$(k get connectionpool fourth -o jsonpath='{.metadata.finalizers}')" == *poolkeeper.io/pods-drained* ]] || fail "no finalizer"
+	k delete connectionpool fourth --wait=false >/dev/null
+	local end=$(( $(date +%s) + 90 )) exists pods
+	while :; do
+		# The pool first, then its pods: once the pool is gone, no pod of it may be left.
+		exists=$(k get connectionpool fourth -o name 2>/dev/null || true)
+		pods=$(live_pods fourth | wc -l)
+		[[ -n "$exists" || "$pods" == 0 ]] || fail "fourth was removed while $pods of its pods still existed"
+		[[ -n "$exists" ]] || break
+		(( $(date +%s) < end )) || fail "fourth not deleted: $(k get connectionpool fourth -o jsonpath='{.metadata}')"
+		sleep 0.2
+	done
+}
+
+# Issue 9, case 5: `kubectl delete --cascade=orphan` leaves pods that stay charged to their server.
+test_orphaned_pods_stay_charged() {
+	pool fifth 2 2 1 | k apply -f - >/dev/null  # (1 + 1) x 2 = 4
+	k wait --for=condition=Ready connectionpool/fifth --timeout=90s >/dev/null || fail "fifth not Ready"
+	k delete connectionpool fifth --cascade=orphan --wait=true --timeout=60s >/dev/null || fail "fifth not deleted"
+	[[ "$(k get pods -l app.kubernetes.io/instance=fifth -o name | wc -l)" -ge 1 ]] || fail "no orphaned pods"
+	local per_pod=$(k get pods -l app.kubernetes.io/instance=fifth -o jsonpath='{.items[0].metadata.annotations.poolkeeper\.io/connections-per-pod}')
+	local pods=$(live_pods fifth | wc -l)
+	local orphans=$(( pods * per_pod ))
+	[[ -z "$(k get pods -l app.kubernetes.io/instance=fifth -o jsonpath='{.items[*].metadata.ownerReferences}')" ]] || fail "pods still owned"
+	# After a change of second (planned after the orphaning), its server's ledger holds (1 + 1) x 4 for second,
+	# and what the orphaned pods can open.
+	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":4},"databases":[{"name":"app","maxDbConnections":4}]}}' >/dev/null
+	poll 60 pool_ready second || fail "second not Ready"
+	eventually 30 '[[ "$(k get connectionpool second -o jsonpath="{.status.budget.allocated}")" == $(( 8 + orphans )) ]]' ||
+		fail "allocated $(k get connectionpool second -o jsonpath='{.status.budget.allocated}'), want 8 + $pods pods x $per_pod = $(( 8 + orphans ))"
+	k delete pods -l app.kubernetes.io/instance=fifth --wait=true >/dev/null
+	eventually 60 '[[ "$(k get connectionpool second -o jsonpath="{.status.budget.allocated}")" == 8 ]]' ||
+		fail "the orphans' connections were not released once their pods were gone"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -237,5 +313,9 @@ run test_missing_secret_is_a_condition
 run test_steady_state_writes_nothing
 run test_leader_fails_over_within_the_lease
 run test_expired_watch_relists
+run test_scaling_and_pod_deletes_go_through_the_pool
+run test_name_taken_is_left_alone
+run test_deleted_pool_is_charged_until_its_pods_are_gone
+run test_orphaned_pods_stay_charged
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -182,11 +182,12 @@ TEST(NoOverheadReserved, WarnsWhenNothingIsKeptOutsideThePools) {
   EXPECT_EQ(FindCode(PlanOne(pool), "NoOverheadReserved"), std::nullopt);
 }
 
-TEST(InstancesZero, IsInfoAndTheSurgeIsStillBudgeted) {
+TEST(InstancesZero, IsInfoAndNothingIsCharged) {
   api::ConnectionPool pool = Pool();
   pool.spec.pooler.instances = 0;
   const PoolPlan plan = PlanOne(pool);
-  EXPECT_EQ(plan.worst_case, 10);  // (0 instances + 1 surge) x 10
+  EXPECT_EQ(plan.worst_case, 0);  // a Deployment with 0 replicas never surges
+  EXPECT_EQ(plan.allocated, 0);
   EXPECT_EQ(plan.client_capacity, 0);
   std::optional<Finding> finding = FindCode(plan, "InstancesZero");
   ASSERT_NE(finding, std::nullopt);

@@ -135,7 +135,7 @@ TEST(Ledger, RefusedPoolKeepsBeingChargedWhatItsRunningConfigurationOpens) {
 
   // big's new spec is refused, but its previous configuration (30 connections) still runs: the
   // pools after it must not be handed those connections.
-  auto plan = PlanPools({big, small}, {{"ns/big", 30}});
+  auto plan = PlanPools({big, small}, {{"db:5432", {{"ns/big", 30}}}});
   ASSERT_TRUE(plan) << plan.error().message;
   EXPECT_EQ(plan->pools[0].verdict, Verdict::kBudgetExceeded);
   EXPECT_EQ(plan->pools[0].allocated, 30);
@@ -148,7 +148,7 @@ TEST(Ledger, AdmittedPoolIsChargedAtLeastWhatItsRunningPodsOpen) {
   SetDatabases(shrinking, {{"a", 5, 0, 5}});  // 10 planned, 40 still running
   api::ConnectionPool next = Pool("next");
   SetDatabases(next, {{"a", 5, 0, 5}});
-  auto plan = PlanPools({shrinking, next}, {{"ns/shrinking", 40}});
+  auto plan = PlanPools({shrinking, next}, {{"db:5432", {{"ns/shrinking", 40}}}});
   ASSERT_TRUE(plan) << plan.error().message;
   EXPECT_EQ(plan->pools[0].verdict, Verdict::kWithinBudget);
   EXPECT_EQ(plan->pools[0].worst_case, 10);
@@ -225,16 +225,73 @@ TEST(Ledger, LaterPoolGetsOnlyWhatRemains) {
   EXPECT_EQ(plan.servers[0].headroom, 0);
 }
 
-TEST(Ledger, ServerWithNothingUsableExceedsEveryPool) {
+TEST(Ledger, ServerWithNothingUsableExceedsEveryPoolThatRunsPods) {
   api::ConnectionPool pool = Pool("p", 10);  // 10 - 10 overhead = 0
   api::ConnectionPool idle = Pool("idle", 10);
-  idle.spec.pooler.instances = 0;
-  idle.spec.pooler.max_surge = 0;
+  idle.spec.pooler.instances = 0;  // runs nothing, so it fits anywhere
   const Plan plan = MustPlan({pool, idle});
   EXPECT_EQ(plan.servers[0].usable, 0);
   EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded);
-  EXPECT_EQ(plan.pools[1].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(plan.pools[1].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(plan.pools[1].allocated, 0);
   EXPECT_EQ(plan.servers[0].verdict, Verdict::kBudgetExceeded);
+}
+
+// Issue 9, case 6: a Deployment with 0 replicas never surges, so it holds nothing, and charging
+// it a surge pod refused the next pool for nothing.
+TEST(Ledger, ZeroInstancesChargeNothing) {
+  api::ConnectionPool idle = Pool("idle");
+  idle.spec.pooler.instances = 0;
+  api::ConnectionPool next = Pool("next");
+  SetDatabases(next, {{"a", 45, 0, 45}});  // (1 + 1) x 45 = 90: all of it
+  const Plan plan = MustPlan({idle, next});
+  EXPECT_EQ(plan.pools[0].worst_case, 0);
+  EXPECT_EQ(plan.pools[0].allocated, 0);
+  EXPECT_EQ(plan.pools[1].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(plan.servers[0].headroom, 0);
+}
+
+// Issue 9, case 2: the older pool grows from 40 to 80 while the newer pool's pods hold 50 of 90
+// usable. Creation order decides between new demands only: the growth is refused, the newer pool
+// keeps what it runs, and nothing is planned beyond usable.
+TEST(Ledger, OlderPoolCannotGrowIntoWhatNewerPoolsPodsHold) {
+  api::ConnectionPool older = Pool("older");
+  SetDatabases(older, {{"a", 40, 0, 40}});
+  older.spec.pooler.max_surge = 0;
+  api::ConnectionPool newer = Pool("newer");
+  SetDatabases(newer, {{"a", 50, 0, 50}});
+  newer.spec.pooler.max_surge = 0;
+  Holdings holdings = {{"db:5432", {{"ns/older", 40}, {"ns/newer", 50}}}};
+  EXPECT_EQ(PlanPools({older, newer}, holdings)->pools[0].verdict, Verdict::kWithinBudget);
+
+  SetDatabases(older, {{"a", 80, 0, 80}});
+  const Plan plan = *PlanPools({older, newer}, holdings);
+  EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded);
+  EXPECT_NE(plan.pools[0].findings[0].message.find("50 held by other pools' pods"),
+            std::string::npos)
+      << plan.pools[0].findings[0].message;
+  EXPECT_EQ(plan.pools[0].allocated, 40) << "what its pods still run";
+  EXPECT_EQ(plan.pools[1].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(plan.servers[0].allocated, 90);
+}
+
+// Issue 9, case 5: pods of a pool being deleted, of an invalid pool, of a pool that moved to
+// another server or left by `delete --cascade=orphan` are not planned, but hold what they hold.
+TEST(Ledger, PodsOfPoolsNotPlannedAreHeldOnTheirServer) {
+  api::ConnectionPool pool = Pool("pool");
+  SetDatabases(pool, {{"a", 30, 0, 30}});  // (1 + 1) x 30 = 60
+  Holdings holdings = {{"db:5432", {{"ns/deleted", 20}, {"other/orphan", 15}}},
+                       {"elsewhere:5432", {{"ns/pool", 99}}}};
+  const Plan plan = *PlanPools({pool}, holdings);
+  EXPECT_EQ(plan.servers[0].held_elsewhere, 35);
+  EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded) << "60 > 90 - 35";
+  EXPECT_EQ(plan.pools[0].allocated, 0) << "what it holds on another server is not charged here";
+  EXPECT_EQ(plan.servers[0].allocated, 35);
+
+  SetDatabases(pool, {{"a", 25, 0, 25}});  // 50 fits in 55
+  const Plan fits = *PlanPools({pool}, holdings);
+  EXPECT_EQ(fits.pools[0].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(fits.servers[0].headroom, 5);
 }
 
 TEST(Ledger, GroupsPoolsByServerInOrderOfFirstAppearance) {

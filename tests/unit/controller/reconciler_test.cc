@@ -18,7 +18,8 @@ json PoolJson(const std::string& name, int instances, int pool_size, const std::
     "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
     "metadata": {"name": ")" +
                      name + R"(", "namespace": "shop", "uid": "uid-)" + name + R"(",
-                 "generation": 3, "creationTimestamp": ")" +
+                 "generation": 3, "finalizers": ["poolkeeper.io/pods-drained"],
+                 "creationTimestamp": ")" +
                      created + R"("},
     "spec": {
       "server": {"host": "db.shop", "maxConnections": 40, "overhead": 2},
@@ -44,24 +45,43 @@ class ReconcilerTest : public ::testing::Test {
     if (parsed) in.server_pools.push_back(*parsed);
     in.secrets = &secrets_;
     in.owned = owned_;
+    for (const auto& [name, pod] : pods_) in.pods.push_back(pod);
     in.now = "2026-11-23T10:00:00Z";
     return in;
   }
 
-  // Stores what a reconcile wrote, as the API server (and then the cache) would hold it.
-  void Store(json& pool, const ReconcileResult& result, int64_t ready) {
+  // Stores what a reconcile wrote, as the API server (and then the cache) would hold it: pods it
+  // deleted are gone at once, pods it created are ready or not.
+  void Store(json& pool, const ReconcileResult& result, bool ready) {
     for (const auto& object : result.apply) owned_[object["kind"]] = object;
     for (const auto& kind : result.delete_kinds) owned_.erase(kind);
-    if (owned_.contains("Deployment")) {
-      int64_t replicas = owned_["Deployment"]["spec"]["replicas"];
-      owned_["Deployment"]["metadata"]["generation"] = 1;
-      owned_["Deployment"]["status"] = {{"observedGeneration", 1},
-                                        {"replicas", replicas},
-                                        {"updatedReplicas", replicas},
-                                        {"readyReplicas", ready},
-                                        {"availableReplicas", ready}};
+    for (const auto& [name, uid] : result.delete_pods) pods_.erase(name);
+    for (json pod : result.create_pods) {
+      std::string name = pod["metadata"]["name"];
+      pod["metadata"]["uid"] = "uid-" + name;
+      pod["status"] = {{"phase", "Running"},
+                       {"conditions", {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}}}};
+      pods_[name] = pod;
     }
     if (result.status) pool["status"] = *result.status;
+  }
+
+  // Reconciles until nothing more is written, the pods becoming ready at once.
+  void Settle(json& pool) {
+    for (int i = 0; i < 10; ++i) {
+      ReconcileResult result = Reconcile(Inputs(pool));
+      bool quiet = result.apply.empty() && result.create_pods.empty() &&
+                   result.delete_pods.empty() && !result.status;
+      Store(pool, result, true);
+      if (quiet) return;
+    }
+    FAIL() << "no steady state";
+  }
+
+  std::vector<std::string> PodNames() const {
+    std::vector<std::string> names;
+    for (const auto& [name, pod] : pods_) names.push_back(name);
+    return names;
   }
 
   static std::string Condition(const json& status, const std::string& type, const char* field) {
@@ -73,15 +93,23 @@ class ReconcilerTest : public ::testing::Test {
 
   api::Manifests secrets_;
   std::map<std::string, json> owned_;
+  std::map<std::string, json> pods_;
 };
+
+std::vector<std::string> Names(const std::vector<json>& objects) {
+  std::vector<std::string> names;
+  for (const auto& o : objects) names.push_back(o["metadata"]["name"]);
+  return names;
+}
 
 TEST_F(ReconcilerTest, CreatesEveryOwnedObjectAndReportsTheBudget) {
   json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
   ReconcileResult result = Reconcile(Inputs(pool));
   std::vector<std::string> kinds;
   for (const auto& o : result.apply) kinds.push_back(o["kind"]);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"ConfigMap", "Secret", "Service",
-                                             "PodDisruptionBudget", "Deployment"}));
+  EXPECT_EQ(kinds,
+            (std::vector<std::string>{"ConfigMap", "Secret", "Service", "PodDisruptionBudget"}));
+  EXPECT_EQ(Names(result.create_pods), (std::vector<std::string>{"orders-0", "orders-1"}));
   ASSERT_TRUE(result.status);
   const json& status = *result.status;
   EXPECT_EQ(status["observedGeneration"], 3);
@@ -96,23 +124,26 @@ TEST_F(ReconcilerTest, CreatesEveryOwnedObjectAndReportsTheBudget) {
 
 TEST_F(ReconcilerTest, SteadyStateWritesNothing) {
   json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
-  Store(pool, Reconcile(Inputs(pool)), 2);
-  ReconcileResult second = Reconcile(Inputs(pool));  // rollout finished: Ready flips
+  Store(pool, Reconcile(Inputs(pool)), true);
+  ReconcileResult second = Reconcile(Inputs(pool));  // the pods are ready: Ready flips
   ASSERT_TRUE(second.status);
   EXPECT_TRUE(second.apply.empty());
-  Store(pool, second, 2);
+  EXPECT_TRUE(second.create_pods.empty());
+  Store(pool, second, true);
   EXPECT_EQ(Condition(pool["status"], "Ready", "status"), "True");
   ReconcileResult third = Reconcile(Inputs(pool));
   EXPECT_TRUE(third.apply.empty());
   EXPECT_TRUE(third.delete_kinds.empty());
+  EXPECT_TRUE(third.create_pods.empty());
+  EXPECT_TRUE(third.delete_pods.empty());
   EXPECT_FALSE(third.status) << third.status->dump();
   EXPECT_TRUE(third.events.empty());
 }
 
 TEST_F(ReconcilerTest, OverrunUnderEnforceKeepsTheRunningConfiguration) {
   json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
-  Store(pool, Reconcile(Inputs(pool)), 2);
-  json deployment_before = owned_["Deployment"];
+  Settle(pool);
+  auto pods_before = pods_;
   pool["spec"]["pooler"]["defaultPoolSize"] = 20;  // (2 + 1) x 20 = 60 > 35
   pool["spec"]["databases"][0]["maxDbConnections"] = 20;
   pool["metadata"]["generation"] = 4;
@@ -125,7 +156,9 @@ TEST_F(ReconcilerTest, OverrunUnderEnforceKeepsTheRunningConfiguration) {
   EXPECT_EQ(Condition(*result.status, "Ready", "status"), "False");
   ASSERT_FALSE(result.events.empty());
   EXPECT_EQ(result.events[0].type, "Warning");
-  EXPECT_EQ(owned_["Deployment"], deployment_before);
+  EXPECT_TRUE(result.create_pods.empty());
+  EXPECT_TRUE(result.delete_pods.empty());
+  EXPECT_EQ(pods_, pods_before);
 }
 
 TEST_F(ReconcilerTest, LaterPoolOnTheSameServerWaitsForBudget) {
@@ -143,51 +176,50 @@ TEST_F(ReconcilerTest, LaterPoolOnTheSameServerWaitsForBudget) {
 
 TEST_F(ReconcilerTest, RefusedPoolKeepsBeingChargedForThePodsItStillRuns) {
   json first = PoolJson("first", 2, 10, "2026-01-01T00:00:00Z");
-  Store(first, Reconcile(Inputs(first)), 2);
-  std::optional<int64_t> running = PlannedConnections(owned_["Deployment"]);
+  Store(first, Reconcile(Inputs(first)), true);
+  std::optional<int64_t> running = PlannedConnections(owned_["ConfigMap"]);
   ASSERT_EQ(running, 30);                           // (2 + 1) x 10
   first["spec"]["pooler"]["defaultPoolSize"] = 20;  // refused: 60 > 35
   first["spec"]["databases"][0]["maxDbConnections"] = 20;
   json second = PoolJson("second", 1, 2, "2026-01-02T00:00:00Z");  // (1 + 1) x 2 = 4 fits in 5
   owned_.clear();
+  pods_.clear();
   PoolInputs in = Inputs(second);
   in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
-  in.running["shop/first"] = *running;
+  in.holdings["db.shop:5432"]["shop/first"] = *running;
   EXPECT_FALSE(Reconcile(in).apply.empty());
   second["spec"]["pooler"]["defaultPoolSize"] = 3;  // 6 > 5 once first is charged its 30
   second["spec"]["databases"][0]["maxDbConnections"] = 3;
   in = Inputs(second);
   in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
-  in.running["shop/first"] = *running;
+  in.holdings["db.shop:5432"]["shop/first"] = *running;
   ReconcileResult refused = Reconcile(in);
   EXPECT_TRUE(refused.apply.empty());
   EXPECT_EQ(Condition(*refused.status, "BudgetExceeded", "status"), "True");
 }
 
-TEST_F(ReconcilerTest, ShrinkingPoolKeepsItsLargerChargeUntilTheRolloutCompletes) {
-  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
-  Store(pool, Reconcile(Inputs(pool)), 2);
-  ASSERT_EQ(PlannedConnections(owned_["Deployment"]), 30);
-  pool["spec"]["pooler"]["defaultPoolSize"] = 5;  // (2 + 1) x 5 = 15
-  pool["spec"]["databases"][0]["maxDbConnections"] = 5;
+// A spec change rolls the pods one at a time, and never lets old and new pods together hold more
+// than the pool's limit.
+TEST_F(ReconcilerTest, SpecChangeRollsThePodsWithinTheLimit) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");  // (2 + 1) x 10 = 30 of 35
+  Settle(pool);
+  ASSERT_EQ(PodNames(), (std::vector<std::string>{"orders-0", "orders-1"}));
+  pool["spec"]["pooler"]["defaultPoolSize"] = 11;  // (2 + 1) x 11 = 33 of 35
+  pool["spec"]["databases"][0]["maxDbConnections"] = 11;
   pool["metadata"]["generation"] = 4;
-  ReconcileResult shrinking = Reconcile(Inputs(pool));
-  auto deployment = std::ranges::find(shrinking.apply, json("Deployment"),
-                                      [](const json& o) { return o["kind"]; });
-  ASSERT_NE(deployment, shrinking.apply.end());
-  EXPECT_EQ(PlannedConnections(*deployment), 30) << "old pods with pool size 10 still run";
-  EXPECT_EQ(
-      (*deployment)["spec"]["template"]["metadata"]["annotations"]["poolkeeper.io/config-hash"],
-      *shrinking.status->find("configHash"));
-  for (const auto& object : shrinking.apply) owned_[object["kind"]] = object;
-  owned_["Deployment"]["metadata"]["generation"] = 2;
-  owned_["Deployment"]["status"] = {{"observedGeneration", 1}};  // the rollout has not started
-  pool["status"] = *shrinking.status;
-  EXPECT_TRUE(Reconcile(Inputs(pool)).apply.empty()) << "nothing new while it rolls";
-  Store(pool, {}, 2);  // the rollout completed: every pod runs the new template
-  ReconcileResult done = Reconcile(Inputs(pool));
-  ASSERT_EQ(done.apply.size(), 1u);
-  EXPECT_EQ(PlannedConnections(done.apply[0]), 15);
+  ReconcileResult first = Reconcile(Inputs(pool));
+  // 2 old pods, each restartable with the new ConfigMap: 2 x 11 + 11 = 33 <= 35.
+  EXPECT_EQ(Names(first.create_pods), std::vector<std::string>{"orders-2"});
+  EXPECT_TRUE(first.delete_pods.empty());
+  EXPECT_EQ(Condition(*first.status, "Progressing", "status"), "True");
+  Settle(pool);
+  EXPECT_EQ(PodNames().size(), 2u);
+  for (const auto& [name, pod] : pods_) {
+    EXPECT_EQ(pod["metadata"]["annotations"]["poolkeeper.io/config-hash"],
+              pool["status"]["configHash"]);
+    EXPECT_EQ(pod["metadata"]["annotations"]["poolkeeper.io/connections-per-pod"], "11");
+  }
+  EXPECT_EQ(Condition(pool["status"], "Ready", "status"), "True");
 }
 
 TEST_F(ReconcilerTest, AppliesExactlyWhatRenderBuildsPlusTheAppliedHash) {
@@ -205,9 +237,10 @@ TEST_F(ReconcilerTest, AppliesExactlyWhatRenderBuildsPlusTheAppliedHash) {
   ASSERT_TRUE(built);
   std::map<std::string, json> rendered = {{"ConfigMap", built->config_map},
                                           {"Secret", built->secret},
-                                          {"Deployment", built->deployment},
                                           {"Service", built->service},
                                           {"PodDisruptionBudget", built->pod_disruption_budget}};
+  ASSERT_EQ(result.create_pods.size(), 2u);
+  EXPECT_EQ(result.create_pods[1], render::PodInSlot(built->pod_template, "orders", 1));
   ASSERT_EQ(result.apply.size(), rendered.size());
   for (json applied : result.apply) {
     std::string kind = applied["kind"];
@@ -252,21 +285,23 @@ TEST_F(ReconcilerTest, InvalidSpecNamesTheField) {
 
 TEST_F(ReconcilerTest, PasswordRotationRollsThePodsWithoutLeakingThePassword) {
   json pool = PoolJson("orders", 1, 10, "t");
-  Store(pool, Reconcile(Inputs(pool)), 1);
+  Settle(pool);
   std::string hash_before = pool["status"]["configHash"];
   secrets_.secrets[{"shop", "app-db"}] = {"shop", "app-db", "8", {{"password", "n3w"}}};
   ReconcileResult result = Reconcile(Inputs(pool));
   std::vector<std::string> kinds;
   for (const auto& o : result.apply) kinds.push_back(o["kind"]);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"Secret", "Deployment"}));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"Secret"}));
+  EXPECT_EQ(Names(result.create_pods), std::vector<std::string>{"orders-1"}) << "the surge slot";
   EXPECT_NE((*result.status)["configHash"], hash_before);
   EXPECT_EQ(result.status->dump().find("n3w"), std::string::npos);
+  for (const auto& pod : result.create_pods) EXPECT_EQ(pod.dump().find("n3w"), std::string::npos);
   for (const auto& e : result.events) EXPECT_EQ(e.message.find("n3w"), std::string::npos);
 }
 
 TEST_F(ReconcilerTest, ScalingToOneInstanceDropsTheDisruptionBudget) {
   json pool = PoolJson("orders", 2, 10, "t");
-  Store(pool, Reconcile(Inputs(pool)), 2);
+  Settle(pool);
   pool["spec"]["pooler"]["instances"] = 1;
   ReconcileResult result = Reconcile(Inputs(pool));
   EXPECT_EQ(result.delete_kinds, std::vector<std::string>{"PodDisruptionBudget"});
@@ -274,13 +309,125 @@ TEST_F(ReconcilerTest, ScalingToOneInstanceDropsTheDisruptionBudget) {
 
 TEST_F(ReconcilerTest, TransitionTimeMovesOnlyWhenAConditionChanges) {
   json pool = PoolJson("orders", 1, 10, "t");
-  Store(pool, Reconcile(Inputs(pool)), 0);
+  Store(pool, Reconcile(Inputs(pool)), false);
   std::string budget_time = Condition(pool["status"], "BudgetExceeded", "lastTransitionTime");
   PoolInputs later = Inputs(pool);
   later.now = "2026-11-23T11:00:00Z";
   ReconcileResult result = Reconcile(later);
   json status = result.status ? *result.status : pool["status"];
   EXPECT_EQ(Condition(status, "BudgetExceeded", "lastTransitionTime"), budget_time);
+}
+
+TEST_F(ReconcilerTest, AddsItsFinalizerBeforeAnythingElse) {
+  json pool = PoolJson("orders", 1, 10, "t");
+  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kNone);
+  pool["metadata"].erase("finalizers");
+  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kAdd);
+}
+
+// Issue 9, case 1: `kubectl scale deployment --replicas=6` (or an HPA on the Deployment) is
+// reverted on the next event, not only when the desired content changes.
+// Issue 9, case 1: an edit of an owned object is reverted on the next event, not only when the
+// desired content changes.
+TEST_F(ReconcilerTest, EditsOfOwnedObjectsAreRevertedOnTheNextReconcile) {
+  json pool = PoolJson("orders", 2, 10, "t");
+  Settle(pool);
+  ASSERT_TRUE(Reconcile(Inputs(pool)).apply.empty());
+  owned_["ConfigMap"]["data"]["pgbouncer.ini"] = "[databases]\n* = host=elsewhere\n";
+  owned_["PodDisruptionBudget"]["spec"]["minAvailable"] = 0;
+  // Fields the API server adds are not drift.
+  owned_["Service"]["spec"]["clusterIP"] = "10.0.0.7";
+  ReconcileResult result = Reconcile(Inputs(pool));
+  std::vector<std::string> kinds;
+  for (const auto& o : result.apply) kinds.push_back(o["kind"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"ConfigMap", "PodDisruptionBudget"}));
+}
+
+// Issue 9, case 1: there is no Deployment to scale by hand; a pod someone adds with the pool's
+// labels is charged, and one someone deletes is replaced only where its charge fits.
+TEST_F(ReconcilerTest, PodsDeletedByHandAreReplacedWithinTheLimit) {
+  json pool = PoolJson("orders", 2, 10, "t");  // (2 + 1) x 10 = 30 of 35
+  Settle(pool);
+  pods_["orders-0"]["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:00Z";  // draining
+  pods_["orders-1"]["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:00Z";
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_EQ(Names(result.create_pods), std::vector<std::string>{"orders-2"})
+      << "10 + 10 draining + 10 new = 30; a fourth would be 40 > 35";
+}
+
+TEST(Contains, ComparesWhatIsDesiredAndListsWhole) {
+  json stored = json::parse(R"({"a": 1, "b": {"c": "x", "d": 2}, "l": [{"n": 1, "m": 0}]})");
+  EXPECT_TRUE(Contains(stored, json::parse(R"({"a": 1, "b": {"c": "x"}, "l": [{"n": 1}]})")));
+  EXPECT_FALSE(Contains(stored, json::parse(R"({"a": 2})")));
+  EXPECT_FALSE(Contains(stored, json::parse(R"({"e": 1})")));
+  EXPECT_FALSE(Contains(stored, json::parse(R"({"l": [{"n": 1}, {"n": 2}]})")));
+  EXPECT_FALSE(Contains(stored, json::parse(R"({"b": "x"})")));
+}
+
+// Issue 9, case 7: a Service, Deployment, ConfigMap or Secret already named like the pool's
+// objects is never taken over (forced apply would make the pool its controller, and the garbage
+// collector would delete it with the pool).
+TEST_F(ReconcilerTest, NameTakenByAnotherObjectWritesNothing) {
+  json pool = PoolJson("orders", 1, 10, "t");
+  PoolInputs in = Inputs(pool);
+  in.conflicts["Service"] = "Service shop/orders exists and is not owned by this ConnectionPool";
+  ReconcileResult result = Reconcile(in);
+  EXPECT_TRUE(result.apply.empty());
+  EXPECT_TRUE(result.delete_kinds.empty());
+  ASSERT_TRUE(result.status);
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "NameConflict");
+  EXPECT_NE(Condition(*result.status, "Degraded", "message").find("Service shop/orders"),
+            std::string::npos);
+  EXPECT_EQ(Condition(*result.status, "Ready", "status"), "False");
+}
+
+// Issue 9, case 5: a spec that stops validating keeps the last good objects running (and, through
+// the holdings, charged); nothing is applied or deleted.
+// Issue 9, case 5: a spec that stops validating keeps the last good objects and pods running (and,
+// through the holdings, charged); nothing is applied or deleted.
+TEST_F(ReconcilerTest, InvalidSpecKeepsTheRunningObjects) {
+  json pool = PoolJson("orders", 2, 10, "t");
+  Settle(pool);
+  pool["spec"]["pooler"]["parameters"] = {{"logfile", "/tmp/x"}};
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_TRUE(result.apply.empty());
+  EXPECT_TRUE(result.delete_kinds.empty());
+  EXPECT_TRUE(result.delete_pods.empty());
+  EXPECT_TRUE(result.create_pods.empty());
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "InvalidSpec");
+  EXPECT_EQ((*result.status)["configHash"], pool["status"]["configHash"]);
+  EXPECT_EQ((*result.status)["readyInstances"], 2) << "the old pods still serve";
+}
+
+// Issue 9, case 5: a deleted pool's budget is not handed out while its pods drain.
+// Issue 9, case 5: a deleted pool's budget is not handed out while its pods drain.
+TEST_F(ReconcilerTest, DeletionWaitsForThePodsToBeGone) {
+  json pool = PoolJson("orders", 2, 10, "t");
+  Settle(pool);
+  pool["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:00Z";
+  ReconcileResult first = Reconcile(Inputs(pool));
+  EXPECT_EQ(first.delete_pods.size(), 2u);
+  EXPECT_EQ(first.finalizer, FinalizerChange::kNone);
+  EXPECT_FALSE(first.status);
+  for (auto& [name, pod] : pods_) pod["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:01Z";
+  ReconcileResult draining = Reconcile(Inputs(pool));
+  EXPECT_EQ(draining.finalizer, FinalizerChange::kNone);
+  EXPECT_TRUE(draining.delete_pods.empty());
+  pods_.clear();
+  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kRemove);
+}
+
+TEST_F(ReconcilerTest, OrphaningDeletionLeavesThePodsToTheUser) {
+  json pool = PoolJson("orders", 2, 10, "t");
+  Settle(pool);
+  pool["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:00Z";
+  pool["metadata"]["finalizers"].push_back("orphan");
+  EXPECT_TRUE(Reconcile(Inputs(pool)).delete_pods.empty()) << "the garbage collector goes first";
+  pool["metadata"]["finalizers"] = {"poolkeeper.io/pods-drained"};
+  for (auto& [name, pod] : pods_) pod["metadata"].erase("ownerReferences");
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_TRUE(result.delete_pods.empty());
+  EXPECT_EQ(result.finalizer, FinalizerChange::kRemove);
 }
 
 }  // namespace

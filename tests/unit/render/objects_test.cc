@@ -32,16 +32,15 @@ OwnedObjects Billing() { return Build(BillingPool(), BillingPlan(), BillingPassw
 
 json AsList(const OwnedObjects& objects) {
   json list = json::array();
-  for (const json* object : {&objects.config_map, &objects.secret, &objects.deployment,
-                             &objects.service, &objects.pod_disruption_budget}) {
-    if (!object->is_null()) list.push_back(*object);
+  for (const auto& kind : kOwnedKinds) {
+    const json& object = objects.*kind.member;
+    if (!object.is_null()) list.push_back(object);
   }
+  list.push_back(objects.pod_template);
   return list;
 }
 
-const json& PodSpec(const OwnedObjects& objects) {
-  return objects.deployment["spec"]["template"]["spec"];
-}
+const json& PodSpec(const OwnedObjects& objects) { return objects.pod_template["spec"]; }
 const json& Container(const OwnedObjects& objects) { return PodSpec(objects)["containers"][0]; }
 
 std::string Base64Decode(const std::string& text) {
@@ -87,7 +86,9 @@ TEST(BuildObjects, NamesAndData) {
   EXPECT_FALSE(objects.secret.contains("stringData"));
   EXPECT_EQ(Base64Decode(objects.secret["data"]["userlist.txt"]),
             RenderUserlist(OrdersPool(), OrdersPasswords()).value());
-  EXPECT_EQ(objects.deployment["metadata"]["name"], "orders");
+  EXPECT_EQ(PodInSlot(objects.pod_template, "orders", 3)["metadata"]["name"], "orders-3");
+  EXPECT_EQ(objects.config_map["metadata"]["annotations"]["poolkeeper.io/planned-connections"],
+            std::to_string(OrdersPlan().worst_case));
   EXPECT_EQ(objects.service["metadata"]["name"], "orders");
   for (const json& object : AsList(objects)) {
     EXPECT_EQ(object["metadata"]["namespace"], "shop");
@@ -107,9 +108,8 @@ TEST(BuildObjects, ConfigHashFollowsIniAndRevisionButNotPasswords) {
   const OwnedObjects base = Orders();
   EXPECT_EQ(base.config_hash, ConfigHash(RenderIni(OrdersPool(), OrdersPlan()), "rev-1"));
   EXPECT_EQ(base.config_hash.size(), 64u);
-  EXPECT_EQ(
-      base.deployment["spec"]["template"]["metadata"]["annotations"]["poolkeeper.io/config-hash"],
-      base.config_hash);
+  EXPECT_EQ(base.pod_template["metadata"]["annotations"]["poolkeeper.io/config-hash"],
+            base.config_hash);
 
   auto passwords = OrdersPasswords();
   passwords["plain"] = "rotated-but-same-revision";
@@ -141,7 +141,7 @@ TEST(BuildObjects, PodDisruptionBudgetOnlyWithMoreThanOneInstance) {
   const OwnedObjects two = Orders();
   ASSERT_TRUE(two.pod_disruption_budget.is_object());
   EXPECT_EQ(two.pod_disruption_budget["apiVersion"], "policy/v1");
-  EXPECT_EQ(two.pod_disruption_budget["spec"]["maxUnavailable"], 1);
+  EXPECT_EQ(two.pod_disruption_budget["spec"]["minAvailable"], 1);
   EXPECT_EQ(two.pod_disruption_budget["spec"]["selector"]["matchLabels"],
             internal::SelectorLabels(OrdersPool()));
   EXPECT_TRUE(Billing().pod_disruption_budget.is_null());
@@ -219,12 +219,18 @@ TEST(BuildObjects, HardenedPod) {
             pool.spec.pooler.resources);
 }
 
-TEST(BuildObjects, RollingUpdateUsesThePlannedSurge) {
-  const json orders = Orders().deployment["spec"];
-  EXPECT_EQ(orders["replicas"], 2);
-  EXPECT_EQ(orders["strategy"]["rollingUpdate"], json({{"maxSurge", 1}, {"maxUnavailable", 0}}));
-  const json billing = Billing().deployment["spec"];
-  EXPECT_EQ(billing["strategy"]["rollingUpdate"], json({{"maxSurge", 0}, {"maxUnavailable", 1}}));
+TEST(BuildObjects, PodsCarryTheirServerAndCharge) {
+  const json annotations = Orders().pod_template["metadata"]["annotations"];
+  EXPECT_EQ(annotations["poolkeeper.io/server"], OrdersPlan().server);
+  EXPECT_EQ(annotations["poolkeeper.io/connections-per-pod"],
+            std::to_string(OrdersPlan().per_instance));
+}
+
+TEST(PodInSlot, NamesAndSlotsRoundTrip) {
+  EXPECT_EQ(SlotOf("app-12", "app"), 12);
+  EXPECT_EQ(SlotOf("app-1-0", "app"), -1);
+  EXPECT_EQ(SlotOf("app-", "app"), -1);
+  EXPECT_EQ(SlotOf("other-0", "app"), -1);
 }
 
 TEST(BuildObjects, LabelsSelectorsAndService) {
@@ -234,8 +240,8 @@ TEST(BuildObjects, LabelsSelectorsAndService) {
   EXPECT_EQ(labels["poolkeeper.io/pool"], "orders");
   for (const json& object : AsList(objects)) EXPECT_EQ(object["metadata"]["labels"], labels);
   const json selector = {{"app.kubernetes.io/name", "pgbouncer"}, {"poolkeeper.io/pool", "orders"}};
-  EXPECT_EQ(objects.deployment["spec"]["selector"]["matchLabels"], selector);
-  EXPECT_EQ(objects.deployment["spec"]["template"]["metadata"]["labels"], labels);
+  EXPECT_EQ(objects.pod_disruption_budget["spec"]["selector"]["matchLabels"], selector);
+  EXPECT_EQ(objects.pod_template["metadata"]["labels"], labels);
   EXPECT_EQ(objects.service["spec"]["selector"], selector);
   EXPECT_EQ(objects.service["spec"]["type"], "ClusterIP");
   EXPECT_EQ(objects.service["spec"]["ports"][0]["port"], 6432);

@@ -1,7 +1,7 @@
-// The pooler Deployment: pgbouncer pods that are non-root on a read-only root filesystem, read
-// their config from a ConfigMap and a Secret mounted as directories (never subPath, so updates
-// reach running pods), roll when the config hash changes, and drain clients on stop in the way
-// the image's pgbouncer version understands.
+// The pooler pods: pgbouncer as non-root on a read-only root filesystem, reading its config from a
+// ConfigMap and a Secret mounted as directories (never subPath, so updates reach running pods),
+// draining clients on stop in the way the image's pgbouncer version understands. The operator
+// creates each pod itself (controller/pods.h), in a named slot, only when its connections fit.
 #include <algorithm>
 #include <cstdlib>
 
@@ -147,35 +147,15 @@ json PodSpec(const api::ConnectionPool& pool) {
 
 }  // namespace
 
-json BuildDeployment(const api::ConnectionPool& pool, const std::string& config_hash) {
-  const auto& pooler = pool.spec.pooler;
-  // maxUnavailable 0 keeps full capacity during a rollout, which needs at least one surge pod;
-  // with maxSurge 0 (no room in the budget for an extra pod) one pod at a time goes down instead.
-  int max_unavailable = pooler.max_surge == 0 ? 1 : 0;
+json BuildPodTemplate(const api::ConnectionPool& pool, const std::string& config_hash) {
+  json metadata = Metadata(pool, "");
+  metadata.erase("name");
+  metadata["annotations"] = {{"poolkeeper.io/config-hash", config_hash}};
   return {
-      {"apiVersion", "apps/v1"},
-      {"kind", "Deployment"},
-      {"metadata", Metadata(pool, pool.metadata.name)},
-      {"spec",
-       {
-           {"replicas", pooler.instances},
-           {"selector", {{"matchLabels", SelectorLabels(pool)}}},
-           {"strategy",
-            {
-                {"type", "RollingUpdate"},
-                {"rollingUpdate",
-                 {{"maxSurge", pooler.max_surge}, {"maxUnavailable", max_unavailable}}},
-            }},
-           {"template",
-            {
-                {"metadata",
-                 {
-                     {"labels", Labels(pool)},
-                     {"annotations", {{"poolkeeper.io/config-hash", config_hash}}},
-                 }},
-                {"spec", PodSpec(pool)},
-            }},
-       }},
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", std::move(metadata)},
+      {"spec", PodSpec(pool)},
   };
 }
 

@@ -1,0 +1,111 @@
+#include "controller/holdings.h"
+
+#include <algorithm>
+
+#include "controller/reconciler.h"
+#include "render/render.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+using nlohmann::json;
+
+std::string Key(const json& object) {
+  return object.value("/metadata/namespace"_json_pointer, "") + "/" +
+         object.value("/metadata/name"_json_pointer, "");
+}
+
+std::string PoolOf(const json& object) {
+  auto label = json::json_pointer("/metadata/labels") / render::kPoolLabel;
+  std::string pool = object.contains(label) && object[label].is_string()
+                         ? object[label].get<std::string>()
+                         : object.value("/metadata/name"_json_pointer, "");
+  return object.value("/metadata/namespace"_json_pointer, "") + "/" + pool;
+}
+
+// A pod that has finished holds nothing: its pgbouncer has exited.
+bool Finished(const json& pod) {
+  std::string phase = pod.value("/status/phase"_json_pointer, "");
+  return phase == "Succeeded" || phase == "Failed";
+}
+
+}  // namespace
+
+std::string HoldingsIndex::ServerOf(const json& object) {
+  auto pointer = json::json_pointer("/metadata/annotations") / render::kServerAnnotation;
+  return object.contains(pointer) && object[pointer].is_string()
+             ? object[pointer].get<std::string>()
+             : "";
+}
+
+void HoldingsIndex::UpsertPod(const json& pod) {
+  Charge charge{ServerOf(pod), PoolOf(pod),
+                IntAnnotation(pod, render::kPodConnectionsAnnotation).value_or(0), !Finished(pod)};
+  std::lock_guard guard(mutex_);
+  pods_[Key(pod)] = std::move(charge);
+}
+
+void HoldingsIndex::RemovePod(const json& pod) {
+  std::lock_guard guard(mutex_);
+  pods_.erase(Key(pod));
+}
+
+void HoldingsIndex::UpsertAdmitted(const json& config_map) {
+  auto planned = PlannedConnections(config_map);
+  // An orphaned ConfigMap (delete --cascade=orphan) admits nothing: only pods hold connections.
+  bool owned = false;
+  for (const auto& ref :
+       config_map.value("/metadata/ownerReferences"_json_pointer, json::array())) {
+    owned = owned || ref.value("kind", "") == "ConnectionPool";
+  }
+  std::lock_guard guard(mutex_);
+  if (!planned || !owned) {
+    admitted_.erase(PoolOf(config_map));
+    return;
+  }
+  admitted_[PoolOf(config_map)] = {
+      ServerOf(config_map), *planned,
+      IntAnnotation(config_map, render::kPodConnectionsAnnotation).value_or(0)};
+}
+
+void HoldingsIndex::RemoveAdmitted(const json& config_map) {
+  std::lock_guard guard(mutex_);
+  admitted_.erase(PoolOf(config_map));
+}
+
+std::map<std::string, int64_t> HoldingsIndex::OnServer(const std::string& server) const {
+  std::map<std::string, int64_t> held;
+  std::lock_guard guard(mutex_);
+  for (const auto& [key, charge] : pods_) {
+    if (charge.server != server || !charge.live) continue;
+    int64_t connections = charge.connections;
+    if (auto it = admitted_.find(charge.pool);
+        it != admitted_.end() && it->second.server == server) {
+      connections = std::max(connections, it->second.per_pod);
+    }
+    held[charge.pool] += connections;
+  }
+  for (const auto& [pool, admitted] : admitted_) {
+    if (admitted.server == server) held[pool] = std::max(held[pool], admitted.worst_case);
+  }
+  return held;
+}
+
+budget::Holdings HoldingsIndex::OnServers(const std::set<std::string>& servers) const {
+  budget::Holdings holdings;
+  for (const auto& server : servers) {
+    if (!server.empty()) holdings[server] = OnServer(server);
+  }
+  return holdings;
+}
+
+std::vector<std::string> HoldingsIndex::PodsOf(const std::string& pool_key) const {
+  std::vector<std::string> names;
+  std::lock_guard guard(mutex_);
+  for (const auto& [key, charge] : pods_) {
+    if (charge.pool == pool_key) names.push_back(key.substr(key.find('/') + 1));
+  }
+  return names;
+}
+
+}  // namespace poolkeeper::controller

@@ -1,0 +1,125 @@
+#include "controller/pool_writer.h"
+
+#include "render/render.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+using nlohmann::json;
+
+kube::ResourceType TypeOf(const render::OwnedKind& kind) {
+  return {kind.group, kind.version, kind.plural, kind.kind, true};
+}
+
+}  // namespace
+
+std::string PoolUid(const json& pool) { return pool.value("/metadata/uid"_json_pointer, ""); }
+
+bool OwnedBy(const json& object, const std::string& uid) {
+  for (const auto& ref : object.value("/metadata/ownerReferences"_json_pointer, json::array())) {
+    if (ref.value("uid", "") == uid) return true;
+  }
+  return false;
+}
+
+std::string DescribeForeign(std::string_view kind, const json& object) {
+  std::string owners;
+  for (const auto& ref : object.value("/metadata/ownerReferences"_json_pointer, json::array())) {
+    owners += (owners.empty() ? "" : ", ") + ref.value("kind", "") + " " + ref.value("name", "");
+  }
+  return std::string(kind) + " " + object.value("/metadata/namespace"_json_pointer, "") + "/" +
+         object.value("/metadata/name"_json_pointer, "") +
+         " exists and is not owned by this ConnectionPool (" +
+         (owners.empty() ? "no owner" : "owned by " + owners) + ")";
+}
+
+Result<bool> PoolWriter::CheckNamesFree(PoolInputs& in, const ReconcileResult& result) {
+  const std::string uid = PoolUid(in.pool);
+  bool changed = false;
+  for (const json& desired : result.apply) {
+    const std::string kind = desired.value("kind", "");
+    const render::OwnedKind* owned = render::FindOwnedKind(kind);
+    if (!owned || in.owned.contains(kind) || in.conflicts.contains(kind)) continue;
+    auto stored = client_.Get(TypeOf(*owned), desired["metadata"].value("namespace", ""),
+                              desired["metadata"].value("name", ""));
+    if (!stored) {
+      if (stored.error().code == ErrorCode::kNotFound) continue;
+      return std::unexpected(stored.error());
+    }
+    changed = true;
+    if (OwnedBy(*stored, uid)) {
+      in.owned[kind] = std::move(*stored);
+    } else {
+      in.conflicts[kind] = DescribeForeign(kind, *stored);
+    }
+  }
+  return changed;
+}
+
+Status PoolWriter::WriteFinalizer(const json& pool, FinalizerChange change) {
+  json finalizers = json::array();
+  for (const auto& f : pool.value("/metadata/finalizers"_json_pointer, json::array())) {
+    if (f != kFinalizer) finalizers.push_back(f);
+  }
+  if (change == FinalizerChange::kAdd) finalizers.push_back(kFinalizer);
+  // The resourceVersion makes the merge patch conditional: the list is replaced whole, so it must
+  // be the list we read.
+  json patch = {{"metadata",
+                 {{"finalizers", finalizers},
+                  {"resourceVersion", pool.value("/metadata/resourceVersion"_json_pointer, "")}}}};
+  auto patched = client_.MergePatch(kube::resources::kConnectionPool,
+                                    pool.value("/metadata/namespace"_json_pointer, ""),
+                                    pool.value("/metadata/name"_json_pointer, ""), patch);
+  if (!patched && patched.error().code != ErrorCode::kNotFound) {
+    return std::unexpected(patched.error());
+  }
+  return {};
+}
+
+Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
+  const std::string ns = in.pool.value("/metadata/namespace"_json_pointer, "");
+  const std::string name = in.pool.value("/metadata/name"_json_pointer, "");
+  // Added before anything exists that a deletion must wait for; removed only when nothing is left.
+  if (result.finalizer == FinalizerChange::kAdd) {
+    if (auto written = WriteFinalizer(in.pool, result.finalizer); !written) return written;
+  }
+  for (const json& desired : result.apply) {
+    const render::OwnedKind* kind = render::FindOwnedKind(desired.value("kind", ""));
+    if (!kind) return Fail(ErrorCode::kInternal, "no resource type for " + desired.dump());
+    auto applied = client_.Apply(TypeOf(*kind), desired);
+    if (!applied) return std::unexpected(applied.error());
+  }
+  for (const auto& kind_name : result.delete_kinds) {
+    const render::OwnedKind* kind = render::FindOwnedKind(kind_name);
+    const std::string uid = in.owned.at(kind_name).value("/metadata/uid"_json_pointer, "");
+    auto deleted = client_.Delete(TypeOf(*kind), ns, name + std::string(kind->suffix),
+                                  {.precondition_uid = uid});
+    if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(deleted.error());
+    }
+  }
+  for (const auto& [pod, uid] : result.delete_pods) {
+    auto deleted = client_.Delete(kube::resources::kPod, ns, pod, {.precondition_uid = uid});
+    if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(deleted.error());
+    }
+  }
+  for (const json& pod : result.create_pods) {
+    auto created = client_.Create(kube::resources::kPod, pod);
+    if (!created) return std::unexpected(created.error());
+    holdings_.UpsertPod(*created);
+  }
+  if (result.status) {
+    auto patched = client_.MergePatch(kube::resources::kConnectionPool, ns, name,
+                                      {{"status", *result.status}}, "status");
+    if (!patched && patched.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(patched.error());
+    }
+  }
+  if (result.finalizer == FinalizerChange::kRemove) {
+    if (auto written = WriteFinalizer(in.pool, result.finalizer); !written) return written;
+  }
+  return {};
+}
+
+}  // namespace poolkeeper::controller

@@ -1,0 +1,47 @@
+// The write side of a reconcile: what the pure Reconcile decided, carried out through the API in a
+// safe order (the finalizer first, so nothing exists that a deletion would not wait for; then the
+// owned objects, deletions, the pods, the status), plus the one read a decision needs that the
+// caches cannot answer: whether an owned object's name is free before its first write. The caches
+// hold only objects labelled as poolkeeper's, and a forced server-side apply would take over anyone
+// else's.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/error.h"
+#include "controller/holdings.h"
+#include "controller/reconciler.h"
+#include "kube/client.h"
+
+namespace poolkeeper::controller {
+
+// The pool's uid, from the stored object.
+std::string PoolUid(const nlohmann::json& pool);
+// Whether `object` has an ownerReference to the object with `uid`.
+bool OwnedBy(const nlohmann::json& object, const std::string& uid);
+// "Deployment shop/app exists and is not owned by this ConnectionPool (...)".
+std::string DescribeForeign(std::string_view kind, const nlohmann::json& object);
+
+class PoolWriter {
+ public:
+  // Pods it creates enter `holdings` at once, before the informer sees them, so the next plan on
+  // the same server counts them even if the cache is behind.
+  PoolWriter(kube::Client& client, HoldingsIndex& holdings)
+      : client_(client), holdings_(holdings) {}
+
+  // For every object `result` would apply that `in.owned` lacks: GET it. One the pool owns (the
+  // cache is behind our own write) joins in.owned; any other is a conflict in in.conflicts.
+  // Returns true when `in` changed, and the pool must be reconciled again with it.
+  Result<bool> CheckNamesFree(PoolInputs& in, const ReconcileResult& result);
+
+  // Writes what `result` decided for the pool `in.pool`. Stops at the first failure.
+  Status Write(const PoolInputs& in, const ReconcileResult& result);
+
+ private:
+  Status WriteFinalizer(const nlohmann::json& pool, FinalizerChange change);
+  kube::Client& client_;
+  HoldingsIndex& holdings_;
+};
+
+}  // namespace poolkeeper::controller
