@@ -55,7 +55,11 @@ class Pass {
 
   ReconcileResult Run() {
     if (!HasFinalizer(in_.pool, kFinalizer)) result_.finalizer = FinalizerChange::kAdd;
-    if (ParseSpec() && PlanBudget() && Render() && DecideWrites()) DrivePods();
+    if (ParseSpec() && PlanBudget() && Render() && DecideWrites()) {
+      DrivePods();
+    } else {
+      KeepLastGoodPods();
+    }
     ReportRollout();
     return Finish();
   }
@@ -220,25 +224,66 @@ class Pass {
                      mine_->per_instance,
                      mine_->limit,
                      pooler.max_surge == 0 ? 1 : 0};
+    pods_ = ApplyPodPlan(target, objects_->pod_template);
+  }
+
+  // While a newer spec is refused (over budget, invalid, a Secret missing), the last admitted
+  // configuration keeps running at its admitted size: a pod evicted or deleted meanwhile is
+  // replaced by a copy of one of its siblings, within what that configuration was admitted with.
+  void KeepLastGoodPods() {
+    auto config_map = in_.owned.find("ConfigMap");
+    if (config_map == in_.owned.end()) return;
+    const json& admitted = config_map->second;
+    auto instances = IntAnnotation(admitted, render::kInstancesAnnotation);
+    auto surge = IntAnnotation(admitted, render::kMaxSurgeAnnotation);
+    auto per_pod = IntAnnotation(admitted, render::kPodConnectionsAnnotation);
+    auto planned = PlannedConnections(admitted);
+    const std::string hash = api::StatusFromJson(stored_status_).config_hash;
+    const json* sibling = nullptr;
+    for (const auto& pod : in_.pods) {
+      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), 0);
+      if (o.owned && !o.terminating && !o.finished && o.config_hash == hash) sibling = &pod;
+    }
+    if (!instances || !surge || !per_pod || !planned || !sibling || hash.empty()) return;
+    json pod_template = {{"apiVersion", "v1"},
+                         {"kind", "Pod"},
+                         {"metadata",
+                          {{"namespace", (*sibling)["metadata"]["namespace"]},
+                           {"labels", (*sibling)["metadata"]["labels"]},
+                           {"annotations", (*sibling)["metadata"]["annotations"]},
+                           {"ownerReferences", (*sibling)["metadata"]["ownerReferences"]}}},
+                         {"spec", (*sibling)["spec"]}};
+    pod_template["spec"].erase("nodeName");  // the scheduler places the copy
+    const std::string name = in_.pool.value("/metadata/name"_json_pointer, "");
+    const int pods = *instances == 0 ? 0 : static_cast<int>(*instances + *surge);
+    PodTarget target{name,          static_cast<int>(*instances), pods, hash, *per_pod,
+                     *planned,      *surge == 0 ? 1 : 0};
+    PodChanges changes = ApplyPodPlan(target, pod_template);
+    status_.ready_instances = changes.ready;
+    kept_ = true;
+  }
+
+  PodChanges ApplyPodPlan(const PodTarget& target, const json& pod_template) {
     std::vector<ObservedPod> observed;
     for (const auto& pod : in_.pods) {
-      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), mine_->per_instance);
+      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), target.connections);
       // A restarted container of an older pod loads the ConfigMap as it is now.
-      o.connections = std::max(o.connections, mine_->per_instance);
+      o.connections = std::max(o.connections, target.connections);
       observed.push_back(std::move(o));
     }
-    pods_ = PlanPods(target, observed);
-    for (int slot : pods_->create) {
-      result_.create_pods.push_back(
-          render::PodInSlot(objects_->pod_template, pool_.metadata.name, slot));
+    PodChanges changes = PlanPods(target, observed);
+    for (int slot : changes.create) {
+      result_.create_pods.push_back(render::PodInSlot(pod_template, target.pool_name, slot));
     }
-    for (const auto& pod : pods_->remove) result_.delete_pods.emplace_back(pod.name, pod.uid);
+    for (const auto& pod : changes.remove) result_.delete_pods.emplace_back(pod.name, pod.uid);
+    return changes;
   }
 
   // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
   void ReportRollout() {
     const int64_t instances = status_.instances;
-    status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
+    if (pods_) status_.ready_instances = pods_->ready;
+    if (!pods_ && !kept_) status_.ready_instances = ReadyPods();
     bool rolling = pods_ && (!result_.apply.empty() || !pods_->complete);
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
@@ -285,6 +330,7 @@ class Pass {
   std::optional<budget::PoolPlan> mine_;
   std::optional<render::OwnedObjects> objects_;
   std::optional<PodChanges> pods_;
+  bool kept_ = false;  // KeepLastGoodPods counted the ready pods
   ReconcileResult result_;
 };
 

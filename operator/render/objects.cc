@@ -128,6 +128,8 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   annotations[kPlannedConnectionsAnnotation] = std::to_string(plan.worst_case);
   annotations[kServerAnnotation] = plan.server;
   annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
+  annotations[kInstancesAnnotation] = std::to_string(pool.spec.pooler.instances);
+  annotations[kMaxSurgeAnnotation] = std::to_string(pool.spec.pooler.max_surge);
   objects.pod_template = internal::BuildPodTemplate(pool, objects.config_hash);
   json& pod_annotations = objects.pod_template["metadata"]["annotations"];
   pod_annotations[kServerAnnotation] = plan.server;

@@ -40,20 +40,23 @@ start_operator() {
 	setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" --http-address "127.0.0.1:$port" --workers 4 \
 		--log-format json --watch-timeout-seconds 30 >>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"
+	disown # its kill -9 is an action, not news
 }
 
 # MAX_CONNECTIONS 60 - 3 superuser reserved - 2 overhead = 55 usable.
 usable=55
-pool() { # NAME MODE INSTANCES POOL-SIZE [MAX-DB-CONNECTIONS]
+# minPoolSize makes every pgbouncer open its connections as soon as a client has used it, so the server sees
+# close to what the pods can hold, not only what the clients happen to need.
+pool() { # NAME MODE INSTANCES POOL-SIZE MIN-POOL-SIZE [MAX-DB-CONNECTIONS]
 	local cap=""
-	[[ -n "${5:-}" ]] && cap=", maxDbConnections: $5"
+	[[ -n "${6:-}" ]] && cap=", maxDbConnections: $6"
 	cat <<YAML
 apiVersion: poolkeeper.io/v1alpha1
 kind: ConnectionPool
 metadata: {name: $1, namespace: default}
 spec:
   server: {host: 127.0.0.1, port: $pgport, maxConnections: 60, overhead: 2}
-  pooler: {instances: $3, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", poolMode: $2, defaultPoolSize: $4, maxClientConn: 500}
+  pooler: {instances: $3, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", poolMode: $2, defaultPoolSize: $4, minPoolSize: $5, maxClientConn: 500}
   databases: [{name: app$cap}]
   users: [{name: app, passwordSecretRef: {name: app-db}}]
 YAML
@@ -62,9 +65,9 @@ YAML
 # left: 37 / 3 = 12 per pod, 36; 54 of 55.
 create_pool() {
 	case $1 in
-	chaos-fixed) pool chaos-fixed transaction 2 4 4 ;;
-	chaos-session) pool chaos-session session 1 3 3 ;;
-	chaos-derived) pool chaos-derived transaction 2 20 ;;
+	chaos-fixed) pool chaos-fixed transaction 2 4 4 4 ;;
+	chaos-session) pool chaos-session session 1 3 3 3 ;;
+	chaos-derived) pool chaos-derived transaction 2 20 10 ;;
 	esac | k apply -f - >/dev/null
 }
 pools=(chaos-fixed chaos-session chaos-derived)
@@ -87,8 +90,8 @@ act() {
 	0) n=$(( RANDOM % 4 )); k scale connectionpool "$p" --replicas=$n >/dev/null && echo "scale $p to $n" ;;
 	1)
 		case $p in
-		chaos-fixed) n=$(( 2 + RANDOM % 5 )); k patch connectionpool "$p" --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$n},\"databases\":[{\"name\":\"app\",\"maxDbConnections\":$n}]}}" ;;
-		chaos-session) n=$(( 2 + RANDOM % 3 )); k patch connectionpool "$p" --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$n},\"databases\":[{\"name\":\"app\",\"maxDbConnections\":$n}]}}" ;;
+		chaos-fixed) n=$(( 2 + RANDOM % 5 )); k patch connectionpool "$p" --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$n,\"minPoolSize\":$n},\"databases\":[{\"name\":\"app\",\"maxDbConnections\":$n}]}}" ;;
+		chaos-session) n=$(( 2 + RANDOM % 3 )); k patch connectionpool "$p" --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$n,\"minPoolSize\":$n},\"databases\":[{\"name\":\"app\",\"maxDbConnections\":$n}]}}" ;;
 		*) n=$(( 10 + RANDOM % 20 )); k patch connectionpool "$p" --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$n}}}" ;;
 		esac >/dev/null && echo "change $p pool size to $n"
 		;;
@@ -159,11 +162,14 @@ test_the_budget_holds_under_chaos() {
 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 60
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
-k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+k create secret generic app-db --from-literal=password=app-secret-pw --save-config >/dev/null
 start_operator
-for p in chaos-fixed chaos-session chaos-derived; do create_pool "$p"; done
-for p in "${pools[@]}"; do
+# One after the other: creationTimestamp has a resolution of a second, and within one second the ledger
+# orders pools by name.
+for p in chaos-fixed chaos-session chaos-derived; do
+	create_pool "$p"
 	k wait --for=condition=Ready "connectionpool/$p" --timeout=120s >/dev/null || echo "$p not Ready: $(k get connectionpool "$p" -o jsonpath='{.status.conditions}')" >&2
+	sleep 1 # a later creationTimestamp for the next pool (a second's resolution), not a wait for a condition
 done
 run test_the_budget_holds_under_chaos
 echo "$passed passed, $failed failed"

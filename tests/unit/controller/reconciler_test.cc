@@ -161,6 +161,28 @@ TEST_F(ReconcilerTest, OverrunUnderEnforceKeepsTheRunningConfiguration) {
   EXPECT_EQ(pods_, pods_before);
 }
 
+// A node drain while a newer spec is refused must not leave the pool without pods: the last
+// admitted configuration is kept at its admitted size, within what it was admitted with.
+TEST_F(ReconcilerTest, RefusedPoolKeepsItsLastGoodPodsRunning) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  Settle(pool);
+  const json last_good = pods_["orders-1"];
+  pool["spec"]["pooler"]["defaultPoolSize"] = 20;  // (2 + 1) x 20 = 60 > 35: refused
+  pool["spec"]["databases"][0]["maxDbConnections"] = 20;
+  pool["metadata"]["generation"] = 4;
+  pods_.erase("orders-0");  // evicted and gone
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_TRUE(result.apply.empty());
+  ASSERT_EQ(Names(result.create_pods), std::vector<std::string>{"orders-0"});
+  const json& copy = result.create_pods[0];
+  EXPECT_EQ(copy["metadata"]["annotations"], last_good["metadata"]["annotations"]);
+  EXPECT_EQ(copy["metadata"]["ownerReferences"], last_good["metadata"]["ownerReferences"]);
+  EXPECT_EQ(copy["spec"], last_good["spec"]);
+  EXPECT_FALSE(copy.contains("status"));
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "BudgetExceeded");
+  EXPECT_EQ((*result.status)["readyInstances"], 1);
+}
+
 TEST_F(ReconcilerTest, LaterPoolOnTheSameServerWaitsForBudget) {
   json first = PoolJson("first", 2, 10, "2026-01-01T00:00:00Z");
   json second = PoolJson("second", 2, 10, "2026-01-02T00:00:00Z");

@@ -179,9 +179,15 @@ func runClient(ctx context.Context, picker *podPicker, pool string, port int, us
 			continue
 		}
 		db.SetMaxOpenConns(1)
-		for i := 0; i < 100 && ctx.Err() == nil; i++ {
+		for i := 0; i < 20 && ctx.Err() == nil; i++ {
+			// Now and then a long query: a pooler that stops must drain it, holding its server
+			// connection meanwhile, which is when old and new pods overlap.
+			query := "SELECT pg_sleep(0.05)"
+			if rand.Intn(25) == 0 {
+				query = "SELECT pg_sleep(2)"
+			}
 			qctx, done := context.WithTimeout(ctx, 10*time.Second)
-			_, err = db.ExecContext(qctx, "SELECT pg_sleep(0.05)")
+			_, err = db.ExecContext(qctx, query)
 			done()
 			if err != nil {
 				if ctx.Err() == nil {
