@@ -65,7 +65,7 @@ else
   # 4. Condition and event reasons the reconciler writes (CamelCase string literals, less kinds
   #    and event types).
   mapfile -t reasons < <(grep -ohE '"[A-Z][a-z]+([A-Z][a-z]+)*"' "$REPO_ROOT/operator/controller/reconciler.cc" |
-    tr -d '"' | grep -vxE 'ConfigMap|Secret|Service|PodDisruptionBudget|Deployment|Normal|Warning|True|False' |
+    tr -d '"' | grep -vxE 'ConfigMap|Secret|Service|PodDisruptionBudget|Pod|Normal|Warning|True|False' |
     sort -u)
   documented "condition and event reasons" "$operating" "${reasons[@]}"
 fi
