@@ -177,7 +177,7 @@ void AddAdvisoryFindings(const api::ConnectionPool& pool, const LedgerPosition& 
   if (ledger.overhead == 0) {
     plan.findings.push_back(Make(Severity::kWarning, "NoOverheadReserved",
                                  "overhead of " + plan.server +
-                                     " is 0: migrations, monitoring, replication and admin "
+                                     " is 0: migrations, monitoring, cron jobs and admin "
                                      "sessions compete with the pools for the same " +
                                      N(ledger.usable) +
                                      " usable connections; set spec.server.overhead"));

@@ -174,7 +174,7 @@ TEST(NoOverheadReserved, WarnsWhenNothingIsKeptOutsideThePools) {
   ASSERT_NE(finding, std::nullopt);
   EXPECT_EQ(finding->severity, Severity::kWarning);
   EXPECT_EQ(finding->message,
-            "overhead of db:5432 is 0: migrations, monitoring, replication and admin sessions "
+            "overhead of db:5432 is 0: migrations, monitoring, cron jobs and admin sessions "
             "compete with the pools for the same 100 usable connections; set "
             "spec.server.overhead");
 
