@@ -95,6 +95,6 @@ Explore:
   kubectl get pods,configmap,secret,service -l app.kubernetes.io/instance=app
   PGPASSWORD=$APP_PASSWORD psql -h $POD_IP -p 6432 -U app app
   kubectl scale connectionpool app --replicas 3   # caps re-derived to fit: (3 + 1) x 3 = 12 of 15
-  kubectl patch connectionpool app --type merge -p '{"spec":{"pooler":{"defaultPoolSize":8},"databases":[{"name":"app","maxDbConnections":8}]}}'   # (2 + 1) x 8 = 24 > 15: refused, the pods keep running
+  kubectl patch connectionpool app --type merge -p '{"spec":{"pooler":{"defaultPoolSize":8},"databases":[{"name":"app","maxDbConnections":8}]}}'   # (instances + 1) x 8 > 15: refused, the pods keep running
 Stop: scripts/demo.sh stop
 MSG
