@@ -38,11 +38,33 @@ std::string HoldingsIndex::ServerOf(const json& object) {
              : "";
 }
 
-void HoldingsIndex::UpsertPod(const json& pod) {
-  Charge charge{ServerOf(pod), PoolOf(pod),
-                IntAnnotation(pod, render::kPodConnectionsAnnotation).value_or(0), !Finished(pod)};
+void HoldingsIndex::UpsertPod(std::shared_ptr<const json> pod) {
+  const std::string key = Key(*pod);
+  Charge charge{ServerOf(*pod), PoolOf(*pod),
+                IntAnnotation(*pod, render::kPodConnectionsAnnotation).value_or(0), !Finished(*pod),
+                std::move(pod)};
   std::lock_guard guard(mutex_);
-  pods_[Key(pod)] = std::move(charge);
+  pods_[key] = std::move(charge);
+}
+
+void HoldingsIndex::UpsertCreatedPod(std::shared_ptr<const json> pod) {
+  const std::string key = Key(*pod);
+  Charge charge{ServerOf(*pod),
+                PoolOf(*pod),
+                IntAnnotation(*pod, render::kPodConnectionsAnnotation).value_or(0),
+                true,
+                std::move(pod),
+                clock_.Now()};
+  std::lock_guard guard(mutex_);
+  if (!pods_.contains(key)) pods_[key] = std::move(charge);  // the informer was quicker
+}
+
+void HoldingsIndex::ExpireUnconfirmed() const {
+  const Clock::TimePoint now = clock_.Now();
+  std::erase_if(pods_, [&](const auto& entry) {
+    const auto& since = entry.second.unconfirmed_since;
+    return since && now - *since > kUnconfirmedFor;
+  });
 }
 
 void HoldingsIndex::RemovePod(const json& pod) {
@@ -76,6 +98,7 @@ void HoldingsIndex::RemoveAdmitted(const json& config_map) {
 std::map<std::string, int64_t> HoldingsIndex::OnServer(const std::string& server) const {
   std::map<std::string, int64_t> held;
   std::lock_guard guard(mutex_);
+  ExpireUnconfirmed();
   for (const auto& [key, charge] : pods_) {
     if (charge.server != server || !charge.live) continue;
     int64_t connections = charge.connections;
@@ -99,13 +122,14 @@ budget::Holdings HoldingsIndex::OnServers(const std::set<std::string>& servers) 
   return holdings;
 }
 
-std::vector<std::string> HoldingsIndex::PodsOf(const std::string& pool_key) const {
-  std::vector<std::string> names;
+std::vector<std::shared_ptr<const json>> HoldingsIndex::PodsOf(const std::string& pool_key) const {
+  std::vector<std::shared_ptr<const json>> pods;
   std::lock_guard guard(mutex_);
+  ExpireUnconfirmed();
   for (const auto& [key, charge] : pods_) {
-    if (charge.pool == pool_key) names.push_back(key.substr(key.find('/') + 1));
+    if (charge.pool == pool_key) pods.push_back(charge.pod);
   }
-  return names;
+  return pods;
 }
 
 }  // namespace poolkeeper::controller

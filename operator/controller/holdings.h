@@ -9,8 +9,10 @@
 // handlers keep it current; reconciles read it. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -19,12 +21,20 @@
 #include <vector>
 
 #include "budget/planner.h"
+#include "common/clock.h"
 
 namespace poolkeeper::controller {
 
 class HoldingsIndex {
  public:
-  void UpsertPod(const nlohmann::json& pod);
+  explicit HoldingsIndex(const Clock& clock) : clock_(clock) {}
+  // From the informer: what exists.
+  void UpsertPod(std::shared_ptr<const nlohmann::json> pod);
+  // From the operator's own create, before the informer sees it. Counted until the informer
+  // reports it, or for kUnconfirmedFor at most: a pod created and gone while the watch was
+  // being re-established would otherwise be charged (and hold its slot) for ever.
+  void UpsertCreatedPod(std::shared_ptr<const nlohmann::json> pod);
+  static constexpr std::chrono::seconds kUnconfirmedFor{120};
   void RemovePod(const nlohmann::json& pod);
   // A pool's ConfigMap: the admitted configuration.
   void UpsertAdmitted(const nlohmann::json& config_map);
@@ -33,8 +43,10 @@ class HoldingsIndex {
   // By pool key ("namespace/pool"): what that pool holds on `server`.
   std::map<std::string, int64_t> OnServer(const std::string& server) const;
   budget::Holdings OnServers(const std::set<std::string>& servers) const;
-  // Names of the pods labelled as the pool's that exist (any owner, any phase).
-  std::vector<std::string> PodsOf(const std::string& pool_key) const;
+  // The pods labelled as the pool's that exist (any owner, any phase), as last seen: by the
+  // informer, or as the API server returned them when the operator created them (the informer
+  // may not have seen those yet, and a plan that missed them could start one pod too many).
+  std::vector<std::shared_ptr<const nlohmann::json>> PodsOf(const std::string& pool_key) const;
   // The server an object says it was configured for ("" when it does not say).
   static std::string ServerOf(const nlohmann::json& object);
 
@@ -43,17 +55,22 @@ class HoldingsIndex {
     std::string server;
     std::string pool;  // namespace/pool
     int64_t connections = 0;
-    bool live = true;  // pods: not finished
+    bool live = true;  // not finished
+    std::shared_ptr<const nlohmann::json> pod;
+    std::optional<Clock::TimePoint> unconfirmed_since;  // created by us, not yet seen
   };
+  // Drops created pods the informer never confirmed in time. Under mutex_.
+  void ExpireUnconfirmed() const;
   struct Admitted {
     std::string server;
     int64_t worst_case = 0;
     int64_t per_pod = 0;
   };
 
+  const Clock& clock_;
   mutable std::mutex mutex_;
-  std::map<std::string, Charge> pods_;        // by namespace/name
-  std::map<std::string, Admitted> admitted_;  // by pool key
+  mutable std::map<std::string, Charge> pods_;  // by namespace/name
+  std::map<std::string, Admitted> admitted_;    // by pool key
 };
 
 }  // namespace poolkeeper::controller

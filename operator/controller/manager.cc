@@ -55,7 +55,8 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       options_(std::move(options)),
       queue_(clock),
       events_(client, clock, options_.instance),
-      index_(options_.defaults) {
+      index_(options_.defaults),
+      holdings_(clock) {
   kube::InformerOptions pool_options{.type = kube::resources::kConnectionPool,
                                      .watch_timeout = options_.watch_timeout};
   pools_ =
@@ -205,15 +206,17 @@ bool Finished(const kube::ObjectPtr& pod) {
 // finished, what it held is free, so every pool on its server may now be admitted.
 void Manager::OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
   const kube::ObjectPtr& pod = after ? after : before;
+  // The index first: a worker may take the key the moment it is queued, and reconciles read pods
+  // from the index.
+  if (after) {
+    holdings_.UpsertPod(after);
+  } else {
+    holdings_.RemovePod(*before);
+  }
   const std::string ns = pod->value("/metadata/namespace"_json_pointer, "");
   auto label = json::json_pointer("/metadata/labels") / render::kPoolLabel;
   if (pod->contains(label) && (*pod)[label].is_string()) {
     Enqueue(ns + "/" + (*pod)[label].get<std::string>());
-  }
-  if (after) {
-    holdings_.UpsertPod(*after);
-  } else {
-    holdings_.RemovePod(*before);
   }
   if (!after || (Finished(after) && !Finished(before))) {
     EnqueueServer(HoldingsIndex::ServerOf(*pod), "");
@@ -300,9 +303,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
     in.server_pools = index_.OnServer(entry->server);
     in.holdings = holdings_.OnServers({entry->server});
   }
-  for (const auto& pod_name : holdings_.PodsOf(key)) {
-    if (auto pod = pods_->Get(ns, pod_name)) in.pods.push_back(*pod);
-  }
+  for (const auto& pod : holdings_.PodsOf(key)) in.pods.push_back(*pod);
   api::Manifests secrets;
   if (entry) {
     std::lock_guard guard(secrets_mutex_);

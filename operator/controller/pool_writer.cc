@@ -107,7 +107,7 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   for (const json& pod : result.create_pods) {
     auto created = client_.Create(kube::resources::kPod, pod);
     if (!created) return std::unexpected(created.error());
-    holdings_.UpsertPod(*created);
+    holdings_.UpsertCreatedPod(std::make_shared<const json>(std::move(*created)));
   }
   if (result.status) {
     auto patched = client_.MergePatch(kube::resources::kConnectionPool, ns, name,

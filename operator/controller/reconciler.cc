@@ -256,8 +256,8 @@ class Pass {
     pod_template["spec"].erase("nodeName");  // the scheduler places the copy
     const std::string name = in_.pool.value("/metadata/name"_json_pointer, "");
     const int pods = *instances == 0 ? 0 : static_cast<int>(*instances + *surge);
-    PodTarget target{name,          static_cast<int>(*instances), pods, hash, *per_pod,
-                     *planned,      *surge == 0 ? 1 : 0};
+    PodTarget target{name,     static_cast<int>(*instances), pods, hash, *per_pod,
+                     *planned, *surge == 0 ? 1 : 0};
     PodChanges changes = ApplyPodPlan(target, pod_template);
     status_.ready_instances = changes.ready;
     kept_ = true;
