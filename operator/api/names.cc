@@ -66,9 +66,8 @@ std::optional<std::string> CheckSecretKey(std::string_view key) {
 std::optional<std::string> CheckPgIdentifier(std::string_view name) {
   if (name.empty()) return "must not be empty";
   if (name.size() > 63) return "must be at most 63 characters (PostgreSQL truncates longer names)";
-  bool ok = std::ranges::all_of(name, [](char c) {
-    return IsAlnum(c) || c == '_' || c == '.' || c == '-';
-  });
+  bool ok = std::ranges::all_of(
+      name, [](char c) { return IsAlnum(c) || c == '_' || c == '.' || c == '-'; });
   if (!ok) {
     return "may contain only letters, digits and '_', '.', '-' (anything else could inject a "
            "setting into pgbouncer.ini, or stops PgBouncer from loading it)";
@@ -86,6 +85,5 @@ std::optional<std::string> CheckHost(std::string_view host) {
   if (host.front() == '-') return "must not start with '-'";
   return std::nullopt;
 }
-
 
 }  // namespace poolkeeper::api

@@ -90,8 +90,8 @@ inline constexpr char kPlannedConnectionsAnnotation[] = "poolkeeper.io/planned-c
 inline constexpr char kServerAnnotation[] = "poolkeeper.io/server";
 inline constexpr char kPodConnectionsAnnotation[] = "poolkeeper.io/connections-per-pod";
 // The label every pooler pod carries: the name of its pool.
-// On the ConfigMap: the pods of the admitted configuration (instances, and maxSurge beside them), so
-// that while a newer spec is refused the operator keeps that many running.
+// On the ConfigMap: the pods of the admitted configuration (instances, and maxSurge beside them),
+// so that while a newer spec is refused the operator keeps that many running.
 inline constexpr char kInstancesAnnotation[] = "poolkeeper.io/instances";
 inline constexpr char kMaxSurgeAnnotation[] = "poolkeeper.io/max-surge";
 inline constexpr char kPoolLabel[] = "poolkeeper.io/pool";
