@@ -24,9 +24,17 @@ Result<std::string> ReadFile(const std::string& path) {
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& content, int mode) {
-  std::string temp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Fail(ErrorCode::kInvalid, temp + ": " + std::strerror(errno));
+  // A name nobody can predict, created exclusively: a symlink planted at a guessable temporary
+  // name would otherwise redirect the write.
+  std::string temp = path + ".tmp.XXXXXX";
+  int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::kInvalid, path + ": " + std::strerror(errno));
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+    std::string reason = std::strerror(errno);
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return Fail(ErrorCode::kInvalid, path + ": " + reason);
+  }
   size_t written = 0;
   while (written < content.size()) {
     ssize_t n = ::write(fd, content.data() + written, content.size() - written);

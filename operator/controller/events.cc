@@ -49,9 +49,13 @@ void EventRecorder::Record(const json& pool, const EventRecord& event, const std
   {
     std::lock_guard guard(mutex_);
     auto key = std::make_tuple(uid, event.type, event.reason, event.message);
+    const Clock::TimePoint now_steady = clock_.Now();
     auto it = last_.find(key);
-    if (it != last_.end() && clock_.Now() - it->second < window_) return;
-    last_[key] = clock_.Now();
+    if (it != last_.end() && now_steady - it->second < window_) return;
+    // Entries past the window decide nothing any more: without this the map grows with every
+    // distinct message (budget arithmetic changes with every plan) for the life of the process.
+    std::erase_if(last_, [&](const auto& entry) { return now_steady - entry.second >= window_; });
+    last_[key] = now_steady;
     // As client-go names them: the object's name and a unique suffix.
     auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
@@ -72,6 +76,11 @@ void EventRecorder::Record(const json& pool, const EventRecord& event, const std
   }
   std::lock_guard guard(mutex_);
   ++written_;
+}
+
+size_t EventRecorder::Remembered() const {
+  std::lock_guard guard(mutex_);
+  return last_.size();
 }
 
 uint64_t EventRecorder::Written() const {

@@ -25,6 +25,7 @@ class EventRecorder {
   // `pool` is the ConnectionPool as stored (its uid, namespace and name are referenced).
   void Record(const nlohmann::json& pool, const EventRecord& event, const std::string& now_rfc3339);
   uint64_t Written() const;
+  size_t Remembered() const;  // events still inside the de-duplication window
 
  private:
   kube::Client& client_;

@@ -263,7 +263,7 @@ void Manager::Work() {
   while (auto key = queue_.Get()) {
     ++busy_;
     auto started = std::chrono::steady_clock::now();
-    auto outcome = ReconcileKey(*key);
+    auto outcome = ReconcileGuarded(*key);
     std::string result = "success";
     if (!outcome) {
       result = "error";
@@ -284,6 +284,17 @@ void Manager::Work() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (observer_) observer_(*key, seconds, result);
     --busy_;
+  }
+}
+
+// The catch boundary of a worker: an exception from a library (a JSON value of an unexpected type
+// in an object someone wrote, an allocation failure) fails this one reconcile, which is retried
+// with backoff, instead of ending the process.
+Result<Manager::Outcome> Manager::ReconcileGuarded(const std::string& key) {
+  try {
+    return ReconcileKey(key);
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInternal, std::string("reconcile threw: ") + e.what());
   }
 }
 

@@ -92,6 +92,7 @@ class Manager {
   std::mutex& ServerMutex(const std::string& server);
   void EnsureSecretWatches();
   void Work();
+  Result<Outcome> ReconcileGuarded(const std::string& key);
   Result<Outcome> ReconcileKey(const std::string& key);
 
   kube::Client& client_;

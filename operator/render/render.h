@@ -30,7 +30,9 @@ std::string RenderIni(const api::ConnectionPool& pool, const budget::PoolPlan& p
 
 // userlist.txt: one `"user" "password"` line per user, `"` doubled. Fails (kNotFound, naming
 // spec.users[i].passwordSecretRef) when a password is missing, and (kInvalid) when a password holds
-// a character the file cannot carry (newline, NUL).
+// a character the file cannot carry (newline, NUL) or is longer than PgBouncer reads
+// (kMaxUserlistPassword bytes or more once quotes are doubled).
+inline constexpr size_t kMaxUserlistPassword = 2048;
 Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwords& passwords);
 
 // The objects the operator applies for one pool, as Kubernetes JSON (apiVersion, kind, metadata

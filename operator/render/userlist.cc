@@ -53,7 +53,17 @@ Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwo
                      "the password of user \"" + user.name + "\" in " + source +
                          " contains a line break or a NUL byte, which the userlist cannot carry"));
     }
-    lines.emplace_back(user.name, Quoted(user.name) + " " + Quoted(password) + "\n");
+    // PgBouncer (1.18 to 1.24 at least) reads auth-file fields into 2048-byte buffers: at a longer
+    // one it stops reading the file, and every user after it fails to log in.
+    const std::string quoted = Quoted(password);
+    if (quoted.size() - 2 >= kMaxUserlistPassword) {
+      return std::unexpected(FieldError(
+          ErrorCode::kInvalid, field,
+          "the password of user \"" + user.name + "\" in " + source + " is " +
+              std::to_string(quoted.size() - 2) + " bytes in the userlist (quotes doubled); " +
+              "PgBouncer reads at most " + std::to_string(kMaxUserlistPassword - 1)));
+    }
+    lines.emplace_back(user.name, Quoted(user.name) + " " + quoted + "\n");
   }
   std::ranges::sort(lines);
   std::string out;

@@ -55,6 +55,23 @@ TEST(EventRecorder, SameEventIsWrittenOncePerWindow) {
   EXPECT_EQ(transport.Requests().size(), 3u);
 }
 
+// Issue 12, item 8: the de-duplication map forgot nothing, and every distinct message (the budget
+// arithmetic changes with every plan) stayed for the life of the process.
+TEST(EventRecorder, ForgetsEventsOnceTheirWindowHasPassed) {
+  kube::testing::FakeTransport transport;
+  for (int i = 0; i < 101; ++i) transport.Respond("POST", kEvents, 201);
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0", std::chrono::minutes(10));
+  for (int i = 0; i < 100; ++i) {
+    recorder.Record(kPool, {"Warning", "BudgetExceeded", std::to_string(i) + " > 35"}, "t");
+  }
+  EXPECT_EQ(recorder.Remembered(), 100u);
+  clock.Advance(std::chrono::minutes(11));
+  recorder.Record(kPool, {"Normal", "Applied", "applied configuration abc"}, "t");
+  EXPECT_EQ(recorder.Remembered(), 1u);
+}
+
 TEST(EventRecorder, AFailedWriteIsNotFatalAndNotCounted) {
   kube::testing::FakeTransport transport;
   transport.Respond("POST", kEvents, 403, kube::testing::StatusBody(403, "Forbidden"));

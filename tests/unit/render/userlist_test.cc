@@ -60,5 +60,28 @@ TEST(RenderUserlist, PasswordsTheFileCannotCarryAreInvalidAndNotEchoed) {
   }
 }
 
+// Issue 12, item 7: PgBouncer 1.18-1.24 stops reading the auth file at a field of 2048 bytes or
+// more, and every later user fails to log in.
+TEST(RenderUserlist, PasswordsLongerThanPgBouncerReadsAreRefusedNamingTheUserAndSecret) {
+  const struct {
+    std::string password;
+    bool fits;
+  } cases[] = {
+      {std::string(kMaxUserlistPassword - 1, 'p'), true},
+      {std::string(kMaxUserlistPassword, 'p'), false},
+      {std::string(kMaxUserlistPassword - 2, 'p') + "\"", false},  // 2048 once '"' is doubled
+  };
+  for (const auto& c : cases) {
+    auto passwords = OrdersPasswords();
+    passwords["plain"] = c.password;
+    auto userlist = RenderUserlist(OrdersPool(), passwords);
+    EXPECT_EQ(userlist.has_value(), c.fits) << c.password.size();
+    if (userlist) continue;
+    EXPECT_EQ(userlist.error().fields[0].field, "spec.users[2].passwordSecretRef");
+    EXPECT_NE(userlist.error().message.find("\"plain\""), std::string::npos);
+    EXPECT_EQ(userlist.error().message.find("pppp"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace poolkeeper::render
