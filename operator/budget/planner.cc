@@ -163,19 +163,19 @@ Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools, const Hold
     return std::unexpected(Error{ErrorCode::kInvalid, std::move(message), std::move(issues), 0});
   }
 
-  // What each planned pool holds now, and per server what the planned pools after position i hold.
+  // What each planned pool holds now, and per server what the planned pools not yet charged hold
+  // (all of them at first; each pool leaves it when its turn comes).
   std::vector<int64_t> held(pools.size());
-  std::map<std::string, int64_t> held_by_planned;  // server key -> sum over its planned pools
+  std::map<std::string, int64_t> held_later;  // server key -> sum
   std::map<std::string, std::set<std::string>> planned;
   for (size_t i = 0; i < pools.size(); ++i) {
     const std::string server = pools[i].spec.server.Key();
     held[i] = Held(holdings, server, PoolName(pools[i]));
-    if (planned[server].insert(PoolName(pools[i])).second) held_by_planned[server] += held[i];
+    if (planned[server].insert(PoolName(pools[i])).second) held_later[server] += held[i];
   }
 
   Plan plan;
   std::map<std::string, size_t> index;  // server key -> position in plan.servers
-  std::map<std::string, int64_t> held_later = held_by_planned;
   for (size_t i = 0; i < pools.size(); ++i) {
     const api::ConnectionPool& pool = pools[i];
     const std::string key = pool.spec.server.Key();

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "controller/pods.h"
 #include "controller/reconciler.h"
+#include "kube/client.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
@@ -10,51 +12,44 @@ namespace {
 
 using nlohmann::json;
 
-std::string Key(const json& object) {
-  return object.value("/metadata/namespace"_json_pointer, "") + "/" +
-         object.value("/metadata/name"_json_pointer, "");
-}
-
+// The pool an object belongs to: its pool label, else its own name (a pool's ConfigMap).
 std::string PoolOf(const json& object) {
-  auto label = json::json_pointer("/metadata/labels") / render::kPoolLabel;
-  std::string pool = object.contains(label) && object[label].is_string()
-                         ? object[label].get<std::string>()
-                         : object.value("/metadata/name"_json_pointer, "");
-  return object.value("/metadata/namespace"_json_pointer, "") + "/" + pool;
-}
-
-// A pod that has finished holds nothing: its pgbouncer has exited.
-bool Finished(const json& pod) {
-  std::string phase = pod.value("/status/phase"_json_pointer, "");
-  return phase == "Succeeded" || phase == "Failed";
+  return PoolLabelKey(object).value_or(kube::ObjectKey(object));
 }
 
 }  // namespace
 
+std::optional<std::string> PoolLabelKey(const json& object) {
+  auto label = json::json_pointer("/metadata/labels") / render::kPoolLabel;
+  if (!object.contains(label) || !object[label].is_string()) return std::nullopt;
+  return object.value("/metadata/namespace"_json_pointer, "") + "/" +
+         object[label].get<std::string>();
+}
+
 std::string HoldingsIndex::ServerOf(const json& object) {
-  auto pointer = json::json_pointer("/metadata/annotations") / render::kServerAnnotation;
-  return object.contains(pointer) && object[pointer].is_string()
-             ? object[pointer].get<std::string>()
-             : "";
+  return StringAnnotation(object, render::kServerAnnotation);
+}
+
+HoldingsIndex::Charge HoldingsIndex::ChargeOf(std::shared_ptr<const json> pod) {
+  return {ServerOf(*pod),
+          PoolOf(*pod),
+          IntAnnotation(*pod, render::kPodConnectionsAnnotation).value_or(0),
+          !PodFinished(*pod),
+          std::move(pod),
+          std::nullopt};
 }
 
 void HoldingsIndex::UpsertPod(std::shared_ptr<const json> pod) {
-  const std::string key = Key(*pod);
-  Charge charge{ServerOf(*pod), PoolOf(*pod),
-                IntAnnotation(*pod, render::kPodConnectionsAnnotation).value_or(0), !Finished(*pod),
-                std::move(pod)};
+  const std::string key = kube::ObjectKey(*pod);
+  Charge charge = ChargeOf(std::move(pod));
   std::lock_guard guard(mutex_);
   pods_[key] = std::move(charge);
 }
 
 void HoldingsIndex::UpsertCreatedPod(std::shared_ptr<const json> pod) {
-  const std::string key = Key(*pod);
-  Charge charge{ServerOf(*pod),
-                PoolOf(*pod),
-                IntAnnotation(*pod, render::kPodConnectionsAnnotation).value_or(0),
-                true,
-                std::move(pod),
-                clock_.Now()};
+  const std::string key = kube::ObjectKey(*pod);
+  Charge charge = ChargeOf(std::move(pod));
+  charge.unconfirmed_since = clock_.Now();
   std::lock_guard guard(mutex_);
   if (!pods_.contains(key)) pods_[key] = std::move(charge);  // the informer was quicker
 }
@@ -69,7 +64,7 @@ void HoldingsIndex::ExpireUnconfirmed() const {
 
 void HoldingsIndex::RemovePod(const json& pod) {
   std::lock_guard guard(mutex_);
-  pods_.erase(Key(pod));
+  pods_.erase(kube::ObjectKey(pod));
 }
 
 void HoldingsIndex::UpsertAdmitted(const json& config_map) {

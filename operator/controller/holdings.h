@@ -25,6 +25,9 @@
 
 namespace poolkeeper::controller {
 
+// "namespace/pool" from an object's poolkeeper.io/pool label, if it has one.
+std::optional<std::string> PoolLabelKey(const nlohmann::json& object);
+
 class HoldingsIndex {
  public:
   explicit HoldingsIndex(const Clock& clock) : clock_(clock) {}
@@ -59,6 +62,7 @@ class HoldingsIndex {
     std::shared_ptr<const nlohmann::json> pod;
     std::optional<Clock::TimePoint> unconfirmed_since;  // created by us, not yet seen
   };
+  static Charge ChargeOf(std::shared_ptr<const nlohmann::json> pod);
   // Drops created pods the informer never confirmed in time. Under mutex_.
   void ExpireUnconfirmed() const;
   struct Admitted {

@@ -4,6 +4,7 @@
 
 #include "api/manifests.h"
 #include "common/log.h"
+#include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
 #include "render/render.h"
@@ -12,10 +13,6 @@ namespace poolkeeper::controller {
 namespace {
 
 using nlohmann::json;
-
-kube::ResourceType TypeOf(const render::OwnedKind& kind) {
-  return {kind.group, kind.version, kind.plural, kind.kind, true};
-}
 
 std::pair<std::string, std::string> SplitKey(const std::string& key) {
   auto slash = key.find('/');
@@ -67,7 +64,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       .on_delete = [this](const kube::ObjectPtr& o) { OnPool(o, nullptr); },
   });
   for (const auto& kind : render::kOwnedKinds) {
-    auto group = LabelSelectedInformer(TypeOf(kind));
+    auto group = LabelSelectedInformer(ResourceTypeOf(kind));
     const bool admits = kind.kind == "ConfigMap";  // carries what the pool was admitted with
     group->AddHandlers({
         .on_add = [this, admits](const kube::ObjectPtr& o) { OnOwned(admits, nullptr, o); },
@@ -195,13 +192,6 @@ void Manager::OnOwned(bool admits, const kube::ObjectPtr& before, const kube::Ob
   if (!owner.empty()) Enqueue(owner);
 }
 
-namespace {
-bool Finished(const kube::ObjectPtr& pod) {
-  std::string phase = pod ? pod->value("/status/phase"_json_pointer, "") : "";
-  return phase == "Succeeded" || phase == "Failed";
-}
-}  // namespace
-
 // A pod's pool hears of it (readiness, a deletion waiting for it); when a pod is gone or has
 // finished, what it held is free, so every pool on its server may now be admitted.
 void Manager::OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
@@ -213,12 +203,8 @@ void Manager::OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after)
   } else {
     holdings_.RemovePod(*before);
   }
-  const std::string ns = pod->value("/metadata/namespace"_json_pointer, "");
-  auto label = json::json_pointer("/metadata/labels") / render::kPoolLabel;
-  if (pod->contains(label) && (*pod)[label].is_string()) {
-    Enqueue(ns + "/" + (*pod)[label].get<std::string>());
-  }
-  if (!after || (Finished(after) && !Finished(before))) {
+  if (auto pool = PoolLabelKey(*pod)) Enqueue(*pool);
+  if (!after || (PodFinished(*after) && !(before && PodFinished(*before)))) {
     EnqueueServer(HoldingsIndex::ServerOf(*pod), "");
   }
 }

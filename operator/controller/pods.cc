@@ -11,18 +11,21 @@ namespace poolkeeper::controller {
 
 using nlohmann::json;
 
+bool PodFinished(const json& pod) {
+  const std::string phase = pod.value("/status/phase"_json_pointer, "");
+  return phase == "Succeeded" || phase == "Failed";
+}
+
 ObservedPod ObservePod(const json& pod, const std::string& pool_uid, int64_t fallback_connections) {
   ObservedPod observed;
   observed.name = pod.value("/metadata/name"_json_pointer, "");
   observed.uid = pod.value("/metadata/uid"_json_pointer, "");
-  auto hash = json::json_pointer("/metadata/annotations") / render::kConfigHashAnnotation;
-  if (pod.contains(hash) && pod[hash].is_string()) observed.config_hash = pod[hash];
+  observed.config_hash = StringAnnotation(pod, render::kConfigHashAnnotation);
   observed.connections =
       IntAnnotation(pod, render::kPodConnectionsAnnotation).value_or(fallback_connections);
   observed.owned = OwnedBy(pod, pool_uid);
   observed.terminating = pod.contains("/metadata/deletionTimestamp"_json_pointer);
-  const std::string phase = pod.value("/status/phase"_json_pointer, "");
-  observed.finished = phase == "Succeeded" || phase == "Failed";
+  observed.finished = PodFinished(pod);
   for (const auto& c : pod.value("/status/conditions"_json_pointer, json::array())) {
     if (c.value("type", "") == "Ready") observed.ready = c.value("status", "") == "True";
   }
@@ -70,7 +73,7 @@ PodChanges PlanPods(const PodTarget& target, const std::vector<ObservedPod>& pod
   // New pods, in the lowest free slots, while their connections fit.
   int missing = target.instances - static_cast<int>(current.size());
   for (int slot = 0; slot < target.slots && missing > 0; ++slot) {
-    std::string name = target.pool_name + "-" + std::to_string(slot);
+    const std::string name = render::PodName(target.pool_name, slot);
     if (taken.contains(name)) continue;
     if (charged + target.connections > target.limit) {
       changes.waiting = "a new pod needs " + std::to_string(target.connections) +

@@ -48,6 +48,9 @@ struct PodChanges {
   std::string waiting;              // why a wanted pod is not created, when one is not
 };
 
+// Succeeded or Failed: the pod's pgbouncer has exited, so it holds no connection.
+bool PodFinished(const nlohmann::json& pod);
+
 // Reads the facts PlanPods needs from a stored pod. `fallback_connections` charges a pod that
 // carries no figure (made by an earlier version).
 ObservedPod ObservePod(const nlohmann::json& pod, const std::string& pool_uid,

@@ -3,15 +3,12 @@
 #include "render/render.h"
 
 namespace poolkeeper::controller {
-namespace {
 
 using nlohmann::json;
 
-kube::ResourceType TypeOf(const render::OwnedKind& kind) {
+kube::ResourceType ResourceTypeOf(const render::OwnedKind& kind) {
   return {kind.group, kind.version, kind.plural, kind.kind, true};
 }
-
-}  // namespace
 
 std::string PoolUid(const json& pool) { return pool.value("/metadata/uid"_json_pointer, ""); }
 
@@ -40,7 +37,7 @@ Result<bool> PoolWriter::CheckNamesFree(PoolInputs& in, const ReconcileResult& r
     const std::string kind = desired.value("kind", "");
     const render::OwnedKind* owned = render::FindOwnedKind(kind);
     if (!owned || in.owned.contains(kind) || in.conflicts.contains(kind)) continue;
-    auto stored = client_.Get(TypeOf(*owned), desired["metadata"].value("namespace", ""),
+    auto stored = client_.Get(ResourceTypeOf(*owned), desired["metadata"].value("namespace", ""),
                               desired["metadata"].value("name", ""));
     if (!stored) {
       if (stored.error().code == ErrorCode::kNotFound) continue;
@@ -86,13 +83,13 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   for (const json& desired : result.apply) {
     const render::OwnedKind* kind = render::FindOwnedKind(desired.value("kind", ""));
     if (!kind) return Fail(ErrorCode::kInternal, "no resource type for " + desired.dump());
-    auto applied = client_.Apply(TypeOf(*kind), desired);
+    auto applied = client_.Apply(ResourceTypeOf(*kind), desired);
     if (!applied) return std::unexpected(applied.error());
   }
   for (const auto& kind_name : result.delete_kinds) {
     const render::OwnedKind* kind = render::FindOwnedKind(kind_name);
     const std::string uid = in.owned.at(kind_name).value("/metadata/uid"_json_pointer, "");
-    auto deleted = client_.Delete(TypeOf(*kind), ns, name + std::string(kind->suffix),
+    auto deleted = client_.Delete(ResourceTypeOf(*kind), ns, name + std::string(kind->suffix),
                                   {.precondition_uid = uid});
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
       return std::unexpected(deleted.error());

@@ -13,9 +13,12 @@
 #include "controller/holdings.h"
 #include "controller/reconciler.h"
 #include "kube/client.h"
+#include "render/render.h"
 
 namespace poolkeeper::controller {
 
+// The API resource of one of render's owned kinds.
+kube::ResourceType ResourceTypeOf(const render::OwnedKind& kind);
 // The pool's uid, from the stored object.
 std::string PoolUid(const nlohmann::json& pool);
 // Whether `object` has an ownerReference to the object with `uid`.

@@ -16,12 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string StoredAppliedHash(const json& object) {
-  auto pointer = json::json_pointer("/metadata/annotations") / render::kAppliedHashAnnotation;
-  if (!object.is_object() || !object.contains(pointer) || !object[pointer].is_string()) return "";
-  return object[pointer].get<std::string>();
-}
-
 // Stamps the hash of the object's content, so the next reconcile can tell a change of what the
 // operator wants (including a field it stopped setting) from the cache alone.
 json Stamp(json object) {
@@ -190,7 +184,8 @@ class Pass {
       }
       json stamped = Stamp(want);
       bool unchanged = stored != in_.owned.end() &&
-                       StoredAppliedHash(stored->second) == StoredAppliedHash(stamped) &&
+                       StringAnnotation(stored->second, render::kAppliedHashAnnotation) ==
+                           StringAnnotation(stamped, render::kAppliedHashAnnotation) &&
                        Contains(stored->second, stamped);
       if (!unchanged) apply.push_back(std::move(stamped));
     }
@@ -258,9 +253,7 @@ class Pass {
     const int pods = *instances == 0 ? 0 : static_cast<int>(*instances + *surge);
     PodTarget target{name,     static_cast<int>(*instances), pods, hash, *per_pod,
                      *planned, *surge == 0 ? 1 : 0};
-    PodChanges changes = ApplyPodPlan(target, pod_template);
-    status_.ready_instances = changes.ready;
-    kept_ = true;
+    pods_ = ApplyPodPlan(target, pod_template);
   }
 
   PodChanges ApplyPodPlan(const PodTarget& target, const json& pod_template) {
@@ -282,9 +275,10 @@ class Pass {
   // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
   void ReportRollout() {
     const int64_t instances = status_.instances;
-    if (pods_) status_.ready_instances = pods_->ready;
-    if (!pods_ && !kept_) status_.ready_instances = ReadyPods();
-    bool rolling = pods_ && (!result_.apply.empty() || !pods_->complete);
+    status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
+    // While a spec is blocked, keeping its last admitted pods is not a rollout.
+    bool rolling =
+        result_.blocked_reason.empty() && pods_ && (!result_.apply.empty() || !pods_->complete);
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
     if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;
@@ -329,8 +323,7 @@ class Pass {
   api::ConnectionPool pool_;
   std::optional<budget::PoolPlan> mine_;
   std::optional<render::OwnedObjects> objects_;
-  std::optional<PodChanges> pods_;
-  bool kept_ = false;  // KeepLastGoodPods counted the ready pods
+  std::optional<PodChanges> pods_;  // what DrivePods or KeepLastGoodPods decided
   ReconcileResult result_;
 };
 
@@ -363,12 +356,15 @@ void SortLedger(std::vector<api::ConnectionPool>& pools) {
   });
 }
 
-std::optional<int64_t> IntAnnotation(const json& object, const char* name) {
+std::string StringAnnotation(const json& object, const char* name) {
   auto pointer = json::json_pointer("/metadata/annotations") / name;
-  if (!object.is_object() || !object.contains(pointer) || !object[pointer].is_string()) {
-    return std::nullopt;
-  }
-  const std::string& text = object[pointer].get_ref<const std::string&>();
+  if (!object.is_object() || !object.contains(pointer) || !object[pointer].is_string()) return "";
+  return object[pointer].get<std::string>();
+}
+
+std::optional<int64_t> IntAnnotation(const json& object, const char* name) {
+  const std::string text = StringAnnotation(object, name);
+  if (text.empty()) return std::nullopt;
   try {
     size_t used = 0;
     int64_t n = std::stoll(text, &used);
@@ -378,8 +374,8 @@ std::optional<int64_t> IntAnnotation(const json& object, const char* name) {
   return std::nullopt;
 }
 
-std::optional<int64_t> PlannedConnections(const json& deployment) {
-  return IntAnnotation(deployment, render::kPlannedConnectionsAnnotation);
+std::optional<int64_t> PlannedConnections(const json& config_map) {
+  return IntAnnotation(config_map, render::kPlannedConnectionsAnnotation);
 }
 
 bool Contains(const json& stored, const json& desired) {

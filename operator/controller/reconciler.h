@@ -68,10 +68,12 @@ struct ReconcileResult {
 // Orders pools as the ledger does: creationTimestamp, then namespace/name.
 void SortLedger(std::vector<api::ConnectionPool>& pools);
 
+// A string annotation of an object, "" when it has none (or not a string).
+std::string StringAnnotation(const nlohmann::json& object, const char* name);
 // A non-negative integer annotation of an object (e.g. render::kPlannedConnectionsAnnotation on a
-// Deployment, render::kPodConnectionsAnnotation on a pod), if it has one.
+// ConfigMap, render::kPodConnectionsAnnotation on a pod), if it has one.
 std::optional<int64_t> IntAnnotation(const nlohmann::json& object, const char* name);
-std::optional<int64_t> PlannedConnections(const nlohmann::json& deployment);
+std::optional<int64_t> PlannedConnections(const nlohmann::json& config_map);
 
 // Whether every field `desired` sets has the same value in `stored`, which may hold more (fields
 // the API server defaulted, status); lists must match element by element. An edit of a field the

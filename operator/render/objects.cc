@@ -139,21 +139,14 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   return objects;
 }
 
-json PodInSlot(const json& pod_template, const std::string& pool_name, int slot) {
-  json pod = pod_template;
-  pod["metadata"]["name"] = pool_name + "-" + std::to_string(slot);
-  return pod;
+std::string PodName(const std::string& pool_name, int slot) {
+  return pool_name + "-" + std::to_string(slot);
 }
 
-int SlotOf(const std::string& pod_name, const std::string& pool_name) {
-  const std::string prefix = pool_name + "-";
-  if (!pod_name.starts_with(prefix) || pod_name.size() == prefix.size()) return -1;
-  int slot = 0;
-  for (char c : pod_name.substr(prefix.size())) {
-    if (c < '0' || c > '9' || slot > 100000) return -1;
-    slot = slot * 10 + (c - '0');
-  }
-  return slot;
+json PodInSlot(const json& pod_template, const std::string& pool_name, int slot) {
+  json pod = pod_template;
+  pod["metadata"]["name"] = PodName(pool_name, slot);
+  return pod;
 }
 
 const OwnedKind* FindOwnedKind(std::string_view kind) {

@@ -68,13 +68,13 @@ inline const std::array<OwnedKind, 4> kOwnedKinds = {{
 }};
 const OwnedKind* FindOwnedKind(std::string_view kind);
 
-// The pod of `pod_template` in slot `slot`: named "<pool>-<slot>". A name is free again only when
-// the pod that had it is gone (draining included), so at most as many pods exist as there are
-// slots, whatever happens to the operator or its requests.
+// The name of a pool's pod in slot `slot`: "<pool>-<slot>". A name is free again only when the
+// pod that had it is gone (draining included), so at most as many pods exist as there are slots,
+// whatever happens to the operator or its requests.
+std::string PodName(const std::string& pool_name, int slot);
+// The pod of `pod_template` in slot `slot` (PodName).
 nlohmann::json PodInSlot(const nlohmann::json& pod_template, const std::string& pool_name,
                          int slot);
-// The slot of a pod named "<pool>-<slot>", or -1.
-int SlotOf(const std::string& pod_name, const std::string& pool_name);
 
 // sha256 hex of `ini` + "\n" + `credentials_revision`: what the pod template's
 // poolkeeper.io/config-hash annotation carries. Deliberately not a hash of the userlist: a hash of

@@ -226,12 +226,7 @@ TEST(BuildObjects, PodsCarryTheirServerAndCharge) {
             std::to_string(OrdersPlan().per_instance));
 }
 
-TEST(PodInSlot, NamesAndSlotsRoundTrip) {
-  EXPECT_EQ(SlotOf("app-12", "app"), 12);
-  EXPECT_EQ(SlotOf("app-1-0", "app"), -1);
-  EXPECT_EQ(SlotOf("app-", "app"), -1);
-  EXPECT_EQ(SlotOf("other-0", "app"), -1);
-}
+TEST(PodInSlot, NamesThePodAfterItsPoolAndSlot) { EXPECT_EQ(PodName("app", 12), "app-12"); }
 
 TEST(BuildObjects, LabelsSelectorsAndService) {
   const OwnedObjects objects = Orders();
