@@ -178,15 +178,17 @@ log "starting the local control plane in $C"
 "$repo/tests/cluster/up.sh" "$C" >&2 || die "up.sh failed"
 
 mkdir -p "$pgdir" && chown postgres: "$pgdir"
-echo "superpw" >"$pgdir/pw" && chown postgres: "$pgdir/pw"
+# Throwaway server, throwaway passwords: made for this run, never written in the repository.
+openssl rand -hex 16 >"$pgdir/pw" && chmod 600 "$pgdir/pw" && chown postgres: "$pgdir/pw"
+app_password="$(openssl rand -hex 16)"
 runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres -A scram-sha-256 --pwfile="$pgdir/pw" --no-sync >"$pgdir/initdb.log" 2>&1 ||
 	die "initdb failed: $pgdir/initdb.log"
 pgport="$("$bin/localkubelet" free-ports 1)"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
 	-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off" start >/dev/null ||
 	die "PostgreSQL did not start"
-psql_super() { PGPASSWORD=superpw psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
-psql_super -c "CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'" && psql_super -c "CREATE DATABASE app OWNER app" ||
+psql_super() { PGPASSWORD="$(cat "$pgdir/pw")" psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
+psql_super -c "CREATE ROLE app LOGIN PASSWORD '$app_password'" && psql_super -c "CREATE DATABASE app OWNER app" ||
 	die "could not create the app role and database"
 
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=60s >/dev/null ||
@@ -212,7 +214,7 @@ rss_idle=$(rss_kib)
 
 # --- 1. latency ----------------------------------------------------------------------------------------------
 k create namespace lat >/dev/null
-k -n lat create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+k -n lat create secret generic app-db --from-literal=password="$app_password" >/dev/null
 lat_pool() { # NAME
 	cat <<YAML
 apiVersion: poolkeeper.io/v1alpha1
@@ -253,7 +255,7 @@ done
 # A query through the last pool's pod: PgBouncer really reaches PostgreSQL.
 ip="$(k -n lat get pods -l "app.kubernetes.io/instance=lat-$N" -o jsonpath='{.items[0].status.podIP}')"
 served="no"
-[[ -n "$ip" ]] && [[ "$(PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=5 psql "host=$ip port=6432 user=app dbname=app" -qAt -c 'SELECT 1' 2>/dev/null)" == 1 ]] && served="yes"
+[[ -n "$ip" ]] && [[ "$(PGPASSWORD="$app_password" PGCONNECT_TIMEOUT=5 psql "host=$ip port=6432 user=app dbname=app" -qAt -c 'SELECT 1' 2>/dev/null)" == 1 ]] && served="yes"
 kill -TERM "$watch_pid" 2>/dev/null
 # stats VALUES...: min, nearest-rank p50 and p99, max
 stats() {
@@ -279,7 +281,7 @@ max_conn=$(( per_server * 10 + 1000 )) # each pool: (0 instances + 1 surge) x 10
 {
 	for n in $(seq 0 $((NAMESPACES - 1))); do
 		printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%d}\n---\n' "$n"
-		printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: app-db, namespace: bench-%d}\nstringData: {password: bench-pw}\n---\n' "$n"
+		printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: app-db, namespace: bench-%d}\nstringData: {password: %s}\n---\n' "$n" "$app_password"
 	done
 } >"$work/bulk-base.yaml"
 for part in 0 1; do : >"$work/bulk-$part.yaml"; done

@@ -126,8 +126,8 @@ JSON
 }
 
 test_the_budget_holds_under_chaos() {
-	"$bin/poolload" --kubeconfig "$C/kubeconfig" --pools "$(IFS=,; echo "${pools[*]}")" --clients-per-pool 100 \
-		--sampler-dsn "host=127.0.0.1 port=$pgport user=postgres password=superpw dbname=postgres sslmode=disable" \
+	PGPASSWORD="$(cat "$pgdir/pw")" "$bin/poolload" --kubeconfig "$C/kubeconfig" --pools "$(IFS=,; echo "${pools[*]}")" --clients-per-pool 100 \
+		--sampler-dsn "host=127.0.0.1 port=$pgport user=postgres dbname=postgres sslmode=disable" \
 		--usable $usable --stop-file "$work/stop" >"$work/load.out" 2>"$work/load.log" &
 	load_pid=$!
 	local done=0 t0=$(date +%s)

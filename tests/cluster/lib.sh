@@ -57,7 +57,7 @@ watchdog() {
 # A PostgreSQL owned by the test, on a free loopback port, as the postgres user; role app/app-secret-pw owns db app.
 start_postgres() { # max_connections
 	mkdir -p "$pgdir" && chown postgres: "$pgdir"
-	echo "superpw" > "$pgdir/pw" && chown postgres: "$pgdir/pw"
+	openssl rand -hex 16 > "$pgdir/pw" && chmod 600 "$pgdir/pw" && chown postgres: "$pgdir/pw" # made per run
 	runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres -A scram-sha-256 --pwfile="$pgdir/pw" >"$pgdir/initdb.log" 2>&1
 	pgport="$("$bin/localkubelet" free-ports 1)"
 	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
@@ -65,7 +65,7 @@ start_postgres() { # max_connections
 	psql_super -c "CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'"
 	psql_super -c "CREATE DATABASE app OWNER app"
 }
-psql_super() { PGPASSWORD=superpw psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
+psql_super() { PGPASSWORD="$(cat "$pgdir/pw")" psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
 stop_postgres() {
 	if [[ -f "$pgdir/data/postmaster.pid" ]]; then
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1

@@ -100,7 +100,7 @@ func main() {
 	user := flag.String("user", "app", "role the clients log in as (and the sampler counts)")
 	dbname := flag.String("dbname", "app", "database")
 	secret := flag.String("secret", "app-db", "Secret holding the role's password")
-	sampler := flag.String("sampler-dsn", "", "superuser DSN for pg_stat_activity")
+	sampler := flag.String("sampler-dsn", "", "superuser DSN for pg_stat_activity (the password from PGPASSWORD)")
 	usable := flag.Int("usable", 0, "the server's usable budget")
 	stopFile := flag.String("stop-file", "", "stop when this file exists")
 	flag.Parse()
