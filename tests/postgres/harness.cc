@@ -353,7 +353,7 @@ Outcome<std::unique_ptr<PostgresServer>> PostgresServer::Start(const Options& op
   server->superuser_password_ = RandomToken(24);
   const TempDir& dir = *server->dir_;
   std::string data = dir.Subdir("data");
-  std::string sockets = dir.Subdir("sockets");
+  std::string sockets = server->socket_dir_ = dir.Subdir("sockets");
   std::string pwfile = dir.WriteFile("superuser-password", server->superuser_password_ + "\n");
 
   std::string bin = kPostgresBinDir;

@@ -152,6 +152,9 @@ class PostgresServer {
 
   int port() const { return port_; }
   const Options& options() const { return options_; }
+  // The directory of the server's unix socket (`-k`): a libpq `host` for a local-socket client,
+  // which pg_stat_activity shows with client_addr NULL.
+  const std::string& socket_dir() const { return socket_dir_; }
   static constexpr char kSuperuser[] = "postgres";
   const std::string& superuser_password() const { return superuser_password_; }
   std::string SuperuserConnInfo(const std::string& dbname = "postgres") const;
@@ -166,6 +169,7 @@ class PostgresServer {
   PostgresServer() = default;
   Options options_;
   int port_ = 0;
+  std::string socket_dir_;
   std::string superuser_password_;
   std::unique_ptr<TempDir> dir_;           // destroyed after process_
   std::unique_ptr<ChildProcess> process_;  // SIGINT: fast shutdown
