@@ -50,8 +50,26 @@ struct ServerSpec {
   int64_t superuser_reserved_connections = 3;
   int64_t reserved_connections = 0;  // PostgreSQL 16+
   Overhead overhead;
-  // "host:port", the identity under which pools share a server's budget (host lower-cased).
+
+  // Filled in when the pool is placed on a PostgresServer (budget::ServerDirectory), never parsed:
+  // the server's budget key, the CONNECTION LIMITs PostgreSQL itself applies (caps in the plan),
+  // the most the pool's namespace may be allocated there, and whether nothing may be admitted
+  // beyond what is held (the server could not be observed).
+  std::string budget_key;
+  std::map<std::string, int64_t> role_limits;
+  std::map<std::string, int64_t> database_limits;
+  std::optional<int64_t> namespace_quota;
+  bool frozen = false;
+
+  // The identity under which pools share a budget: budget_key when set, else "host:port" as
+  // EndpointKey (postgres_server.h) normalises it.
   std::string Key() const;
+  // Whether two declarations give the same limits (what pools sharing a budget must agree on).
+  bool SameLimits(const ServerSpec& other) const {
+    return max_connections == other.max_connections &&
+           superuser_reserved_connections == other.superuser_reserved_connections &&
+           reserved_connections == other.reserved_connections && overhead == other.overhead;
+  }
 };
 
 // Timeouts in seconds, rendered only when set. 0 means "disabled" in PgBouncer for most of them.
@@ -126,7 +144,10 @@ struct ClientSpec {
 };
 
 struct ConnectionPoolSpec {
+  // The server: inline (server.host set by the spec), or a PostgresServer by name (server_ref), in
+  // which case `server` is empty until budget::ServerDirectory places the pool.
   ServerSpec server;
+  std::string server_ref;
   PoolerSpec pooler;
   std::vector<DatabaseSpec> databases;  // at least one, names unique
   std::vector<UserSpec> users;          // at least one, names unique

@@ -70,6 +70,7 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
   Manifests manifests;
   std::vector<FieldIssue> issues;
   std::set<std::pair<std::string, std::string>> pool_names;
+  std::set<std::string> server_names;
   for (const auto& [source, text] : sources) {
     auto documents = ParseYamlDocuments(text, source);
     if (!documents) {
@@ -103,6 +104,17 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
           continue;
         }
         manifests.pools.push_back(std::move(*pool));
+      } else if (kind == kServerKind) {
+        auto server = ParsePostgresServer(doc);
+        if (!server) {
+          prefix(server.error());
+          continue;
+        }
+        if (!server_names.insert(server->name).second) {
+          issues.push_back({where, "a PostgresServer with this name came before"});
+          continue;
+        }
+        manifests.servers.push_back(std::move(*server));
       } else if (kind == "Secret" && doc.value("apiVersion", "") == "v1") {
         auto secret = ParseSecret(doc);
         if (!secret) {

@@ -1,5 +1,6 @@
 // The documents of a manifest file as poolkeeper reads them offline (`check`, `render`): the
-// ConnectionPools it is to plan, in file order, and the Secrets that hold their users' passwords.
+// ConnectionPools it is to plan, in file order, the PostgresServers they may be placed on, and the
+// Secrets that hold their users' passwords.
 // Other kinds are skipped, so a team can point the CLI at the whole folder it applies.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "api/connection_pool.h"
+#include "api/postgres_server.h"
 #include "common/error.h"
 
 namespace poolkeeper::api {
@@ -30,6 +32,7 @@ class SecretSource {
 
 struct Manifests : SecretSource {
   std::vector<ConnectionPool> pools;
+  std::vector<PostgresServer> servers;
   std::map<std::pair<std::string, std::string>, Secret> secrets;
   const Secret* Find(const std::string& namespace_, const std::string& name) const override;
 };

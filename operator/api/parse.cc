@@ -7,6 +7,7 @@
 
 #include "api/field_reader.h"
 #include "api/names.h"
+#include "api/parse_common.h"
 #include "api/pgbouncer_settings.h"
 
 namespace poolkeeper::api {
@@ -14,9 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-// Upper bounds keep the arithmetic far from overflow; PostgreSQL itself caps max_connections at
-// 2^18 - 1 backends.
-constexpr int64_t kMaxBackends = 262143;
 constexpr int64_t kMaxPoolSize = 100000;
 constexpr int64_t kMaxInstances = 1000;
 constexpr int64_t kMaxSeconds = 31536000;  // a year
@@ -75,25 +73,6 @@ void ReadMetadata(const json& object, ObjectMeta& meta, std::vector<FieldIssue>&
   // Everything else in metadata belongs to the API server (managedFields, ownerReferences, ...).
 }
 
-void ReadOverhead(FieldReader& reader, Overhead& overhead) {
-  auto text = reader.IntOrString("overhead");
-  if (!text) return;
-  std::string_view digits = *text;
-  bool percent = !digits.empty() && digits.back() == '%';
-  if (percent) digits.remove_suffix(1);
-  int64_t value = -1;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0 ||
-      (percent && value > 100) || value > kMaxBackends) {
-    reader.Fail("overhead",
-                "must be a non-negative integer or a percentage like \"20%\" (0-100%), "
-                "not \"" +
-                    *text + "\"");
-    return;
-  }
-  overhead = {value, percent};
-}
-
 void ReadServer(FieldReader& reader, ServerSpec& server) {
   if (auto host = reader.String("host", true)) {
     server.host = *host;
@@ -106,6 +85,26 @@ void ReadServer(FieldReader& reader, ServerSpec& server) {
   Assign(reader.Int("reservedConnections", 0, kMaxBackends), server.reserved_connections);
   ReadOverhead(reader, server.overhead);
   reader.RejectUnknown();
+}
+
+// A pool names its server inline (spec.server) or by reference to a PostgresServer
+// (spec.serverRef.name), never both: one source of limits per pool.
+void ReadServerOrRef(FieldReader& spec, ConnectionPoolSpec& out, std::vector<FieldIssue>& issues) {
+  const bool inline_server = spec.Has("server"), by_ref = spec.Has("serverRef");
+  if (inline_server == by_ref) {
+    spec.Fail(by_ref ? "serverRef" : "server",
+              by_ref ? "give either server or serverRef, not both"
+                     : "required: the server inline, or serverRef naming a PostgresServer");
+  }
+  FieldReader server(spec.Object("server"), "spec.server", issues);
+  if (server.present()) ReadServer(server, out.server);
+  FieldReader ref(spec.Object("serverRef"), "spec.serverRef", issues);
+  if (!ref.present()) return;
+  if (auto name = ref.String("name", true)) {
+    out.server_ref = *name;
+    if (auto problem = CheckDns1123Subdomain(*name)) ref.Fail("name", *problem);
+  }
+  ref.RejectUnknown();
 }
 
 struct TimeoutField {
@@ -343,6 +342,25 @@ void ReadBudget(FieldReader& spec, BudgetPolicy& policy, std::vector<FieldIssue>
 
 }  // namespace
 
+void ReadOverhead(FieldReader& reader, Overhead& overhead) {
+  auto text = reader.IntOrString("overhead");
+  if (!text) return;
+  std::string_view digits = *text;
+  bool percent = !digits.empty() && digits.back() == '%';
+  if (percent) digits.remove_suffix(1);
+  int64_t value = -1;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0 ||
+      (percent && value > 100) || value > kMaxBackends) {
+    reader.Fail("overhead",
+                "must be a non-negative integer or a percentage like \"20%\" (0-100%), "
+                "not \"" +
+                    *text + "\"");
+    return;
+  }
+  overhead = {value, percent};
+}
+
 std::optional<PgBouncerVersion> ParsePgBouncerVersion(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) continue;
@@ -413,8 +431,7 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
     issues.push_back({"spec", "required"});
     return Invalid(std::move(issues));
   }
-  FieldReader server(spec.Object("server", true), "spec.server", issues);
-  if (server.present()) ReadServer(server, pool.spec.server);
+  ReadServerOrRef(spec, pool.spec, issues);
   FieldReader pooler(spec.Object("pooler"), "spec.pooler", issues);
   ReadPooler(pooler, defaults, pool.spec.pooler);
   ReadDatabases(spec, pool.spec.pooler, pool.spec.databases, issues);

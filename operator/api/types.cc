@@ -2,6 +2,7 @@
 #include <cctype>
 
 #include "api/connection_pool.h"
+#include "api/postgres_server.h"
 
 namespace poolkeeper::api {
 
@@ -18,10 +19,19 @@ std::string_view PoolModeName(PoolMode mode) {
 }
 
 std::string ServerSpec::Key() const {
-  std::string lowered = host;
+  return budget_key.empty() ? EndpointKey(host, port) : budget_key;
+}
+
+std::string EndpointKey(std::string_view host, int port) {
+  std::string lowered(host);
+  if (lowered.size() > 1 && lowered.back() == '.') lowered.pop_back();
   std::ranges::transform(lowered, lowered.begin(),
                          [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return lowered + ":" + std::to_string(port);
+}
+
+std::string ServerRefKey(std::string_view name) {
+  return "postgresserver/" + std::string(name);
 }
 
 }  // namespace poolkeeper::api

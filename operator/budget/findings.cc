@@ -34,6 +34,7 @@ std::string PodsText(int instances, int max_surge) {
 std::string LedgerTerms(const LedgerPosition& ledger) {
   std::string terms = " - " + N(ledger.earlier) + " allocated to earlier pools";
   if (ledger.held != 0) terms += " - " + N(ledger.held) + " held by other pools' pods";
+  if (!ledger.constraint.empty()) terms += "; " + ledger.constraint;
   return terms;
 }
 
@@ -85,6 +86,7 @@ Finding DerivedCapsFinding(const PoolPlan& plan, const Sizing& sizing,
               PodsText(plan.instances, plan.max_surge) + " x " + N(sizing.natural_per_instance) +
                   " per instance = " + N(pods * sizing.natural_per_instance) + " > " +
                   N(ledger.remaining) + " remaining on " + plan.server +
+                  (ledger.constraint.empty() ? "" : " (" + ledger.constraint + ")") +
                   ", so maxDbConnections per instance was derived to fit " + N(ledger.remaining) +
                   " / " + N(pods) + " = " + N(sizing.budget_per_instance) + " per instance: " +
                   caps + "; worst case " + PodsText(plan.instances, plan.max_surge) + " x " +

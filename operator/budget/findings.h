@@ -20,12 +20,16 @@ struct LedgerPosition {
   int64_t earlier = 0;  // allocated to the pools before this one on the same server
   // Held now by later pools' pods and by pods of pools not planned (deleted, invalid, orphaned).
   int64_t held = 0;
-  int64_t remaining = 0;  // usable - earlier - held
+  int64_t remaining = 0;  // usable - earlier - held, or less (constraint)
+  // What lowered `remaining` further, as text (a namespace quota, a server that cannot be
+  // observed); empty when nothing did.
+  std::string constraint;
 };
 
 // "(2 instances + 1 surge)"
 std::string PodsText(int instances, int max_surge);
-// " - 12 allocated to earlier pools - 5 held by other pools' pods", the terms of `remaining`.
+// " - 12 allocated to earlier pools - 5 held by other pools' pods", the terms of `remaining`, and
+// its constraint when there is one.
 std::string LedgerTerms(const LedgerPosition& ledger);
 
 // The pool's worst case does not fit what remains; `plan` is already filled in.

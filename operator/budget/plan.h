@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,9 @@ struct PoolPlan {
   // when the pods that exist plus it fit in this. Under Warn at least worst_case.
   int64_t limit = 0;
   Verdict verdict = Verdict::kWithinBudget;
+  // Not planned at all (its declaration of the server conflicts with the budget's): it blocks
+  // itself whatever the policy, is charged what it holds, and the reason is among the findings.
+  bool refused = false;
   std::vector<DatabasePlan> databases;  // in spec order
   int64_t client_demand = 0;    // sum over clients of instances * (pool_size + max_overflow)
   int64_t client_capacity = 0;  // instances * max_client_conn
@@ -68,6 +72,8 @@ struct ServerPlan {
   int64_t held_elsewhere = 0;
   int64_t allocated = 0;
   int64_t headroom = 0;  // usable - allocated
+  // allocated, by the namespace of the pool charged (namespace quotas of a PostgresServer).
+  std::map<std::string, int64_t> allocated_by_namespace;
   Verdict verdict = Verdict::kWithinBudget;
   bool operator==(const ServerPlan&) const = default;
 };

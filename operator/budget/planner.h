@@ -34,9 +34,10 @@ using Holdings = std::map<std::string, std::map<std::string, int64_t>>;
 // Plans every pool, in ledger order (file order offline, creation time in a cluster). A pool is
 // sized against what the pools before it were allocated and what every other pool on the server
 // holds now (later pools' pods and pods of pools not in `pools`): creation order decides only
-// between new demands, never takes from what runs. Fails with kInvalid, naming the field, when two
-// pools declare different limits for the same server.
-Result<Plan> PlanPools(const std::vector<api::ConnectionPool>& pools,
+// between new demands, never takes from what runs. A pool whose limits for a server differ from the
+// first pool's declaration of it is refused (PoolPlan.refused, finding ServerConflict): it blocks
+// itself, never the others. Pools are placed on their PostgresServer (servers.h) beforehand.
+Plan PlanPools(const std::vector<api::ConnectionPool>& pools,
                        const Holdings& holdings = {});
 
 // The pods a pool's worst case counts: instances + max_surge, and none at all with 0 instances (a

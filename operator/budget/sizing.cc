@@ -7,6 +7,21 @@
 #include "budget/max_flow.h"
 
 namespace poolkeeper::budget {
+namespace {
+
+// A cap of the pool's own spec, tightened by the CONNECTION LIMIT PostgreSQL applies to the role or
+// database (observed on a PostgresServer): no pgbouncer gets more server connections than that.
+int64_t Tighter(std::optional<int> declared, const std::map<std::string, int64_t>& limits,
+                const std::string& name) {
+  int64_t cap = declared ? int64_t{*declared} : kUnbounded;
+  if (auto it = limits.find(name); it != limits.end()) cap = std::min(cap, it->second);
+  return cap;
+}
+int64_t UserCap(const api::ConnectionPool& pool, const api::UserSpec& user) {
+  return Tighter(pool.MaxUserConnections(user), pool.spec.server.role_limits, user.name);
+}
+
+}  // namespace
 
 int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra) {
   const auto& databases = pool.spec.databases;
@@ -17,8 +32,8 @@ int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra) {
   const int source = 0, sink = 1, first_db = 2, first_user = 2 + db_count;
   MaxFlow flow(2 + db_count + user_count);
   for (int d = 0; d < db_count; ++d) {
-    int64_t cap = kUnbounded;
-    if (auto declared = pool.MaxDbConnections(databases[d])) cap = *declared;
+    int64_t cap = Tighter(pool.MaxDbConnections(databases[d]), pool.spec.server.database_limits,
+                          databases[d].dbname);
     if (!extra.empty() && extra[d]) cap = std::min(cap, *extra[d]);
     flow.AddEdge(source, first_db + d, cap);
     // Every (database, user) pair is its own pgbouncer pool: pool_size, plus reserve_pool_size
@@ -28,8 +43,7 @@ int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra) {
   }
   for (int u = 0; u < user_count; ++u) {
     // max_user_connections counts a user's server connections across every database.
-    auto cap = pool.MaxUserConnections(users[u]);
-    flow.AddEdge(first_user + u, sink, cap ? *cap : kUnbounded);
+    flow.AddEdge(first_user + u, sink, UserCap(pool, users[u]));
   }
   return flow.Run(source, sink);
 }
@@ -42,10 +56,7 @@ std::vector<int64_t> DemandPerDatabase(const api::ConnectionPool& pool) {
   for (const auto& db : pool.spec.databases) {
     const int64_t pair = int64_t{pool.PoolSize(db)} + pool.ReservePoolSize(db);
     int64_t total = 0;
-    for (const auto& user : pool.spec.users) {
-      auto cap = pool.MaxUserConnections(user);
-      total += cap ? std::min<int64_t>(pair, *cap) : pair;
-    }
+    for (const auto& user : pool.spec.users) total += std::min(pair, UserCap(pool, user));
     demand.push_back(total);
   }
   return demand;

@@ -74,6 +74,14 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
     });
     owned_[std::string(kind.kind)] = std::move(group);
   }
+  servers_ = std::make_unique<kube::Informer>(
+      client_, clock_,
+      kube::InformerOptions{.type = kPostgresServerType, .watch_timeout = options_.watch_timeout});
+  servers_->AddHandlers({
+      .on_add = [this](const kube::ObjectPtr& o) { OnServer(nullptr, o); },
+      .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnServer(b, a); },
+      .on_delete = [this](const kube::ObjectPtr& o) { OnServer(o, nullptr); },
+  });
   pods_ = LabelSelectedInformer(kube::resources::kPod);
   pods_->AddHandlers({
       .on_add = [this](const kube::ObjectPtr& o) { OnPod(nullptr, o); },
@@ -102,11 +110,12 @@ void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(ob
 void Manager::StartInformers() {
   for (auto& [kind, group] : owned_) group->Start();
   pods_->Start();
+  servers_->Start();
   pools_->Start();
 }
 
 bool Manager::Synced() const {
-  if (!pools_->HasSynced() || !pods_->HasSynced()) return false;
+  if (!pools_->HasSynced() || !pods_->HasSynced() || !servers_->HasSynced()) return false;
   for (const auto& [kind, group] : owned_) {
     if (!group->HasSynced()) return false;
   }
@@ -115,7 +124,7 @@ bool Manager::Synced() const {
 
 bool Manager::WaitForSync(std::chrono::milliseconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (!pools_->WaitForSync(timeout)) return false;
+  if (!pools_->WaitForSync(timeout) || !servers_->WaitForSync(timeout)) return false;
   std::vector<const kube::InformerGroup*> groups = {pods_.get()};
   for (const auto& [kind, group] : owned_) groups.push_back(group.get());
   for (const auto* group : groups) {
@@ -151,11 +160,20 @@ void Manager::Enqueue(const std::string& key) {
   queue_.Add(key);
 }
 
-void Manager::EnqueueServer(const std::string& server, const std::string& except) {
-  if (server.empty()) return;
-  for (const auto& key : index_.KeysOnServer(server)) {
+void Manager::EnqueueServer(const std::string& reference, const std::string& except) {
+  if (reference.empty()) return;
+  auto directory = registry_.Directory();
+  for (const auto& key :
+       index_.KeysOnServers(directory->ReferencesOf(directory->BudgetKeyOf(reference)))) {
     if (key != except) Enqueue(key);
   }
+}
+
+// A server's figures, names or rules changed: every pool of the budgets it was and is part of is
+// planned again.
+void Manager::OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
+  std::set<std::string> touched = registry_.Update(before.get(), after.get());
+  for (const auto& key : index_.KeysOnServers({touched.begin(), touched.end()})) Enqueue(key);
 }
 
 void Manager::OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
@@ -291,14 +309,18 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   const std::string uid = PoolUid(*object);
   auto entry = index_.Find(key);
 
-  // Pools of one server are planned and their pods created one at a time: each plan must see the
-  // pods the one before it created.
-  std::unique_lock server_lock(ServerMutex(entry && entry->pool ? entry->server : ""));
+  // Pools of one budget are planned and their pods created one at a time: each plan must see
+  // the pods the one before it created. One directory snapshot for the whole pass.
+  auto directory = registry_.Directory();
+  const std::string budget_key = entry && entry->pool ? directory->BudgetKeyOf(entry->server) : "";
+  std::unique_lock server_lock(ServerMutex(budget_key));
   PoolInputs in;
   in.pool = *object;
+  in.directory = directory.get();
   if (entry && entry->pool) {
-    in.server_pools = index_.OnServer(entry->server);
-    in.holdings = holdings_.OnServers({entry->server});
+    std::vector<std::string> references = directory->ReferencesOf(budget_key);
+    in.server_pools = index_.OnServers(references);
+    in.holdings = holdings_.OnServers({references.begin(), references.end()});
   }
   for (const auto& pod : holdings_.PodsOf(key)) in.pods.push_back(*pod);
   api::Manifests secrets;
@@ -381,6 +403,7 @@ uint64_t Manager::Relists() const {
     for (const auto& informer : group->informers()) count(*informer);
   }
   for (const auto& informer : pods_->informers()) count(*informer);
+  count(*servers_);
   std::lock_guard guard(secrets_mutex_);
   for (const auto& [key, informer] : secrets_) count(*informer);
   return relists;

@@ -22,6 +22,7 @@
 #include "controller/events.h"
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
+#include "controller/server_registry.h"
 #include "controller/work_queue.h"
 #include "kube/client.h"
 #include "kube/informer.h"
@@ -84,7 +85,9 @@ class Manager {
     Clock::Duration requeue_after{};
   };
   void Enqueue(const std::string& key);
-  void EnqueueServer(const std::string& server, const std::string& except);
+  // Every pool of the budget `reference` (a pool's or pod's server reference) belongs to.
+  void EnqueueServer(const std::string& reference, const std::string& except);
+  void OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
   void OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
   void OnOwned(bool admits, const kube::ObjectPtr& before, const kube::ObjectPtr& after);
   void OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
@@ -105,9 +108,11 @@ class Manager {
   std::unique_ptr<kube::InformerGroup> pools_;
   std::map<std::string, std::unique_ptr<kube::InformerGroup>> owned_;  // by kind
   std::unique_ptr<kube::InformerGroup> pods_;  // pooler pods (label-selected), for holdings_
+  ServerRegistry registry_;                      // before servers_, whose handlers update it
+  std::unique_ptr<kube::Informer> servers_;      // PostgresServers (cluster-scoped)
   HoldingsIndex holdings_;
   std::mutex server_mutexes_mutex_;
-  std::map<std::string, std::mutex> server_mutexes_;  // by server key ("" for unplanned pools)
+  std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
 
   mutable std::mutex secrets_mutex_;
   std::map<std::string, std::unique_ptr<kube::Informer>> secrets_;  // by namespace/name

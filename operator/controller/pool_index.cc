@@ -1,6 +1,7 @@
 #include "controller/pool_index.h"
 
 #include "api/parse.h"
+#include "budget/servers.h"
 #include "controller/reconciler.h"
 
 namespace poolkeeper::controller {
@@ -25,7 +26,7 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   auto parsed = api::ParseConnectionPool(object, defaults_);
   // A pool being deleted demands nothing more: its pods are charged as holdings until gone.
   if (parsed && !metadata.contains("deletionTimestamp")) {
-    entry.server = parsed->spec.server.Key();
+    entry.server = budget::ServerDirectory::ReferenceKey(*parsed);
     for (const auto& user : parsed->spec.users) {
       entry.secrets.insert(parsed->metadata.namespace_ + "/" + user.password_secret_ref.name);
     }
@@ -55,23 +56,31 @@ std::optional<IndexedPool> PoolIndex::Remove(const std::string& key) {
   return removed;
 }
 
-std::vector<api::ConnectionPool> PoolIndex::OnServer(const std::string& server) const {
+std::vector<api::ConnectionPool> PoolIndex::OnServers(
+    const std::vector<std::string>& references) const {
   std::vector<api::ConnectionPool> pools;
   {
     std::lock_guard guard(mutex_);
-    auto it = by_server_.find(server);
-    if (it == by_server_.end()) return pools;
-    for (const auto& key : it->second) pools.push_back(*pools_.at(key).pool);
+    for (const auto& reference : references) {
+      auto it = by_server_.find(reference);
+      if (it == by_server_.end()) continue;
+      for (const auto& key : it->second) pools.push_back(*pools_.at(key).pool);
+    }
   }
   SortLedger(pools);
   return pools;
 }
 
-std::vector<std::string> PoolIndex::KeysOnServer(const std::string& server) const {
+std::vector<std::string> PoolIndex::KeysOnServers(
+    const std::vector<std::string>& references) const {
   std::lock_guard guard(mutex_);
-  auto it = by_server_.find(server);
-  if (it == by_server_.end()) return {};
-  return {it->second.begin(), it->second.end()};
+  std::set<std::string> keys;
+  for (const auto& reference : references) {
+    if (auto it = by_server_.find(reference); it != by_server_.end()) {
+      keys.insert(it->second.begin(), it->second.end());
+    }
+  }
+  return {keys.begin(), keys.end()};
 }
 
 std::vector<std::string> PoolIndex::KeysReferencing(const std::string& secret_key) const {

@@ -1,5 +1,7 @@
 // The pools the operator knows, parsed once per change rather than once per reconcile: by key, by
-// server (the ledger groups pools by host:port) and by the password Secrets they reference. The
+// the server reference they name (budget::ServerDirectory::ReferenceKey: a PostgresServer, or an
+// inline host:port; the directory says which references are one budget) and by the password
+// Secrets they reference. The
 // informer handlers keep it current; reconciles read it. Thread-safe.
 #pragma once
 
@@ -18,7 +20,7 @@ namespace poolkeeper::controller {
 
 struct IndexedPool {
   std::string key;     // namespace/name
-  std::string server;  // host:port, empty when the spec does not parse or it is being deleted
+  std::string server;  // reference key, empty when the spec does not parse or it is being deleted
   int64_t generation = 0;
   std::optional<api::ConnectionPool> pool;  // absent when the spec does not parse, or deleting
   std::set<std::string> secrets;            // namespace/name of referenced password Secrets
@@ -31,9 +33,9 @@ class PoolIndex {
   std::optional<IndexedPool> Upsert(const nlohmann::json& object);
   std::optional<IndexedPool> Remove(const std::string& key);
 
-  // Every valid pool on `server`, in ledger order.
-  std::vector<api::ConnectionPool> OnServer(const std::string& server) const;
-  std::vector<std::string> KeysOnServer(const std::string& server) const;
+  // Every valid pool naming one of `references`, in ledger order.
+  std::vector<api::ConnectionPool> OnServers(const std::vector<std::string>& references) const;
+  std::vector<std::string> KeysOnServers(const std::vector<std::string>& references) const;
   std::vector<std::string> KeysReferencing(const std::string& secret_key) const;
   std::set<std::string> ReferencedSecrets() const;
   std::optional<IndexedPool> Find(const std::string& key) const;

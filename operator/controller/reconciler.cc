@@ -7,6 +7,7 @@
 
 #include "api/parse.h"
 #include "budget/planner.h"
+#include "budget/servers.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "render/render.h"
@@ -82,19 +83,30 @@ class Pass {
   }
 
   bool PlanBudget() {
-    auto plan = budget::PlanPools(in_.server_pools, in_.holdings);
-    if (plan) {
-      for (const auto& p : plan->pools) {
-        if (p.namespace_ == pool_.metadata.namespace_ && p.name == pool_.metadata.name) mine_ = p;
-      }
+    static const budget::ServerDirectory kNoServers;
+    const budget::ServerDirectory& directory = in_.directory ? *in_.directory : kNoServers;
+    holdings_ = directory.Rekey(in_.holdings);
+    budget::Plan plan = budget::PlanOnServers(in_.server_pools, directory, in_.holdings);
+    for (const auto& p : plan.pools) {
+      if (p.namespace_ == pool_.metadata.namespace_ && p.name == pool_.metadata.name) mine_ = p;
     }
-    if (!plan || !mine_) {
-      Block("InvalidServer",
-            plan ? "pool missing from its server's ledger" : plan.error().ToString());
+    if (!mine_) {
+      Block("InvalidServer", "pool missing from its server's ledger");
       return false;
     }
+    if (mine_->refused) {
+      // Only this pool: the others on the server are planned without it, its pods still charged.
+      status_.budget = {mine_->server, 0, 0, 0, 0, 0, {}, Held()};
+      const budget::Finding& why = mine_->findings.back();
+      SetCondition(
+          MakeCondition(api::kConditionBudgetExceeded, true, why.code, why.message, generation_));
+      Block(why.code.c_str(), why.message);
+      return false;
+    }
+    // Placed: a pool on a PostgresServer connects to the server's endpoint, under its policy.
+    pool_ = directory.Place(pool_).pool;
     const budget::ServerPlan* server = nullptr;
-    for (const auto& s : plan->servers) {
+    for (const auto& s : plan.servers) {
       if (s.server == mine_->server) server = &s;
     }
     status_.budget = {mine_->server,
@@ -112,7 +124,7 @@ class Pass {
     for (const auto& f : mine_->findings) {
       if (f.code == "BudgetExceeded") {
         arithmetic = f.message;
-      } else if (f.severity == budget::Severity::kError) {
+      } else if (f.severity == budget::Severity::kError || f.code == "PolicySetByServer") {
         // Not the server's budget, so the pool still rolls out; but `check` fails on it, and the
         // user should hear of it too (e.g. ClientCapacityExceeded).
         result_.events.push_back({"Warning", f.code, f.message});
@@ -133,8 +145,8 @@ class Pass {
   }
 
   int64_t Held() const {
-    auto server = in_.holdings.find(mine_->server);
-    if (server == in_.holdings.end()) return 0;
+    auto server = holdings_.find(mine_->server);
+    if (server == holdings_.end()) return 0;
     auto it = server->second.find(pool_.metadata.namespace_ + "/" + pool_.metadata.name);
     return it == server->second.end() ? 0 : it->second;
   }
@@ -322,6 +334,7 @@ class Pass {
   const int64_t generation_;
   api::ConnectionPool pool_;
   std::optional<budget::PoolPlan> mine_;
+  budget::Holdings holdings_;  // by budget key
   std::optional<render::OwnedObjects> objects_;
   std::optional<PodChanges> pods_;  // what DrivePods or KeepLastGoodPods decided
   ReconcileResult result_;

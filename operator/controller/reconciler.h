@@ -17,17 +17,22 @@
 #include "api/parse.h"
 #include "api/status.h"
 #include "budget/planner.h"
+#include "budget/servers.h"
 #include "common/error.h"
 
 namespace poolkeeper::controller {
 
 struct PoolInputs {
   nlohmann::json pool;  // the ConnectionPool as stored (metadata, spec, status)
-  // Every valid pool that targets the same server, this one included, in ledger order
-  // (creationTimestamp, then namespace/name): a pool never takes from those before it.
+  // Every valid pool that targets the same budget (the same server, by any of its names), this one
+  // included, in ledger order (creationTimestamp, then namespace/name): a pool never takes from
+  // those before it. Unplaced: the directory places them.
   std::vector<api::ConnectionPool> server_pools;
-  // What exists on the servers now: every pod (draining ones too) and admitted configuration, so a
-  // pool is never planned into connections that pods can still open.
+  // The PostgresServers: which budget a pool is in, with which limits and policy. nullptr: none.
+  const budget::ServerDirectory* directory = nullptr;
+  // What exists on the servers now, by reference key (pods' server annotations): every pod
+  // (draining ones too) and admitted configuration, so a pool is never planned into connections
+  // that pods can still open.
   budget::Holdings holdings;
   const api::SecretSource* secrets = nullptr;
   // Owned objects as stored, by kind (render::kOwnedKinds); absent when not created yet.

@@ -7,6 +7,7 @@
 #include "api/manifests.h"
 #include "api/yaml.h"
 #include "budget/planner.h"
+#include "budget/servers.h"
 #include "common/files.h"
 #include "main/report.h"
 #include "render/render.h"
@@ -132,12 +133,9 @@ std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(const Fl
     err << "error: no ConnectionPool (apiVersion " << api::kApiVersion << ") in the input\n";
     return std::unexpected(kExitInvalid);
   }
-  auto plan = budget::PlanPools(manifests->pools);
-  if (!plan) {
-    PrintError(plan.error(), err);
-    return std::unexpected(kExitInvalid);
-  }
-  return std::make_pair(std::move(*manifests), std::move(*plan));
+  budget::Plan plan =
+      budget::PlanOnServers(manifests->pools, budget::ServerDirectory(manifests->servers));
+  return std::make_pair(std::move(*manifests), std::move(plan));
 }
 
 // Over budget is exit 1 whatever the policy: Warn rolls the pool out anyway, which is exactly the
@@ -177,10 +175,17 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
   const auto& [manifests, plan] = *planned;
   std::vector<RenderedPool> rendered;
   int status = kExitOk;
+  const budget::ServerDirectory directory(manifests.servers);
   for (size_t i = 0; i < manifests.pools.size(); ++i) {
-    const api::ConnectionPool& pool = manifests.pools[i];
+    // Rendered as placed: a pool on a PostgresServer connects to the server's endpoint.
+    const api::ConnectionPool pool = directory.Place(manifests.pools[i]).pool;
     const budget::PoolPlan& pool_plan = plan.pools[i];
     std::string id = pool.metadata.namespace_ + "/" + pool.metadata.name;
+    if (pool_plan.refused) {
+      err << "error: " << id << ": not rendered: " << pool_plan.findings.back().message << "\n";
+      status = std::max(status, kExitOverBudget);
+      continue;
+    }
     if (pool_plan.verdict == budget::Verdict::kBudgetExceeded &&
         pool.spec.budget_policy == api::BudgetPolicy::kEnforce) {
       err << "error: " << id << ": over budget under policy Enforce, not rendered";

@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <set>
 
 namespace poolkeeper::cli {
 
@@ -41,7 +42,7 @@ json PlanToJson(const budget::Plan& plan) {
                      {"perInstance", p.per_instance},
                      {"worstCase", p.worst_case},
                      {"allocated", p.allocated},
-                     {"verdict", budget::VerdictName(p.verdict)},
+                     {"verdict", p.refused ? "Refused" : budget::VerdictName(p.verdict)},
                      {"databases", databases},
                      {"clientDemand", p.client_demand},
                      {"clientCapacity", p.client_capacity},
@@ -50,39 +51,57 @@ json PlanToJson(const budget::Plan& plan) {
   return {{"servers", servers}, {"pools", pools}};
 }
 
+namespace {
+
+std::string_view PoolVerdict(const budget::PoolPlan& p) {
+  return p.refused ? "Refused" : budget::VerdictName(p.verdict);
+}
+
+std::string PoolText(const budget::PoolPlan& p) {
+  std::string out =
+      fmt::format("  pool {}/{}: ({} instance{} + {} surge) x {} per instance = {}: {}\n",
+                  p.namespace_, p.name, p.instances, p.instances == 1 ? "" : "s", p.max_surge,
+                  p.per_instance, p.worst_case, PoolVerdict(p));
+  // "derived": chosen by the planner because the spec set none; "lowered to fit" only when that
+  // choice is below what the database could use.
+  const bool lowered = std::ranges::any_of(
+      p.findings, [](const budget::Finding& f) { return f.code == "DerivedCaps"; });
+  for (const auto& d : p.databases) {
+    if (d.max_db_connections == 0) continue;
+    out += fmt::format("    database {}: max_db_connections {}{}\n", d.name, d.max_db_connections,
+                       !d.derived ? ""
+                       : lowered  ? " (derived: lowered to fit)"
+                                  : " (derived: what it can use)");
+  }
+  if (p.client_demand > 0) {
+    out += fmt::format("    clients: up to {} connections, capacity {}\n", p.client_demand,
+                       p.client_capacity);
+  }
+  for (const auto& f : p.findings) {
+    out += fmt::format("    {} {}: {}\n", budget::SeverityName(f.severity), f.code, f.message);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string PlanToText(const budget::Plan& plan) {
   std::string out;
+  std::set<std::string> servers;
   for (const auto& s : plan.servers) {
+    servers.insert(s.server);
     out += fmt::format(
         "server {}: max_connections {} - reserved {} - overhead {} = {} usable; "
         "allocated {}, headroom {}: {}\n",
         s.server, s.max_connections, s.reserved, s.overhead, s.usable, s.allocated, s.headroom,
         budget::VerdictName(s.verdict));
     for (const auto& p : plan.pools) {
-      if (p.server != s.server) continue;
-      out += fmt::format("  pool {}/{}: ({} instance{} + {} surge) x {} per instance = {}: {}\n",
-                         p.namespace_, p.name, p.instances, p.instances == 1 ? "" : "s",
-                         p.max_surge, p.per_instance, p.worst_case, budget::VerdictName(p.verdict));
-      // "derived": chosen by the planner because the spec set none; "lowered to fit" only when
-      // that choice is below what the database could use.
-      const bool lowered = std::ranges::any_of(
-          p.findings, [](const budget::Finding& f) { return f.code == "DerivedCaps"; });
-      for (const auto& d : p.databases) {
-        if (d.max_db_connections == 0) continue;
-        out +=
-            fmt::format("    database {}: max_db_connections {}{}\n", d.name, d.max_db_connections,
-                        !d.derived ? ""
-                        : lowered  ? " (derived: lowered to fit)"
-                                   : " (derived: what it can use)");
-      }
-      if (p.client_demand > 0) {
-        out += fmt::format("    clients: up to {} connections, capacity {}\n", p.client_demand,
-                           p.client_capacity);
-      }
-      for (const auto& f : p.findings) {
-        out += fmt::format("    {} {}: {}\n", budget::SeverityName(f.severity), f.code, f.message);
-      }
+      if (p.server == s.server) out += PoolText(p);
     }
+  }
+  // Refused before any server could be planned for them (e.g. a serverRef naming nothing).
+  for (const auto& p : plan.pools) {
+    if (!servers.contains(p.server)) out += "not planned on " + p.server + ":\n" + PoolText(p);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // Secret (userlist), Service, with more than one instance a PodDisruptionBudget, and the template
 // of its pods (pod.cc). nlohmann::json objects keep their keys sorted and nothing null is added, so
 // the output is stable byte for byte.
+#include "api/postgres_server.h"
 #include "render/internal.h"
 #include "render/render.h"
 
@@ -124,15 +125,16 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   // The ledger keeps charging the admitted figure while a later spec of the pool is refused, read
   // back from the ConfigMap in the operator's cache; and each pod, draining or not, is charged what
   // its own configuration can open on its own server.
+  const std::string endpoint = api::EndpointKey(pool.spec.server.host, pool.spec.server.port);
   json& annotations = objects.config_map["metadata"]["annotations"];
   annotations[kPlannedConnectionsAnnotation] = std::to_string(plan.worst_case);
-  annotations[kServerAnnotation] = plan.server;
+  annotations[kServerAnnotation] = endpoint;
   annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
   annotations[kInstancesAnnotation] = std::to_string(pool.spec.pooler.instances);
   annotations[kMaxSurgeAnnotation] = std::to_string(pool.spec.pooler.max_surge);
   objects.pod_template = internal::BuildPodTemplate(pool, objects.config_hash);
   json& pod_annotations = objects.pod_template["metadata"]["annotations"];
-  pod_annotations[kServerAnnotation] = plan.server;
+  pod_annotations[kServerAnnotation] = endpoint;
   pod_annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
   objects.service = Service(pool);
   objects.pod_disruption_budget = PodDisruptionBudget(pool);

@@ -86,9 +86,10 @@ std::string ConfigHash(std::string_view ini, std::string_view credentials_revisi
 inline constexpr char kAppliedHashAnnotation[] = "poolkeeper.io/applied-hash";
 // On the Deployment: the worst case (server connections) of the configuration it runs.
 inline constexpr char kPlannedConnectionsAnnotation[] = "poolkeeper.io/planned-connections";
-// On the Deployment and every pod: the server ("host:port") the configuration connects to, and on
-// every pod the most server connections its pgbouncer can open. The ledger charges each pod that
-// exists (draining ones too) this figure on this server, whoever owns the pod by then.
+// On the ConfigMap and every pod: the endpoint ("host:port", api::EndpointKey) the configuration
+// connects to, and on every pod the most server connections its pgbouncer can open. The ledger
+// charges each pod that exists (draining ones too) this figure on the budget that endpoint belongs
+// to (budget::ServerDirectory::BudgetKeyOf), whoever owns the pod by then.
 inline constexpr char kServerAnnotation[] = "poolkeeper.io/server";
 inline constexpr char kPodConnectionsAnnotation[] = "poolkeeper.io/connections-per-pod";
 // The label every pooler pod carries: the name of its pool.

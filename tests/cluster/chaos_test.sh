@@ -164,7 +164,7 @@ test_the_budget_holds_under_chaos() {
 # ---------------------------------------------------------------------------------------------------------------
 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 60
-k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
+k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create secret generic app-db --from-literal=password=app-secret-pw --save-config >/dev/null
 start_operator
 # One after the other: creationTimestamp has a resolution of a second, and within one second the ledger

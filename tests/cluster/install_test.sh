@@ -60,12 +60,12 @@ test_cluster_up() {
 }
 
 test_crd_accepted() {
-	k apply --server-side --field-manager=install-test -f "$crd" >/dev/null
-	k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
-	# The API server found nothing to refuse in the schema (CEL compiled within its cost budget, structural).
+	k apply --server-side --field-manager=install-test -f "$repo/crds/" >/dev/null
+	k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
+	# The API server found nothing to refuse in the schemas (CEL compiled within its cost budget, structural).
 	local bad
-	bad=$(k get crd connectionpools.poolkeeper.io -o json |
-		jq -r '.status.conditions[] | select(.type == "NonStructuralSchema" or ((.type == "NamesAccepted" or .type == "Established") and .status != "True")) | .type + ": " + .message')
+	bad=$(k get crd connectionpools.poolkeeper.io postgresservers.poolkeeper.io -o json |
+		jq -r '.items[].status.conditions[] | select(.type == "NonStructuralSchema" or ((.type == "NamesAccepted" or .type == "Established") and .status != "True")) | .type + ": " + .message')
 	[[ -z "$bad" ]] || fail "CRD conditions: $bad"
 	# Short name, category, printer columns and the scale subresource, on a real pool.
 	k create namespace default-pools >/dev/null

@@ -285,7 +285,7 @@ test_orphaned_pods_stay_charged() {
 # ---------------------------------------------------------------------------------------------------------------
 APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0" "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
-k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
+k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
 # The garbage collector learns new kinds from discovery every 30 s; until then it cannot resolve an owner that
 # is a ConnectionPool and backs off. Wait until it collects a probe, so deletions in the tests are timely.

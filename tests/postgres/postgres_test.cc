@@ -81,11 +81,10 @@ struct Rendered {
 Outcome<Rendered> PlanAndRender(const api::ConnectionPool& pool,
                                 const render::Passwords& passwords) {
   auto plan = budget::PlanPools({pool});
-  if (!plan) return std::unexpected("PlanPools: " + plan.error().ToString());
-  if (plan->pools.size() != 1 || plan->servers.size() != 1) {
+  if (plan.pools.size() != 1 || plan.servers.size() != 1) {
     return std::unexpected("PlanPools: expected one pool on one server");
   }
-  Rendered rendered{plan->pools.front(), plan->servers.front().usable, {}, {}};
+  Rendered rendered{plan.pools.front(), plan.servers.front().usable, {}, {}};
   if (rendered.plan.verdict != budget::Verdict::kWithinBudget) {
     std::string findings;
     for (const auto& finding : rendered.plan.findings) findings += "\n  " + finding.message;

@@ -16,8 +16,7 @@ using testing::SetUsers;
 
 PoolPlan PlanOne(const api::ConnectionPool& pool) {
   auto plan = PlanPools({pool});
-  EXPECT_TRUE(plan.has_value()) << plan.error().message;
-  return plan ? plan->pools[0] : PoolPlan{};
+  return plan.pools[0];
 }
 
 std::vector<std::string> Codes(const PoolPlan& plan) {

@@ -15,11 +15,7 @@ using testing::Pool;
 using testing::SetDatabases;
 using testing::SetUsers;
 
-Plan MustPlan(const std::vector<api::ConnectionPool>& pools) {
-  auto plan = PlanPools(pools);
-  EXPECT_TRUE(plan.has_value()) << plan.error().message;
-  return plan.value_or(Plan{});
-}
+Plan MustPlan(const std::vector<api::ConnectionPool>& pools) { return PlanPools(pools); }
 
 const Finding* FindCode(const PoolPlan& pool, const std::string& code) {
   auto it = std::ranges::find(pool.findings, code, &Finding::code);
@@ -136,11 +132,10 @@ TEST(Ledger, RefusedPoolKeepsBeingChargedWhatItsRunningConfigurationOpens) {
   // big's new spec is refused, but its previous configuration (30 connections) still runs: the
   // pools after it must not be handed those connections.
   auto plan = PlanPools({big, small}, {{"db:5432", {{"ns/big", 30}}}});
-  ASSERT_TRUE(plan) << plan.error().message;
-  EXPECT_EQ(plan->pools[0].verdict, Verdict::kBudgetExceeded);
-  EXPECT_EQ(plan->pools[0].allocated, 30);
-  EXPECT_EQ(plan->servers[0].allocated, 40);
-  EXPECT_EQ(plan->servers[0].headroom, plan->servers[0].usable - 40);
+  EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded);
+  EXPECT_EQ(plan.pools[0].allocated, 30);
+  EXPECT_EQ(plan.servers[0].allocated, 40);
+  EXPECT_EQ(plan.servers[0].headroom, plan.servers[0].usable - 40);
 }
 
 TEST(Ledger, AdmittedPoolIsChargedAtLeastWhatItsRunningPodsOpen) {
@@ -149,11 +144,10 @@ TEST(Ledger, AdmittedPoolIsChargedAtLeastWhatItsRunningPodsOpen) {
   api::ConnectionPool next = Pool("next");
   SetDatabases(next, {{"a", 5, 0, 5}});
   auto plan = PlanPools({shrinking, next}, {{"db:5432", {{"ns/shrinking", 40}}}});
-  ASSERT_TRUE(plan) << plan.error().message;
-  EXPECT_EQ(plan->pools[0].verdict, Verdict::kWithinBudget);
-  EXPECT_EQ(plan->pools[0].worst_case, 10);
-  EXPECT_EQ(plan->pools[0].allocated, 40);
-  EXPECT_EQ(plan->servers[0].allocated, 50);
+  EXPECT_EQ(plan.pools[0].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(plan.pools[0].worst_case, 10);
+  EXPECT_EQ(plan.pools[0].allocated, 40);
+  EXPECT_EQ(plan.servers[0].allocated, 50);
 }
 
 // Two uncapped databases, 3 users x 10 each: 60 per instance, 120 for 2 pods > 90. Each
@@ -262,10 +256,10 @@ TEST(Ledger, OlderPoolCannotGrowIntoWhatNewerPoolsPodsHold) {
   SetDatabases(newer, {{"a", 50, 0, 50}});
   newer.spec.pooler.max_surge = 0;
   Holdings holdings = {{"db:5432", {{"ns/older", 40}, {"ns/newer", 50}}}};
-  EXPECT_EQ(PlanPools({older, newer}, holdings)->pools[0].verdict, Verdict::kWithinBudget);
+  EXPECT_EQ(PlanPools({older, newer}, holdings).pools[0].verdict, Verdict::kWithinBudget);
 
   SetDatabases(older, {{"a", 80, 0, 80}});
-  const Plan plan = *PlanPools({older, newer}, holdings);
+  const Plan plan = PlanPools({older, newer}, holdings);
   EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded);
   EXPECT_NE(plan.pools[0].findings[0].message.find("50 held by other pools' pods"),
             std::string::npos)
@@ -282,14 +276,14 @@ TEST(Ledger, PodsOfPoolsNotPlannedAreHeldOnTheirServer) {
   SetDatabases(pool, {{"a", 30, 0, 30}});  // (1 + 1) x 30 = 60
   Holdings holdings = {{"db:5432", {{"ns/deleted", 20}, {"other/orphan", 15}}},
                        {"elsewhere:5432", {{"ns/pool", 99}}}};
-  const Plan plan = *PlanPools({pool}, holdings);
+  const Plan plan = PlanPools({pool}, holdings);
   EXPECT_EQ(plan.servers[0].held_elsewhere, 35);
   EXPECT_EQ(plan.pools[0].verdict, Verdict::kBudgetExceeded) << "60 > 90 - 35";
   EXPECT_EQ(plan.pools[0].allocated, 0) << "what it holds on another server is not charged here";
   EXPECT_EQ(plan.servers[0].allocated, 35);
 
   SetDatabases(pool, {{"a", 25, 0, 25}});  // 50 fits in 55
-  const Plan fits = *PlanPools({pool}, holdings);
+  const Plan fits = PlanPools({pool}, holdings);
   EXPECT_EQ(fits.pools[0].verdict, Verdict::kWithinBudget);
   EXPECT_EQ(fits.servers[0].headroom, 5);
 }
@@ -316,59 +310,77 @@ TEST(Ledger, GroupsPoolsByServerInOrderOfFirstAppearance) {
 struct ConflictCase {
   std::string name;
   void (*change)(api::ServerSpec&);
-  std::string field;
-  std::string message;
+  std::string message;  // what the later pool is told
 };
 
 class ConflictingServerLimits : public ::testing::TestWithParam<ConflictCase> {};
 
-TEST_P(ConflictingServerLimits, AreInvalidNamingTheLaterPoolsField) {
+TEST_P(ConflictingServerLimits, RefuseOnlyTheLaterPoolNamingItsField) {
   const ConflictCase& c = GetParam();
   api::ConnectionPool other = Pool("other");
   api::ConnectionPool unrelated = Pool("unrelated");
   unrelated.spec.server.host = "elsewhere";
   api::ConnectionPool later = Pool("later");
   c.change(later.spec.server);
-  auto plan = PlanPools({other, unrelated, later});
-  ASSERT_FALSE(plan.has_value());
-  EXPECT_EQ(plan.error().code, ErrorCode::kInvalid);
-  EXPECT_EQ(plan.error().fields, (std::vector<FieldIssue>{{c.field, c.message}}));
-  EXPECT_EQ(plan.error().message, "pools[2] (ns/later) spec.server." +
-                                      c.field.substr(c.field.rfind('.') + 1) + ": " + c.message);
+  const Plan plan = PlanPools({other, unrelated, later}, {{"db:5432", {{"ns/later", 7}}}});
+  ASSERT_EQ(plan.pools.size(), 3u);
+  EXPECT_FALSE(plan.pools[0].refused);
+  EXPECT_FALSE(plan.pools[1].refused);
+  EXPECT_EQ(plan.pools[0].verdict, Verdict::kWithinBudget);
+  const PoolPlan& refused = plan.pools[2];
+  EXPECT_TRUE(refused.refused);
+  ASSERT_EQ(refused.findings.size(), 1u);
+  EXPECT_EQ(refused.findings[0].code, "ServerConflict");
+  EXPECT_EQ(refused.findings[0].severity, Severity::kError);
+  EXPECT_TRUE(refused.findings[0].message.starts_with(c.message)) << refused.findings[0].message;
+  // Not rolled out, but what its pods hold stays charged.
+  EXPECT_EQ(refused.allocated, 7);
+  EXPECT_EQ(plan.servers[0].allocated, plan.pools[0].allocated + 7);
+  EXPECT_TRUE(plan.AnyError());
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Fields, ConflictingServerLimits,
-    ::testing::Values(ConflictCase{"MaxConnections",
-                                   [](api::ServerSpec& s) { s.max_connections = 200; },
-                                   "ns/later spec.server.maxConnections",
-                                   "200 conflicts with 100 declared by ns/other for db:5432"},
-                      ConflictCase{"SuperuserReserved",
-                                   [](api::ServerSpec& s) { s.superuser_reserved_connections = 3; },
-                                   "ns/later spec.server.superuserReservedConnections",
-                                   "3 conflicts with 0 declared by ns/other for db:5432"},
-                      ConflictCase{"Reserved",
-                                   [](api::ServerSpec& s) { s.reserved_connections = 4; },
-                                   "ns/later spec.server.reservedConnections",
-                                   "4 conflicts with 0 declared by ns/other for db:5432"},
-                      ConflictCase{"Overhead",
-                                   [](api::ServerSpec& s) {
-                                     s.overhead = {10, true};
-                                   },
-                                   "ns/later spec.server.overhead",
-                                   "10% conflicts with 10 declared by ns/other for db:5432"}),
+    ::testing::Values(
+        ConflictCase{"MaxConnections", [](api::ServerSpec& s) { s.max_connections = 200; },
+                     "spec.server.maxConnections: 200 conflicts with 100 declared by ns/other for "
+                     "db:5432"},
+        ConflictCase{"SuperuserReserved",
+                     [](api::ServerSpec& s) { s.superuser_reserved_connections = 3; },
+                     "spec.server.superuserReservedConnections: 3 conflicts with 0 declared by "
+                     "ns/other for db:5432"},
+        ConflictCase{"Reserved", [](api::ServerSpec& s) { s.reserved_connections = 4; },
+                     "spec.server.reservedConnections: 4 conflicts with 0 declared by ns/other "
+                     "for db:5432"},
+        ConflictCase{"Overhead",
+                     [](api::ServerSpec& s) {
+                       s.overhead = {10, true};
+                     },
+                     "spec.server.overhead: 10% conflicts with 10 declared by ns/other for "
+                     "db:5432"}),
     [](const auto& info) { return info.param.name; });
 
-TEST(Ledger, ReportsEveryConflictAtOnce) {
+TEST(Ledger, NamesEveryConflictingFieldOfAPool) {
   api::ConnectionPool first = Pool("first");
   api::ConnectionPool second = Pool("second");
   second.spec.server.max_connections = 50;
   second.spec.server.reserved_connections = 1;
   api::ConnectionPool third = Pool("third");
-  third.spec.server.max_connections = 60;
-  auto plan = PlanPools({first, second, third});
-  ASSERT_FALSE(plan.has_value());
-  EXPECT_EQ(plan.error().fields.size(), 3u);
+  const Plan plan = PlanPools({first, second, third});
+  ASSERT_TRUE(plan.pools[1].refused);
+  const std::string& message = plan.pools[1].findings[0].message;
+  EXPECT_NE(message.find("spec.server.maxConnections: 50"), std::string::npos) << message;
+  EXPECT_NE(message.find("spec.server.reservedConnections: 1"), std::string::npos) << message;
+  EXPECT_FALSE(plan.pools[2].refused);  // agrees with the first declaration
+}
+
+TEST(Ledger, ServerNamedWithATrailingDotOrInCapitalsIsOneBudget) {
+  api::ConnectionPool a = Pool("a");
+  api::ConnectionPool b = Pool("b");
+  b.spec.server.host = "DB.";
+  const Plan plan = PlanPools({a, b});
+  ASSERT_EQ(plan.servers.size(), 1u);
+  EXPECT_EQ(plan.servers[0].allocated, plan.pools[0].allocated + plan.pools[1].allocated);
 }
 
 }  // namespace

@@ -26,11 +26,11 @@ TEST(PoolIndex, GroupsValidPoolsByServerInLedgerOrder) {
   index.Upsert(Pool("late", "db", "2026-02-01T00:00:00Z"));
   index.Upsert(Pool("early", "db", "2026-01-01T00:00:00Z"));
   index.Upsert(Pool("elsewhere", "other", "2026-01-01T00:00:00Z"));
-  auto pools = index.OnServer("db:5432");
+  auto pools = index.OnServers({"db:5432"});
   ASSERT_EQ(pools.size(), 2u);
   EXPECT_EQ(pools[0].metadata.name, "early");
   EXPECT_EQ(pools[1].metadata.name, "late");
-  EXPECT_EQ(index.KeysOnServer("other:5432"), std::vector<std::string>{"shop/elsewhere"});
+  EXPECT_EQ(index.KeysOnServers({"other:5432"}), std::vector<std::string>{"shop/elsewhere"});
 }
 
 TEST(PoolIndex, MovingAPoolToAnotherServerLeavesTheOldOne) {
@@ -39,8 +39,8 @@ TEST(PoolIndex, MovingAPoolToAnotherServerLeavesTheOldOne) {
   auto before = index.Upsert(Pool("p", "other", "t"));
   ASSERT_TRUE(before);
   EXPECT_EQ(before->server, "db:5432");
-  EXPECT_TRUE(index.OnServer("db:5432").empty());
-  EXPECT_EQ(index.OnServer("other:5432").size(), 1u);
+  EXPECT_TRUE(index.OnServers({"db:5432"}).empty());
+  EXPECT_EQ(index.OnServers({"other:5432"}).size(), 1u);
 }
 
 TEST(PoolIndex, InvalidSpecIsKnownButOnNoServer) {
@@ -51,7 +51,7 @@ TEST(PoolIndex, InvalidSpecIsKnownButOnNoServer) {
   auto entry = index.Find("shop/bad");
   ASSERT_TRUE(entry);
   EXPECT_FALSE(entry->pool);
-  EXPECT_TRUE(index.OnServer("db:5432").empty());
+  EXPECT_TRUE(index.OnServers({"db:5432"}).empty());
 }
 
 TEST(PoolIndex, TracksWhichPoolsReferenceASecret) {

@@ -251,11 +251,10 @@ TEST_F(ReconcilerTest, AppliesExactlyWhatRenderBuildsPlusTheAppliedHash) {
   auto parsed = api::ParseConnectionPool(pool);
   ASSERT_TRUE(parsed);
   auto plan = budget::PlanPools({*parsed});
-  ASSERT_TRUE(plan);
   auto passwords = api::ResolvePasswords(*parsed, secrets_);
   ASSERT_TRUE(passwords);
   auto built =
-      render::BuildObjects(*parsed, plan->pools[0], passwords->passwords, passwords->revision);
+      render::BuildObjects(*parsed, plan.pools[0], passwords->passwords, passwords->revision);
   ASSERT_TRUE(built);
   std::map<std::string, json> rendered = {{"ConfigMap", built->config_map},
                                           {"Secret", built->secret},

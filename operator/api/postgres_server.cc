@@ -1,0 +1,222 @@
+#include "api/postgres_server.h"
+
+#include <algorithm>
+
+#include "api/field_reader.h"
+#include "api/names.h"
+#include "api/parse_common.h"
+
+namespace poolkeeper::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSslModes[] = {"disable", "allow",     "prefer",
+                                     "require", "verify-ca", "verify-full"};
+
+std::optional<NamespacedSecretRef> ReadSecretRef(FieldReader& parent, std::string_view key,
+                                                 std::vector<FieldIssue>& issues) {
+  FieldReader ref(parent.Object(key), parent.Path(key), issues);
+  if (!ref.present()) return std::nullopt;
+  NamespacedSecretRef out;
+  if (auto ns = ref.String("namespace", true)) {
+    out.namespace_ = *ns;
+    if (auto problem = CheckDns1123Label(*ns)) ref.Fail("namespace", *problem);
+  }
+  if (auto name = ref.String("name", true)) {
+    out.name = *name;
+    if (auto problem = CheckDns1123Subdomain(*name)) ref.Fail("name", *problem);
+  }
+  ref.RejectUnknown();
+  return out;
+}
+
+void ReadHostPort(FieldReader& reader, std::string& host, int& port) {
+  if (auto text = reader.String("host", true)) {
+    host = *text;
+    if (auto problem = CheckHost(*text)) reader.Fail("host", *problem);
+  }
+  if (auto value = reader.Int("port", 1, 65535)) port = static_cast<int>(*value);
+}
+
+std::optional<bool> ReadBool(FieldReader& reader, std::string_view key) {
+  if (const json* value = reader.Raw(key, json::value_t::boolean)) return value->get<bool>();
+  return std::nullopt;
+}
+
+void ReadTenancy(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue>& issues) {
+  if (const json* list = spec.Array("allowedNamespaces")) {
+    out.allowed_namespaces.emplace();
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string field = "allowedNamespaces[" + std::to_string(i) + "]";
+      const json& item = (*list)[i];
+      if (!item.is_string()) {
+        spec.Fail(field, "must be a namespace name");
+      } else if (auto problem = CheckDns1123Label(item.get<std::string>())) {
+        spec.Fail(field, *problem);
+      } else {
+        out.allowed_namespaces->insert(item.get<std::string>());
+      }
+    }
+  }
+  const json* quotas = spec.Array("namespaceQuotas");
+  if (!quotas) return;
+  for (size_t i = 0; i < quotas->size(); ++i) {
+    FieldReader quota(&(*quotas)[i], spec.Path("namespaceQuotas") + "[" + std::to_string(i) + "]",
+                      issues);
+    auto ns = quota.String("namespace", true);
+    auto limit = quota.Int("maxConnections", 0, kMaxBackends, true);
+    if (ns) {
+      if (auto problem = CheckDns1123Label(*ns)) {
+        quota.Fail("namespace", *problem);
+      } else if (limit && !out.namespace_quotas.emplace(*ns, *limit).second) {
+        quota.Fail("namespace", "duplicate namespace \"" + *ns + "\"");
+      }
+    }
+    quota.RejectUnknown();
+  }
+}
+
+void ReadSpec(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue>& issues) {
+  ReadHostPort(spec, out.host, out.port);
+  if (const json* aliases = spec.Array("aliases")) {
+    for (size_t i = 0; i < aliases->size(); ++i) {
+      FieldReader alias(&(*aliases)[i], spec.Path("aliases") + "[" + std::to_string(i) + "]",
+                        issues);
+      std::string host;
+      int port = out.port;
+      ReadHostPort(alias, host, port);
+      alias.RejectUnknown();
+      out.aliases.push_back(EndpointKey(host, port));
+    }
+  }
+  if (auto mode = spec.String("sslMode")) {
+    if (std::ranges::find(kSslModes, *mode) == std::end(kSslModes)) {
+      spec.Fail("sslMode",
+                "must be one of disable, allow, prefer, require, verify-ca, verify-full, not \"" +
+                    *mode + "\"");
+    }
+    out.ssl_mode = *mode;
+  }
+  out.ca_secret_ref = ReadSecretRef(spec, "caSecretRef", issues);
+  if ((out.ssl_mode == "verify-ca" || out.ssl_mode == "verify-full") && !out.ca_secret_ref) {
+    spec.Fail("caSecretRef", "required with sslMode " + out.ssl_mode);
+  }
+  out.credentials_secret_ref = ReadSecretRef(spec, "credentialsSecretRef", issues);
+  out.max_connections = spec.Int("maxConnections", 1, kMaxBackends);
+  if (!out.max_connections && !out.credentials_secret_ref) {
+    spec.Fail("maxConnections",
+              "required without credentialsSecretRef (the operator cannot observe the server)");
+  }
+  if (auto v = spec.Int("superuserReservedConnections", 0, kMaxBackends)) {
+    out.superuser_reserved_connections = *v;
+  }
+  if (auto v = spec.Int("reservedConnections", 0, kMaxBackends)) out.reserved_connections = *v;
+  ReadOverhead(spec, out.overhead);
+  out.measure_overhead = ReadBool(spec, "measureOverhead").value_or(false);
+  if (auto policy = spec.String("policy")) {
+    if (*policy == "Enforce") {
+      out.policy = BudgetPolicy::kEnforce;
+    } else if (*policy == "Warn") {
+      out.policy = BudgetPolicy::kWarn;
+    } else {
+      spec.Fail("policy", "must be Enforce or Warn, not \"" + *policy + "\"");
+    }
+  }
+  ReadTenancy(spec, out, issues);
+  if (auto v = spec.Int("observeIntervalSeconds", 5, 86400)) {
+    out.observe_interval_seconds = static_cast<int>(*v);
+  }
+  out.enforce_role_limits = ReadBool(spec, "enforceRoleLimits").value_or(false);
+  if (out.enforce_role_limits && !out.credentials_secret_ref) {
+    spec.Fail("enforceRoleLimits", "needs credentialsSecretRef (a role with CREATEROLE)");
+  }
+  spec.RejectUnknown();
+}
+
+int64_t IntOr0(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+std::string StringOrEmpty(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+std::map<std::string, int64_t> LimitsFromJson(const json& object, const char* key) {
+  std::map<std::string, int64_t> limits;
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_object()) return limits;
+  for (const auto& [name, value] : it->items()) {
+    if (value.is_number_integer()) limits[name] = value.get<int64_t>();
+  }
+  return limits;
+}
+
+}  // namespace
+
+Result<PostgresServer> ParsePostgresServer(const json& object) {
+  if (!object.is_object()) return Invalid("", "a PostgresServer must be an object");
+  std::vector<FieldIssue> issues;
+  PostgresServer server;
+  if (object.value("apiVersion", "") != kApiVersion) {
+    issues.push_back({"apiVersion", std::string("must be ") + kApiVersion});
+  }
+  if (object.value("kind", "") != kServerKind) {
+    issues.push_back({"kind", std::string("must be ") + kServerKind});
+  }
+  const json metadata = object.value("metadata", json::object());
+  server.name = StringOrEmpty(metadata, "name");
+  if (auto problem = CheckDns1123Label(server.name)) issues.push_back({"metadata.name", *problem});
+  server.uid = StringOrEmpty(metadata, "uid");
+  server.creation_timestamp = StringOrEmpty(metadata, "creationTimestamp");
+  server.generation = IntOr0(metadata, "generation");
+
+  FieldReader spec(object.contains("spec") ? &object["spec"] : nullptr, "spec", issues);
+  if (!spec.present()) {
+    issues.push_back({"spec", "required"});
+  } else {
+    ReadSpec(spec, server.spec, issues);
+  }
+  if (!issues.empty()) return Invalid(std::move(issues));
+
+  const json status = object.value("status", json::object());
+  if (status.is_object()) {
+    server.observed = ObservationFromJson(status.value("observed", json()));
+    for (const auto& condition : status.value("conditions", json::array())) {
+      if (condition.is_object() && condition.value("type", "") == "Reachable" &&
+          condition.value("status", "") == "False") {
+        server.unreachable = true;
+      }
+    }
+  }
+  return server;
+}
+
+json ObservationToJson(const ServerObservation& o) {
+  return {{"maxConnections", o.max_connections},
+          {"superuserReservedConnections", o.superuser_reserved_connections},
+          {"reservedConnections", o.reserved_connections},
+          {"serverVersion", o.server_version},
+          {"systemIdentifier", o.system_identifier},
+          {"inUseByOthers", o.in_use_by_others},
+          {"roleConnectionLimits", o.role_limits},
+          {"databaseConnectionLimits", o.database_limits},
+          {"time", o.observed_at}};
+}
+
+std::optional<ServerObservation> ObservationFromJson(const json& observed) {
+  if (!observed.is_object() || IntOr0(observed, "maxConnections") <= 0) return std::nullopt;
+  ServerObservation o;
+  o.max_connections = IntOr0(observed, "maxConnections");
+  o.superuser_reserved_connections = IntOr0(observed, "superuserReservedConnections");
+  o.reserved_connections = IntOr0(observed, "reservedConnections");
+  o.server_version = StringOrEmpty(observed, "serverVersion");
+  o.system_identifier = StringOrEmpty(observed, "systemIdentifier");
+  o.in_use_by_others = IntOr0(observed, "inUseByOthers");
+  o.role_limits = LimitsFromJson(observed, "roleConnectionLimits");
+  o.database_limits = LimitsFromJson(observed, "databaseConnectionLimits");
+  o.observed_at = StringOrEmpty(observed, "time");
+  return o;
+}
+
+}  // namespace poolkeeper::api

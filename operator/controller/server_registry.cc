@@ -1,0 +1,58 @@
+#include "controller/server_registry.h"
+
+#include <vector>
+
+namespace poolkeeper::controller {
+namespace {
+
+std::string NameOf(const nlohmann::json& object) {
+  return object.value("/metadata/name"_json_pointer, "");
+}
+
+void AddBudgetOf(const budget::ServerDirectory& directory, const std::string& name,
+                 std::set<std::string>& references) {
+  auto keys = directory.ReferencesOf(directory.BudgetKeyOf(api::ServerRefKey(name)));
+  references.insert(keys.begin(), keys.end());
+  references.insert(api::ServerRefKey(name));  // pools naming it, even while it is invalid
+}
+
+}  // namespace
+
+std::set<std::string> ServerRegistry::Update(const nlohmann::json* before,
+                                             const nlohmann::json* after) {
+  std::lock_guard guard(mutex_);
+  std::set<std::string> touched;
+  const std::string name = NameOf(after ? *after : *before);
+  AddBudgetOf(*directory_, name, touched);
+  valid_.erase(name);
+  invalid_.erase(name);
+  if (after) {
+    auto parsed = api::ParsePostgresServer(*after);
+    if (parsed) {
+      valid_[name] = std::move(*parsed);
+    } else {
+      invalid_[name] = parsed.error().ToString();
+    }
+  }
+  Rebuild();
+  AddBudgetOf(*directory_, name, touched);
+  return touched;
+}
+
+void ServerRegistry::Rebuild() {
+  std::vector<api::PostgresServer> servers;
+  for (const auto& [name, server] : valid_) servers.push_back(server);
+  directory_ = std::make_shared<const budget::ServerDirectory>(std::move(servers));
+}
+
+std::shared_ptr<const budget::ServerDirectory> ServerRegistry::Directory() const {
+  std::lock_guard guard(mutex_);
+  return directory_;
+}
+
+std::map<std::string, std::string> ServerRegistry::Invalid() const {
+  std::lock_guard guard(mutex_);
+  return invalid_;
+}
+
+}  // namespace poolkeeper::controller
