@@ -56,6 +56,9 @@ fi
 if [ -f "$REPO_ROOT/tests/cluster/operator_test.sh" ]; then
   run_tier operator bash "$REPO_ROOT/tests/cluster/operator_test.sh"
 fi
+if [ -f "$REPO_ROOT/tests/cluster/server_test.sh" ]; then
+  run_tier server bash "$REPO_ROOT/tests/cluster/server_test.sh"
+fi
 if [ -f "$REPO_ROOT/tests/cluster/chaos_test.sh" ]; then
   run_tier chaos bash "$REPO_ROOT/tests/cluster/chaos_test.sh"
 fi

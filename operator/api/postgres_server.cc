@@ -192,6 +192,13 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
   return server;
 }
 
+bool PostgresServer::PlansLike(const PostgresServer& other) const {
+  PostgresServer a = *this, b = other;
+  if (a.observed) a.observed->observed_at.clear();
+  if (b.observed) b.observed->observed_at.clear();
+  return a == b;
+}
+
 json ObservationToJson(const ServerObservation& o) {
   return {{"maxConnections", o.max_connections},
           {"superuserReservedConnections", o.superuser_reserved_connections},

@@ -27,6 +27,7 @@ inline constexpr char kServerKind[] = "PostgresServer";
 struct NamespacedSecretRef {
   std::string namespace_;
   std::string name;
+  bool operator==(const NamespacedSecretRef&) const = default;
 };
 
 // What the operator last read from the server itself (status.observed).
@@ -67,6 +68,7 @@ struct PostgresServerSpec {
   int observe_interval_seconds = 30;
   // When true the operator sets each pooled role's CONNECTION LIMIT to what it granted that role.
   bool enforce_role_limits = false;
+  bool operator==(const PostgresServerSpec&) const = default;
 };
 
 struct PostgresServer {
@@ -78,6 +80,9 @@ struct PostgresServer {
   std::optional<ServerObservation> observed;  // from status.observed
   // status.conditions[Reachable] is False: the observation is the last good one, not current.
   bool unreachable = false;
+  bool operator==(const PostgresServer&) const = default;
+  // Whether `other` plans the same: equal but for the time of the observation.
+  bool PlansLike(const PostgresServer& other) const;
 };
 
 // Fails with kInvalid naming every field at fault.

@@ -22,16 +22,21 @@ const Condition* FindCondition(const std::vector<Condition>& conditions, std::st
   return it == conditions.end() ? nullptr : &*it;
 }
 
-json StatusToJson(const PoolStatus& status) {
-  json conditions = json::array();
-  for (const auto& c : status.conditions) {
-    conditions.push_back({{"type", c.type},
-                          {"status", c.status},
-                          {"reason", c.reason},
-                          {"message", c.message},
-                          {"observedGeneration", c.observed_generation},
-                          {"lastTransitionTime", c.last_transition_time}});
+json ConditionsToJson(const std::vector<Condition>& conditions) {
+  json out = json::array();
+  for (const auto& c : conditions) {
+    out.push_back({{"type", c.type},
+                   {"status", c.status},
+                   {"reason", c.reason},
+                   {"message", c.message},
+                   {"observedGeneration", c.observed_generation},
+                   {"lastTransitionTime", c.last_transition_time}});
   }
+  return out;
+}
+
+json StatusToJson(const PoolStatus& status) {
+  json conditions = ConditionsToJson(status.conditions);
   json databases = json::array();
   for (const auto& d : status.budget.databases) {
     databases.push_back(
@@ -72,6 +77,18 @@ T Get(const json& object, const char* key, T fallback) {
 
 }  // namespace
 
+std::vector<Condition> ConditionsFromJson(const json& conditions) {
+  std::vector<Condition> out;
+  if (!conditions.is_array()) return out;
+  for (const auto& c : conditions) {
+    out.push_back({Get<std::string>(c, "type", ""), Get<std::string>(c, "status", ""),
+                   Get<std::string>(c, "reason", ""), Get<std::string>(c, "message", ""),
+                   Get<int64_t>(c, "observedGeneration", 0),
+                   Get<std::string>(c, "lastTransitionTime", "")});
+  }
+  return out;
+}
+
 PoolStatus StatusFromJson(const json& status) {
   PoolStatus out;
   if (!status.is_object()) return out;
@@ -80,15 +97,7 @@ PoolStatus StatusFromJson(const json& status) {
   out.ready_instances = Get<int64_t>(status, "readyInstances", 0);
   out.selector = Get<std::string>(status, "selector", "");
   out.config_hash = Get<std::string>(status, "configHash", "");
-  if (auto it = status.find("conditions"); it != status.end() && it->is_array()) {
-    for (const auto& c : *it) {
-      out.conditions.push_back({Get<std::string>(c, "type", ""), Get<std::string>(c, "status", ""),
-                                Get<std::string>(c, "reason", ""),
-                                Get<std::string>(c, "message", ""),
-                                Get<int64_t>(c, "observedGeneration", 0),
-                                Get<std::string>(c, "lastTransitionTime", "")});
-    }
-  }
+  out.conditions = ConditionsFromJson(status.value("conditions", json()));
   if (auto it = status.find("budget"); it != status.end() && it->is_object()) {
     const json& b = *it;
     out.budget = {Get<std::string>(b, "server", ""),

@@ -62,6 +62,10 @@ struct PoolStatus {
 void SetCondition(std::vector<Condition>& conditions, Condition condition, const std::string& now);
 const Condition* FindCondition(const std::vector<Condition>& conditions, std::string_view type);
 
+// Conditions as the status carries them (both resources), and back (lenient).
+nlohmann::json ConditionsToJson(const std::vector<Condition>& conditions);
+std::vector<Condition> ConditionsFromJson(const nlohmann::json& conditions);
+
 nlohmann::json StatusToJson(const PoolStatus& status);
 // Lenient: unknown or mistyped fields are ignored (the status is ours, but may be older).
 PoolStatus StatusFromJson(const nlohmann::json& status);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <string>
 
 namespace poolkeeper {
 
@@ -35,5 +36,9 @@ class FakeClock : public Clock {
   mutable std::mutex mutex_;
   TimePoint now_{std::chrono::hours(1)};
 };
+
+// The wall-clock time now as RFC 3339 in UTC, to the second ("2026-11-30T06:00:00Z"): what
+// Kubernetes conditions and status timestamps carry.
+std::string Rfc3339Now();
 
 }  // namespace poolkeeper

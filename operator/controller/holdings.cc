@@ -117,6 +117,17 @@ budget::Holdings HoldingsIndex::OnServers(const std::set<std::string>& servers) 
   return holdings;
 }
 
+std::set<std::string> HoldingsIndex::PodAddresses(const std::set<std::string>& servers) const {
+  std::set<std::string> addresses;
+  std::lock_guard guard(mutex_);
+  for (const auto& [key, charge] : pods_) {
+    if (!servers.contains(charge.server)) continue;
+    const std::string ip = charge.pod->value("/status/podIP"_json_pointer, "");
+    if (!ip.empty()) addresses.insert(ip);
+  }
+  return addresses;
+}
+
 std::vector<std::shared_ptr<const json>> HoldingsIndex::PodsOf(const std::string& pool_key) const {
   std::vector<std::shared_ptr<const json>> pods;
   std::lock_guard guard(mutex_);

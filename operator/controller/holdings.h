@@ -50,6 +50,9 @@ class HoldingsIndex {
   // informer, or as the API server returned them when the operator created them (the informer
   // may not have seen those yet, and a plan that missed them could start one pod too many).
   std::vector<std::shared_ptr<const nlohmann::json>> PodsOf(const std::string& pool_key) const;
+  // The addresses (status.podIP) of the pods configured for `servers`, draining ones included:
+  // their server connections are the poolers', not other clients'.
+  std::set<std::string> PodAddresses(const std::set<std::string>& servers) const;
   // The server an object says it was configured for ("" when it does not say).
   static std::string ServerOf(const nlohmann::json& object);
 

@@ -1,7 +1,5 @@
 #include "controller/manager.h"
 
-#include <ctime>
-
 #include "api/manifests.h"
 #include "common/log.h"
 #include "controller/pods.h"
@@ -17,15 +15,6 @@ using nlohmann::json;
 std::pair<std::string, std::string> SplitKey(const std::string& key) {
   auto slash = key.find('/');
   return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
-std::string Rfc3339Now() {
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
 }
 
 // The ConnectionPool that owns `object` (namespace/name), or "" when none does.
@@ -82,6 +71,11 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnServer(b, a); },
       .on_delete = [this](const kube::ObjectPtr& o) { OnServer(o, nullptr); },
   });
+  if (options_.database) {
+    server_observer_ = std::make_unique<ServerObserver>(
+        ServerObserverDeps{client_, clock_, *options_.database, *servers_, registry_, index_,
+                           holdings_, options_.ca_dir});
+  }
   pods_ = LabelSelectedInformer(kube::resources::kPod);
   pods_->AddHandlers({
       .on_add = [this](const kube::ObjectPtr& o) { OnPod(nullptr, o); },
@@ -139,10 +133,12 @@ void Manager::StartWorkers() {
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     workers_.emplace_back([this] { Work(); });
   }
+  if (server_observer_) server_observer_->Start();
 }
 
 bool Manager::Stop(std::chrono::milliseconds drain) {
   queue_.ShutDown();
+  if (server_observer_) server_observer_->Stop();
   auto deadline = std::chrono::steady_clock::now() + drain;
   while (busy_ > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a bounded drain, not a sync
@@ -174,6 +170,10 @@ void Manager::EnqueueServer(const std::string& reference, const std::string& exc
 void Manager::OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
   std::set<std::string> touched = registry_.Update(before.get(), after.get());
   for (const auto& key : index_.KeysOnServers({touched.begin(), touched.end()})) Enqueue(key);
+  // New, or a spec to act on: observe it now rather than at the next interval.
+  if (after && server_observer_ && (!before || Generation(before) != Generation(after))) {
+    server_observer_->Poke(after->value("/metadata/name"_json_pointer, ""));
+  }
 }
 
 void Manager::OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {

@@ -22,6 +22,7 @@
 #include "controller/events.h"
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
+#include "controller/server_observer.h"
 #include "controller/server_registry.h"
 #include "controller/work_queue.h"
 #include "kube/client.h"
@@ -36,6 +37,10 @@ struct ManagerOptions {
   std::chrono::seconds watch_timeout{300};
   std::string instance = "poolkeeper";  // reported on events (the pod name)
   api::ParseDefaults defaults;          // what an unset spec.pooler.image means
+  // Reads PostgresServers' own figures (libpq); nullptr: PostgresServers are planned on their
+  // declared figures only.
+  postgres::ServerClient* database = nullptr;
+  std::string ca_dir = "/tmp/poolkeeper-ca";  // CA bundles for libpq, from caSecretRef
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".
@@ -68,7 +73,7 @@ class Manager {
   bool Synced() const;
   bool WaitForSync(std::chrono::milliseconds timeout) const;
   // Workers start once this replica leads; caches fill before, so a new leader starts warm.
-  void StartWorkers();
+  void StartWorkers();  // and the PostgresServer observer
   // Takes no new keys, waits up to `drain` for reconciles in flight. Informers keep running: a
   // quiet watch ends only at its next event, and the process exits right after.
   bool Stop(std::chrono::milliseconds drain);
@@ -108,11 +113,13 @@ class Manager {
   std::unique_ptr<kube::InformerGroup> pools_;
   std::map<std::string, std::unique_ptr<kube::InformerGroup>> owned_;  // by kind
   std::unique_ptr<kube::InformerGroup> pods_;  // pooler pods (label-selected), for holdings_
-  ServerRegistry registry_;                      // before servers_, whose handlers update it
-  std::unique_ptr<kube::Informer> servers_;      // PostgresServers (cluster-scoped)
   HoldingsIndex holdings_;
   std::mutex server_mutexes_mutex_;
   std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
+  ServerRegistry registry_;                           // before servers_, whose handlers update it
+  std::unique_ptr<kube::Informer> servers_;           // PostgresServers (cluster-scoped)
+  // With options_.database: created with the manager, started on the leader.
+  std::unique_ptr<ServerObserver> server_observer_;
 
   mutable std::mutex secrets_mutex_;
   std::map<std::string, std::unique_ptr<kube::Informer>> secrets_;  // by namespace/name

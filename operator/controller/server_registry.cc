@@ -1,5 +1,6 @@
 #include "controller/server_registry.h"
 
+#include <optional>
 #include <vector>
 
 namespace poolkeeper::controller {
@@ -23,15 +24,23 @@ std::set<std::string> ServerRegistry::Update(const nlohmann::json* before,
   std::lock_guard guard(mutex_);
   std::set<std::string> touched;
   const std::string name = NameOf(after ? *after : *before);
+  std::optional<Result<api::PostgresServer>> parsed;
+  if (after) parsed = api::ParsePostgresServer(*after);
+  // A status write that only records the time of an observation plans nothing differently.
+  if (auto it = valid_.find(name);
+      parsed && *parsed && it != valid_.end() && it->second.PlansLike(**parsed)) {
+    it->second = std::move(**parsed);
+    Rebuild();
+    return touched;
+  }
   AddBudgetOf(*directory_, name, touched);
   valid_.erase(name);
   invalid_.erase(name);
-  if (after) {
-    auto parsed = api::ParsePostgresServer(*after);
-    if (parsed) {
-      valid_[name] = std::move(*parsed);
+  if (parsed) {
+    if (*parsed) {
+      valid_[name] = std::move(**parsed);
     } else {
-      invalid_[name] = parsed.error().ToString();
+      invalid_[name] = parsed->error().ToString();
     }
   }
   Rebuild();

@@ -18,6 +18,7 @@
 #include "kube/transport.h"
 #include "main/metrics_wiring.h"
 #include "main/run_flags.h"
+#include "postgres/observer.h"
 
 namespace poolkeeper::cli {
 namespace {
@@ -77,13 +78,15 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
   kube::Client client(**transport);
   // Its own client: one renewal must fit well inside the 10 s renew deadline.
   kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
+  postgres::LibpqClient database;
   controller::Manager manager(client, clock,
                               {.namespaces = options->namespaces,
                                .workers = options->workers,
                                .resync = options->resync,
                                .watch_timeout = options->watch_timeout,
                                .instance = identity,
-                               .defaults = options->defaults});
+                               .defaults = options->defaults,
+                               .database = &database});
   std::atomic<bool> leading{!options->leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};

@@ -65,6 +65,16 @@ start_postgres() { # max_connections
 	psql_super -c "CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'"
 	psql_super -c "CREATE DATABASE app OWNER app"
 }
+# Restarts the test's PostgreSQL with another max_connections (same data, port and identity); with "down",
+# leaves it stopped.
+restart_postgres() { # max_connections | down
+	if [[ -f "$pgdir/data/postmaster.pid" ]]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null
+	fi
+	[[ "$1" == down ]] && return 0
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
+		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=$1" start >/dev/null
+}
 psql_super() { PGPASSWORD="$(cat "$pgdir/pw")" psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
 stop_postgres() {
 	if [[ -f "$pgdir/data/postmaster.pid" ]]; then

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# tests/cluster/server_test.sh — PostgresServer on a live cluster (issue 10): the operator observes a real
+# PostgreSQL with libpq as a pg_monitor role, records observed vs declared figures in the server's status, plans
+# pools on what the server reports, follows a restart with a lower max_connections within the interval, freezes
+# admissions while the server is down, treats two endpoints of one server as one budget, and lets no tenant
+# loosen the server's policy or a conflicting inline declaration block anyone but itself.
+# Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TEST_NAME=server source "$here/lib.sh"
+C="$work/c"
+poolkeeper="${POOLKEEPER_BIN:-$repo/build/poolkeeper}"
+
+cleanup() {
+	trap - EXIT INT TERM
+	[[ -f "$work/op.pid" ]] && kill -KILL "$(cat "$work/op.pid")" 2>/dev/null
+	"$here/down.sh" "$C" >/dev/null 2>&1
+	stop_postgres
+	finish_work
+}
+trap cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+watchdog 900
+k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
+
+start_operator() {
+	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
+		--http-address "127.0.0.1:$("$bin/localkubelet" free-ports 1)" --workers 2 --log-format json \
+		--watch-timeout-seconds 5 >>"$work/op.log" 2>&1 &
+	echo $! > "$work/op.pid"
+}
+sjson() { k get postgresserver "$1" -o jsonpath="$2"; }
+scond() { sjson "$1" "{.status.conditions[?(@.type==\"$2\")].${3:-status}}"; }
+cond() { k -n "${3:-default}" get connectionpool "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].${4:-status}}"; }
+degraded_reason() { cond "$1" Degraded "${2:-default}" reason; }
+
+# server NAME HOST [EXTRA-SPEC-YAML]: a PostgresServer observed as the monitoring role, declaring 100 connections
+# (the real server has 30: the drift the status must show), overhead 2, observed every 5 s.
+server() {
+	cat <<YAML
+apiVersion: poolkeeper.io/v1alpha1
+kind: PostgresServer
+metadata: {name: $1}
+spec:
+  host: $2
+  port: $pgport
+  sslMode: disable
+  credentialsSecretRef: {namespace: poolkeeper-system, name: observer}
+  maxConnections: 100
+  overhead: 2
+  observeIntervalSeconds: 5
+${3:-}
+YAML
+}
+# pool NAME POOL-SIZE [SERVER-YAML] [NAMESPACE] [EXTRA-SPEC-YAML]: one instance + one surge of POOL-SIZE each.
+# maxDbConnections is declared, so a pool that does not fit is refused rather than given smaller derived caps.
+pool() {
+	local where=${3:-'serverRef: {name: main}'}
+	cat <<YAML
+apiVersion: poolkeeper.io/v1alpha1
+kind: ConnectionPool
+metadata: {name: $1, namespace: ${4:-default}}
+spec:
+  $where
+  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: $2}
+  databases: [{name: app, maxDbConnections: $2}]
+  users: [{name: app, passwordSecretRef: {name: app-db}}]
+${5:-}
+YAML
+}
+
+test_server_is_observed_with_drift() {
+	server main 127.0.0.1 | k apply -f - >/dev/null
+	eventually 30 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable: $(sjson main '{.status}')"
+	[[ "$(sjson main '{.status.observed.maxConnections}')" == 30 ]] || fail "observed $(sjson main '{.status.observed}')"
+	[[ "$(sjson main '{.status.observed.superuserReservedConnections}')" == 3 ]] || fail "superuser reserved"
+	[[ -n "$(sjson main '{.status.observed.systemIdentifier}')" ]] || fail "no identity"
+	[[ "$(sjson main '{.status.drift[0]}')" == "maxConnections: declared 100, observed 30" ]] || fail "drift: $(sjson main '{.status.drift}')"
+	[[ "$(sjson main '{.status.budget.usable}')" == 25 && "$(sjson main '{.status.budget.source}')" == Observed ]] ||
+		fail "budget $(sjson main '{.status.budget}')"
+	k get postgresservers | grep -q '^main  *127.0.0.1:' || fail "printer columns: $(k get postgresservers)"
+}
+
+test_pool_is_planned_on_the_observed_figures() {
+	pool first 5 | k apply -f - >/dev/null # (1 + 1) x 5 = 10 of 25 usable
+	k wait --for=condition=Ready connectionpool/first --timeout=90s >/dev/null || fail "first not Ready: $(k get connectionpool first -o jsonpath='{.status}')"
+	[[ "$(k get connectionpool first -o jsonpath='{.status.budget.usable}')" == 25 ]] || fail "usable $(k get connectionpool first -o jsonpath='{.status.budget}')"
+	eventually 20 '[[ "$(sjson main "{.status.pools[0].name}/{.status.pools[0].allocated}")" == first/10 ]]' ||
+		fail "server's pools: $(sjson main '{.status.pools}')"
+}
+
+test_two_endpoints_of_one_server_are_one_budget() {
+	server other-name localhost | k apply -f - >/dev/null
+	eventually 30 '[[ "$(sjson other-name "{.status.sharedWith[0]}")" == main ]]' || fail "sharedWith: $(sjson other-name '{.status}')"
+	pool second 5 "serverRef: {name: other-name}" | k apply -f - >/dev/null
+	k wait --for=condition=Ready connectionpool/second --timeout=90s >/dev/null || fail "second not Ready"
+	# One budget: both pools are charged on it (10 + 10 of 25), under one key.
+	eventually 20 '[[ "$(k get connectionpool second -o jsonpath="{.status.budget.allocated}")" == 20 ]]' ||
+		fail "allocated $(k get connectionpool second -o jsonpath='{.status.budget}')"
+	[[ "$(k get connectionpool second -o jsonpath='{.status.budget.server}')" == "$(k get connectionpool first -o jsonpath='{.status.budget.server}')" ]] ||
+		fail "two budget keys"
+	pool third 5 | k apply -f - >/dev/null # 10 more than the 5 left
+	eventually 30 '[[ "$(cond third BudgetExceeded)" == True ]]' || fail "third admitted beside first and second"
+	k delete connectionpool third --wait=true >/dev/null
+}
+
+test_tenant_cannot_loosen_the_policy() {
+	pool greedy 20 "serverRef: {name: main}" default "  budget: {policy: Warn}" | k apply -f - >/dev/null
+	eventually 30 '[[ "$(degraded_reason greedy)" == BudgetExceeded ]]' || fail "greedy not refused: $(k get connectionpool greedy -o jsonpath='{.status.conditions}')"
+	[[ -z "$(k get pods -l app.kubernetes.io/instance=greedy -o name)" ]] || fail "greedy has pods"
+	eventually 20 '[[ -n "$(k get events --field-selector involvedObject.name=greedy,reason=PolicySetByServer -o name)" ]]' || fail "no PolicySetByServer event"
+	k delete connectionpool greedy --wait=true >/dev/null
+}
+
+test_conflicting_inline_pool_blocks_only_itself() {
+	pool liar 1 "server: {host: 127.0.0.1, port: $pgport, maxConnections: 31}" | k apply -f - >/dev/null
+	eventually 30 '[[ "$(degraded_reason liar)" == ServerConflict ]]' || fail "liar: $(k get connectionpool liar -o jsonpath='{.status.conditions}')"
+	[[ "$(cond first Ready)" == True && "$(cond second Ready)" == True ]] || fail "the others were blocked"
+	k delete connectionpool liar --wait=true >/dev/null
+}
+
+test_namespace_not_admitted() {
+	server main 127.0.0.1 "  allowedNamespaces: [default]" | k apply -f - >/dev/null
+	k create namespace outsiders >/dev/null
+	k -n outsiders create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+	pool visitor 1 "serverRef: {name: main}" outsiders | k apply -f - >/dev/null
+	eventually 30 '[[ "$(degraded_reason visitor outsiders)" == NamespaceNotAllowed ]]' || fail "visitor admitted"
+	k -n outsiders delete connectionpool visitor --wait=true >/dev/null
+	server main 127.0.0.1 | k apply -f - >/dev/null
+}
+
+test_lower_max_connections_is_followed() {
+	restart_postgres 22 # 22 - 3 - 2 = 17 usable < first's and second's 20
+	eventually 30 '[[ "$(sjson main "{.status.observed.maxConnections}")" == 22 ]]' || fail "not observed: $(sjson main '{.status.observed}')"
+	# What runs (first's and second's 10 each) no longer fits: both are over, neither grows, and the server says so.
+	eventually 30 '[[ "$(cond second BudgetExceeded)" == True ]]' || fail "second still within budget: $(k get connectionpool second -o jsonpath='{.status.budget}')"
+	eventually 20 '[[ "$(sjson main "{.status.budget.usable}/{.status.budget.allocated}")" == 17/20 ]]' || fail "server budget: $(sjson main '{.status.budget}')"
+	# Not rolled further: a change to second waits, its pods keep the last good configuration.
+	local hash=$(k get connectionpool second -o jsonpath='{.status.configHash}')
+	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":6}}}' >/dev/null
+	eventually 20 '[[ "$(k get connectionpool second -o jsonpath="{.status.observedGeneration}")" == "$(k get connectionpool second -o jsonpath="{.metadata.generation}")" ]]'
+	[[ "$(degraded_reason second)" == BudgetExceeded ]] || fail "second's change not refused"
+	[[ "$(k get connectionpool second -o jsonpath='{.status.configHash}')" == "$hash" ]] || fail "second rolled out over budget"
+	restart_postgres 30
+	eventually 40 '[[ "$(cond second BudgetExceeded)" == False ]]' || fail "second not admitted again once the server grew back"
+}
+
+test_unreachable_server_admits_nothing_new() {
+	restart_postgres down
+	eventually 40 '[[ "$(scond main Reachable)" == False ]]' || fail "still reachable"
+	[[ "$(sjson main '{.status.observed.maxConnections}')" == 30 ]] || fail "the last observation was not kept"
+	pool newcomer 1 | k apply -f - >/dev/null # fits the figures, but nothing new is admitted blind
+	eventually 30 '[[ "$(cond newcomer BudgetExceeded)" == True ]]' || fail "newcomer admitted: $(k get connectionpool newcomer -o jsonpath='{.status.conditions}')"
+	[[ "$(cond newcomer BudgetExceeded "" message)" == *"cannot be observed"* ]] || fail "message: $(cond newcomer BudgetExceeded "" message)"
+	[[ "$(cond first Ready)" == True ]] || fail "a running pool was disturbed"
+	restart_postgres 30
+	eventually 40 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable again"
+	k wait --for=condition=Ready connectionpool/newcomer --timeout=90s >/dev/null || fail "newcomer not admitted once observed"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+"$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+start_postgres 30
+psql_super -c "CREATE ROLE observer LOGIN PASSWORD 'observer-pw' IN ROLE pg_monitor"
+k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
+k create namespace poolkeeper-system >/dev/null
+k -n poolkeeper-system create secret generic observer --from-literal=username=observer --from-literal=password=observer-pw >/dev/null
+k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+start_operator
+run test_server_is_observed_with_drift
+run test_pool_is_planned_on_the_observed_figures
+run test_two_endpoints_of_one_server_are_one_budget
+run test_tenant_cannot_loosen_the_policy
+run test_conflicting_inline_pool_blocks_only_itself
+run test_namespace_not_admitted
+run test_lower_max_connections_is_followed
+run test_unreachable_server_admits_nothing_new
+echo "$passed passed, $failed failed"
+[[ $failed == 0 ]]
