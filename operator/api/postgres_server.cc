@@ -179,8 +179,15 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
   }
   if (!issues.empty()) return Invalid(std::move(issues));
 
+  server.deleting = metadata.contains("deletionTimestamp");
   const json status = object.value("status", json::object());
   if (status.is_object()) {
+    for (const auto& item : status.value("roleLimits", json::array())) {
+      if (!item.is_object() || StringOrEmpty(item, "role").empty()) continue;
+      server.managed_role_limits.push_back({StringOrEmpty(item, "role"),
+                                            item.value("limit", int64_t{-1}),
+                                            item.value("previous", int64_t{-1})});
+    }
     server.observed = ObservationFromJson(status.value("observed", json()));
     for (const auto& condition : status.value("conditions", json::array())) {
       if (condition.is_object() && condition.value("type", "") == "Reachable" &&
@@ -197,6 +204,14 @@ bool PostgresServer::PlansLike(const PostgresServer& other) const {
   if (a.observed) a.observed->observed_at.clear();
   if (b.observed) b.observed->observed_at.clear();
   return a == b;
+}
+
+json ManagedRoleLimitsToJson(const std::vector<ManagedRoleLimit>& limits) {
+  json out = json::array();
+  for (const auto& l : limits) {
+    out.push_back({{"role", l.role}, {"limit", l.limit}, {"previous", l.previous}});
+  }
+  return out;
 }
 
 json ObservationToJson(const ServerObservation& o) {

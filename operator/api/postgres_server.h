@@ -71,6 +71,15 @@ struct PostgresServerSpec {
   bool operator==(const PostgresServerSpec&) const = default;
 };
 
+// A role whose CONNECTION LIMIT the operator set (status.roleLimits): what it set, and what the
+// role had before, to restore when the role is no longer pooled.
+struct ManagedRoleLimit {
+  std::string role;
+  int64_t limit = -1;
+  int64_t previous = -1;  // -1: no limit
+  bool operator==(const ManagedRoleLimit&) const = default;
+};
+
 struct PostgresServer {
   std::string name;
   std::string uid;
@@ -80,6 +89,8 @@ struct PostgresServer {
   std::optional<ServerObservation> observed;  // from status.observed
   // status.conditions[Reachable] is False: the observation is the last good one, not current.
   bool unreachable = false;
+  std::vector<ManagedRoleLimit> managed_role_limits;  // from status.roleLimits
+  bool deleting = false;                              // metadata.deletionTimestamp is set
   bool operator==(const PostgresServer&) const = default;
   // Whether `other` plans the same: equal but for the time of the observation.
   bool PlansLike(const PostgresServer& other) const;
@@ -89,6 +100,7 @@ struct PostgresServer {
 Result<PostgresServer> ParsePostgresServer(const nlohmann::json& object);
 
 nlohmann::json ObservationToJson(const ServerObservation& observation);
+nlohmann::json ManagedRoleLimitsToJson(const std::vector<ManagedRoleLimit>& limits);
 std::optional<ServerObservation> ObservationFromJson(const nlohmann::json& observed);
 
 // Which server a name reaches: "host:port" with the host lower-cased and a trailing dot dropped

@@ -53,6 +53,14 @@ std::optional<api::ServerSpec> OwnLimits(const api::PostgresServer& server) {
     limits.reserved_connections = seen.reserved_connections;
     limits.role_limits = seen.role_limits;
     limits.database_limits = seen.database_limits;
+    // A limit the operator set follows the plan; the plan follows what the role had before.
+    for (const auto& managed : server.managed_role_limits) {
+      if (managed.previous < 0) {
+        limits.role_limits.erase(managed.role);
+      } else {
+        limits.role_limits[managed.role] = managed.previous;
+      }
+    }
     if (spec.measure_overhead) {
       // Other clients take what they use now, and at least the declared overhead stays aside.
       limits.overhead = {
@@ -261,6 +269,49 @@ Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools, const ServerDi
     plan.pools.push_back(std::move(pool_plan));
   }
   return plan;
+}
+
+std::map<std::string, int64_t> RoleGrants(const std::vector<api::ConnectionPool>& pools,
+                                          const ServerDirectory& directory, const Plan& plan,
+                                          const Holdings& by_reference) {
+  const Holdings holdings = directory.Rekey(by_reference);
+  std::map<std::string, int64_t> grants;
+  for (const auto& unplaced : pools) {
+    const api::ConnectionPool pool = directory.Place(unplaced).pool;
+    const std::string key = pool.metadata.namespace_ + "/" + pool.metadata.name;
+    auto planned = std::ranges::find_if(plan.pools, [&](const PoolPlan& p) {
+      return p.namespace_ == pool.metadata.namespace_ && p.name == pool.metadata.name;
+    });
+    int64_t held = 0;
+    const std::string budget = planned != plan.pools.end()
+                                   ? planned->server
+                                   : directory.BudgetKeyOf(ServerDirectory::ReferenceKey(pool));
+    if (auto on = holdings.find(budget); on != holdings.end()) {
+      if (auto it = on->second.find(key); it != on->second.end()) held = it->second;
+    }
+    const bool sized = planned != plan.pools.end() && !planned->refused &&
+                       planned->databases.size() == pool.spec.databases.size();
+    const int64_t pods = sized ? PodsCharged(pool.spec.pooler) : 0;
+    if (pods == 0 && held == 0) continue;  // nothing runs, nothing is rolled out
+    for (const auto& user : pool.spec.users) {
+      int64_t per_pod = 0;
+      for (size_t d = 0; sized && d < pool.spec.databases.size(); ++d) {
+        const auto& db = pool.spec.databases[d];
+        int64_t pair = int64_t{pool.PoolSize(db)} + pool.ReservePoolSize(db);
+        if (planned->databases[d].max_db_connections > 0) {
+          pair = std::min<int64_t>(pair, planned->databases[d].max_db_connections);
+        }
+        per_pod += pair;
+      }
+      if (auto cap = pool.MaxUserConnections(user)) per_pod = std::min<int64_t>(per_pod, *cap);
+      if (auto limit = pool.spec.server.role_limits.find(user.name);
+          limit != pool.spec.server.role_limits.end()) {
+        per_pod = std::min(per_pod, limit->second);
+      }
+      grants[user.name] += std::max(pods * per_pod, held) + std::max<int64_t>(pods, 1);
+    }
+  }
+  return grants;
 }
 
 }  // namespace poolkeeper::budget

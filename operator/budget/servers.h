@@ -77,4 +77,15 @@ class ServerDirectory {
 Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools, const ServerDirectory& directory,
                    const Holdings& by_reference = {});
 
+// What the pools of one budget may open as each role, across every pooler pod: per pool, the pods
+// its plan counts (instances + surge) times what one pgbouncer can open as that role under the
+// plan's caps, and at least what the pool's pods hold now (a refused or shrinking pool's running
+// pods keep their configuration), plus one connection per pod: PostgreSQL counts a backend
+// against its role until the process has exited, which trails PgBouncer closing it, so a pooler
+// replacing a connection (server_lifetime, a reset) briefly has one more. The figure the operator
+// sets as each role's CONNECTION LIMIT when the server enforces them.
+std::map<std::string, int64_t> RoleGrants(const std::vector<api::ConnectionPool>& pools,
+                                          const ServerDirectory& directory, const Plan& plan,
+                                          const Holdings& by_reference);
+
 }  // namespace poolkeeper::budget

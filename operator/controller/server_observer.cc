@@ -5,6 +5,7 @@
 #include "api/manifests.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "controller/role_limits.h"
 #include "controller/server_status.h"
 
 namespace poolkeeper::controller {
@@ -134,6 +135,7 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
                         Rfc3339Now()};
   std::chrono::seconds interval{30};
   std::vector<api::PostgresServer> servers = deps_.registry.Directory()->servers();
+  Result<postgres::Endpoint> endpoint = Fail(ErrorCode::kNotFound, "no credentialsSecretRef");
   if (in.server) {
     interval = std::chrono::seconds(in.server->spec.observe_interval_seconds);
     if (in.server->spec.credentials_secret_ref) {
@@ -143,7 +145,7 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
            directory->ReferencesOf(directory->BudgetKeyOf(api::ServerRefKey(name)))) {
         references.insert(reference);
       }
-      auto endpoint = EndpointOf(*in.server);
+      endpoint = EndpointOf(*in.server);
       if (endpoint) {
         auto seen = deps_.database.Observe(*endpoint, deps_.holdings.PodAddresses(references));
         if (seen) {
@@ -167,12 +169,26 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
   in.directory = &directory;
   const std::string key = directory.BudgetKeyOf(api::ServerRefKey(name));
   std::vector<std::string> references = directory.ReferencesOf(key);
-  in.plan = budget::PlanOnServers(deps_.pools.OnServers(references), directory,
-                                  deps_.holdings.OnServers({references.begin(), references.end()}));
+  const std::vector<api::ConnectionPool> pools = deps_.pools.OnServers(references);
+  const budget::Holdings holdings =
+      deps_.holdings.OnServers({references.begin(), references.end()});
+  in.plan = budget::PlanOnServers(pools, directory, holdings);
   {
     std::lock_guard guard(mutex_);
     next_[name] = deps_.clock.Now() + interval;
   }
+  if (in.server && in.observation && *in.observation) {
+    const api::PostgresServer& server = *in.server;
+    const bool enforcing = server.spec.enforce_role_limits && !server.deleting;
+    if (enforcing || !server.managed_role_limits.empty()) {
+      in.role_limits =
+          ApplyRoleLimits(deps_.database, *endpoint,
+                          enforcing ? budget::RoleGrants(pools, directory, in.plan, holdings)
+                                    : std::map<std::string, int64_t>{},
+                          **in.observation, server.managed_role_limits);
+    }
+  }
+  if (Status kept = KeepFinalizer(*stored, in); !kept) return kept;
   json status = BuildServerStatus(in);
   if (status == stored->value("status", json::object())) return {};
   json object = {{"apiVersion", std::string(kPostgresServerType.ApiVersion())},
@@ -181,6 +197,37 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
                  {"status", std::move(status)}};
   auto applied = deps_.client.ApplyStatus(kPostgresServerType, object);
   if (!applied) return std::unexpected(applied.error());
+  return {};
+}
+
+// While the operator has limits of the server's roles to restore, the server object waits for
+// them: the finalizer is added when enforcement starts and removed once nothing is left to
+// restore (enforcement turned off, or the server deleted and every role restored).
+Status ServerObserver::KeepFinalizer(const json& stored, const ServerStatusInputs& in) {
+  if (!in.server) return {};
+  const std::vector<api::ManagedRoleLimit>& managed =
+      in.role_limits ? in.role_limits->managed : in.server->managed_role_limits;
+  const bool want =
+      (in.server->spec.enforce_role_limits && !in.server->deleting) || !managed.empty();
+  json finalizers = stored.value("/metadata/finalizers"_json_pointer, json::array());
+  const bool has = std::ranges::find(finalizers, json(kRoleLimitsFinalizer)) != finalizers.end();
+  if (want == has) return {};
+  if (want) {
+    finalizers.push_back(kRoleLimitsFinalizer);
+  } else {
+    json kept = json::array();
+    for (const auto& f : finalizers) {
+      if (f != kRoleLimitsFinalizer) kept.push_back(f);
+    }
+    finalizers = std::move(kept);
+  }
+  // The resourceVersion makes it a compare-and-swap: another writer's finalizer is not lost.
+  auto patched = deps_.client.MergePatch(
+      kPostgresServerType, "", in.server->name,
+      {{"metadata",
+        {{"finalizers", finalizers},
+         {"resourceVersion", stored.value("/metadata/resourceVersion"_json_pointer, "")}}}});
+  if (!patched) return std::unexpected(patched.error());
   return {};
 }
 

@@ -18,6 +18,7 @@
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
 #include "controller/server_registry.h"
+#include "controller/server_status.h"
 #include "kube/client.h"
 #include "kube/informer.h"
 #include "postgres/observer.h"
@@ -53,6 +54,7 @@ class ServerObserver {
  private:
   Status ObserveAndRecord(const std::string& name);
   Result<postgres::Endpoint> EndpointOf(const api::PostgresServer& server);
+  Status KeepFinalizer(const nlohmann::json& stored, const ServerStatusInputs& in);
 
   ServerObserverDeps deps_;
   std::mutex mutex_;

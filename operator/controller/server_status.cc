@@ -136,6 +136,23 @@ json BuildServerStatus(const ServerStatusInputs& in) {
   status["budget"]["source"] = observed ? "Observed" : "Declared";
   status["pools"] = PoolsJson(in.plan, key);
 
+  const std::vector<api::ManagedRoleLimit>& managed =
+      in.role_limits ? in.role_limits->managed : server.managed_role_limits;
+  if (!managed.empty()) status["roleLimits"] = api::ManagedRoleLimitsToJson(managed);
+  if (in.role_limits) {
+    std::string set;
+    for (const auto& m : managed) {
+      set += (set.empty() ? "" : ", ") + m.role + " " + N(m.limit) + " (was " + N(m.previous) + ")";
+    }
+    const bool failed = !in.role_limits->problems.empty();
+    api::SetCondition(
+        conditions,
+        {"RoleLimits", failed ? "False" : "True", failed ? "Failed" : "Enforced",
+         failed ? in.role_limits->problems
+                : (set.empty() ? "no pooled role to limit" : "CONNECTION LIMIT " + set),
+         server.generation, ""},
+        now);
+  }
   api::SetCondition(conditions, Reachability(in, server, conditions), now);
   const bool usable = status["budget"].contains("usable");
   api::SetCondition(conditions,

@@ -13,6 +13,7 @@
 #include "budget/plan.h"
 #include "budget/servers.h"
 #include "common/error.h"
+#include "controller/role_limits.h"
 
 namespace poolkeeper::controller {
 
@@ -28,6 +29,8 @@ struct ServerStatusInputs {
   const budget::ServerDirectory* directory = nullptr;  // with the stored server as it is
   budget::Plan plan;                                   // every pool of the server's budget
   std::string now;                                     // RFC 3339
+  // This pass's enforcement of role limits, when it ran; else the stored status.roleLimits stand.
+  std::optional<RoleLimitsOutcome> role_limits;
 };
 
 nlohmann::json BuildServerStatus(const ServerStatusInputs& in);

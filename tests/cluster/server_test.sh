@@ -3,7 +3,8 @@
 # PostgreSQL with libpq as a pg_monitor role, records observed vs declared figures in the server's status, plans
 # pools on what the server reports, follows a restart with a lower max_connections within the interval, freezes
 # admissions while the server is down, treats two endpoints of one server as one budget, and lets no tenant
-# loosen the server's policy or a conflicting inline declaration block anyone but itself.
+# loosen the server's policy or a conflicting inline declaration block anyone but itself; with enforceRoleLimits,
+# PostgreSQL itself refuses a role's connections beyond what the pools were granted, and the limit is restored.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,6 +15,7 @@ poolkeeper="${POOLKEEPER_BIN:-$repo/build/poolkeeper}"
 cleanup() {
 	trap - EXIT INT TERM
 	[[ -f "$work/op.pid" ]] && kill -KILL "$(cat "$work/op.pid")" 2>/dev/null
+	[[ -f "$work/holders.pids" ]] && kill $(cat "$work/holders.pids") 2>/dev/null
 	"$here/down.sh" "$C" >/dev/null 2>&1
 	stop_postgres
 	finish_work
@@ -158,10 +160,52 @@ test_unreachable_server_admits_nothing_new() {
 	k wait --for=condition=Ready connectionpool/newcomer --timeout=90s >/dev/null || fail "newcomer not admitted once observed"
 }
 
+rolconnlimit() { psql_super -c "SELECT rolconnlimit FROM pg_roles WHERE rolname = '$1'"; }
+test_role_limit_is_enforced_by_postgresql() {
+	psql_super -c "CREATE ROLE capped LOGIN PASSWORD 'capped-pw'"
+	k create secret generic capped-db --from-literal=password=capped-pw >/dev/null
+	server main 127.0.0.1 "  enforceRoleLimits: true" | k apply -f - >/dev/null
+	k apply -f - >/dev/null <<YAML
+apiVersion: poolkeeper.io/v1alpha1
+kind: ConnectionPool
+metadata: {name: capper, namespace: default}
+spec:
+  serverRef: {name: main}
+  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: 1}
+  databases: [{name: app, maxDbConnections: 1}]
+  users: [{name: capped, passwordSecretRef: {name: capped-db}}]
+YAML
+	k wait --for=condition=Ready connectionpool/capper --timeout=90s >/dev/null || fail "capper not Ready: $(k get connectionpool capper -o jsonpath='{.status.conditions}')"
+	# (1 + 1) pods x 1 + 1 per pod = 4.
+	eventually 30 '[[ "$(rolconnlimit capped)" == 4 ]]' || fail "rolconnlimit $(rolconnlimit capped): $(sjson main '{.status.conditions}')"
+	[[ "$(sjson main '{.status.roleLimits[?(@.role=="capped")].previous}')" == -1 ]] || fail "roleLimits: $(sjson main '{.status.roleLimits}')"
+	[[ "$(sjson main '{.metadata.finalizers}')" == *role-limits-restored* ]] || fail "no finalizer"
+	# PostgreSQL itself refuses the fifth connection as capped, whoever opens it.
+	local i
+	for i in 1 2 3 4; do
+		PGPASSWORD=capped-pw setsid psql -h 127.0.0.1 -p "$pgport" -U capped -d app -qAt -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+		echo $! >> "$work/holders.pids"
+	done
+	eventually 30 '[[ "$(psql_super -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '"'"'capped'"'"'")" == 4 ]]' || fail "four holders did not connect"
+	local out
+	out=$(PGPASSWORD=capped-pw psql -h 127.0.0.1 -p "$pgport" -U capped -d app -qAt -c "SELECT 1" 2>&1) && fail "a fifth connection was accepted"
+	[[ "$out" == *"too many connections for role"* ]] || fail "refused for another reason: $out"
+	kill $(cat "$work/holders.pids") 2>/dev/null; rm -f "$work/holders.pids"
+	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'capped'" >/dev/null
+	# No longer pooled: the role's own limit (none) comes back.
+	k delete connectionpool capper --wait=true >/dev/null
+	eventually 30 '[[ "$(rolconnlimit capped)" == -1 ]]' || fail "capped not restored: $(rolconnlimit capped)"
+	# Enforcement off: every role the operator limited is restored, and the finalizer goes.
+	[[ "$(rolconnlimit app)" != -1 ]] || fail "app was never limited"
+	server main 127.0.0.1 | k apply -f - >/dev/null
+	eventually 30 '[[ "$(rolconnlimit app)" == -1 ]]' || fail "app not restored"
+	eventually 30 '[[ "$(sjson main "{.metadata.finalizers}")" != *role-limits-restored* ]]' || fail "finalizer left"
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
-psql_super -c "CREATE ROLE observer LOGIN PASSWORD 'observer-pw' IN ROLE pg_monitor"
+psql_super -c "CREATE ROLE observer LOGIN CREATEROLE PASSWORD 'observer-pw' IN ROLE pg_monitor"
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
 k -n poolkeeper-system create secret generic observer --from-literal=username=observer --from-literal=password=observer-pw >/dev/null
@@ -175,5 +219,6 @@ run test_conflicting_inline_pool_blocks_only_itself
 run test_namespace_not_admitted
 run test_lower_max_connections_is_followed
 run test_unreachable_server_admits_nothing_new
+run test_role_limit_is_enforced_by_postgresql
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -226,5 +226,26 @@ TEST(ServerDirectory, MeasuredOverheadTakesWhatOtherClientsUse) {
   EXPECT_EQ(PlanOnServers({OnRef("p")}, ServerDirectory({server})).servers[0].usable, 90);
 }
 
+TEST(RoleGrants, PodsTimesWhatOnePgbouncerOpensAsTheRolePlusOnePerPod) {
+  api::PostgresServer server = Server();
+  ServerDirectory directory({server});
+  api::ConnectionPool a = OnRef("a");  // (1 + 1) pods x 10 as "app"
+  api::ConnectionPool b = OnRef("b");
+  b.spec.users = {{.name = "app"}, {.name = "reports", .max_user_connections = 3}};
+  const std::vector<api::ConnectionPool> pools = {a, b};
+  const Plan plan = PlanOnServers(pools, directory);
+  auto grants = RoleGrants(pools, directory, plan, {});
+  EXPECT_EQ(grants["app"], (2 * 10 + 2) + (2 * 10 + 2));
+  EXPECT_EQ(grants["reports"], 2 * 3 + 2);
+  // A pool refused, with pods still running, keeps at least what they hold.
+  api::ConnectionPool refused = OnRef("c", "missing");
+  refused.spec.users = {{.name = "legacy"}};
+  auto with_refused = RoleGrants({a, refused}, directory, PlanOnServers({a, refused}, directory),
+                                 {{"postgresserver/missing", {{"ns/c", 7}}}});
+  EXPECT_EQ(with_refused["legacy"], 7 + 1);
+  EXPECT_FALSE(
+      RoleGrants({refused}, directory, PlanOnServers({refused}, directory), {}).contains("legacy"));
+}
+
 }  // namespace
 }  // namespace poolkeeper::budget
