@@ -2,6 +2,7 @@
 
 #include "api/manifests.h"
 #include "common/log.h"
+#include "controller/admission.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
@@ -378,6 +379,25 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
 std::mutex& Manager::ServerMutex(const std::string& server) {
   std::lock_guard guard(server_mutexes_mutex_);
   return server_mutexes_[server];  // std::map never moves its values
+}
+
+std::optional<std::string> Manager::Admit(const json& pool) const {
+  if (!Synced()) return std::nullopt;
+  auto directory = registry_.Directory();
+  return AdmitPool(pool, options_.defaults, *directory, [&](const api::ConnectionPool& candidate) {
+    const std::string key = candidate.metadata.namespace_ + "/" + candidate.metadata.name;
+    std::vector<std::string> references = directory->ReferencesOf(
+        directory->BudgetKeyOf(budget::ServerDirectory::ReferenceKey(candidate)));
+    AdmissionInputs in;
+    for (auto& other : index_.OnServers(references)) {
+      if (other.metadata.namespace_ + "/" + other.metadata.name != key) {
+        in.others.push_back(std::move(other));
+      }
+    }
+    in.directory = directory.get();
+    in.holdings = holdings_.OnServers({references.begin(), references.end()});
+    return in;
+  });
 }
 
 std::vector<PoolBudgetFigures> Manager::Budgets() const {

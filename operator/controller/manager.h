@@ -78,6 +78,11 @@ class Manager {
   // quiet watch ends only at its next event, and the process exits right after.
   bool Stop(std::chrono::milliseconds drain);
 
+  // The admission webhook's verdict on a ConnectionPool as submitted (admission.h): why it is
+  // refused, or nullopt. Until the caches are synced nothing is refused (the reconciler still
+  // enforces the budget). Thread-safe; any replica answers.
+  std::optional<std::string> Admit(const nlohmann::json& pool) const;
+
   std::vector<PoolBudgetFigures> Budgets() const;
   QueueFigures Queue() const;
   uint64_t EventsWritten() const { return events_.Written(); }

@@ -18,6 +18,8 @@
 #define _TURN_OFF_PLATFORM_STRING
 #include <cpprest/http_listener.h>
 
+#include <boost/asio/ssl.hpp>
+
 namespace poolkeeper::http {
 namespace {
 
@@ -97,10 +99,19 @@ Reply Text(int status, std::string body) {
 
 }  // namespace
 
-Reply Route(const ServerOptions& options, std::string_view method, std::string_view path) {
+Reply Route(const ServerOptions& options, std::string_view method, std::string_view path,
+            const std::string& body) {
+  if (method == "POST" && options.post) {
+    try {
+      if (std::optional<Reply> reply = options.post(path, body)) return *reply;
+    } catch (const std::exception& e) {
+      return Text(500, std::string("request failed: ") + e.what());
+    }
+    return Text(404, "not found");
+  }
   if (method != "GET") {
     Reply reply = Text(405, "method not allowed");
-    reply.allow = "GET";
+    reply.allow = options.post ? "GET, POST" : "GET";
     return reply;
   }
   if (path == "/healthz") {
@@ -142,7 +153,9 @@ struct Server::Impl {
 
   void Serve(web::http::http_request request) const {
     try {
-      Reply reply = Route(options, request.method(), request.relative_uri().path());
+      std::string body;
+      if (request.method() == web::http::methods::POST) body = request.extract_string(true).get();
+      Reply reply = Route(options, request.method(), request.relative_uri().path(), body);
       web::http::http_response response(static_cast<web::http::status_code>(reply.status));
       response.set_body(std::move(reply.body), reply.content_type);
       if (!reply.allow.empty()) response.headers().add("Allow", reply.allow);
@@ -176,6 +189,14 @@ const std::string& Server::address() const { return impl_->address; }
 Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   auto parsed = ParseAddress(options.address);
   if (!parsed) return std::unexpected(parsed.error());
+  for (const std::string* file : {&options.tls_cert_file, &options.tls_key_file}) {
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return Fail(ErrorCode::kInvalid, "TLS needs both a certificate and a key file");
+    }
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
+      return Fail(ErrorCode::kInvalid, "TLS file " + *file + ": " + strerror(errno));
+    }
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   const bool any_port = parsed->port == 0;
@@ -185,7 +206,22 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!port) return std::unexpected(port.error());
     std::string address = Join(*parsed, *port);
     try {
-      auto created = std::make_unique<listener::http_listener>("http://" + address);
+      const bool tls = !impl->options.tls_cert_file.empty();
+      listener::http_listener_config config;
+      if (tls) {
+        config.set_ssl_context_callback(
+            [cert = impl->options.tls_cert_file,
+             key = impl->options.tls_key_file](boost::asio::ssl::context& context) {
+              context.set_options(
+                  boost::asio::ssl::context::default_workarounds |
+                  boost::asio::ssl::context::no_sslv2 | boost::asio::ssl::context::no_sslv3 |
+                  boost::asio::ssl::context::no_tlsv1 | boost::asio::ssl::context::no_tlsv1_1);
+              context.use_certificate_chain_file(cert);
+              context.use_private_key_file(key, boost::asio::ssl::context::pem);
+            });
+      }
+      auto created = std::make_unique<listener::http_listener>(
+          std::string(tls ? "https://" : "http://") + address, config);
       Impl* self = impl.get();  // outlives the listener: ~Server closes it first
       created->support([self](web::http::http_request request) { self->Serve(request); });
       created->open().wait();

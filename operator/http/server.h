@@ -1,8 +1,9 @@
-// The operator's one HTTP endpoint for the kubelet and Prometheus: GET /healthz (liveness probe),
+// The operator's HTTP endpoints: for the kubelet and Prometheus, GET /healthz (liveness probe),
 // GET /readyz (readiness probe, with the reason when not ready) and GET /metrics (the registry in
-// the text exposition format). The transport is cpprestsdk's listener, kept inside server.cc so
-// its macros and exceptions stay out of every other translation unit; routing is a pure function
-// so the answers are tested without a socket.
+// the text exposition format); for the API server, POST routes over TLS (the admission webhook).
+// The transport is cpprestsdk's listener, kept inside server.cc so its macros and exceptions stay
+// out of every other translation unit; routing is a pure function so the answers are tested without
+// a socket.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,14 @@ namespace poolkeeper::http {
 // The exposition format's content type, as Prometheus expects it.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+// One answer, independent of the transport.
+struct Reply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string allow;  // the Allow header of a 405, else empty
+};
+
 struct ServerOptions {
   // "host:port" to listen on, e.g. "127.0.0.1:8080", "0.0.0.0:8080", "[::1]:8080" or ":8080"
   // (every interface). Port 0 picks a free port; address() then tells which.
@@ -31,19 +40,18 @@ struct ServerOptions {
   std::function<std::optional<std::string>()> not_ready_reason;
   // Rendered at every GET /metrics; null turns /metrics into a 404. Must outlive the Server.
   const Registry* registry = nullptr;
-};
-
-// One answer, independent of the transport.
-struct Reply {
-  int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-  std::string allow;  // the Allow header of a 405, else empty
+  // POST requests: the reply for a path it serves, nullopt for a 404. Empty: POST is a 405.
+  std::function<std::optional<Reply>(std::string_view path, const std::string& body)> post;
+  // PEM files of the serving certificate (chain) and its key: serve HTTPS instead of HTTP. They
+  // are read when the server starts.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // What the server answers to `method` on `path` (no query string). Callbacks that throw are
 // answered as failing probes (503), never as a crash.
-Reply Route(const ServerOptions& options, std::string_view method, std::string_view path);
+Reply Route(const ServerOptions& options, std::string_view method, std::string_view path,
+            const std::string& body = "");
 
 class Server {
  public:

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "controller/admission.h"
 #include "controller/manager.h"
 #include "http/metrics.h"
 #include "http/server.h"
@@ -114,10 +115,33 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
     Log(LogLevel::kError, "http server", {{"error", server.error().message}});
     return 2;
   }
+  std::unique_ptr<http::Server> webhook;
+  if (!options->webhook_cert_dir.empty()) {
+    // Every replica answers (the API server picks any ready one), leader or not.
+    auto started = http::Server::Start({
+        .address = options->webhook_address,
+        .post = [&manager](std::string_view path,
+                           const std::string& body) -> std::optional<http::Reply> {
+          if (path != controller::kValidatePoolPath) return std::nullopt;
+          nlohmann::json review = controller::Review(
+              body, [&manager](const nlohmann::json& pool) { return manager.Admit(pool); });
+          return http::Reply{review.contains("error") ? 400 : 200, "application/json",
+                             review.dump(), ""};
+        },
+        .tls_cert_file = options->webhook_cert_dir + "/tls.crt",
+        .tls_key_file = options->webhook_cert_dir + "/tls.key",
+    });
+    if (!started) {
+      Log(LogLevel::kError, "webhook server", {{"error", started.error().message}});
+      return 2;
+    }
+    webhook = std::move(*started);
+  }
   Log(LogLevel::kInfo, "starting",
       {{"identity", identity},
        {"api_server", config->server},
        {"http", (*server)->address()},
+       {"webhook", webhook ? webhook->address() : "off"},
        {"namespaces",
         options->namespaces.empty() ? "all" : std::to_string(options->namespaces.size())},
        {"leader_elect", options->leader_elect ? "true" : "false"}});

@@ -78,7 +78,7 @@ Result<RunOptions> ParseRunFlags(const std::vector<std::string>& args) {
       auto n = PositiveInt(flag, *v, 64);
       if (!n) return std::unexpected(n.error());
       options.workers = *n;
-    } else if (flag == "--http-address") {
+    } else if (flag == "--http-address" || flag == "--webhook-address") {
       // Port 0 asks the kernel for a free one (tests).
       auto colon = v->rfind(':');
       int port = -1;
@@ -87,7 +87,10 @@ Result<RunOptions> ParseRunFlags(const std::vector<std::string>& args) {
         if (ec != std::errc() || end != v->data() + v->size()) port = -1;
       }
       if (port < 0 || port > 65535) return Invalid(flag, "want HOST:PORT, got \"" + *v + "\"");
-      options.http_address = *v;
+      (flag == "--http-address" ? options.http_address : options.webhook_address) = *v;
+    } else if (flag == "--webhook-cert-dir") {
+      if (v->empty()) return Invalid(flag, "must not be empty");
+      options.webhook_cert_dir = *v;
     } else if (flag == "--leader-election-namespace") {
       options.leader_election_namespace = *v;
     } else if (flag == "--leader-election-id") {

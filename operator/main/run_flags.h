@@ -17,6 +17,9 @@ struct RunOptions {
   std::vector<std::string> namespaces;  // empty = all namespaces
   int workers = 4;
   std::string http_address = "0.0.0.0:8080";
+  // The admission webhook (HTTPS): off unless a certificate directory is given.
+  std::string webhook_address = "0.0.0.0:9443";
+  std::string webhook_cert_dir;  // holds tls.crt and tls.key
   bool leader_elect = false;
   std::string leader_election_namespace;  // "" = $POD_NAMESPACE, else the config's namespace
   std::string leader_election_id = "poolkeeper-leader";
@@ -32,13 +35,16 @@ struct RunOptions {
 inline constexpr char kRunUsage[] = R"(Usage: poolkeeper run [flags]
 
 Runs the operator: watches ConnectionPools, plans each server's connection budget, and applies the
-PgBouncer ConfigMap, userlist Secret, Deployment, Service and PodDisruptionBudget of every pool.
+PgBouncer ConfigMap, userlist Secret, pods, Service and PodDisruptionBudget of every pool; observes
+PostgresServers; with --webhook-cert-dir, refuses at apply time what would not fit.
 
 Flags:
   --kubeconfig PATH                 kubeconfig to use (default: $KUBECONFIG, else in-cluster)
   --namespaces a,b                  namespaces to watch (default: all)
   --workers N                       concurrent reconciles (default 4)
   --http-address HOST:PORT          /healthz, /readyz and /metrics (default 0.0.0.0:8080)
+  --webhook-cert-dir DIR            serve the admission webhook with DIR/tls.crt and DIR/tls.key
+  --webhook-address HOST:PORT       where the webhook listens (default 0.0.0.0:9443)
   --leader-elect                    run only while holding the Lease (for several replicas)
   --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE)
   --leader-election-id NAME         name of the Lease (default poolkeeper-leader)

@@ -4,7 +4,8 @@
 # pools on what the server reports, follows a restart with a lower max_connections within the interval, freezes
 # admissions while the server is down, treats two endpoints of one server as one budget, and lets no tenant
 # loosen the server's policy or a conflicting inline declaration block anyone but itself; with enforceRoleLimits,
-# PostgreSQL itself refuses a role's connections beyond what the pools were granted, and the limit is restored.
+# PostgreSQL itself refuses a role's connections beyond what the pools were granted, and the limit is restored;
+# the operator's admission webhook refuses an overrunning pool at `kubectl apply` with the arithmetic.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,10 +26,16 @@ trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 900
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
+# The operator serves its admission webhook on $webhook_port with a certificate made here for 127.0.0.1.
 start_operator() {
+	webhook_port="$("$bin/localkubelet" free-ports 1)"
+	mkdir -p "$work/webhook"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+		-keyout "$work/webhook/tls.key" -out "$work/webhook/tls.crt" >/dev/null 2>&1
 	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
 		--http-address "127.0.0.1:$("$bin/localkubelet" free-ports 1)" --workers 2 --log-format json \
-		--watch-timeout-seconds 5 >>"$work/op.log" 2>&1 &
+		--watch-timeout-seconds 5 --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port" \
+		>>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"
 }
 sjson() { k get postgresserver "$1" -o jsonpath="$2"; }
@@ -202,6 +209,38 @@ YAML
 	eventually 30 '[[ "$(sjson main "{.metadata.finalizers}")" != *role-limits-restored* ]]' || fail "finalizer left"
 }
 
+test_webhook_refuses_overruns_at_apply() {
+	k apply -f - >/dev/null <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: poolkeeper-test}
+webhooks:
+  - name: connectionpools.poolkeeper.io
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Ignore
+    timeoutSeconds: 5
+    clientConfig:
+      url: https://127.0.0.1:$webhook_port/validate-connectionpool
+      caBundle: $(base64 -w0 "$work/webhook/tls.crt")
+    rules:
+      - {apiGroups: [poolkeeper.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], resources: [connectionpools]}
+YAML
+	local allocated=$(sjson main '{.status.budget.allocated}') usable=$(sjson main '{.status.budget.usable}') out
+	(( usable - allocated < 20 )) || fail "the test needs less than 20 left: $allocated of $usable allocated"
+	# The configuration takes effect asynchronously in the API server: wait until a refusal is seen.
+	eventually 30 '! pool huge 10 | k apply --dry-run=server -f - >/dev/null 2>&1' || fail "huge was never refused"
+	out=$(pool huge 10 | k apply -f - 2>&1) && fail "huge was stored"
+	[[ "$out" == *'denied the request: ConnectionPool default/huge does not fit its server'*'(1 instance + 1 surge) x 10 per instance = 20 >'*'remaining of 25 usable'* ]] ||
+		fail "message: $out"
+	! k get connectionpool huge >/dev/null 2>&1 || fail "huge exists"
+	out=$(pool huge 10 | k apply --dry-run=server -f - 2>&1) && fail "dry-run accepted huge"
+	[[ "$out" == *"does not fit its server"* ]] || fail "dry-run message: $out"
+	out=$(pool greedy 20 "serverRef: {name: main}" default "  budget: {policy: Warn}" | k apply -f - 2>&1) && fail "Warn let greedy in"
+	pool tiny 1 | k apply --dry-run=server -f - >/dev/null || fail "a pool that fits was refused"
+	k delete validatingwebhookconfiguration poolkeeper-test >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
@@ -220,5 +259,6 @@ run test_namespace_not_admitted
 run test_lower_max_connections_is_followed
 run test_unreachable_server_admits_nothing_new
 run test_role_limit_is_enforced_by_postgresql
+run test_webhook_refuses_overruns_at_apply
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

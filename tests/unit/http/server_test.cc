@@ -56,6 +56,30 @@ TEST(Route, MetricsUseTheExpositionContentTypeAndProbesPlainText) {
   EXPECT_EQ(Route(options, "GET", "/healthz").content_type, "text/plain; charset=utf-8");
 }
 
+TEST(Route, PostGoesToItsHandlerWithTheBody) {
+  ServerOptions options;
+  EXPECT_EQ(Route(options, "POST", "/validate", "{}").status, 405);
+  EXPECT_EQ(Route(options, "POST", "/validate", "{}").allow, "GET");
+  options.post = [](std::string_view path, const std::string& body) -> std::optional<Reply> {
+    if (path != "/validate") return std::nullopt;
+    if (body == "boom") throw std::runtime_error("bad body");
+    return Reply{200, "application/json", "echo " + body, ""};
+  };
+  EXPECT_EQ(Route(options, "POST", "/validate", "{}").body, "echo {}");
+  EXPECT_EQ(Route(options, "POST", "/other", "{}").status, 404);
+  EXPECT_EQ(Route(options, "POST", "/validate", "boom").status, 500);
+  EXPECT_EQ(Route(options, "PUT", "/validate", "{}").allow, "GET, POST");
+}
+
+TEST(Server, RefusesTlsFilesItCannotRead) {
+  auto server = Server::Start({.address = "127.0.0.1:0",
+                               .tls_cert_file = "/nonexistent/tls.crt",
+                               .tls_key_file = "/nonexistent/tls.key"});
+  ASSERT_FALSE(server);
+  EXPECT_EQ(server.error().code, ErrorCode::kInvalid);
+  EXPECT_NE(server.error().message.find("/nonexistent/tls.crt"), std::string::npos);
+}
+
 TEST(Route, MetricsWithoutARegistryIsNotFound) {
   EXPECT_EQ(Route(ServerOptions{}, "GET", "/metrics").status, 404);
 }

@@ -1,0 +1,87 @@
+// The admission webhook's decisions: an overrunning create or spec change is denied with the
+// arithmetic, a server's refusal is passed on, and nothing unrelated (metadata-only updates,
+// deletions) is ever blocked.
+#include "controller/admission.h"
+
+#include <gtest/gtest.h>
+
+namespace poolkeeper::controller {
+namespace {
+
+using nlohmann::json;
+
+json PoolObject(const std::string& name, int pool_size, const std::string& policy = "Enforce") {
+  return {{"apiVersion", "poolkeeper.io/v1alpha1"},
+          {"kind", "ConnectionPool"},
+          {"metadata", {{"name", name}, {"namespace", "shop"}}},
+          {"spec",
+           {{"server", {{"host", "db"}, {"maxConnections", 30}, {"overhead", 2}}},
+            {"pooler", {{"instances", 1}, {"maxSurge", 1}, {"defaultPoolSize", pool_size}}},
+            {"databases", {{{"name", "app"}, {"maxDbConnections", pool_size}}}},
+            {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", "app-db"}}}}}},
+            {"budget", {{"policy", policy}}}}}};
+}
+
+// 30 - 3 - 2 = 25 usable; "first" already holds (1 + 1) x 10 = 20 of it.
+std::optional<std::string> Admit(const json& candidate) {
+  const budget::ServerDirectory directory;
+  auto first = api::ParseConnectionPool(PoolObject("first", 10));
+  first->metadata.creation_timestamp = "2026-11-30T00:00:00Z";
+  return AdmitPool(candidate, {}, directory, [&](const api::ConnectionPool&) {
+    return AdmissionInputs{{*first}, &directory, {{"db:5432", {{"shop/first", 20}}}}};
+  });
+}
+
+TEST(Admission, DeniesAnOverrunWithTheArithmetic) {
+  auto denial = Admit(PoolObject("second", 5));  // (1 + 1) x 5 = 10 > 5 remaining
+  ASSERT_TRUE(denial);
+  EXPECT_NE(denial->find("ConnectionPool shop/second does not fit its server (db:5432)"),
+            std::string::npos)
+      << *denial;
+  EXPECT_NE(denial->find("= 10 > 5 remaining of 25 usable"), std::string::npos) << *denial;
+  EXPECT_FALSE(Admit(PoolObject("second", 2)));          // 4 fits
+  EXPECT_FALSE(Admit(PoolObject("second", 5, "Warn")));  // the pool's own Warn, no server
+}
+
+TEST(Admission, PassesOnInvalidSpecsAndRefusals) {
+  json bad = PoolObject("second", 2);
+  bad["spec"]["pooler"]["poolMode"] = "Transaction";
+  auto denial = Admit(bad);
+  ASSERT_TRUE(denial);
+  EXPECT_NE(denial->find("spec.pooler.poolMode"), std::string::npos);
+  json liar = PoolObject("liar", 1);
+  liar["spec"]["server"]["maxConnections"] = 31;
+  denial = Admit(liar);
+  ASSERT_TRUE(denial);
+  EXPECT_NE(denial->find("ServerConflict"), std::string::npos);
+}
+
+json ReviewOf(const json& object, const json& old = nullptr) {
+  json request = {
+      {"uid", "1234"}, {"object", object}, {"operation", old.is_null() ? "CREATE" : "UPDATE"}};
+  if (!old.is_null()) request["oldObject"] = old;
+  return Review(json({{"apiVersion", "admission.k8s.io/v1"},
+                      {"kind", "AdmissionReview"},
+                      {"request", request}})
+                    .dump(),
+                [](const json& pool) { return Admit(pool); });
+}
+
+TEST(Admission, ReviewAnswersTheRequestAndBlocksNothingUnrelated) {
+  json denied = ReviewOf(PoolObject("second", 5));
+  EXPECT_EQ(denied["kind"], "AdmissionReview");
+  EXPECT_EQ(denied["response"]["uid"], "1234");
+  EXPECT_EQ(denied["response"]["allowed"], false);
+  EXPECT_EQ(denied["response"]["status"]["code"], 403);
+  // A label on a pool that would not fit today: its spec did not change, so it is allowed.
+  json labelled = PoolObject("second", 5);
+  labelled["metadata"]["labels"] = {{"team", "payments"}};
+  EXPECT_EQ(ReviewOf(labelled, PoolObject("second", 5))["response"]["allowed"], true);
+  json deleting = PoolObject("second", 5);
+  deleting["metadata"]["deletionTimestamp"] = "2026-11-30T00:00:00Z";
+  EXPECT_EQ(ReviewOf(deleting, PoolObject("second", 4))["response"]["allowed"], true);
+  EXPECT_TRUE(Review("not json", [](const json&) { return std::nullopt; }).contains("error"));
+}
+
+}  // namespace
+}  // namespace poolkeeper::controller
