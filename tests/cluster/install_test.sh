@@ -264,6 +264,29 @@ check_operator_pods() {
 # pool_ready NS: the quickstart pool, applied in NS, reconciled by the operator to Ready (Deployment, Service,
 # ConfigMap, Secret, PDB written with the chart's RBAC); after that kubectl diff of the user's manifest is empty.
 quickstart_in() { sed "s/namespace: default\$/namespace: $1/" "$repo/examples/quickstart.yaml"; }
+# A second pool on the quickstart's server, which app fills: (1 + 1) x 5 more with caps declared (none to derive).
+overrun_in() {
+	quickstart_in "$1" | sed -e 's/^  name: app$/  name: overrun/' -e 's/^      dbname: app$/      dbname: app\n      maxDbConnections: 5/' |
+		awk '/^---/{exit} {print}'
+}
+# The operator pod's admission webhook, over TLS with the chart's certificate (its Service's DNS name, checked
+# against the chart's CA), refuses a pool that cannot fit beside app with the arithmetic. Asked directly at the
+# pod: the API server cannot reach it through its Service here, since Endpoints may not hold the loopback
+# addresses localkubelet gives pods (the real kubelet of issue 11 lifts this).
+webhook_refuses_overrun() {
+	local ns=$1 ip review out
+	ip=$(k -n "$NS" get pods -l app.kubernetes.io/name=poolkeeper -o jsonpath='{.items[0].status.podIP}')
+	k -n "$NS" get secret poolkeeper-webhook-tls -o jsonpath='{.data.ca\.crt}' | base64 -d > "$work/webhook-ca.crt"
+	k get validatingwebhookconfiguration poolkeeper -o jsonpath='{.webhooks[0].clientConfig.caBundle}' | base64 -d | cmp -s - "$work/webhook-ca.crt" ||
+		fail "the webhook configuration's caBundle is not the certificate's CA"
+	overrun_in "$ns" > "$work/overrun.yaml"
+	review=$(y2j "$work/overrun.yaml" | jq -c '{apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: {uid: "u-1", operation: "CREATE", object: .}}')
+	out=$(curl -sS --max-time 10 --cacert "$work/webhook-ca.crt" --resolve "poolkeeper-webhook.$NS.svc:9443:$ip" \
+		-H 'Content-Type: application/json' -d "$review" "https://poolkeeper-webhook.$NS.svc:9443/validate-connectionpool") || fail "webhook call failed"
+	[[ "$(jq -r .response.uid <<<"$out")/$(jq -r .response.allowed <<<"$out")" == u-1/false ]] || fail "webhook answer: $out"
+	[[ "$(jq -r .response.status.message <<<"$out")" == "ConnectionPool $ns/overrun does not fit its server (127.0.0.1:54320): "*" remaining of 15 usable"* ]] ||
+		fail "webhook message: $(jq -r .response.status.message <<<"$out")"
+}
 pool_reconciled() {
 	local ns=$1
 	quickstart_in "$ns" | k apply -f - >/dev/null
@@ -293,6 +316,7 @@ test_helm_install_cluster_wide() {
 	# RBAC: what it needs, in any namespace, and nothing else; with it the operator brings a pool to Ready.
 	k create namespace team-x >/dev/null
 	pool_reconciled team-x
+	webhook_refuses_overrun team-x
 	pool_removed team-x
 	expect_operator_rights -n team-x
 	expect_operator_rights --all-namespaces
