@@ -16,7 +16,9 @@ using nlohmann::json;
 // How soon a server that could not be observed is tried again (its interval may be long).
 constexpr std::chrono::seconds kRetryUnreachable{10};
 
-api::ServerObservation ToApi(const postgres::Observation& seen, std::string now) {
+}  // namespace
+
+api::ServerObservation ToApiObservation(const postgres::Observation& seen, std::string now) {
   return {seen.max_connections,
           seen.superuser_reserved_connections,
           seen.reserved_connections,
@@ -27,8 +29,6 @@ api::ServerObservation ToApi(const postgres::Observation& seen, std::string now)
           seen.database_limits,
           std::move(now)};
 }
-
-}  // namespace
 
 void ServerObserver::Start() {
   thread_ = std::thread([this] {
@@ -149,7 +149,7 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
       if (endpoint) {
         auto seen = deps_.database.Observe(*endpoint, deps_.holdings.PodAddresses(references));
         if (seen) {
-          in.observation = ToApi(*seen, in.now);
+          in.observation = ToApiObservation(*seen, in.now);
         } else {
           in.observation = std::unexpected(seen.error());
         }

@@ -25,6 +25,9 @@
 
 namespace poolkeeper::controller {
 
+// What the server reported, as a PostgresServer's status records it.
+api::ServerObservation ToApiObservation(const postgres::Observation& seen, std::string now);
+
 struct ServerObserverDeps {
   kube::Client& client;
   const Clock& clock;

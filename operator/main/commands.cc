@@ -8,7 +8,9 @@
 #include "api/yaml.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
+#include "common/clock.h"
 #include "common/files.h"
+#include "main/observe.h"
 #include "main/report.h"
 #include "render/render.h"
 
@@ -19,21 +21,26 @@ constexpr char kUsage[] =
     R"(poolkeeper: runs PgBouncer poolers for PostgreSQL inside the server's connection budget.
 
 Usage:
-  poolkeeper check -f FILE [-f FILE...] [--output text|json]
+  poolkeeper check -f FILE [-f FILE...] [--output text|json] [--observe]
   poolkeeper render -f FILE [-f FILE...] [--output-dir DIR]
   poolkeeper version
 
 Run 'poolkeeper COMMAND --help' for a command's details.
 )";
 
-constexpr char kCheckUsage[] = R"(Usage: poolkeeper check -f FILE [-f FILE...] [--output text|json]
+constexpr char kCheckUsage[] =
+    R"(Usage: poolkeeper check -f FILE [-f FILE...] [--output text|json] [--observe]
 
-Plans the connection budget of every ConnectionPool in the files (multi-document YAML; Secrets and
-other kinds may be in them) and prints the arithmetic per server and per pool. Pools that name the
-same server (host:port) share its budget, in file order.
+Plans the connection budget of every ConnectionPool in the files (multi-document YAML; PostgresServers,
+Secrets and other kinds may be in them) and prints the arithmetic per server and per pool. Pools
+that name the same server (host:port, or a PostgresServer and its aliases) share its budget, in
+file order.
 
   -f, --filename FILE   a manifest file (repeatable); '-' reads standard input
   -o, --output FORMAT   text (default) or json
+  --observe             connect to each PostgresServer in the files and plan on what it reports
+                        (credentials: its credentialsSecretRef Secret in the files, else PGUSER
+                        and PGPASSWORD; CA: its caSecretRef Secret, else PGSSLROOTCERT)
 
 Exit status: 0 every pool within budget (warnings may be printed), 1 a pool or server over budget
 (or another error finding such as ClientCapacityExceeded), 2 invalid input.
@@ -57,6 +64,7 @@ struct Flags {
   std::vector<std::string> files;
   std::string output = "text";
   std::string output_dir;
+  bool observe = false;
   bool help = false;
 };
 
@@ -78,6 +86,8 @@ std::optional<Flags> ParseFlags(const std::vector<std::string>& args, std::ostre
     };
     if (arg == "-h" || arg == "--help") {
       flags.help = true;
+    } else if (arg == "--observe") {
+      flags.observe = true;
     } else if (is("-f", "--filename")) {
       auto v = value("--filename");
       if (!v) return std::nullopt;
@@ -118,8 +128,8 @@ void PrintError(const Error& error, std::ostream& err) {
 }
 
 // Loads and plans; prints problems and returns the exit code on failure.
-std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(const Flags& flags,
-                                                                        std::ostream& err) {
+std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(
+    const Flags& flags, postgres::ServerClient* database, std::ostream& out, std::ostream& err) {
   if (flags.files.empty()) {
     err << "error: no input: give at least one -f FILE\n";
     return std::unexpected(kExitInvalid);
@@ -132,6 +142,23 @@ std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(const Fl
   if (manifests->pools.empty()) {
     err << "error: no ConnectionPool (apiVersion " << api::kApiVersion << ") in the input\n";
     return std::unexpected(kExitInvalid);
+  }
+  if (flags.observe) {
+    if (!database) {
+      err << "error: --observe: no database client here\n";
+      return std::unexpected(kExitInvalid);
+    }
+    ObserveEnv env{*database,
+                   [](const char* name) -> std::optional<std::string> {
+                     const char* value = std::getenv(name);
+                     return value ? std::optional<std::string>(value) : std::nullopt;
+                   },
+                   Rfc3339Now()};
+    // In JSON mode stdout is the plan alone.
+    if (Status seen = ObserveServers(*manifests, env, flags.output == "json" ? err : out); !seen) {
+      PrintError(seen.error(), err);
+      return std::unexpected(kExitInvalid);
+    }
   }
   budget::Plan plan =
       budget::PlanOnServers(manifests->pools, budget::ServerDirectory(manifests->servers));
@@ -146,12 +173,13 @@ bool OverBudget(const budget::Plan& plan) {
          std::ranges::any_of(plan.servers, exceeded);
 }
 
-int Check(const Flags& flags, std::ostream& out, std::ostream& err) {
+int Check(const Flags& flags, postgres::ServerClient* database, std::ostream& out,
+          std::ostream& err) {
   if (flags.output != "text" && flags.output != "json") {
     err << "error: --output must be text or json, not \"" << flags.output << "\"\n";
     return kExitInvalid;
   }
-  auto planned = LoadAndPlan(flags, err);
+  auto planned = LoadAndPlan(flags, database, out, err);
   if (!planned) return planned.error();
   const budget::Plan& plan = planned->second;
   if (flags.output == "json") {
@@ -170,7 +198,11 @@ struct RenderedPool {
 };
 
 int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
-  auto planned = LoadAndPlan(flags, err);
+  if (flags.observe) {
+    err << "error: --observe is a flag of check\n";
+    return kExitInvalid;
+  }
+  auto planned = LoadAndPlan(flags, nullptr, out, err);
   if (!planned) return planned.error();
   const auto& [manifests, plan] = *planned;
   std::vector<RenderedPool> rendered;
@@ -246,7 +278,8 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
 
 }  // namespace
 
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+           postgres::ServerClient* database) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     (args.empty() ? err : out) << kUsage;
     return args.empty() ? kExitInvalid : kExitOk;
@@ -271,7 +304,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << usage;
     return kExitOk;
   }
-  return command == "check" ? Check(*flags, out, err) : Render(*flags, out, err);
+  return command == "check" ? Check(*flags, database, out, err) : Render(*flags, out, err);
 }
 
 }  // namespace poolkeeper::cli

@@ -90,6 +90,20 @@ test_server_is_observed_with_drift() {
 	k get postgresservers | grep -q '^main  *127.0.0.1:' || fail "printer columns: $(k get postgresservers)"
 }
 
+# Offline, against the same live server: declared 100 would admit (1 + 1) x 15 = 30; observed 25 usable does not.
+test_check_observe_plans_on_the_live_server() {
+	{ server main 127.0.0.1; echo "---"; pool offline 15; } > "$work/check.yaml"
+	local out rc=0
+	"$poolkeeper" check -f "$work/check.yaml" >/dev/null || fail "declared figures should admit it"
+	out=$(PGUSER=observer PGPASSWORD=observer-pw "$poolkeeper" check --observe -f "$work/check.yaml" 2>&1) || rc=$?
+	[[ $rc == 1 ]] || fail "exit $rc: $out"
+	[[ "$out" == *"observed PostgresServer main: max_connections 30, superuser_reserved_connections 3"* ]] || fail "$out"
+	[[ "$out" == *"= 30 > 25 remaining of 25 usable"* ]] || fail "$out"
+	out=$(PGUSER=observer PGPASSWORD=wrong "$poolkeeper" check --observe -f "$work/check.yaml" 2>&1) && fail "a wrong password observed"
+	[[ "$out" == *"PostgresServer main: 127.0.0.1:$pgport: "*"password authentication failed"* ]] || fail "$out"
+	[[ "$out" != *wrong* ]] || fail "the password was printed"
+}
+
 test_pool_is_planned_on_the_observed_figures() {
 	pool first 5 | k apply -f - >/dev/null # (1 + 1) x 5 = 10 of 25 usable
 	k wait --for=condition=Ready connectionpool/first --timeout=90s >/dev/null || fail "first not Ready: $(k get connectionpool first -o jsonpath='{.status}')"
@@ -251,6 +265,7 @@ k -n poolkeeper-system create secret generic observer --from-literal=username=ob
 k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
 start_operator
 run test_server_is_observed_with_drift
+run test_check_observe_plans_on_the_live_server
 run test_pool_is_planned_on_the_observed_figures
 run test_two_endpoints_of_one_server_are_one_budget
 run test_tenant_cannot_loosen_the_policy
