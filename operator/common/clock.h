@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace poolkeeper {
@@ -40,5 +42,9 @@ class FakeClock : public Clock {
 // The wall-clock time now as RFC 3339 in UTC, to the second ("2026-11-30T06:00:00Z"): what
 // Kubernetes conditions and status timestamps carry.
 std::string Rfc3339Now();
+// Seconds since the epoch of an RFC 3339 UTC time ("2026-11-30T06:00:00Z"), or nullopt.
+std::optional<int64_t> ParseRfc3339(const std::string& text);
+// Seconds since the epoch now (wall clock).
+int64_t UnixNow();
 
 }  // namespace poolkeeper

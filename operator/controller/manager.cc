@@ -413,6 +413,30 @@ std::vector<PoolBudgetFigures> Manager::Budgets() const {
   return figures;
 }
 
+std::vector<ServerFigures> Manager::Servers() const {
+  std::vector<ServerFigures> figures;
+  const int64_t now = UnixNow();
+  for (const auto& object : servers_->List()) {
+    const json status = object->value("status", json::object());
+    const json budget = status.value("budget", json::object());
+    const json observed = status.value("observed", json::object());
+    ServerFigures f{object->value("/metadata/name"_json_pointer, ""),
+                    budget.value("maxConnections", int64_t{0}),
+                    observed.value("inUseByOthers", int64_t{0}),
+                    budget.value("usable", int64_t{0}),
+                    budget.value("allocated", int64_t{0}),
+                    budget.value("headroom", int64_t{0}),
+                    false,
+                    std::nullopt};
+    for (const auto& c : status.value("conditions", json::array())) {
+      if (c.value("type", "") == kConditionReachable) f.reachable = c.value("status", "") == "True";
+    }
+    if (auto at = ParseRfc3339(observed.value("time", ""))) f.observation_age_seconds = now - *at;
+    figures.push_back(std::move(f));
+  }
+  return figures;
+}
+
 uint64_t Manager::Relists() const {
   uint64_t relists = 0;
   auto count = [&relists](const kube::Informer& informer) {

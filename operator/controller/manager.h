@@ -55,6 +55,18 @@ struct PoolBudgetFigures {
   int64_t headroom = 0;
 };
 
+// A PostgresServer's figures as its status records them (metrics).
+struct ServerFigures {
+  std::string name;
+  int64_t max_connections = 0;
+  int64_t in_use_by_others = 0;
+  int64_t usable = 0;
+  int64_t allocated = 0;
+  int64_t headroom = 0;
+  bool reachable = false;
+  std::optional<int64_t> observation_age_seconds;  // absent when never observed
+};
+
 struct QueueFigures {
   size_t depth = 0;
   uint64_t adds = 0;
@@ -84,6 +96,7 @@ class Manager {
   std::optional<std::string> Admit(const nlohmann::json& pool) const;
 
   std::vector<PoolBudgetFigures> Budgets() const;
+  std::vector<ServerFigures> Servers() const;
   QueueFigures Queue() const;
   uint64_t EventsWritten() const { return events_.Written(); }
   // LISTs the caches made after their first (a watch expired or broke), over every informer.

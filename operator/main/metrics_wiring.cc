@@ -85,7 +85,44 @@ Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Register(
                                         {pool.ns, pool.name}, static_cast<double>(pool.headroom));
                               }
                             });
-  for (auto* handle : {&queue, &api, &election, &leader, &budget}) {
+  const std::vector<std::string> server_labels = {"server"};
+  auto servers = registry.AddCollector(
+      {{"poolkeeper_server_max_connections",
+        "A PostgresServer's max_connections (observed, else declared).", http::MetricType::kGauge,
+        server_labels},
+       {"poolkeeper_server_in_use_by_others_connections",
+        "Client connections to the server that are not poolkeeper's poolers, at the last "
+        "observation.",
+        http::MetricType::kGauge, server_labels},
+       {"poolkeeper_server_usable_connections", "Connections usable by poolers on the server.",
+        http::MetricType::kGauge, server_labels},
+       {"poolkeeper_server_allocated_connections",
+        "Connections the ledger allocates on the server.", http::MetricType::kGauge, server_labels},
+       {"poolkeeper_server_headroom_connections", "Usable connections not allocated on the server.",
+        http::MetricType::kGauge, server_labels},
+       {"poolkeeper_server_reachable", "1 when the last observation of the server succeeded.",
+        http::MetricType::kGauge, server_labels},
+       {"poolkeeper_server_observation_age_seconds", "Seconds since the server was last observed.",
+        http::MetricType::kGauge, server_labels}},
+      [&manager](http::CollectorOutput& out) {
+        for (const auto& s : manager.Servers()) {
+          out.Add("poolkeeper_server_max_connections", {s.name},
+                  static_cast<double>(s.max_connections));
+          out.Add("poolkeeper_server_in_use_by_others_connections", {s.name},
+                  static_cast<double>(s.in_use_by_others));
+          out.Add("poolkeeper_server_usable_connections", {s.name}, static_cast<double>(s.usable));
+          out.Add("poolkeeper_server_allocated_connections", {s.name},
+                  static_cast<double>(s.allocated));
+          out.Add("poolkeeper_server_headroom_connections", {s.name},
+                  static_cast<double>(s.headroom));
+          out.Add("poolkeeper_server_reachable", {s.name}, s.reachable ? 1 : 0);
+          if (s.observation_age_seconds) {
+            out.Add("poolkeeper_server_observation_age_seconds", {s.name},
+                    static_cast<double>(*s.observation_age_seconds));
+          }
+        }
+      });
+  for (auto* handle : {&queue, &api, &election, &leader, &budget, &servers}) {
     if (!*handle) return std::unexpected(handle->error());
     metrics->collectors_.push_back(std::move(**handle));
   }

@@ -32,8 +32,9 @@ start_operator() {
 	mkdir -p "$work/webhook"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
 		-keyout "$work/webhook/tls.key" -out "$work/webhook/tls.crt" >/dev/null 2>&1
+	"$bin/localkubelet" free-ports 1 > "$work/op.port"
 	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
-		--http-address "127.0.0.1:$("$bin/localkubelet" free-ports 1)" --workers 2 --log-format json \
+		--http-address "127.0.0.1:$(cat "$work/op.port")" --workers 2 --log-format json \
 		--watch-timeout-seconds 5 --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port" \
 		>>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"
@@ -88,6 +89,13 @@ test_server_is_observed_with_drift() {
 	[[ "$(sjson main '{.status.budget.usable}')" == 25 && "$(sjson main '{.status.budget.source}')" == Observed ]] ||
 		fail "budget $(sjson main '{.status.budget}')"
 	k get postgresservers | grep -q '^main  *127.0.0.1:' || fail "printer columns: $(k get postgresservers)"
+	# The same figures as metrics.
+	local metrics
+	metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/op.port")/metrics")
+	grep -qx 'poolkeeper_server_max_connections{server="main"} 30' <<<"$metrics" || fail "metrics: $(grep poolkeeper_server <<<"$metrics")"
+	grep -qx 'poolkeeper_server_usable_connections{server="main"} 25' <<<"$metrics" || fail "usable metric"
+	grep -qx 'poolkeeper_server_reachable{server="main"} 1' <<<"$metrics" || fail "reachable metric"
+	grep -qE '^poolkeeper_server_observation_age_seconds\{server="main"\} [0-9]+$' <<<"$metrics" || fail "age metric: $(grep age <<<"$metrics")"
 }
 
 # Offline, against the same live server: declared 100 would admit (1 + 1) x 15 = 30; observed 25 usable does not.
