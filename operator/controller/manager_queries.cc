@@ -1,0 +1,86 @@
+// The Manager's read-only answers from its caches, for the admission webhook and the metrics:
+// no writes, no waiting, safe from any thread.
+#include "api/postgres_server.h"
+#include "controller/admission.h"
+#include "controller/manager.h"
+#include "controller/server_status.h"
+
+namespace poolkeeper::controller {
+
+using nlohmann::json;
+
+std::optional<std::string> Manager::Admit(const json& pool) const {
+  if (!Synced()) return std::nullopt;
+  auto directory = registry_.Directory();
+  return AdmitPool(pool, options_.defaults, *directory, [&](const api::ConnectionPool& candidate) {
+    const std::string key = candidate.metadata.namespace_ + "/" + candidate.metadata.name;
+    std::vector<std::string> references = directory->ReferencesOf(
+        directory->BudgetKeyOf(budget::ServerDirectory::ReferenceKey(candidate)));
+    AdmissionInputs in;
+    for (auto& other : index_.OnServers(references)) {
+      if (other.metadata.namespace_ + "/" + other.metadata.name != key) {
+        in.others.push_back(std::move(other));
+      }
+    }
+    in.directory = directory.get();
+    in.holdings = holdings_.OnServers({references.begin(), references.end()});
+    return in;
+  });
+}
+
+std::vector<PoolBudgetFigures> Manager::Budgets() const {
+  std::vector<PoolBudgetFigures> figures;
+  for (const auto& object : pools_->List()) {
+    const json budget = object->value("/status/budget"_json_pointer, json::object());
+    if (budget.empty()) continue;
+    figures.push_back({object->value("/metadata/namespace"_json_pointer, ""),
+                       object->value("/metadata/name"_json_pointer, ""),
+                       budget.value("usable", int64_t{0}), budget.value("allocated", int64_t{0}),
+                       budget.value("headroom", int64_t{0})});
+  }
+  return figures;
+}
+
+std::vector<ServerFigures> Manager::Servers() const {
+  std::vector<ServerFigures> figures;
+  const int64_t now = UnixNow();
+  for (const auto& object : servers_->List()) {
+    const json status = object->value("status", json::object());
+    const json budget = status.value("budget", json::object());
+    const json observed = status.value("observed", json::object());
+    ServerFigures f{object->value("/metadata/name"_json_pointer, ""),
+                    budget.value("maxConnections", int64_t{0}),
+                    observed.value("inUseByOthers", int64_t{0}),
+                    budget.value("usable", int64_t{0}),
+                    budget.value("allocated", int64_t{0}),
+                    budget.value("headroom", int64_t{0}),
+                    false,
+                    std::nullopt};
+    for (const auto& c : status.value("conditions", json::array())) {
+      if (c.value("type", "") == kConditionReachable) f.reachable = c.value("status", "") == "True";
+    }
+    if (auto at = ParseRfc3339(observed.value("time", ""))) f.observation_age_seconds = now - *at;
+    figures.push_back(std::move(f));
+  }
+  return figures;
+}
+
+uint64_t Manager::Relists() const {
+  uint64_t relists = 0;
+  auto count = [&relists](const kube::Informer& informer) {
+    if (informer.Relists() > 1) relists += informer.Relists() - 1;
+  };
+  for (const auto& informer : pools_->informers()) count(*informer);
+  for (const auto& [kind, group] : owned_) {
+    for (const auto& informer : group->informers()) count(*informer);
+  }
+  for (const auto& informer : pods_->informers()) count(*informer);
+  count(*servers_);
+  std::lock_guard guard(secrets_mutex_);
+  for (const auto& [key, informer] : secrets_) count(*informer);
+  return relists;
+}
+
+QueueFigures Manager::Queue() const { return {queue_.Depth(), adds_.load(), retries_.load()}; }
+
+}  // namespace poolkeeper::controller
