@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Generates docs/reference.md, the field-by-field reference of the ConnectionPool resource, from
-the CustomResourceDefinition (crds/poolkeeper.io_connectionpools.yaml), so the two cannot drift:
+"""Generates docs/reference.md, the field-by-field reference of the ConnectionPool and PostgresServer
+resources, from their CustomResourceDefinitions (crds/), so the two cannot drift:
 tests/docs_test.sh regenerates it and fails when the committed file differs.
 
 Usage: scripts/gen-reference.py [--crd FILE] [--output FILE]   (default: print to stdout)
 
 Everything comes from the CRD: names, subresources, printer columns, and for every field its path,
 type, whether it is required, default, bounds, enum, pattern, list semantics, description and CEL
-rules. The one exception is STATUS_NOTES below: the CRD gives the status fields no descriptions, so
+rules. The one exception is the status notes below: the CRDs give the status fields no descriptions, so
 their meaning is written here, and the generator fails if a note names a field the CRD lacks.
 Needs PyYAML (Debian: python3-yaml).
 """
@@ -22,11 +22,12 @@ except ImportError:  # pragma: no cover
     sys.exit("gen-reference.py: PyYAML is missing (Debian: apt-get install python3-yaml)")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CRD = os.path.join(REPO_ROOT, "crds", "poolkeeper.io_connectionpools.yaml")
+DEFAULT_CRDS = [os.path.join(REPO_ROOT, "crds", "poolkeeper.io_connectionpools.yaml"),
+                os.path.join(REPO_ROOT, "crds", "poolkeeper.io_postgresservers.yaml")]
 
 # Meaning of the status fields, which the CRD leaves undescribed (source: operator/api/status.cc
 # and operator/controller/reconciler.cc). Only used where the CRD has no description.
-STATUS_NOTES = {
+CONNECTION_POOL_NOTES = {
     "status.observedGeneration": "The metadata.generation of the spec the operator last reconciled.",
     "status.instances": "spec.pooler.instances of the last valid spec (the scale subresource's status replicas).",
     "status.readyInstances": "Ready pods of the pool that run its current configuration (while a spec is refused: ready pods of any configuration).",
@@ -47,6 +48,32 @@ STATUS_NOTES = {
     "status.conditions[].lastTransitionTime": "When status last changed (not when the message did).",
     "status.conditions[].reason": "CamelCase reason; see docs/operating.md.",
     "status.conditions[].message": "Human-readable detail, with the budget arithmetic where it applies.",
+}
+
+# The same for PostgresServer (source: operator/controller/server_status.cc).
+POSTGRES_SERVER_NOTES = {
+    "status.observedGeneration": "The metadata.generation of the spec the operator last acted on.",
+    "status.endpoint": "host:port the operator observes (and serverRef pools connect to).",
+    "status.budgetKey": "The budget the server's pools are planned in: `postgresserver/<name>` of the first server (by name) of its group; pools' `status.budget.server`.",
+    "status.sharedWith": "Other PostgresServers in the same budget: the same host:port or alias, or the same observed system identifier.",
+    "status.observed": "The last successful observation: maxConnections, superuserReservedConnections, reservedConnections, serverVersion, systemIdentifier, inUseByOthers (client connections not from poolkeeper's pooler pods), roleConnectionLimits, databaseConnectionLimits, time. Kept when the server cannot be reached.",
+    "status.budget": "The budget pools are planned against: maxConnections, reserved, overhead, usable, allocated, headroom, heldByOthers, and source (Observed or Declared).",
+    "status.drift": "Declared figures that differ from the observed ones, one line each (`maxConnections: declared 200, observed 100`).",
+    "status.pools": "Each pool in the budget: namespace, name, allocated, verdict (WithinBudget, BudgetExceeded or Refused).",
+    "status.conditions": "Reachable, Ready and (with enforceRoleLimits) RoleLimits (metav1.Condition); see docs/operating.md.",
+    "status.conditions[].type": "Reachable, Ready or RoleLimits.",
+    "status.conditions[].reason": "CamelCase reason; see docs/operating.md.",
+    "status.conditions[].message": "Human-readable detail: the observed figures, or why the server could not be observed.",
+    "status.conditions[].observedGeneration": "The generation the condition was computed for.",
+}
+
+# Per kind: the status notes and the operator's own validation of the spec.
+KINDS = {
+    "ConnectionPool": (CONNECTION_POOL_NOTES, "operator/api/parse.cc",
+                       "the PgBouncer version of each setting in `spec.pooler.parameters`, and that "
+                       "pools on one server declare the same limits"),
+    "PostgresServer": (POSTGRES_SERVER_NOTES, "operator/api/postgres_server.cc",
+                       "that aliases and namespace quotas are not repeated"),
 }
 
 
@@ -166,24 +193,23 @@ def walk(schema, path, required, rows, rules):
         walk(child, f"{item_path}.{name}", name in required_here, rows, rules)
 
 
-def description(path, schema, notes_used):
+def description(path, schema, notes):
     text = schema.get("description")
     if text:
         return cell(text)
-    if path in STATUS_NOTES:
-        notes_used.add(path)
-        return cell(STATUS_NOTES[path]) + " †"
+    if path in notes:
+        return cell(notes[path]) + " †"
     return "—"
 
 
-def field_table(rows, notes_used):
+def field_table(rows, notes):
     out = ["| Field | Type | Required | Default | Validation | Description |",
            "|---|---|---|---|---|---|"]
     for path, schema, required in rows:
         default = code(scalar(schema["default"])) if "default" in schema else ""
         out.append("| {} | {} | {} | {} | {} | {} |".format(
             code(path), cell(type_of(schema)), "yes" if required else "", default,
-            constraints(schema), description(path, schema, notes_used)))
+            constraints(schema), description(path, schema, notes)))
     return out
 
 
@@ -200,7 +226,7 @@ def rules_section(rules):
     return out
 
 
-def generate(crd_path):
+def generate(crd_path, output_name):
     with open(crd_path, encoding="utf-8") as f:
         crd = yaml.safe_load(f)
     spec = crd["spec"]
@@ -210,12 +236,16 @@ def generate(crd_path):
     version = spec["versions"][0]
     root = version["schema"]["openAPIV3Schema"]
     rel_crd = os.path.relpath(os.path.abspath(crd_path), REPO_ROOT)
+    kind = names["kind"]
+    if kind not in KINDS:
+        raise SystemExit(f"gen-reference.py: no notes for kind {kind}")
+    notes, validator, also = KINDS[kind]
 
     out = [
-        "# ConnectionPool reference",
+        f"# {kind} reference",
         "",
         f"<!-- Generated by scripts/gen-reference.py from {rel_crd}. Do not edit: change the CRD and",
-        "     run `python3 scripts/gen-reference.py --output docs/reference.md`. tests/docs_test.sh fails",
+        f"     run `python3 scripts/gen-reference.py --output {output_name}`. tests/docs_test.sh fails",
         "     when this file and the CRD disagree. -->",
         "",
         cell(root.get("description", "")),
@@ -240,13 +270,12 @@ def generate(crd_path):
     out += ["", "Defaults marked in the tables are applied by the API server. Where a field has no",
             "schema default but its description names one, the operator applies it (as `poolkeeper",
             "check` and `render` do). The operator validates every spec again with the same rules",
-            "(operator/api/parse.cc), and also checks what a schema cannot: the PgBouncer version of",
-            "each setting in `spec.pooler.parameters`, and that pools on one server declare the same limits.",
+            f"({validator}), and also checks what a schema cannot: {also}.",
             ""]
 
     columns = version.get("additionalPrinterColumns", []) or []
     if columns:
-        out += ["## Columns of `kubectl get connectionpools`", "",
+        out += [f"## Columns of `kubectl get {names['plural']}`", "",
                 "| Column | Type | JSONPath |", "|---|---|---|"]
         for c in columns:
             out.append(f"| {cell(c['name'])} | {cell(c['type'])} | {code(c['jsonPath'])} |")
@@ -255,7 +284,7 @@ def generate(crd_path):
     rows, rules = [], []
     props = root.get("properties", {})
     for rule in root.get("x-kubernetes-validations", []) or []:
-        rules.append(("ConnectionPool", rule))
+        rules.append((kind, rule))
     walk(props["spec"], "spec", "spec" in (root.get("required") or []), rows, rules)
     spec_rows = rows
     status_rows, status_rules = [], []
@@ -263,7 +292,6 @@ def generate(crd_path):
         walk(props["status"], "status", False, status_rows, status_rules)
 
     # One table per object under spec, so each stays readable.
-    notes_used = set()
     out += ["## spec", ""]
     groups = []
     for row in spec_rows:
@@ -275,14 +303,14 @@ def generate(crd_path):
     for top, group in groups:
         if top != "spec":
             out += [f"### {top}", ""]
-        out += field_table(group, notes_used)
+        out += field_table(group, notes)
         out.append("")
 
     out += ["## status", "",
             "Written by the operator through the status subresource; do not set it. "
             "Descriptions marked † are not in the CRD (it describes no status field); they are "
             "kept in scripts/gen-reference.py.", ""]
-    out += field_table(status_rows, notes_used)
+    out += field_table(status_rows, notes)
     out.append("")
 
     out += ["## Validation rules (CEL)", "",
@@ -290,9 +318,9 @@ def generate(crd_path):
             "addition to the types and bounds above.", ""]
     out += rules_section(rules + status_rules)
 
-    unknown = sorted(set(STATUS_NOTES) - {r[0] for r in status_rows})
+    unknown = sorted(set(notes) - {r[0] for r in status_rows})
     if unknown:
-        raise SystemExit("gen-reference.py: STATUS_NOTES names fields the CRD lacks: " + ", ".join(unknown))
+        raise SystemExit(f"gen-reference.py: the {kind} notes name fields the CRD lacks: " + ", ".join(unknown))
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"
@@ -300,10 +328,14 @@ def generate(crd_path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--crd", default=DEFAULT_CRD)
+    parser.add_argument("--crd", action="append",
+                        help="a CRD (repeatable; default: ConnectionPool, then PostgresServer)")
     parser.add_argument("--output", "-o", help="write here instead of standard output")
     args = parser.parse_args()
-    text = generate(args.crd)
+    output_name = os.path.relpath(os.path.abspath(args.output), REPO_ROOT) if args.output else "FILE"
+    if output_name.startswith(".."):
+        output_name = "docs/reference.md"
+    text = "\n".join(generate(crd, output_name) for crd in (args.crd or DEFAULT_CRDS))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
