@@ -110,22 +110,23 @@ void Manager::StartInformers() {
 }
 
 bool Manager::Synced() const {
-  if (!pools_->HasSynced() || !pods_->HasSynced() || !servers_->HasSynced()) return false;
+  if (!pools_->HasSynced() || !pods_->HasSynced() || !ServersSynced()) return false;
   for (const auto& [kind, group] : owned_) {
     if (!group->HasSynced()) return false;
   }
   return true;
 }
 
-bool Manager::WaitForSync(std::chrono::milliseconds timeout) const {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (!pools_->WaitForSync(timeout) || !servers_->WaitForSync(timeout)) return false;
-  std::vector<const kube::InformerGroup*> groups = {pods_.get()};
-  for (const auto& [kind, group] : owned_) groups.push_back(group.get());
-  for (const auto* group : groups) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || !group->WaitForSync(left)) return false;
+// An operator upgraded before its PostgresServer CRD (Helm installs new CRDs only on install)
+// still reconciles: with the resource not served there are no PostgresServers, and the informer
+// keeps retrying until it is.
+bool Manager::ServersSynced() const {
+  if (servers_->HasSynced()) return true;
+  if (servers_->LastFailure() != ErrorCode::kNotFound) return false;
+  if (!warned_no_server_crd_.exchange(true)) {
+    Log(LogLevel::kWarn,
+        "PostgresServers are not served (CRD postgresservers.poolkeeper.io "
+        "missing): pools are planned without them until it is installed");
   }
   return true;
 }

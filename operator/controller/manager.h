@@ -83,7 +83,6 @@ class Manager {
   void SetObserver(ReconcileObserver observer);  // before StartWorkers
   void StartInformers();
   bool Synced() const;
-  bool WaitForSync(std::chrono::milliseconds timeout) const;
   // Workers start once this replica leads; caches fill before, so a new leader starts warm.
   void StartWorkers();  // and the PostgresServer observer
   // Takes no new keys, waits up to `drain` for reconciles in flight. Informers keep running: a
@@ -117,6 +116,7 @@ class Manager {
   std::unique_ptr<kube::InformerGroup> LabelSelectedInformer(const kube::ResourceType& type);
   std::mutex& ServerMutex(const std::string& server);
   void EnsureSecretWatches();
+  bool ServersSynced() const;
   void Work();
   Result<Outcome> ReconcileGuarded(const std::string& key);
   Result<Outcome> ReconcileKey(const std::string& key);
@@ -138,6 +138,7 @@ class Manager {
   std::unique_ptr<kube::Informer> servers_;           // PostgresServers (cluster-scoped)
   // With options_.database: created with the manager, started on the leader.
   std::unique_ptr<ServerObserver> server_observer_;
+  mutable std::atomic<bool> warned_no_server_crd_{false};
 
   mutable std::mutex secrets_mutex_;
   std::map<std::string, std::unique_ptr<kube::Informer>> secrets_;  // by namespace/name

@@ -94,6 +94,7 @@ Status Informer::Failed(Error error, bool reset_count) {
   std::lock_guard guard(mutex_);
   if (reset_count) failures_ = 0;
   ++failures_;
+  last_failure_ = error.code;
   Clock::Duration backoff = options_.initial_backoff;
   for (int i = 1; i < failures_ && backoff < options_.max_backoff; ++i) backoff *= 2;
   backoff = std::min(backoff, options_.max_backoff);
@@ -130,6 +131,7 @@ Status Informer::ListAndReplace() {
     store_ = std::move(fresh);
     resource_version_ = listed->resource_version;
     need_list_ = false;
+    last_failure_.reset();
     ++relists_;
     next_attempt_ = clock_.Now();
   }
@@ -171,6 +173,7 @@ Status Informer::WatchOnce() {
   }
   std::lock_guard guard(mutex_);
   failures_ = 0;
+  last_failure_.reset();
   next_attempt_ = clock_.Now();
   return {};
 }
@@ -223,6 +226,11 @@ void Informer::Dispatch(const std::vector<Change>& changes) const {
 Clock::TimePoint Informer::NextAttempt() const {
   std::lock_guard guard(mutex_);
   return next_attempt_;
+}
+
+std::optional<ErrorCode> Informer::LastFailure() const {
+  std::lock_guard guard(mutex_);
+  return last_failure_;
 }
 
 int Informer::Failures() const {

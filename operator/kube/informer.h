@@ -87,6 +87,9 @@ class Informer {
   // When the loop makes its next attempt: now after a success, now + backoff after a failure.
   Clock::TimePoint NextAttempt() const;
   int Failures() const;  // consecutive failed attempts the backoff is counting
+  // The code of the last attempt when it failed (e.g. kNotFound: the resource type is not served),
+  // nullopt once one succeeds.
+  std::optional<ErrorCode> LastFailure() const;
 
   // True once the first LIST has filled the store and its on_add calls have returned.
   bool HasSynced() const;
@@ -131,6 +134,7 @@ class Informer {
   bool need_list_ = true;
   bool synced_ = false;
   int failures_ = 0;
+  std::optional<ErrorCode> last_failure_;
   uint64_t relists_ = 0;
   Clock::TimePoint next_attempt_{};
   bool stopping_ = false;

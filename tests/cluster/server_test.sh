@@ -79,9 +79,22 @@ ${5:-}
 YAML
 }
 
+# Helm installs a chart's new CRDs on install only: an operator upgraded before postgresservers.poolkeeper.io
+# exists must still reconcile. Then the CRD arrives and PostgresServers are picked up without a restart.
+test_operator_runs_without_the_server_crd() {
+	eventually 60 'curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/op.port")/readyz"' || fail "not ready without the CRD: $(tail -5 "$work/op.log")"
+	pool early 1 "server: {host: 127.0.0.1, port: $pgport, maxConnections: 30, overhead: 2}" | k apply -f - >/dev/null
+	k wait --for=condition=Ready connectionpool/early --timeout=90s >/dev/null || fail "early not Ready"
+	grep -q "PostgresServers are not served" "$work/op.log" || fail "no warning about the missing CRD"
+	k delete connectionpool early --wait=true >/dev/null
+	k apply -f "$repo/crds/poolkeeper.io_postgresservers.yaml" >/dev/null
+	k wait --for=condition=Established crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
+}
+
 test_server_is_observed_with_drift() {
 	server main 127.0.0.1 | k apply -f - >/dev/null
-	eventually 30 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable: $(sjson main '{.status}')"
+	# The operator's informer may still be backing off from the time the CRD was missing (30 s at most).
+	eventually 60 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable: $(sjson main '{.status}')"
 	[[ "$(sjson main '{.status.observed.maxConnections}')" == 30 ]] || fail "observed $(sjson main '{.status.observed}')"
 	[[ "$(sjson main '{.status.observed.superuserReservedConnections}')" == 3 ]] || fail "superuser reserved"
 	[[ -n "$(sjson main '{.status.observed.systemIdentifier}')" ]] || fail "no identity"
@@ -116,36 +129,36 @@ test_pool_is_planned_on_the_observed_figures() {
 	pool first 5 | k apply -f - >/dev/null # (1 + 1) x 5 = 10 of 25 usable
 	k wait --for=condition=Ready connectionpool/first --timeout=90s >/dev/null || fail "first not Ready: $(k get connectionpool first -o jsonpath='{.status}')"
 	[[ "$(k get connectionpool first -o jsonpath='{.status.budget.usable}')" == 25 ]] || fail "usable $(k get connectionpool first -o jsonpath='{.status.budget}')"
-	eventually 20 '[[ "$(sjson main "{.status.pools[0].name}/{.status.pools[0].allocated}")" == first/10 ]]' ||
+	eventually 60 '[[ "$(sjson main "{.status.pools[0].name}/{.status.pools[0].allocated}")" == first/10 ]]' ||
 		fail "server's pools: $(sjson main '{.status.pools}')"
 }
 
 test_two_endpoints_of_one_server_are_one_budget() {
 	server other-name localhost | k apply -f - >/dev/null
-	eventually 30 '[[ "$(sjson other-name "{.status.sharedWith[0]}")" == main ]]' || fail "sharedWith: $(sjson other-name '{.status}')"
+	eventually 60 '[[ "$(sjson other-name "{.status.sharedWith[0]}")" == main ]]' || fail "sharedWith: $(sjson other-name '{.status}')"
 	pool second 5 "serverRef: {name: other-name}" | k apply -f - >/dev/null
 	k wait --for=condition=Ready connectionpool/second --timeout=90s >/dev/null || fail "second not Ready"
 	# One budget: both pools are charged on it (10 + 10 of 25), under one key.
-	eventually 20 '[[ "$(k get connectionpool second -o jsonpath="{.status.budget.allocated}")" == 20 ]]' ||
+	eventually 60 '[[ "$(k get connectionpool second -o jsonpath="{.status.budget.allocated}")" == 20 ]]' ||
 		fail "allocated $(k get connectionpool second -o jsonpath='{.status.budget}')"
 	[[ "$(k get connectionpool second -o jsonpath='{.status.budget.server}')" == "$(k get connectionpool first -o jsonpath='{.status.budget.server}')" ]] ||
 		fail "two budget keys"
 	pool third 5 | k apply -f - >/dev/null # 10 more than the 5 left
-	eventually 30 '[[ "$(cond third BudgetExceeded)" == True ]]' || fail "third admitted beside first and second"
+	eventually 60 '[[ "$(cond third BudgetExceeded)" == True ]]' || fail "third admitted beside first and second"
 	k delete connectionpool third --wait=true >/dev/null
 }
 
 test_tenant_cannot_loosen_the_policy() {
 	pool greedy 20 "serverRef: {name: main}" default "  budget: {policy: Warn}" | k apply -f - >/dev/null
-	eventually 30 '[[ "$(degraded_reason greedy)" == BudgetExceeded ]]' || fail "greedy not refused: $(k get connectionpool greedy -o jsonpath='{.status.conditions}')"
+	eventually 60 '[[ "$(degraded_reason greedy)" == BudgetExceeded ]]' || fail "greedy not refused: $(k get connectionpool greedy -o jsonpath='{.status.conditions}')"
 	[[ -z "$(k get pods -l app.kubernetes.io/instance=greedy -o name)" ]] || fail "greedy has pods"
-	eventually 20 '[[ -n "$(k get events --field-selector involvedObject.name=greedy,reason=PolicySetByServer -o name)" ]]' || fail "no PolicySetByServer event"
+	eventually 60 '[[ -n "$(k get events --field-selector involvedObject.name=greedy,reason=PolicySetByServer -o name)" ]]' || fail "no PolicySetByServer event"
 	k delete connectionpool greedy --wait=true >/dev/null
 }
 
 test_conflicting_inline_pool_blocks_only_itself() {
 	pool liar 1 "server: {host: 127.0.0.1, port: $pgport, maxConnections: 31}" | k apply -f - >/dev/null
-	eventually 30 '[[ "$(degraded_reason liar)" == ServerConflict ]]' || fail "liar: $(k get connectionpool liar -o jsonpath='{.status.conditions}')"
+	eventually 60 '[[ "$(degraded_reason liar)" == ServerConflict ]]' || fail "liar: $(k get connectionpool liar -o jsonpath='{.status.conditions}')"
 	[[ "$(cond first Ready)" == True && "$(cond second Ready)" == True ]] || fail "the others were blocked"
 	k delete connectionpool liar --wait=true >/dev/null
 }
@@ -155,37 +168,37 @@ test_namespace_not_admitted() {
 	k create namespace outsiders >/dev/null
 	k -n outsiders create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
 	pool visitor 1 "serverRef: {name: main}" outsiders | k apply -f - >/dev/null
-	eventually 30 '[[ "$(degraded_reason visitor outsiders)" == NamespaceNotAllowed ]]' || fail "visitor admitted"
+	eventually 60 '[[ "$(degraded_reason visitor outsiders)" == NamespaceNotAllowed ]]' || fail "visitor admitted"
 	k -n outsiders delete connectionpool visitor --wait=true >/dev/null
 	server main 127.0.0.1 | k apply -f - >/dev/null
 }
 
 test_lower_max_connections_is_followed() {
 	restart_postgres 22 # 22 - 3 - 2 = 17 usable < first's and second's 20
-	eventually 30 '[[ "$(sjson main "{.status.observed.maxConnections}")" == 22 ]]' || fail "not observed: $(sjson main '{.status.observed}')"
+	eventually 60 '[[ "$(sjson main "{.status.observed.maxConnections}")" == 22 ]]' || fail "not observed: $(sjson main '{.status.observed}')"
 	# What runs (first's and second's 10 each) no longer fits: both are over, neither grows, and the server says so.
-	eventually 30 '[[ "$(cond second BudgetExceeded)" == True ]]' || fail "second still within budget: $(k get connectionpool second -o jsonpath='{.status.budget}')"
-	eventually 20 '[[ "$(sjson main "{.status.budget.usable}/{.status.budget.allocated}")" == 17/20 ]]' || fail "server budget: $(sjson main '{.status.budget}')"
+	eventually 60 '[[ "$(cond second BudgetExceeded)" == True ]]' || fail "second still within budget: $(k get connectionpool second -o jsonpath='{.status.budget}')"
+	eventually 60 '[[ "$(sjson main "{.status.budget.usable}/{.status.budget.allocated}")" == 17/20 ]]' || fail "server budget: $(sjson main '{.status.budget}')"
 	# Not rolled further: a change to second waits, its pods keep the last good configuration.
 	local hash=$(k get connectionpool second -o jsonpath='{.status.configHash}')
 	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":6}}}' >/dev/null
-	eventually 20 '[[ "$(k get connectionpool second -o jsonpath="{.status.observedGeneration}")" == "$(k get connectionpool second -o jsonpath="{.metadata.generation}")" ]]'
+	eventually 60 '[[ "$(k get connectionpool second -o jsonpath="{.status.observedGeneration}")" == "$(k get connectionpool second -o jsonpath="{.metadata.generation}")" ]]'
 	[[ "$(degraded_reason second)" == BudgetExceeded ]] || fail "second's change not refused"
 	[[ "$(k get connectionpool second -o jsonpath='{.status.configHash}')" == "$hash" ]] || fail "second rolled out over budget"
 	restart_postgres 30
-	eventually 40 '[[ "$(cond second BudgetExceeded)" == False ]]' || fail "second not admitted again once the server grew back"
+	eventually 60 '[[ "$(cond second BudgetExceeded)" == False ]]' || fail "second not admitted again once the server grew back"
 }
 
 test_unreachable_server_admits_nothing_new() {
 	restart_postgres down
-	eventually 40 '[[ "$(scond main Reachable)" == False ]]' || fail "still reachable"
+	eventually 60 '[[ "$(scond main Reachable)" == False ]]' || fail "still reachable"
 	[[ "$(sjson main '{.status.observed.maxConnections}')" == 30 ]] || fail "the last observation was not kept"
 	pool newcomer 1 | k apply -f - >/dev/null # fits the figures, but nothing new is admitted blind
-	eventually 30 '[[ "$(cond newcomer BudgetExceeded)" == True ]]' || fail "newcomer admitted: $(k get connectionpool newcomer -o jsonpath='{.status.conditions}')"
+	eventually 60 '[[ "$(cond newcomer BudgetExceeded)" == True ]]' || fail "newcomer admitted: $(k get connectionpool newcomer -o jsonpath='{.status.conditions}')"
 	[[ "$(cond newcomer BudgetExceeded "" message)" == *"cannot be observed"* ]] || fail "message: $(cond newcomer BudgetExceeded "" message)"
 	[[ "$(cond first Ready)" == True ]] || fail "a running pool was disturbed"
 	restart_postgres 30
-	eventually 40 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable again"
+	eventually 60 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable again"
 	k wait --for=condition=Ready connectionpool/newcomer --timeout=90s >/dev/null || fail "newcomer not admitted once observed"
 }
 
@@ -206,7 +219,7 @@ spec:
 YAML
 	k wait --for=condition=Ready connectionpool/capper --timeout=90s >/dev/null || fail "capper not Ready: $(k get connectionpool capper -o jsonpath='{.status.conditions}')"
 	# (1 + 1) pods x 1 + 1 per pod = 4.
-	eventually 30 '[[ "$(rolconnlimit capped)" == 4 ]]' || fail "rolconnlimit $(rolconnlimit capped): $(sjson main '{.status.conditions}')"
+	eventually 60 '[[ "$(rolconnlimit capped)" == 4 ]]' || fail "rolconnlimit $(rolconnlimit capped): $(sjson main '{.status.conditions}')"
 	[[ "$(sjson main '{.status.roleLimits[?(@.role=="capped")].previous}')" == -1 ]] || fail "roleLimits: $(sjson main '{.status.roleLimits}')"
 	[[ "$(sjson main '{.metadata.finalizers}')" == *role-limits-restored* ]] || fail "no finalizer"
 	# PostgreSQL itself refuses the fifth connection as capped, whoever opens it.
@@ -215,7 +228,7 @@ YAML
 		PGPASSWORD=capped-pw setsid psql -h 127.0.0.1 -p "$pgport" -U capped -d app -qAt -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
 		echo $! >> "$work/holders.pids"
 	done
-	eventually 30 '[[ "$(psql_super -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '"'"'capped'"'"'")" == 4 ]]' || fail "four holders did not connect"
+	eventually 60 '[[ "$(psql_super -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '"'"'capped'"'"'")" == 4 ]]' || fail "four holders did not connect"
 	local out
 	out=$(PGPASSWORD=capped-pw psql -h 127.0.0.1 -p "$pgport" -U capped -d app -qAt -c "SELECT 1" 2>&1) && fail "a fifth connection was accepted"
 	[[ "$out" == *"too many connections for role"* ]] || fail "refused for another reason: $out"
@@ -223,12 +236,12 @@ YAML
 	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'capped'" >/dev/null
 	# No longer pooled: the role's own limit (none) comes back.
 	k delete connectionpool capper --wait=true >/dev/null
-	eventually 30 '[[ "$(rolconnlimit capped)" == -1 ]]' || fail "capped not restored: $(rolconnlimit capped)"
+	eventually 60 '[[ "$(rolconnlimit capped)" == -1 ]]' || fail "capped not restored: $(rolconnlimit capped)"
 	# Enforcement off: every role the operator limited is restored, and the finalizer goes.
 	[[ "$(rolconnlimit app)" != -1 ]] || fail "app was never limited"
 	server main 127.0.0.1 | k apply -f - >/dev/null
-	eventually 30 '[[ "$(rolconnlimit app)" == -1 ]]' || fail "app not restored"
-	eventually 30 '[[ "$(sjson main "{.metadata.finalizers}")" != *role-limits-restored* ]]' || fail "finalizer left"
+	eventually 60 '[[ "$(rolconnlimit app)" == -1 ]]' || fail "app not restored"
+	eventually 60 '[[ "$(sjson main "{.metadata.finalizers}")" != *role-limits-restored* ]]' || fail "finalizer left"
 }
 
 test_webhook_refuses_overruns_at_apply() {
@@ -251,7 +264,7 @@ YAML
 	local allocated=$(sjson main '{.status.budget.allocated}') usable=$(sjson main '{.status.budget.usable}') out
 	(( usable - allocated < 20 )) || fail "the test needs less than 20 left: $allocated of $usable allocated"
 	# The configuration takes effect asynchronously in the API server: wait until a refusal is seen.
-	eventually 30 '! pool huge 10 | k apply --dry-run=server -f - >/dev/null 2>&1' || fail "huge was never refused"
+	eventually 60 '! pool huge 10 | k apply --dry-run=server -f - >/dev/null 2>&1' || fail "huge was never refused"
 	out=$(pool huge 10 | k apply -f - 2>&1) && fail "huge was stored"
 	[[ "$out" == *'denied the request: ConnectionPool default/huge does not fit its server'*'(1 instance + 1 surge) x 10 per instance = 20 >'*'remaining of 25 usable'* ]] ||
 		fail "message: $out"
@@ -267,11 +280,12 @@ YAML
 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
 psql_super -c "CREATE ROLE observer LOGIN CREATEROLE PASSWORD 'observer-pw' IN ROLE pg_monitor"
-k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
+k apply -f "$repo/crds/poolkeeper.io_connectionpools.yaml" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
 k -n poolkeeper-system create secret generic observer --from-literal=username=observer --from-literal=password=observer-pw >/dev/null
 k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
 start_operator
+run test_operator_runs_without_the_server_crd
 run test_server_is_observed_with_drift
 run test_check_observe_plans_on_the_live_server
 run test_pool_is_planned_on_the_observed_figures

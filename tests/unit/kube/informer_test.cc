@@ -263,6 +263,17 @@ TEST_F(InformerTest, HonoursRetryAfterWhenLongerThanTheBackoff) {
   EXPECT_EQ(Wait(), seconds(7));
 }
 
+TEST_F(InformerTest, ReportsWhyTheLastAttemptFailedUntilOneWorks) {
+  // A resource type that is not served (its CRD not installed yet) answers 404.
+  transport.Respond("GET", kConfigMaps, 404, StatusBody(404, "NotFound"));
+  ASSERT_FALSE(informer.Step());
+  EXPECT_EQ(informer.LastFailure(), ErrorCode::kNotFound);
+  EXPECT_FALSE(informer.HasSynced());
+  Synced();
+  EXPECT_FALSE(informer.LastFailure());
+  EXPECT_TRUE(informer.HasSynced());
+}
+
 TEST_F(InformerTest, StoresObjectsWithoutManagedFields) {
   Synced();
   Watch({Event("ADDED", ConfigMap("c", "11"))});
