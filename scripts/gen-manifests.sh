@@ -51,7 +51,7 @@ metadata:
 HEADER
   # Helm's own labels do not belong in a plain install; nothing selects on them.
   # No admission webhook: its certificate would be made anew at every render (the operator enforces the
-  # budget without it; install with Helm, or set webhook.certManager.enabled, to have it).
+  # budget without it; install with Helm to have it).
   helm template "$release" "$REPO_ROOT/helm/poolkeeper" --namespace "$namespace" --include-crds --set webhook.enabled=false |
     grep -v -E '^ *(helm\.sh/chart|app\.kubernetes\.io/managed-by): Helm$|^ *helm\.sh/chart: '
 } > "$out/poolkeeper.yaml"
