@@ -40,39 +40,6 @@ std::optional<PoolMode> ReadPoolMode(FieldReader& reader, std::string_view key) 
   return std::nullopt;
 }
 
-void ReadMetadata(const json& object, ObjectMeta& meta, std::vector<FieldIssue>& issues) {
-  FieldReader reader(object.contains("metadata") ? &object["metadata"] : nullptr, "metadata",
-                     issues);
-  if (!reader.present()) {
-    issues.push_back({"metadata.name", "required"});
-    return;
-  }
-  if (auto name = reader.String("name", true)) {
-    meta.name = *name;
-    if (auto problem = CheckDns1035Label(*name, kMaxPoolNameLength)) reader.Fail("name", *problem);
-  }
-  if (auto ns = reader.String("namespace")) {
-    meta.namespace_ = *ns;
-    if (auto problem = CheckDns1123Label(*ns)) reader.Fail("namespace", *problem);
-  }
-  meta.uid = reader.String("uid").value_or("");
-  meta.creation_timestamp = reader.String("creationTimestamp").value_or("");
-  meta.resource_version = reader.String("resourceVersion").value_or("");
-  Assign(reader.Int("generation", 0, INT64_MAX), meta.generation);
-  for (std::string_view key : {"labels", "annotations"}) {
-    const json* map = reader.Object(key);
-    if (!map) continue;
-    for (const auto& [k, v] : map->items()) {
-      if (!v.is_string()) {
-        reader.Fail(std::string(key) + "." + k, "must be a string");
-        continue;
-      }
-      (key == "labels" ? meta.labels : meta.annotations)[k] = v.get<std::string>();
-    }
-  }
-  // Everything else in metadata belongs to the API server (managedFields, ownerReferences, ...).
-}
-
 void ReadServer(FieldReader& reader, ServerSpec& server) {
   if (auto host = reader.String("host", true)) {
     server.host = *host;
@@ -342,25 +309,6 @@ void ReadBudget(FieldReader& spec, BudgetPolicy& policy, std::vector<FieldIssue>
 
 }  // namespace
 
-void ReadOverhead(FieldReader& reader, Overhead& overhead) {
-  auto text = reader.IntOrString("overhead");
-  if (!text) return;
-  std::string_view digits = *text;
-  bool percent = !digits.empty() && digits.back() == '%';
-  if (percent) digits.remove_suffix(1);
-  int64_t value = -1;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0 ||
-      (percent && value > 100) || value > kMaxBackends) {
-    reader.Fail("overhead",
-                "must be a non-negative integer or a percentage like \"20%\" (0-100%), "
-                "not \"" +
-                    *text + "\"");
-    return;
-  }
-  overhead = {value, percent};
-}
-
 std::optional<PgBouncerVersion> ParsePgBouncerVersion(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) continue;
@@ -424,7 +372,7 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   }
   if (object.value("kind", "") != kKind)
     issues.push_back({"kind", std::string("must be ") + kKind});
-  ReadMetadata(object, pool.metadata, issues);
+  ReadMetadata(object, pool.metadata, issues, kMaxPoolNameLength);
 
   FieldReader spec(object.contains("spec") ? &object["spec"] : nullptr, "spec", issues);
   if (!spec.present()) {

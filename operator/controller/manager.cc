@@ -2,7 +2,6 @@
 
 #include "api/manifests.h"
 #include "common/log.h"
-#include "controller/admission.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
