@@ -2,5 +2,7 @@
 # Configures and builds poolkeeper and its tests into build/ (or $POOLKEEPER_BUILD_DIR).
 source "$(dirname "$0")/lib.sh"
 log "building into $BUILD_DIR"
-cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Warnings are errors here (POOLKEEPER_WERROR=OFF in the environment turns that off for a local build).
+cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPOOLKEEPER_WERROR="${POOLKEEPER_WERROR:-ON}" >/dev/null
 ninja -C "$BUILD_DIR" -j"$(nproc)" "$@"

@@ -135,7 +135,9 @@ TEST(LedgerProperty, LaterPoolDependsOnlyOnWhatEarlierPoolsTook) {
         earlier_reversed += other_order.pools[i].allocated;
       }
     }
-    if (earlier_reversed == earlier) EXPECT_EQ(other_order.pools.back(), a) << "trial " << trial;
+    if (earlier_reversed == earlier) {
+      EXPECT_EQ(other_order.pools.back(), a) << "trial " << trial;
+    }
   }
 }
 
@@ -153,7 +155,9 @@ TEST(LedgerProperty, DerivedCapsAreWithinOneAndDemandAndSizesAreConsistent) {
       for (size_t d = 0; d < p.databases.size(); ++d) {
         EXPECT_EQ(p.databases[d].derived, !pool.MaxDbConnections(pool.spec.databases[d]));
         EXPECT_GE(p.databases[d].max_db_connections, 1);  // 0 would mean unlimited
-        if (p.databases[d].derived) EXPECT_LE(p.databases[d].max_db_connections, demand[d]);
+        if (p.databases[d].derived) {
+          EXPECT_LE(p.databases[d].max_db_connections, demand[d]);
+        }
       }
       EXPECT_EQ(p.per_instance, MaxServerConnectionsPerInstance(pool, DerivedCaps(p)));
       EXPECT_EQ(p.worst_case, pods * p.per_instance);
@@ -162,7 +166,9 @@ TEST(LedgerProperty, DerivedCapsAreWithinOneAndDemandAndSizesAreConsistent) {
       const int64_t remaining = server.usable - taken[p.server];
       if (p.verdict == Verdict::kWithinBudget) {
         // A pool with no instances charges nothing, and fits even behind an overrun under Warn.
-        if (p.worst_case > 0) EXPECT_LE(p.worst_case, remaining) << "trial " << trial;
+        if (p.worst_case > 0) {
+          EXPECT_LE(p.worst_case, remaining) << "trial " << trial;
+        }
         EXPECT_EQ(p.allocated, p.worst_case);
       } else {
         // Exceeded only when even 1 connection per uncapped database does not fit.
@@ -209,7 +215,9 @@ TEST(LedgerProperty, EnforceKeepsEveryServerWithinUsable) {
   for (int trial = 0; trial < 500; ++trial) {
     const Plan plan = MustPlan(random.Sequence(random.Pick(1, 8), /*allow_warn=*/false));
     for (const ServerPlan& server : plan.servers) {
-      if (server.usable > 0) EXPECT_LE(server.allocated, server.usable) << "trial " << trial;
+      if (server.usable > 0) {
+        EXPECT_LE(server.allocated, server.usable) << "trial " << trial;
+      }
       EXPECT_EQ(server.headroom, server.usable - server.allocated);
     }
   }
