@@ -131,6 +131,10 @@ Status Informer::ListAndReplace() {
     store_ = std::move(fresh);
     resource_version_ = listed->resource_version;
     need_list_ = false;
+    // The type was not served (a CRD not installed yet) and now is: those failures say nothing
+    // about the server's health, so a watch failing while its cache warms up starts a fresh
+    // backoff.
+    if (last_failure_ == ErrorCode::kNotFound) failures_ = 0;
     last_failure_.reset();
     ++relists_;
     next_attempt_ = clock_.Now();

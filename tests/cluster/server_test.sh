@@ -276,6 +276,22 @@ YAML
 	k delete validatingwebhookconfiguration poolkeeper-test >/dev/null
 }
 
+# measureOverhead: what other clients hold is kept aside, at least the declared overhead.
+test_measured_overhead_follows_other_clients() {
+	server main 127.0.0.1 "  measureOverhead: true" | k apply -f - >/dev/null
+	local i
+	for i in 1 2 3 4 5 6; do
+		PGPASSWORD=app-secret-pw setsid psql -h 127.0.0.1 -p "$pgport" -U app -d app -qAt -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+		echo $! >> "$work/holders.pids"
+	done
+	eventually 60 '(( $(sjson main "{.status.observed.inUseByOthers}") >= 6 ))' || fail "others: $(sjson main '{.status.observed}')"
+	eventually 60 '[[ "$(sjson main "{.status.budget.overhead}")" == "$(sjson main "{.status.observed.inUseByOthers}")" ]]' ||
+		fail "overhead $(sjson main '{.status.budget.overhead}') is not what others use: $(sjson main '{.status.observed.inUseByOthers}')"
+	kill $(cat "$work/holders.pids") 2>/dev/null; rm -f "$work/holders.pids"
+	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app' AND query LIKE '%pg_sleep%'" >/dev/null
+	server main 127.0.0.1 | k apply -f - >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
@@ -297,5 +313,6 @@ run test_lower_max_connections_is_followed
 run test_unreachable_server_admits_nothing_new
 run test_role_limit_is_enforced_by_postgresql
 run test_webhook_refuses_overruns_at_apply
+run test_measured_overhead_follows_other_clients
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -274,6 +274,18 @@ TEST_F(InformerTest, ReportsWhyTheLastAttemptFailedUntilOneWorks) {
   EXPECT_TRUE(informer.HasSynced());
 }
 
+TEST_F(InformerTest, ATypeThatBecomesServedStartsAFreshBackoff) {
+  for (int i = 0; i < 5; ++i) {
+    transport.Respond("GET", kConfigMaps, 404, StatusBody(404, "NotFound"));
+    ASSERT_FALSE(informer.Step());
+  }
+  EXPECT_EQ(Wait(), seconds(4));  // capped
+  Synced();
+  // The first watch fails (its cache still warming up): the backoff starts again, not at the cap.
+  ASSERT_FALSE(informer.Step());
+  EXPECT_EQ(Wait(), milliseconds(500));
+}
+
 TEST_F(InformerTest, StoresObjectsWithoutManagedFields) {
   Synced();
   Watch({Event("ADDED", ConfigMap("c", "11"))});
