@@ -9,7 +9,7 @@ PACKAGES=(
   libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libssl-dev libpq-dev
   googletest libgtest-dev libgmock-dev
   postgresql postgresql-contrib postgresql-client pgbouncer
-  unzip openssl ca-certificates python3-yaml
+  unzip openssl ca-certificates python3-yaml curl jq  # curl, jq: the cluster tests
 )
 
 missing=()

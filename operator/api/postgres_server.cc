@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api/field_reader.h"
+#include "api/json_get.h"
 #include "api/names.h"
 #include "api/parse_common.h"
 
@@ -134,14 +135,6 @@ void ReadSpec(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue
   spec.RejectUnknown();
 }
 
-int64_t IntOr0(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
-std::string StringOrEmpty(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
 std::map<std::string, int64_t> LimitsFromJson(const json& object, const char* key) {
   std::map<std::string, int64_t> limits;
   auto it = object.find(key);
@@ -165,11 +158,11 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
     issues.push_back({"kind", std::string("must be ") + kServerKind});
   }
   const json metadata = object.value("metadata", json::object());
-  server.name = StringOrEmpty(metadata, "name");
+  server.name = JsonGet<std::string>(metadata, "name", "");
   if (auto problem = CheckDns1123Label(server.name)) issues.push_back({"metadata.name", *problem});
-  server.uid = StringOrEmpty(metadata, "uid");
-  server.creation_timestamp = StringOrEmpty(metadata, "creationTimestamp");
-  server.generation = IntOr0(metadata, "generation");
+  server.uid = JsonGet<std::string>(metadata, "uid", "");
+  server.creation_timestamp = JsonGet<std::string>(metadata, "creationTimestamp", "");
+  server.generation = JsonGet<int64_t>(metadata, "generation", 0);
 
   FieldReader spec(object.contains("spec") ? &object["spec"] : nullptr, "spec", issues);
   if (!spec.present()) {
@@ -183,10 +176,10 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
   const json status = object.value("status", json::object());
   if (status.is_object()) {
     for (const auto& item : status.value("roleLimits", json::array())) {
-      if (!item.is_object() || StringOrEmpty(item, "role").empty()) continue;
-      server.managed_role_limits.push_back({StringOrEmpty(item, "role"),
-                                            item.value("limit", int64_t{-1}),
-                                            item.value("previous", int64_t{-1})});
+      if (!item.is_object() || JsonGet<std::string>(item, "role", "").empty()) continue;
+      server.managed_role_limits.push_back({JsonGet<std::string>(item, "role", ""),
+                                            JsonGet<int64_t>(item, "limit", -1),
+                                            JsonGet<int64_t>(item, "previous", -1)});
     }
     server.observed = ObservationFromJson(status.value("observed", json()));
     for (const auto& condition : status.value("conditions", json::array())) {
@@ -227,17 +220,18 @@ json ObservationToJson(const ServerObservation& o) {
 }
 
 std::optional<ServerObservation> ObservationFromJson(const json& observed) {
-  if (!observed.is_object() || IntOr0(observed, "maxConnections") <= 0) return std::nullopt;
+  if (!observed.is_object() || JsonGet<int64_t>(observed, "maxConnections", 0) <= 0)
+    return std::nullopt;
   ServerObservation o;
-  o.max_connections = IntOr0(observed, "maxConnections");
-  o.superuser_reserved_connections = IntOr0(observed, "superuserReservedConnections");
-  o.reserved_connections = IntOr0(observed, "reservedConnections");
-  o.server_version = StringOrEmpty(observed, "serverVersion");
-  o.system_identifier = StringOrEmpty(observed, "systemIdentifier");
-  o.in_use_by_others = IntOr0(observed, "inUseByOthers");
+  o.max_connections = JsonGet<int64_t>(observed, "maxConnections", 0);
+  o.superuser_reserved_connections = JsonGet<int64_t>(observed, "superuserReservedConnections", 0);
+  o.reserved_connections = JsonGet<int64_t>(observed, "reservedConnections", 0);
+  o.server_version = JsonGet<std::string>(observed, "serverVersion", "");
+  o.system_identifier = JsonGet<std::string>(observed, "systemIdentifier", "");
+  o.in_use_by_others = JsonGet<int64_t>(observed, "inUseByOthers", 0);
   o.role_limits = LimitsFromJson(observed, "roleConnectionLimits");
   o.database_limits = LimitsFromJson(observed, "databaseConnectionLimits");
-  o.observed_at = StringOrEmpty(observed, "time");
+  o.observed_at = JsonGet<std::string>(observed, "time", "");
   return o;
 }
 

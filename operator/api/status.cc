@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "api/json_get.h"
+
 namespace poolkeeper::api {
 
 using nlohmann::json;
@@ -59,32 +61,14 @@ json StatusToJson(const PoolStatus& status) {
             {"databases", databases}}}};
 }
 
-namespace {
-
-template <typename T>
-T Get(const json& object, const char* key, T fallback) {
-  if (!object.is_object()) return fallback;
-  auto it = object.find(key);
-  if (it == object.end()) return fallback;
-  if constexpr (std::is_same_v<T, std::string>) {
-    return it->is_string() ? it->template get<std::string>() : fallback;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return it->is_boolean() ? it->template get<bool>() : fallback;
-  } else {
-    return it->is_number_integer() ? it->template get<T>() : fallback;
-  }
-}
-
-}  // namespace
-
 std::vector<Condition> ConditionsFromJson(const json& conditions) {
   std::vector<Condition> out;
   if (!conditions.is_array()) return out;
   for (const auto& c : conditions) {
-    out.push_back({Get<std::string>(c, "type", ""), Get<std::string>(c, "status", ""),
-                   Get<std::string>(c, "reason", ""), Get<std::string>(c, "message", ""),
-                   Get<int64_t>(c, "observedGeneration", 0),
-                   Get<std::string>(c, "lastTransitionTime", "")});
+    out.push_back({JsonGet<std::string>(c, "type", ""), JsonGet<std::string>(c, "status", ""),
+                   JsonGet<std::string>(c, "reason", ""), JsonGet<std::string>(c, "message", ""),
+                   JsonGet<int64_t>(c, "observedGeneration", 0),
+                   JsonGet<std::string>(c, "lastTransitionTime", "")});
   }
   return out;
 }
@@ -92,27 +76,27 @@ std::vector<Condition> ConditionsFromJson(const json& conditions) {
 PoolStatus StatusFromJson(const json& status) {
   PoolStatus out;
   if (!status.is_object()) return out;
-  out.observed_generation = Get<int64_t>(status, "observedGeneration", 0);
-  out.instances = Get<int64_t>(status, "instances", 0);
-  out.ready_instances = Get<int64_t>(status, "readyInstances", 0);
-  out.selector = Get<std::string>(status, "selector", "");
-  out.config_hash = Get<std::string>(status, "configHash", "");
+  out.observed_generation = JsonGet<int64_t>(status, "observedGeneration", 0);
+  out.instances = JsonGet<int64_t>(status, "instances", 0);
+  out.ready_instances = JsonGet<int64_t>(status, "readyInstances", 0);
+  out.selector = JsonGet<std::string>(status, "selector", "");
+  out.config_hash = JsonGet<std::string>(status, "configHash", "");
   out.conditions = ConditionsFromJson(status.value("conditions", json()));
   if (auto it = status.find("budget"); it != status.end() && it->is_object()) {
     const json& b = *it;
-    out.budget = {Get<std::string>(b, "server", ""),
-                  Get<int64_t>(b, "usable", 0),
-                  Get<int64_t>(b, "allocated", 0),
-                  Get<int64_t>(b, "perInstance", 0),
-                  Get<int64_t>(b, "worstCase", 0),
-                  Get<int64_t>(b, "headroom", 0),
+    out.budget = {JsonGet<std::string>(b, "server", ""),
+                  JsonGet<int64_t>(b, "usable", 0),
+                  JsonGet<int64_t>(b, "allocated", 0),
+                  JsonGet<int64_t>(b, "perInstance", 0),
+                  JsonGet<int64_t>(b, "worstCase", 0),
+                  JsonGet<int64_t>(b, "headroom", 0),
                   {},
-                  Get<int64_t>(b, "held", 0)};
+                  JsonGet<int64_t>(b, "held", 0)};
     if (auto dbs = b.find("databases"); dbs != b.end() && dbs->is_array()) {
       for (const auto& d : *dbs) {
-        out.budget.databases.push_back({Get<std::string>(d, "name", ""),
-                                        Get<int64_t>(d, "maxDbConnections", 0),
-                                        Get<bool>(d, "derived", false)});
+        out.budget.databases.push_back({JsonGet<std::string>(d, "name", ""),
+                                        JsonGet<int64_t>(d, "maxDbConnections", 0),
+                                        JsonGet<bool>(d, "derived", false)});
       }
     }
   }

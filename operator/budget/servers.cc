@@ -135,12 +135,12 @@ std::string ServerDirectory::BudgetKeyOf(const std::string& reference) const {
   return it == group_by_reference_.end() ? reference : groups_[it->second].budget_key;
 }
 
-std::vector<std::string> ServerDirectory::ReferencesOf(const std::string& budget_key) const {
-  std::vector<std::string> keys;
+std::set<std::string> ServerDirectory::ReferencesOf(const std::string& budget_key) const {
+  std::set<std::string> keys;
   for (const auto& [key, group] : group_by_reference_) {
-    if (groups_[group].budget_key == budget_key) keys.push_back(key);
+    if (groups_[group].budget_key == budget_key) keys.insert(key);
   }
-  if (keys.empty()) keys.push_back(budget_key);  // an inline server on its own
+  if (keys.empty()) keys.insert(budget_key);  // an inline server on its own
   return keys;
 }
 

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,12 @@ class ServerDirectory {
   // The budget a reference key (a pod's server annotation, an index key) is charged on.
   std::string BudgetKeyOf(const std::string& reference) const;
   // Every reference key of one budget (the group's ServerRefKeys, endpoints and aliases).
-  std::vector<std::string> ReferencesOf(const std::string& budget_key) const;
+  std::set<std::string> ReferencesOf(const std::string& budget_key) const;
+  // Every reference key of the budget `reference` belongs to: what the pools and pods planned
+  // together with it are indexed under.
+  std::set<std::string> SharingBudgetWith(const std::string& reference) const {
+    return ReferencesOf(BudgetKeyOf(reference));
+  }
   // Holdings by reference key (pods' annotations), summed by budget key.
   Holdings Rekey(const Holdings& by_reference) const;
 

@@ -160,8 +160,7 @@ void Manager::Enqueue(const std::string& key) {
 void Manager::EnqueueServer(const std::string& reference, const std::string& except) {
   if (reference.empty()) return;
   auto directory = registry_.Directory();
-  for (const auto& key :
-       index_.KeysOnServers(directory->ReferencesOf(directory->BudgetKeyOf(reference)))) {
+  for (const auto& key : index_.KeysOnServers(directory->SharingBudgetWith(reference))) {
     if (key != except) Enqueue(key);
   }
 }
@@ -170,7 +169,7 @@ void Manager::EnqueueServer(const std::string& reference, const std::string& exc
 // planned again.
 void Manager::OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
   std::set<std::string> touched = registry_.Update(before.get(), after.get());
-  for (const auto& key : index_.KeysOnServers({touched.begin(), touched.end()})) Enqueue(key);
+  for (const auto& key : index_.KeysOnServers(touched)) Enqueue(key);
   // New, or a spec to act on: observe it now rather than at the next interval.
   if (after && server_observer_ && (!before || Generation(before) != Generation(after))) {
     server_observer_->Poke(after->value("/metadata/name"_json_pointer, ""));
@@ -319,9 +318,9 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   in.pool = *object;
   in.directory = directory.get();
   if (entry && entry->pool) {
-    std::vector<std::string> references = directory->ReferencesOf(budget_key);
+    const std::set<std::string> references = directory->ReferencesOf(budget_key);
     in.server_pools = index_.OnServers(references);
-    in.holdings = holdings_.OnServers({references.begin(), references.end()});
+    in.holdings = holdings_.OnServers(references);
   }
   for (const auto& pod : holdings_.PodsOf(key)) in.pods.push_back(*pod);
   api::Manifests secrets;

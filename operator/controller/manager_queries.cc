@@ -14,8 +14,8 @@ std::optional<std::string> Manager::Admit(const json& pool) const {
   auto directory = registry_.Directory();
   return AdmitPool(pool, options_.defaults, *directory, [&](const api::ConnectionPool& candidate) {
     const std::string key = candidate.metadata.namespace_ + "/" + candidate.metadata.name;
-    std::vector<std::string> references = directory->ReferencesOf(
-        directory->BudgetKeyOf(budget::ServerDirectory::ReferenceKey(candidate)));
+    const std::set<std::string> references =
+        directory->SharingBudgetWith(budget::ServerDirectory::ReferenceKey(candidate));
     AdmissionInputs in;
     for (auto& other : index_.OnServers(references)) {
       if (other.metadata.namespace_ + "/" + other.metadata.name != key) {
@@ -23,7 +23,7 @@ std::optional<std::string> Manager::Admit(const json& pool) const {
       }
     }
     in.directory = directory.get();
-    in.holdings = holdings_.OnServers({references.begin(), references.end()});
+    in.holdings = holdings_.OnServers(references);
     return in;
   });
 }

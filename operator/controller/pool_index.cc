@@ -57,7 +57,7 @@ std::optional<IndexedPool> PoolIndex::Remove(const std::string& key) {
 }
 
 std::vector<api::ConnectionPool> PoolIndex::OnServers(
-    const std::vector<std::string>& references) const {
+    const std::set<std::string>& references) const {
   std::vector<api::ConnectionPool> pools;
   {
     std::lock_guard guard(mutex_);
@@ -71,8 +71,7 @@ std::vector<api::ConnectionPool> PoolIndex::OnServers(
   return pools;
 }
 
-std::vector<std::string> PoolIndex::KeysOnServers(
-    const std::vector<std::string>& references) const {
+std::vector<std::string> PoolIndex::KeysOnServers(const std::set<std::string>& references) const {
   std::lock_guard guard(mutex_);
   std::set<std::string> keys;
   for (const auto& reference : references) {

@@ -34,8 +34,8 @@ class PoolIndex {
   std::optional<IndexedPool> Remove(const std::string& key);
 
   // Every valid pool naming one of `references`, in ledger order.
-  std::vector<api::ConnectionPool> OnServers(const std::vector<std::string>& references) const;
-  std::vector<std::string> KeysOnServers(const std::vector<std::string>& references) const;
+  std::vector<api::ConnectionPool> OnServers(const std::set<std::string>& references) const;
+  std::vector<std::string> KeysOnServers(const std::set<std::string>& references) const;
   std::vector<std::string> KeysReferencing(const std::string& secret_key) const;
   std::set<std::string> ReferencedSecrets() const;
   std::optional<IndexedPool> Find(const std::string& key) const;

@@ -134,20 +134,17 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
   ServerStatusInputs in{*stored,     api::ParsePostgresServer(*stored), std::nullopt, nullptr, {},
                         Rfc3339Now()};
   std::chrono::seconds interval{30};
-  std::vector<api::PostgresServer> servers = deps_.registry.Directory()->servers();
+  const auto cached = deps_.registry.Directory();  // one snapshot for the whole pass
+  std::vector<api::PostgresServer> servers = cached->servers();
   Result<postgres::Endpoint> endpoint = Fail(ErrorCode::kNotFound, "no credentialsSecretRef");
   if (in.server) {
     interval = std::chrono::seconds(in.server->spec.observe_interval_seconds);
     if (in.server->spec.credentials_secret_ref) {
-      const auto directory = deps_.registry.Directory();
-      std::set<std::string> references;
-      for (const auto& reference :
-           directory->ReferencesOf(directory->BudgetKeyOf(api::ServerRefKey(name)))) {
-        references.insert(reference);
-      }
       endpoint = EndpointOf(*in.server);
       if (endpoint) {
-        auto seen = deps_.database.Observe(*endpoint, deps_.holdings.PodAddresses(references));
+        auto seen = deps_.database.Observe(
+            *endpoint,
+            deps_.holdings.PodAddresses(cached->SharingBudgetWith(api::ServerRefKey(name))));
         if (seen) {
           in.observation = ToApiObservation(*seen, in.now);
         } else {
@@ -167,11 +164,9 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
   }
   const budget::ServerDirectory directory(std::move(servers));
   in.directory = &directory;
-  const std::string key = directory.BudgetKeyOf(api::ServerRefKey(name));
-  std::vector<std::string> references = directory.ReferencesOf(key);
+  const std::set<std::string> references = directory.SharingBudgetWith(api::ServerRefKey(name));
   const std::vector<api::ConnectionPool> pools = deps_.pools.OnServers(references);
-  const budget::Holdings holdings =
-      deps_.holdings.OnServers({references.begin(), references.end()});
+  const budget::Holdings holdings = deps_.holdings.OnServers(references);
   in.plan = budget::PlanOnServers(pools, directory, holdings);
   {
     std::lock_guard guard(mutex_);

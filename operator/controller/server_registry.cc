@@ -12,8 +12,7 @@ std::string NameOf(const nlohmann::json& object) {
 
 void AddBudgetOf(const budget::ServerDirectory& directory, const std::string& name,
                  std::set<std::string>& references) {
-  auto keys = directory.ReferencesOf(directory.BudgetKeyOf(api::ServerRefKey(name)));
-  references.insert(keys.begin(), keys.end());
+  references.merge(directory.SharingBudgetWith(api::ServerRefKey(name)));
   references.insert(api::ServerRefKey(name));  // pools naming it, even while it is invalid
 }
 
@@ -35,14 +34,9 @@ std::set<std::string> ServerRegistry::Update(const nlohmann::json* before,
   }
   AddBudgetOf(*directory_, name, touched);
   valid_.erase(name);
-  invalid_.erase(name);
-  if (parsed) {
-    if (*parsed) {
-      valid_[name] = std::move(**parsed);
-    } else {
-      invalid_[name] = parsed->error().ToString();
-    }
-  }
+  // A server whose spec does not validate is no server: its pools are refused (ServerNotFound)
+  // and its own status says why.
+  if (parsed && *parsed) valid_[name] = std::move(**parsed);
   Rebuild();
   AddBudgetOf(*directory_, name, touched);
   return touched;
@@ -57,11 +51,6 @@ void ServerRegistry::Rebuild() {
 std::shared_ptr<const budget::ServerDirectory> ServerRegistry::Directory() const {
   std::lock_guard guard(mutex_);
   return directory_;
-}
-
-std::map<std::string, std::string> ServerRegistry::Invalid() const {
-  std::lock_guard guard(mutex_);
-  return invalid_;
 }
 
 }  // namespace poolkeeper::controller

@@ -29,15 +29,12 @@ class ServerRegistry {
   std::set<std::string> Update(const nlohmann::json* before, const nlohmann::json* after);
 
   std::shared_ptr<const budget::ServerDirectory> Directory() const;
-  // Why a stored PostgresServer cannot be used (its spec does not validate), by name.
-  std::map<std::string, std::string> Invalid() const;
 
  private:
   void Rebuild();  // with mutex_ held
 
   mutable std::mutex mutex_;
   std::map<std::string, api::PostgresServer> valid_;
-  std::map<std::string, std::string> invalid_;
   std::shared_ptr<const budget::ServerDirectory> directory_;
 };
 
