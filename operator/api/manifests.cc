@@ -1,31 +1,16 @@
 #include "api/manifests.h"
 
-#include <openssl/evp.h>
-
 #include <set>
 
 #include "api/field_reader.h"
 #include "api/parse.h"
 #include "api/yaml.h"
+#include "common/base64.h"
 
 namespace poolkeeper::api {
 namespace {
 
 using nlohmann::json;
-
-std::optional<std::string> DecodeBase64(const std::string& text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                               reinterpret_cast<const unsigned char*>(text.data()),
-                               static_cast<int>(text.size()));
-  if (length < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the padding as zero bytes; drop them.
-  size_t padding = 0;
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '=' && padding < 2; --i) ++padding;
-  out.resize(static_cast<size_t>(length) - padding);
-  return out;
-}
 
 }  // namespace
 

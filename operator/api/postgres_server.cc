@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "api/field_reader.h"
-#include "api/json_get.h"
+#include "common/json_get.h"
 #include "api/names.h"
 #include "api/parse_common.h"
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "api/json_get.h"
+#include "common/json_get.h"
 
 namespace poolkeeper::api {
 

@@ -39,8 +39,13 @@ class FakeClock : public Clock {
   TimePoint now_{std::chrono::hours(1)};
 };
 
-// The wall-clock time now as RFC 3339 in UTC, to the second ("2026-11-30T06:00:00Z"): what
-// Kubernetes conditions and status timestamps carry.
+// A wall-clock time as RFC 3339 in UTC: to the second ("2026-11-30T06:00:00Z"), what Kubernetes
+// conditions and status timestamps carry; or to the microsecond ("2026-11-30T06:00:00.000123Z"),
+// Kubernetes' MicroTime, which a Lease's renew and acquire times carry.
+enum class TimePrecision { kSeconds, kMicroseconds };
+std::string FormatRfc3339(std::chrono::system_clock::time_point time,
+                          TimePrecision precision = TimePrecision::kSeconds);
+// FormatRfc3339 of the wall clock now, to the second.
 std::string Rfc3339Now();
 // Seconds since the epoch of an RFC 3339 UTC time ("2026-11-30T06:00:00Z"), or nullopt.
 std::optional<int64_t> ParseRfc3339(const std::string& text);

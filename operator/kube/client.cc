@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "common/json_get.h"
 #include "kube/api_error.h"
 #include "kube/json_stream.h"
 
@@ -52,14 +53,6 @@ std::string ResourcePath(const ResourceType& type, std::string_view ns, std::str
 
 namespace {
 
-// object[key] when it is a string, else "". nlohmann's value() throws on a non-object or a value
-// of another type, and bodies from the server or a user are not trusted to be well formed.
-std::string StringAt(const json& object, std::string_view key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
 const json& MetadataOf(const json& object) {
   static const json kEmpty = json::object();
   if (!object.is_object()) return kEmpty;
@@ -71,8 +64,8 @@ const json& MetadataOf(const json& object) {
 
 std::string ObjectKey(const json& object) {
   const json& metadata = MetadataOf(object);
-  std::string ns = StringAt(metadata, "namespace");
-  std::string name = StringAt(metadata, "name");
+  std::string ns = JsonGet<std::string>(metadata, "namespace", "");
+  std::string name = JsonGet<std::string>(metadata, "name", "");
   return ns.empty() ? name : ns + "/" + name;
 }
 
@@ -90,7 +83,8 @@ Result<Target> TargetOf(const ResourceType& type, const json& object) {
     return Fail(ErrorCode::kInvalid, "metadata is not an object");
   }
   const json& metadata = MetadataOf(object);
-  Target target{StringAt(metadata, "namespace"), StringAt(metadata, "name")};
+  Target target{JsonGet<std::string>(metadata, "namespace", ""),
+                JsonGet<std::string>(metadata, "name", "")};
   if (target.name.empty()) {
     return Fail(ErrorCode::kInvalid, std::string(type.kind) + ": metadata.name is empty");
   }
@@ -227,8 +221,8 @@ Result<ListResult> Client::List(const ResourceType& type, std::string_view ns,
       return Fail(ErrorCode::kInternal, what + ": items is not an array");
     }
     const json& metadata = MetadataOf(*page);
-    result.resource_version = StringAt(metadata, "resourceVersion");
-    continue_token = StringAt(metadata, "continue");
+    result.resource_version = JsonGet<std::string>(metadata, "resourceVersion", "");
+    continue_token = JsonGet<std::string>(metadata, "continue", "");
     if (continue_token.empty()) return result;
   }
 }
@@ -349,7 +343,7 @@ Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchO
         failure = Error{ErrorCode::kInvalid, what + ": event is not an object", {}, 0};
         return false;
       }
-      WatchEvent event{StringAt(value, "type"), std::move(value["object"])};
+      WatchEvent event{JsonGet<std::string>(value, "type", ""), std::move(value["object"])};
       if (event.type == "ERROR") {
         // The object is a Status; its code (410 for an expired resourceVersion) decides.
         int code = 500;

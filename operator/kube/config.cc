@@ -6,29 +6,13 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/base64.h"
 #include "common/files.h"
 
 namespace poolkeeper::kube {
 namespace {
 
 constexpr char kServiceAccountDir[] = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-std::optional<std::string> DecodeBase64(const std::string& text) {
-  std::string compact;
-  for (char c : text) {
-    if (c != '\n' && c != '\r' && c != ' ') compact += c;
-  }
-  if (compact.size() % 4 != 0) return std::nullopt;
-  std::string out(compact.size() / 4 * 3, '\0');
-  int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                               reinterpret_cast<const unsigned char*>(compact.data()),
-                               static_cast<int>(compact.size()));
-  if (length < 0) return std::nullopt;
-  size_t padding = 0;
-  for (size_t i = compact.size(); i > 0 && compact[i - 1] == '=' && padding < 2; --i) ++padding;
-  out.resize(static_cast<size_t>(length) - padding);
-  return out;
-}
 
 const YAML::Node FindNamed(const YAML::Node& list, const std::string& name, const char* field) {
   if (list && list.IsSequence()) {

@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "common/json_get.h"
 #include "common/log.h"
 
 namespace poolkeeper::kube {
@@ -10,16 +11,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string StringIn(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t IntIn(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
-
 std::string Seconds(Clock::Duration duration) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() /
                         1000.0) +
@@ -27,22 +18,6 @@ std::string Seconds(Clock::Duration duration) {
 }
 
 }  // namespace
-
-std::string FormatMicroTime(std::chrono::system_clock::time_point time) {
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch());
-  std::time_t seconds = static_cast<std::time_t>(micros.count() / 1'000'000);
-  long fraction = static_cast<long>(micros.count() % 1'000'000);
-  if (fraction < 0) {
-    fraction += 1'000'000;
-    --seconds;
-  }
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  size_t n = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(text + n, sizeof(text) - n, ".%06ldZ", fraction);
-  return text;
-}
 
 Status ValidateLeaderElection(const LeaderElectionOptions& options) {
   if (options.ns.empty()) return Invalid("leaderElection.namespace", "must not be empty");
@@ -74,19 +49,21 @@ LeaderElector::LeaderElector(Client& client, const Clock& clock, LeaderElectionO
   }
 }
 
-std::string LeaderElector::WallNow() const { return FormatMicroTime(options_.wall_clock()); }
+std::string LeaderElector::WallNow() const {
+  return FormatRfc3339(options_.wall_clock(), TimePrecision::kMicroseconds);
+}
 
 LeaderElector::Record LeaderElector::RecordOf(const json& lease) const {
   Record record;
   auto spec_it = lease.find("spec");
   const json spec = spec_it != lease.end() && spec_it->is_object() ? *spec_it : json::object();
-  record.holder = StringIn(spec, "holderIdentity");
-  int64_t seconds = IntIn(spec, "leaseDurationSeconds");
+  record.holder = JsonGet<std::string>(spec, "holderIdentity", "");
+  int64_t seconds = JsonGet<int64_t>(spec, "leaseDurationSeconds", 0);
   // A record without a duration is treated as lasting ours: better to wait than to steal.
   record.lease_duration = seconds > 0 ? Clock::Duration(std::chrono::seconds(seconds))
                                       : Clock::Duration(options_.lease_duration);
-  record.acquire_time = StringIn(spec, "acquireTime");
-  record.transitions = IntIn(spec, "leaseTransitions");
+  record.acquire_time = JsonGet<std::string>(spec, "acquireTime", "");
+  record.transitions = JsonGet<int64_t>(spec, "leaseTransitions", 0);
   record.raw = spec.dump();
   return record;
 }

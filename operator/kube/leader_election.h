@@ -115,7 +115,4 @@ class LeaderElector {
   std::condition_variable_any wake_;
 };
 
-// RFC 3339 in UTC with microseconds, as metav1.MicroTime: 2026-01-02T03:04:05.123456Z.
-std::string FormatMicroTime(std::chrono::system_clock::time_point time);
-
 }  // namespace poolkeeper::kube

@@ -1,5 +1,4 @@
-// Digests and encodings through OpenSSL's EVP interface: the config hash on the pod template and
-// the base64 `data` of the userlist Secret.
+// Digests through OpenSSL's EVP interface: the config hash on the pod template.
 #include <openssl/evp.h>
 
 #include <array>
@@ -26,15 +25,6 @@ std::string Sha256Hex(std::string_view data) {
     hex.push_back(kHex[digest[i] & 0x0f]);
   }
   return hex;
-}
-
-std::string Base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(written > 0 ? static_cast<size_t>(written) : 0);
-  return out;
 }
 
 }  // namespace internal

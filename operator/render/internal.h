@@ -10,7 +10,6 @@
 namespace poolkeeper::render::internal {
 
 std::string Sha256Hex(std::string_view data);
-std::string Base64(std::string_view data);
 
 // A database or user name as a key of pgbouncer.ini: bare when it is only [A-Za-z0-9_.-] (what
 // PgBouncer's ini parser reads as a key), else double-quoted with '"' doubled as PgBouncer's

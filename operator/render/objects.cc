@@ -3,6 +3,7 @@
 // of its pods (pod.cc). nlohmann::json objects keep their keys sorted and nothing null is added, so
 // the output is stable byte for byte.
 #include "api/postgres_server.h"
+#include "common/base64.h"
 #include "render/internal.h"
 #include "render/render.h"
 
@@ -70,7 +71,7 @@ json Secret(const api::ConnectionPool& pool, const std::string& userlist) {
       {"kind", "Secret"},
       {"metadata", Metadata(pool, pool.metadata.name + "-auth")},
       {"type", "Opaque"},
-      {"data", {{kUserlistFile, internal::Base64(userlist)}}},
+      {"data", {{kUserlistFile, EncodeBase64(userlist)}}},
   };
 }
 

@@ -17,5 +17,26 @@ TEST(Rfc3339, ReadsWhatItWritesAndRefusesOtherZones) {
   EXPECT_FALSE(ParseRfc3339("yesterday"));
 }
 
+TEST(Rfc3339, FormatsUtcToTheSecondOrTheMicrosecond) {
+  using std::chrono::microseconds;
+  const std::chrono::system_clock::time_point epoch{};
+  struct Case {
+    std::chrono::system_clock::time_point time;
+    TimePrecision precision;
+    std::string want;
+  };
+  const Case cases[] = {
+      {epoch, TimePrecision::kSeconds, "1970-01-01T00:00:00Z"},
+      {epoch, TimePrecision::kMicroseconds, "1970-01-01T00:00:00.000000Z"},
+      {epoch + microseconds(1'767'323'045'123'456), TimePrecision::kMicroseconds,
+       "2026-01-02T03:04:05.123456Z"},
+      {epoch + microseconds(1'767'323'045'123'456), TimePrecision::kSeconds,
+       "2026-01-02T03:04:05Z"},
+      // Before the epoch the fraction still counts forward from the whole second below.
+      {epoch - microseconds(1), TimePrecision::kMicroseconds, "1969-12-31T23:59:59.999999Z"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(FormatRfc3339(c.time, c.precision), c.want);
+}
+
 }  // namespace
 }  // namespace poolkeeper

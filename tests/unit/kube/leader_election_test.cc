@@ -62,12 +62,6 @@ class LeaderElectionTest : public ::testing::Test {
   std::function<void()> on_wait_;
 };
 
-TEST(FormatMicroTime, WritesRfc3339InUtcWithMicroseconds) {
-  EXPECT_EQ(FormatMicroTime(kWallStart), "2026-01-02T03:04:05.123456Z");
-  EXPECT_EQ(FormatMicroTime(std::chrono::system_clock::time_point{}),
-            "1970-01-01T00:00:00.000000Z");
-}
-
 TEST(ValidateLeaderElection, NeedsLeaseLongerThanDeadlineLongerThanRetry) {
   LeaderElectionOptions good{.ns = "ops", .identity = "pod-a"};
   EXPECT_TRUE(ValidateLeaderElection(good));
