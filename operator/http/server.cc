@@ -138,10 +138,16 @@ Reply Route(const ServerOptions& options, std::string_view method, std::string_v
     }
     return Text(200, "ok");
   }
-  if (path == "/metrics" && options.registry != nullptr) {
-    Reply reply = Text(200, options.registry->Render());
-    reply.content_type = kMetricsContentType;
-    return reply;
+  if (path == "/metrics" && options.metrics) {
+    try {
+      Reply reply = Text(200, options.metrics());
+      reply.content_type = kMetricsContentType;
+      return reply;
+    } catch (const std::exception& e) {
+      return Text(500, std::string("metrics failed: ") + e.what());
+    } catch (...) {
+      return Text(500, "metrics failed");
+    }
   }
   return Text(404, "not found");
 }

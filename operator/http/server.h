@@ -1,9 +1,9 @@
 // The operator's HTTP endpoints: for the kubelet and Prometheus, GET /healthz (liveness probe),
-// GET /readyz (readiness probe, with the reason when not ready) and GET /metrics (the registry in
-// the text exposition format); for the API server, POST routes over TLS (the admission webhook).
-// The transport is cpprestsdk's listener, kept inside server.cc so its macros and exceptions stay
-// out of every other translation unit; routing is a pure function so the answers are tested without
-// a socket.
+// GET /readyz (readiness probe, with the reason when not ready) and GET /metrics (the text
+// exposition its owner renders; this module only routes, it holds no metrics); for the API server,
+// POST routes over TLS (the admission webhook). The transport is cpprestsdk's listener, kept inside
+// server.cc so its macros and exceptions stay out of every other translation unit; routing is a
+// pure function so the answers are tested without a socket.
 #pragma once
 
 #include <functional>
@@ -13,7 +13,6 @@
 #include <string_view>
 
 #include "common/error.h"
-#include "http/metrics.h"
 
 namespace poolkeeper::http {
 
@@ -38,8 +37,9 @@ struct ServerOptions {
   // Readiness: nullopt when ready, else a short reason /readyz returns with 503. Empty means
   // always ready.
   std::function<std::optional<std::string>()> not_ready_reason;
-  // Rendered at every GET /metrics; null turns /metrics into a 404. Must outlive the Server.
-  const Registry* registry = nullptr;
+  // The body of GET /metrics in the text exposition format, rendered at every scrape. Empty turns
+  // /metrics into a 404.
+  std::function<std::string()> metrics;
   // POST requests: the reply for a path it serves, nullopt for a 404. Empty: POST is a 405.
   std::function<std::optional<Reply>(std::string_view path, const std::string& body)> post;
   // PEM files of the serving certificate (chain) and its key: serve HTTPS instead of HTTP. They
@@ -49,15 +49,15 @@ struct ServerOptions {
 };
 
 // What the server answers to `method` on `path` (no query string). Callbacks that throw are
-// answered as failing probes (503), never as a crash.
+// answered as failing probes (503) or a failed scrape (500), never as a crash.
 Reply Route(const ServerOptions& options, std::string_view method, std::string_view path,
             const std::string& body = "");
 
 class Server {
  public:
-  // Listens on options.address and serves until destroyed. The callbacks and the registry are
-  // called from the listener's threads, concurrently: they must be thread-safe. kInvalid for an
-  // address that is not host:port, kUnavailable when it cannot be bound.
+  // Listens on options.address and serves until destroyed. The callbacks are called from the
+  // listener's threads, concurrently: they must be thread-safe. kInvalid for an address that is not
+  // host:port, kUnavailable when it cannot be bound.
   static Result<std::unique_ptr<Server>> Start(ServerOptions options);
 
   // Stops listening and waits for the requests in flight; the port is free once it returns.

@@ -1,138 +1,232 @@
 #include "main/metrics_wiring.h"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "common/log.h"
+
 namespace poolkeeper::cli {
+namespace {
 
-Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Register(
-    http::Registry& registry, controller::Manager& manager, const kube::Client& client,
-    const kube::Client& election_client, const std::atomic<bool>& leading) {
-  auto metrics = std::make_unique<OperatorMetrics>();
-  auto reconciles = registry.AddCounter("poolkeeper_reconcile_total",
-                                        "Reconciles of ConnectionPools by outcome.", {"outcome"});
-  auto errors = registry.AddCounter("poolkeeper_reconcile_errors_total",
-                                    "Reconciles that failed and were retried.");
-  auto durations = registry.AddHistogram("poolkeeper_reconcile_duration_seconds",
-                                         "Time to reconcile one ConnectionPool.",
-                                         {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
-  if (!reconciles) return std::unexpected(reconciles.error());
-  if (!errors) return std::unexpected(errors.error());
-  if (!durations) return std::unexpected(durations.error());
-  metrics->reconciles_ = *reconciles;
-  metrics->errors_ = *errors;
-  metrics->durations_ = *durations;
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
 
-  auto queue = registry.AddCollector(
-      {{"poolkeeper_workqueue_depth", "Keys waiting in the work queue.", http::MetricType::kGauge},
-       {"poolkeeper_workqueue_adds_total", "Keys added to the work queue.",
-        http::MetricType::kCounter},
-       {"poolkeeper_workqueue_retries_total", "Keys re-added after a failure.",
-        http::MetricType::kCounter},
-       {"poolkeeper_events_total", "Kubernetes Events written.", http::MetricType::kCounter},
-       {"poolkeeper_informer_relists_total",
-        "Cache relists after the first list (an expired or broken watch).",
-        http::MetricType::kCounter}},
-      [&manager](http::CollectorOutput& out) {
-        controller::QueueFigures queue = manager.Queue();
-        out.Add("poolkeeper_workqueue_depth", {}, static_cast<double>(queue.depth));
-        out.Add("poolkeeper_workqueue_adds_total", {}, static_cast<double>(queue.adds));
-        out.Add("poolkeeper_workqueue_retries_total", {}, static_cast<double>(queue.retries));
-        out.Add("poolkeeper_events_total", {}, static_cast<double>(manager.EventsWritten()));
-        out.Add("poolkeeper_informer_relists_total", {}, static_cast<double>(manager.Relists()));
-      });
-  auto requests = [](const char* family, const kube::Client& counted) {
-    return [family, &counted](http::CollectorOutput& out) {
-      for (const auto& [key, count] : counted.RequestCounts()) {
-        out.Add(family, {key.first, std::to_string(key.second)}, static_cast<double>(count));
-      }
+MetricFamily Family(std::string name, std::string help, MetricType type) {
+  return MetricFamily{std::move(name), std::move(help), type, {}};
+}
+
+void Sample(MetricFamily& family, Labels labels, double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  if (family.type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+}
+
+MetricFamily Requests(std::string name, std::string help, const kube::RequestCountMap& counts) {
+  MetricFamily family = Family(std::move(name), std::move(help), MetricType::Counter);
+  for (const auto& [key, count] : counts) {
+    Sample(family, {{"verb", key.first}, {"code", std::to_string(key.second)}},
+           static_cast<double>(count));
+  }
+  return family;
+}
+
+// Values other modules own, read when Prometheus scrapes rather than mirrored into counters, so
+// they are never stale and nothing has to push them.
+class ScrapedFigures : public prometheus::Collectable {
+ public:
+  explicit ScrapedFigures(MetricSources sources) : sources_(std::move(sources)) {}
+
+  // A source that throws costs this scrape its figures, not the operator (nor the reconcile
+  // metrics, which the registry reports apart).
+  std::vector<MetricFamily> Collect() const override {
+    try {
+      return Figures();
+    } catch (const std::exception& e) {
+      Log(LogLevel::kWarn, "metrics: scrape-time figures left out of this scrape",
+          {{"error", e.what()}});
+    } catch (...) {
+      Log(LogLevel::kWarn, "metrics: scrape-time figures left out of this scrape",
+          {{"error", "unknown exception"}});
+    }
+    return {};
+  }
+
+ private:
+  std::vector<MetricFamily> Figures() const {
+    std::vector<MetricFamily> out;
+    auto single = [&out](std::string name, std::string help, MetricType type, double value) {
+      out.push_back(Family(std::move(name), std::move(help), type));
+      Sample(out.back(), {}, value);
     };
+    controller::QueueFigures queue = sources_.queue();
+    single("poolkeeper_workqueue_depth", "Keys waiting in the work queue.", MetricType::Gauge,
+           static_cast<double>(queue.depth));
+    single("poolkeeper_workqueue_adds_total", "Keys added to the work queue.", MetricType::Counter,
+           static_cast<double>(queue.adds));
+    single("poolkeeper_workqueue_retries_total", "Keys re-added after a failure.",
+           MetricType::Counter, static_cast<double>(queue.retries));
+    single("poolkeeper_events_total", "Kubernetes Events written.", MetricType::Counter,
+           static_cast<double>(sources_.events_written()));
+    single("poolkeeper_informer_relists_total",
+           "Cache relists after the first list (an expired or broken watch).", MetricType::Counter,
+           static_cast<double>(sources_.relists()));
+    single("poolkeeper_leader", "1 while this replica holds the leader Lease (or runs alone).",
+           MetricType::Gauge, sources_.leading() ? 1 : 0);
+    out.push_back(Requests("poolkeeper_api_requests_total",
+                           "Requests to the Kubernetes API by verb and HTTP status code (0: no "
+                           "response), leader election excluded.",
+                           sources_.api_requests()));
+    out.push_back(
+        Requests("poolkeeper_leader_election_requests_total",
+                 "Lease requests of leader election by verb and HTTP status code (0: no response).",
+                 sources_.election_requests()));
+
+    MetricFamily pool_usable =
+        Family("poolkeeper_pool_budget_usable_connections",
+               "Server connections usable by poolers on the pool's server.", MetricType::Gauge);
+    MetricFamily pool_allocated = Family(
+        "poolkeeper_pool_budget_allocated_connections",
+        "Server connections the ledger has allocated on the pool's server.", MetricType::Gauge);
+    MetricFamily pool_headroom =
+        Family("poolkeeper_pool_budget_headroom_connections",
+               "Usable server connections not allocated on the pool's server.", MetricType::Gauge);
+    for (const auto& pool : sources_.budgets()) {
+      Labels labels = {{"namespace", pool.ns}, {"pool", pool.name}};
+      Sample(pool_usable, labels, static_cast<double>(pool.usable));
+      Sample(pool_allocated, labels, static_cast<double>(pool.allocated));
+      Sample(pool_headroom, labels, static_cast<double>(pool.headroom));
+    }
+    for (MetricFamily* family : {&pool_usable, &pool_allocated, &pool_headroom}) {
+      out.push_back(std::move(*family));
+    }
+
+    MetricFamily max_connections =
+        Family("poolkeeper_server_max_connections",
+               "A PostgresServer's max_connections (observed, else declared).", MetricType::Gauge);
+    MetricFamily in_use_by_others =
+        Family("poolkeeper_server_in_use_by_others_connections",
+               "Client connections to the server that are not poolkeeper's poolers, at the last "
+               "observation.",
+               MetricType::Gauge);
+    MetricFamily usable = Family("poolkeeper_server_usable_connections",
+                                 "Connections usable by poolers on the server.", MetricType::Gauge);
+    MetricFamily allocated =
+        Family("poolkeeper_server_allocated_connections",
+               "Connections the ledger allocates on the server.", MetricType::Gauge);
+    MetricFamily headroom =
+        Family("poolkeeper_server_headroom_connections",
+               "Usable connections not allocated on the server.", MetricType::Gauge);
+    MetricFamily reachable =
+        Family("poolkeeper_server_reachable",
+               "1 when the last observation of the server succeeded.", MetricType::Gauge);
+    MetricFamily age = Family("poolkeeper_server_observation_age_seconds",
+                              "Seconds since the server was last observed.", MetricType::Gauge);
+    for (const auto& s : sources_.servers()) {
+      Labels labels = {{"server", s.name}};
+      Sample(max_connections, labels, static_cast<double>(s.max_connections));
+      Sample(in_use_by_others, labels, static_cast<double>(s.in_use_by_others));
+      Sample(usable, labels, static_cast<double>(s.usable));
+      Sample(allocated, labels, static_cast<double>(s.allocated));
+      Sample(headroom, labels, static_cast<double>(s.headroom));
+      Sample(reachable, labels, s.reachable ? 1 : 0);
+      if (s.observation_age_seconds) {
+        Sample(age, labels, static_cast<double>(*s.observation_age_seconds));
+      }
+    }
+    for (MetricFamily* family :
+         {&max_connections, &in_use_by_others, &usable, &allocated, &headroom, &reachable, &age}) {
+      out.push_back(std::move(*family));
+    }
+    return out;
+  }
+
+  const MetricSources sources_;
+};
+
+}  // namespace
+
+MetricSources SourcesOf(const controller::Manager& manager, const kube::Client& client,
+                        const kube::Client& election_client, const std::atomic<bool>& leading) {
+  return {
+      .queue = [&manager] { return manager.Queue(); },
+      .events_written = [&manager] { return manager.EventsWritten(); },
+      .relists = [&manager] { return manager.Relists(); },
+      .api_requests = [&client] { return client.RequestCounts(); },
+      .election_requests = [&election_client] { return election_client.RequestCounts(); },
+      .leading = [&leading] { return leading.load(); },
+      .budgets = [&manager] { return manager.Budgets(); },
+      .servers = [&manager] { return manager.Servers(); },
   };
-  auto api = registry.AddCollector(
-      {{"poolkeeper_api_requests_total",
-        "Requests to the Kubernetes API by verb and HTTP status code (0: no response), leader "
-        "election excluded.",
-        http::MetricType::kCounter,
-        {"verb", "code"}}},
-      requests("poolkeeper_api_requests_total", client));
-  auto election = registry.AddCollector(
-      {{"poolkeeper_leader_election_requests_total",
-        "Lease requests of leader election by verb and HTTP status code (0: no response).",
-        http::MetricType::kCounter,
-        {"verb", "code"}}},
-      requests("poolkeeper_leader_election_requests_total", election_client));
-  auto leader = registry.AddCollector(
-      {{"poolkeeper_leader", "1 while this replica holds the leader Lease (or runs alone).",
-        http::MetricType::kGauge}},
-      [&leading](http::CollectorOutput& out) {
-        out.Add("poolkeeper_leader", {}, leading.load() ? 1 : 0);
-      });
-  const std::vector<std::string> pool_labels = {"namespace", "pool"};
-  auto budget =
-      registry.AddCollector({{"poolkeeper_pool_budget_usable_connections",
-                              "Server connections usable by poolers on the pool's server.",
-                              http::MetricType::kGauge, pool_labels},
-                             {"poolkeeper_pool_budget_allocated_connections",
-                              "Server connections the ledger has allocated on the pool's server.",
-                              http::MetricType::kGauge, pool_labels},
-                             {"poolkeeper_pool_budget_headroom_connections",
-                              "Usable server connections not allocated on the pool's server.",
-                              http::MetricType::kGauge, pool_labels}},
-                            [&manager](http::CollectorOutput& out) {
-                              for (const auto& pool : manager.Budgets()) {
-                                out.Add("poolkeeper_pool_budget_usable_connections",
-                                        {pool.ns, pool.name}, static_cast<double>(pool.usable));
-                                out.Add("poolkeeper_pool_budget_allocated_connections",
-                                        {pool.ns, pool.name}, static_cast<double>(pool.allocated));
-                                out.Add("poolkeeper_pool_budget_headroom_connections",
-                                        {pool.ns, pool.name}, static_cast<double>(pool.headroom));
-                              }
-                            });
-  const std::vector<std::string> server_labels = {"server"};
-  auto servers = registry.AddCollector(
-      {{"poolkeeper_server_max_connections",
-        "A PostgresServer's max_connections (observed, else declared).", http::MetricType::kGauge,
-        server_labels},
-       {"poolkeeper_server_in_use_by_others_connections",
-        "Client connections to the server that are not poolkeeper's poolers, at the last "
-        "observation.",
-        http::MetricType::kGauge, server_labels},
-       {"poolkeeper_server_usable_connections", "Connections usable by poolers on the server.",
-        http::MetricType::kGauge, server_labels},
-       {"poolkeeper_server_allocated_connections",
-        "Connections the ledger allocates on the server.", http::MetricType::kGauge, server_labels},
-       {"poolkeeper_server_headroom_connections", "Usable connections not allocated on the server.",
-        http::MetricType::kGauge, server_labels},
-       {"poolkeeper_server_reachable", "1 when the last observation of the server succeeded.",
-        http::MetricType::kGauge, server_labels},
-       {"poolkeeper_server_observation_age_seconds", "Seconds since the server was last observed.",
-        http::MetricType::kGauge, server_labels}},
-      [&manager](http::CollectorOutput& out) {
-        for (const auto& s : manager.Servers()) {
-          out.Add("poolkeeper_server_max_connections", {s.name},
-                  static_cast<double>(s.max_connections));
-          out.Add("poolkeeper_server_in_use_by_others_connections", {s.name},
-                  static_cast<double>(s.in_use_by_others));
-          out.Add("poolkeeper_server_usable_connections", {s.name}, static_cast<double>(s.usable));
-          out.Add("poolkeeper_server_allocated_connections", {s.name},
-                  static_cast<double>(s.allocated));
-          out.Add("poolkeeper_server_headroom_connections", {s.name},
-                  static_cast<double>(s.headroom));
-          out.Add("poolkeeper_server_reachable", {s.name}, s.reachable ? 1 : 0);
-          if (s.observation_age_seconds) {
-            out.Add("poolkeeper_server_observation_age_seconds", {s.name},
-                    static_cast<double>(*s.observation_age_seconds));
-          }
-        }
-      });
-  for (auto* handle : {&queue, &api, &election, &leader, &budget, &servers}) {
-    if (!*handle) return std::unexpected(handle->error());
-    metrics->collectors_.push_back(std::move(**handle));
+}
+
+OperatorMetrics::OperatorMetrics(MetricSources sources)
+    : scraped_(std::make_unique<ScrapedFigures>(std::move(sources))) {}
+
+OperatorMetrics::~OperatorMetrics() = default;
+
+Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Register(MetricSources sources) {
+  std::unique_ptr<OperatorMetrics> metrics(new OperatorMetrics(std::move(sources)));
+  prometheus::Registry& registry = metrics->registry_;
+  try {
+    metrics->reconciles_ = &prometheus::BuildCounter()
+                                .Name("poolkeeper_reconcile_total")
+                                .Help("Reconciles of ConnectionPools by outcome.")
+                                .Register(registry);
+    // Unlabeled series are added now so they are exposed, at 0, before the first reconcile.
+    metrics->errors_ = &prometheus::BuildCounter()
+                            .Name("poolkeeper_reconcile_errors_total")
+                            .Help("Reconciles that failed and were retried.")
+                            .Register(registry)
+                            .Add({});
+    metrics->durations_ =
+        &prometheus::BuildHistogram()
+             .Name("poolkeeper_reconcile_duration_seconds")
+             .Help("Time to reconcile one ConnectionPool.")
+             .Register(registry)
+             .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                              0.5, 1, 2.5, 5, 10});
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInvalid,
+                std::string("registering the operator's metrics: ") + e.what());
   }
   return metrics;
 }
 
 void OperatorMetrics::ObserveReconcile(double seconds, const std::string& outcome) {
-  reconciles_->With({outcome}).Increment();
-  if (outcome == "error") errors_->With({}).Increment();
-  durations_->With({}).Observe(seconds);
+  reconciles_->Add({{"outcome", outcome}}).Increment();
+  if (outcome == "error") errors_->Increment();
+  durations_->Observe(seconds);
+}
+
+std::string OperatorMetrics::Exposition() const {
+  std::vector<MetricFamily> families = registry_.Collect();
+  for (MetricFamily& family : scraped_->Collect()) {
+    if (!family.metric.empty()) families.push_back(std::move(family));
+  }
+  // prometheus-cpp keeps families in registration order and series in hash order; sorted, the
+  // exposition reads like client_golang's and diffs cleanly between scrapes.
+  auto by_name = [](const auto& a, const auto& b) { return a.name < b.name; };
+  std::sort(families.begin(), families.end(), by_name);
+  for (MetricFamily& family : families) {
+    for (ClientMetric& metric : family.metric) {
+      std::sort(metric.label.begin(), metric.label.end(), by_name);
+    }
+    std::sort(family.metric.begin(), family.metric.end(),
+              [](const ClientMetric& a, const ClientMetric& b) { return a.label < b.label; });
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace poolkeeper::cli

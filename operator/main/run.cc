@@ -11,7 +11,6 @@
 #include "common/log.h"
 #include "controller/admission.h"
 #include "controller/manager.h"
-#include "http/metrics.h"
 #include "http/server.h"
 #include "kube/client.h"
 #include "kube/config.h"
@@ -92,8 +91,7 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};
 
-  http::Registry registry;
-  auto metrics = OperatorMetrics::Register(registry, manager, client, election_client, leading);
+  auto metrics = OperatorMetrics::Register(SourcesOf(manager, client, election_client, leading));
   if (!metrics) {
     Log(LogLevel::kError, "metrics", {{"error", metrics.error().message}});
     return 1;
@@ -109,7 +107,7 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
         if (!manager.Synced()) return "caches not synced";
         return std::nullopt;
       },
-      .registry = &registry,
+      .metrics = [m = metrics->get()] { return m->Exposition(); },
   });
   if (!server) {
     Log(LogLevel::kError, "http server", {{"error", server.error().message}});
