@@ -52,9 +52,10 @@ operating="$DOCS/operating.md"
 if [ ! -f "$operating" ]; then
   fail "docs/operating.md is missing"
 else
-  # 2. Flags of `poolkeeper run`, from its usage text.
-  mapfile -t flags < <(sed -n '/kRunUsage\[\] = R"(/,/^)";/p' "$REPO_ROOT/operator/main/run_flags.h" |
-    grep -oE '^  --[a-z-]+' | sed 's/^ *//' | sort -u)
+  # 2. Flags of `poolkeeper run`, as declared on CLI11 in run_flags.cc (add_option/add_flag; its
+  #    help is generated from the same declarations).
+  mapfile -t flags < <(tr -s ' \n' ' ' <"$REPO_ROOT/operator/main/run_flags.cc" |
+    grep -oE 'add_(option|flag)\( ?"--[a-z-]+"' | grep -oE -- '--[a-z-]+' | sort -u)
   documented "flags of poolkeeper run" "$operating" "${flags[@]}"
 
   # 3. Metric families the operator registers.

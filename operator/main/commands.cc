@@ -10,102 +10,56 @@
 #include "budget/servers.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "main/command_line.h"
 #include "main/observe.h"
 #include "main/report.h"
+#include "main/run.h"
+#include "main/run_flags.h"
 #include "render/render.h"
 
 namespace poolkeeper::cli {
 namespace {
 
-constexpr char kUsage[] =
-    R"(poolkeeper: runs PgBouncer poolers for PostgreSQL inside the server's connection budget.
+constexpr char kDescription[] =
+    "poolkeeper: runs PgBouncer poolers for PostgreSQL inside the server's connection budget.";
 
-Usage:
-  poolkeeper check -f FILE [-f FILE...] [--output text|json] [--observe]
-  poolkeeper render -f FILE [-f FILE...] [--output-dir DIR]
-  poolkeeper version
+constexpr char kCheckDescription[] =
+    R"(Plans the connection budget of every ConnectionPool in the files and prints the arithmetic.
 
-Run 'poolkeeper COMMAND --help' for a command's details.
-)";
+The files are multi-document YAML; PostgresServers, Secrets and other kinds may be in them. The
+arithmetic is printed per server and per pool. Pools that name the same server (host:port, or a
+PostgresServer and its aliases) share its budget, in file order.)";
 
-constexpr char kCheckUsage[] =
-    R"(Usage: poolkeeper check -f FILE [-f FILE...] [--output text|json] [--observe]
+constexpr char kCheckFooter[] =
+    R"(Exit status: 0 every pool within budget (warnings may be printed), 1 a pool or server over budget
+(or another error finding such as ClientCapacityExceeded), 2 invalid input.)";
 
-Plans the connection budget of every ConnectionPool in the files (multi-document YAML; PostgresServers,
-Secrets and other kinds may be in them) and prints the arithmetic per server and per pool. Pools
-that name the same server (host:port, or a PostgresServer and its aliases) share its budget, in
-file order.
+constexpr char kRenderDescription[] =
+    R"(Prints what the operator would apply for every ConnectionPool in the files.
 
-  -f, --filename FILE   a manifest file (repeatable); '-' reads standard input
-  -o, --output FORMAT   text (default) or json
-  --observe             connect to each PostgresServer in the files and plan on what it reports
-                        (credentials: its credentialsSecretRef Secret in the files, else PGUSER
-                        and PGPASSWORD; CA: its caSecretRef Secret, else PGSSLROOTCERT)
+That is the ConfigMap (pgbouncer.ini), Secret (userlist), pods, Service and PodDisruptionBudget, as
+YAML documents. The users' passwords are read from Secrets in the same files. A pool over budget
+under policy Enforce is not rendered (the operator would not roll it out) and makes the command
+fail.)";
 
-Exit status: 0 every pool within budget (warnings may be printed), 1 a pool or server over budget
-(or another error finding such as ClientCapacityExceeded), 2 invalid input.
-)";
+constexpr char kRenderFooter[] =
+    "Exit status: 0 rendered, 1 a pool over budget, 2 invalid input or a missing password.";
 
-constexpr char kRenderUsage[] = R"(Usage: poolkeeper render -f FILE [-f FILE...] [--output-dir DIR]
-
-Prints what the operator would apply for every ConnectionPool in the files: ConfigMap (pgbouncer.ini),
-Secret (userlist), Deployment, Service and PodDisruptionBudget, as YAML documents. The users'
-passwords are read from Secrets in the same files. A pool over budget under policy Enforce is not
-rendered (the operator would not roll it out) and makes the command fail.
-
-  -f, --filename FILE   a manifest file (repeatable); '-' reads standard input
-  --output-dir DIR      write DIR/<namespace>/<name>/{pgbouncer.ini,userlist.txt,objects.yaml}
-                        instead of printing; nothing is written unless every pool renders
-
-Exit status: 0 rendered, 1 a pool over budget, 2 invalid input or a missing password.
-)";
+constexpr char kFilenameHelp[] = "a manifest file (required, repeatable); '-' reads standard input";
 
 struct Flags {
   std::vector<std::string> files;
   std::string output = "text";
   std::string output_dir;
   bool observe = false;
-  bool help = false;
 };
 
-std::optional<Flags> ParseFlags(const std::vector<std::string>& args, std::ostream& err) {
-  Flags flags;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    auto value = [&](std::string_view name) -> std::optional<std::string> {
-      if (auto eq = arg.find('='); eq != std::string::npos) return arg.substr(eq + 1);
-      if (i + 1 >= args.size()) {
-        err << "error: " << name << " needs a value\n";
-        return std::nullopt;
-      }
-      return args[++i];
-    };
-    auto is = [&](std::string_view a, std::string_view b = "") {
-      std::string_view head = std::string_view(arg).substr(0, arg.find('='));
-      return head == a || (!b.empty() && head == b);
-    };
-    if (arg == "-h" || arg == "--help") {
-      flags.help = true;
-    } else if (arg == "--observe") {
-      flags.observe = true;
-    } else if (is("-f", "--filename")) {
-      auto v = value("--filename");
-      if (!v) return std::nullopt;
-      flags.files.push_back(*v);
-    } else if (is("-o", "--output")) {
-      auto v = value("--output");
-      if (!v) return std::nullopt;
-      flags.output = *v;
-    } else if (is("--output-dir")) {
-      auto v = value("--output-dir");
-      if (!v) return std::nullopt;
-      flags.output_dir = *v;
-    } else {
-      err << "error: unknown argument \"" << arg << "\"\n";
-      return std::nullopt;
-    }
-  }
-  return flags;
+void AddFilenames(CLI::App& command, Flags& flags) {
+  command.add_option("-f,--filename", flags.files, kFilenameHelp)
+      ->option_text("FILE")
+      ->required()
+      ->allow_extra_args(false)  // one file per -f: `-f a b` is not two files
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 Result<api::Manifests> Load(const std::vector<std::string>& files) {
@@ -130,10 +84,6 @@ void PrintError(const Error& error, std::ostream& err) {
 // Loads and plans; prints problems and returns the exit code on failure.
 std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(
     const Flags& flags, postgres::ServerClient* database, std::ostream& out, std::ostream& err) {
-  if (flags.files.empty()) {
-    err << "error: no input: give at least one -f FILE\n";
-    return std::unexpected(kExitInvalid);
-  }
   auto manifests = Load(flags.files);
   if (!manifests) {
     PrintError(manifests.error(), err);
@@ -175,10 +125,6 @@ bool OverBudget(const budget::Plan& plan) {
 
 int Check(const Flags& flags, postgres::ServerClient* database, std::ostream& out,
           std::ostream& err) {
-  if (flags.output != "text" && flags.output != "json") {
-    err << "error: --output must be text or json, not \"" << flags.output << "\"\n";
-    return kExitInvalid;
-  }
   auto planned = LoadAndPlan(flags, database, out, err);
   if (!planned) return planned.error();
   const budget::Plan& plan = planned->second;
@@ -198,10 +144,6 @@ struct RenderedPool {
 };
 
 int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.observe) {
-    err << "error: --observe is a flag of check\n";
-    return kExitInvalid;
-  }
   auto planned = LoadAndPlan(flags, nullptr, out, err);
   if (!planned) return planned.error();
   const auto& [manifests, plan] = *planned;
@@ -280,31 +222,67 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
            postgres::ServerClient* database) {
-  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    (args.empty() ? err : out) << kUsage;
-    return args.empty() ? kExitInvalid : kExitOk;
+  CLI::App app{kDescription, "poolkeeper"};
+  app.formatter(HelpLayout());
+  app.footer("Run 'poolkeeper COMMAND --help' for a command's details.");
+  app.require_subcommand(0, 1);  // `check -f a render` is a stray argument, not two commands
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bool version_flag = false;
+  app.add_flag("--version", version_flag, "print the version and exit");
+
+  Flags flags;
+  CLI::App* check = app.add_subcommand("check", kCheckDescription);
+  check->footer(kCheckFooter);
+  AddFilenames(*check, flags);
+  check->add_option("-o,--output", flags.output, "text (default) or json")
+      ->option_text("FORMAT")
+      ->check(OneOf({"text", "json"}));
+  check->add_flag("--observe", flags.observe,
+                  "connect to each PostgresServer in the files and plan on what it reports\n"
+                  "(credentials: its credentialsSecretRef Secret in the files, else PGUSER\n"
+                  "and PGPASSWORD; CA: its caSecretRef Secret, else PGSSLROOTCERT)");
+
+  CLI::App* render = app.add_subcommand("render", kRenderDescription);
+  render->footer(kRenderFooter);
+  AddFilenames(*render, flags);
+  render
+      ->add_option("--output-dir", flags.output_dir,
+                   "write DIR/<namespace>/<name>/{pgbouncer.ini,userlist.txt,objects.yaml}\n"
+                   "instead of printing; nothing is written unless every pool renders")
+      ->option_text("DIR");
+
+  CLI::App* run = app.add_subcommand("run");
+  auto run_options = AddRunFlags(*run);
+  CLI::App* version = app.add_subcommand("version", "Prints the version.");
+  version->footer("");
+  CLI::App* help = app.add_subcommand("help", "Prints this help.")->group("");  // as --help
+
+  auto parsed = ParseArgs(app, args);
+  if (!parsed) {
+    const CLI::App* command = app.get_subcommands().empty() ? &app : app.get_subcommands().front();
+    err << "error: " << parsed.error().ToString() << "\n\n" << HelpOf(*command);
+    return kExitInvalid;
   }
-  const std::string& command = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (command == "version" || command == "--version") {
+  if (parsed->help || parsed->command == help) {
+    out << HelpOf(parsed->command == help ? app : *parsed->command);
+    return kExitOk;
+  }
+  if (parsed->command == version || version_flag) {
     out << "poolkeeper " << POOLKEEPER_VERSION << "\n";
     return kExitOk;
   }
-  if (command != "check" && command != "render") {
-    err << "error: unknown command \"" << command << "\"\n" << kUsage;
-    return kExitInvalid;
+  if (parsed->command == check) return Check(flags, database, out, err);
+  if (parsed->command == render) return Render(flags, out, err);
+  if (parsed->command == run) {
+    auto options = run_options();
+    if (!options) {
+      err << "error: " << options.error().ToString() << "\n\n" << HelpOf(*run);
+      return kExitInvalid;
+    }
+    return RunOperator(*options);
   }
-  const char* usage = command == "check" ? kCheckUsage : kRenderUsage;
-  auto flags = ParseFlags(rest, err);
-  if (!flags) {
-    err << usage;
-    return kExitInvalid;
-  }
-  if (flags->help) {
-    out << usage;
-    return kExitOk;
-  }
-  return command == "check" ? Check(*flags, database, out, err) : Render(*flags, out, err);
+  err << HelpOf(app);  // no command
+  return kExitInvalid;
 }
 
 }  // namespace poolkeeper::cli

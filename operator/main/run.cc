@@ -17,7 +17,6 @@
 #include "kube/leader_election.h"
 #include "kube/transport.h"
 #include "main/metrics_wiring.h"
-#include "main/run_flags.h"
 #include "postgres/observer.h"
 
 namespace poolkeeper::cli {
@@ -50,21 +49,12 @@ sigset_t BlockStopSignals() {
 
 }  // namespace
 
-int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  auto options = ParseRunFlags(args);
-  if (!options) {
-    err << "error: " << options.error().ToString() << "\n" << kRunUsage;
-    return 2;
-  }
-  if (options->help) {
-    out << kRunUsage;
-    return 0;
-  }
+int RunOperator(const RunOptions& options) {
   sigset_t stop_signals = BlockStopSignals();
-  ConfigureLogging(options->log_format, options->log_level);
+  ConfigureLogging(options.log_format, options.log_level);
   const std::string identity = Identity();
 
-  auto config = kube::LoadClusterConfig(options->kubeconfig, kube::ProcessGetenv);
+  auto config = kube::LoadClusterConfig(options.kubeconfig, kube::ProcessGetenv);
   if (!config) {
     Log(LogLevel::kError, "no cluster configuration", {{"error", config.error().ToString()}});
     return 2;
@@ -80,14 +70,14 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
   kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
   postgres::LibpqClient database;
   controller::Manager manager(client, clock,
-                              {.namespaces = options->namespaces,
-                               .workers = options->workers,
-                               .resync = options->resync,
-                               .watch_timeout = options->watch_timeout,
+                              {.namespaces = options.namespaces,
+                               .workers = options.workers,
+                               .resync = options.resync,
+                               .watch_timeout = options.watch_timeout,
                                .instance = identity,
-                               .defaults = options->defaults,
+                               .defaults = options.defaults,
                                .database = &database});
-  std::atomic<bool> leading{!options->leader_elect};
+  std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};
 
@@ -101,7 +91,7 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
         m->ObserveReconcile(seconds, outcome);
       });
   auto server = http::Server::Start({
-      .address = options->http_address,
+      .address = options.http_address,
       .live = [] { return true; },
       .not_ready_reason = [&manager]() -> std::optional<std::string> {
         if (!manager.Synced()) return "caches not synced";
@@ -114,10 +104,10 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
     return 2;
   }
   std::unique_ptr<http::Server> webhook;
-  if (!options->webhook_cert_dir.empty()) {
+  if (!options.webhook_cert_dir.empty()) {
     // Every replica answers (the API server picks any ready one), leader or not.
     auto started = http::Server::Start({
-        .address = options->webhook_address,
+        .address = options.webhook_address,
         .post = [&manager](std::string_view path,
                            const std::string& body) -> std::optional<http::Reply> {
           if (path != controller::kValidatePoolPath) return std::nullopt;
@@ -126,8 +116,8 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
           return http::Reply{review.contains("error") ? 400 : 200, "application/json",
                              review.dump(), ""};
         },
-        .tls_cert_file = options->webhook_cert_dir + "/tls.crt",
-        .tls_key_file = options->webhook_cert_dir + "/tls.key",
+        .tls_cert_file = options.webhook_cert_dir + "/tls.crt",
+        .tls_key_file = options.webhook_cert_dir + "/tls.key",
     });
     if (!started) {
       Log(LogLevel::kError, "webhook server", {{"error", started.error().message}});
@@ -141,19 +131,19 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
        {"http", (*server)->address()},
        {"webhook", webhook ? webhook->address() : "off"},
        {"namespaces",
-        options->namespaces.empty() ? "all" : std::to_string(options->namespaces.size())},
-       {"leader_elect", options->leader_elect ? "true" : "false"}});
+        options.namespaces.empty() ? "all" : std::to_string(options.namespaces.size())},
+       {"leader_elect", options.leader_elect ? "true" : "false"}});
   manager.StartInformers();
 
   std::unique_ptr<kube::LeaderElector> elector;
   std::jthread election;
-  if (options->leader_elect) {
-    std::string lease_namespace = options->leader_election_namespace;
+  if (options.leader_elect) {
+    std::string lease_namespace = options.leader_election_namespace;
     if (lease_namespace.empty()) {
       lease_namespace = kube::ProcessGetenv("POD_NAMESPACE").value_or(config->namespace_);
     }
     kube::LeaderElectionOptions election_options{
-        .ns = lease_namespace, .name = options->leader_election_id, .identity = identity};
+        .ns = lease_namespace, .name = options.leader_election_id, .identity = identity};
     if (auto valid = kube::ValidateLeaderElection(election_options); !valid) {
       Log(LogLevel::kError, "leader election", {{"error", valid.error().ToString()}});
       return 2;
@@ -181,7 +171,7 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
       manager.StartWorkers();
       workers_started = true;
       Log(LogLevel::kInfo, "caches synced, reconciling",
-          {{"workers", std::to_string(options->workers)}});
+          {{"workers", std::to_string(options.workers)}});
     }
     timespec wait{0, 200'000'000};
     int signal = sigtimedwait(&stop_signals, nullptr, &wait);
@@ -189,8 +179,8 @@ int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::os
   }
   stopping = true;
   Log(LogLevel::kInfo, "stopping: draining reconciles in flight",
-      {{"timeout_seconds", std::to_string(options->shutdown_timeout.count())}});
-  bool drained = manager.Stop(options->shutdown_timeout);
+      {{"timeout_seconds", std::to_string(options.shutdown_timeout.count())}});
+  bool drained = manager.Stop(options.shutdown_timeout);
   if (elector) {
     // Run releases the Lease when asked to stop, so a successor need not wait for it to expire.
     election.request_stop();

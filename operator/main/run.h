@@ -4,13 +4,11 @@
 // release the Lease; losing the Lease ends the process (another replica leads now).
 #pragma once
 
-#include <ostream>
-#include <string>
-#include <vector>
+#include "main/run_flags.h"
 
 namespace poolkeeper::cli {
 
-// args excludes "run". Returns the process exit code.
-int RunOperator(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Returns the process exit code. The flags were parsed by the command line (commands.h).
+int RunOperator(const RunOptions& options);
 
 }  // namespace poolkeeper::cli

@@ -1,134 +1,169 @@
 #include "main/run_flags.h"
 
-#include <charconv>
+#include <cctype>
+#include <memory>
 #include <set>
+
+#include "main/command_line.h"
 
 namespace poolkeeper::cli {
 namespace {
 
-Result<int> PositiveInt(const std::string& flag, const std::string& value, int max) {
-  int n = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-  if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > max) {
-    return Invalid(flag,
-                   "want an integer from 1 to " + std::to_string(max) + ", got \"" + value + "\"");
-  }
-  return n;
-}
+constexpr char kRunDescription[] = R"(Runs the operator.
 
-Result<std::vector<std::string>> Namespaces(const std::string& value) {
-  std::vector<std::string> namespaces;
-  std::set<std::string> seen;
+It watches ConnectionPools, plans each server's connection budget, and applies the PgBouncer
+ConfigMap, userlist Secret, pods, Service and PodDisruptionBudget of every pool; observes
+PostgresServers; with --webhook-cert-dir, refuses at apply time what would not fit.)";
+
+constexpr char kRunFooter[] =
+    R"(Flags take --flag value or --flag=value; an unknown or invalid flag is an error naming it.
+
+Exit status: 0 stopped by SIGTERM or SIGINT, 1 lost the Lease (or the metrics could not be
+registered), 2 invalid flags, no cluster configuration, the HTTP address could not be bound, or
+invalid leader-election settings.)";
+
+std::vector<std::string> Split(const std::string& list) {
+  std::vector<std::string> items;
   size_t start = 0;
-  while (start <= value.size()) {
-    size_t comma = value.find(',', start);
-    std::string name = value.substr(start, comma == std::string::npos ? comma : comma - start);
-    bool valid = !name.empty() && name.size() <= 63 && std::isalnum(name.front()) &&
-                 std::isalnum(name.back());
-    for (char c : name) valid = valid && ((c >= 'a' && c <= 'z') || std::isdigit(c) || c == '-');
-    if (!valid) return Invalid("--namespaces", "\"" + name + "\" is not a namespace name");
-    if (seen.insert(name).second) namespaces.push_back(name);
-    if (comma == std::string::npos) break;
+  while (true) {
+    size_t comma = list.find(',', start);
+    items.push_back(list.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (comma == std::string::npos) return items;
     start = comma + 1;
   }
-  return namespaces;
 }
+
+// Names as Kubernetes takes them (RFC 1123 labels), so a typo fails here and not as a watch that
+// never sees anything.
+CLI::Validator NamespaceList() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (value.empty()) return "";  // all namespaces, as the chart passes it
+        for (const std::string& name : Split(value)) {
+          bool valid = !name.empty() && name.size() <= 63 && std::isalnum(name.front()) &&
+                       std::isalnum(name.back());
+          for (char c : name) {
+            valid = valid && ((c >= 'a' && c <= 'z') || std::isdigit(c) || c == '-');
+          }
+          if (!valid) return "\"" + name + "\" is not a namespace name";
+        }
+        return "";
+      },
+      "");
+}
+
+// What CLI11 writes into; seconds and lists are converted once the parse succeeded.
+struct RawFlags {
+  RunOptions options;
+  std::string namespaces;
+  std::string log_format = "text";
+  int resync_seconds = 0;
+  int shutdown_timeout_seconds = 0;
+  int watch_timeout_seconds = 0;
+  std::string default_image;
+  std::string default_version;
+};
 
 }  // namespace
 
+std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
+  auto raw = std::make_shared<RawFlags>();
+  RunOptions& o = raw->options;
+  raw->resync_seconds = static_cast<int>(o.resync.count());
+  raw->shutdown_timeout_seconds = static_cast<int>(o.shutdown_timeout.count());
+  raw->watch_timeout_seconds = static_cast<int>(o.watch_timeout.count());
+  auto n = [](auto value) { return std::to_string(value); };
+
+  run.description(kRunDescription);
+  run.footer(kRunFooter);
+  run.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
+  run.add_option("--kubeconfig", o.kubeconfig,
+                 "kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
+      ->option_text("PATH");
+  run.add_option("--namespaces", raw->namespaces, "namespaces to watch (default: all)")
+      ->option_text("a,b")
+      ->check(NamespaceList());
+  run.add_option("--workers", o.workers,
+                 "concurrent reconciles, 1-64 (default " + n(o.workers) + ")")
+      ->option_text("N")
+      ->transform(IntegerIn(1, 64));
+  run.add_option("--http-address", o.http_address,
+                 "/healthz, /readyz and /metrics (default " + o.http_address + ")")
+      ->option_text("HOST:PORT")
+      ->check(HostPort());
+  run.add_option("--webhook-cert-dir", o.webhook_cert_dir,
+                 "serve the admission webhook with DIR/tls.crt and DIR/tls.key")
+      ->option_text("DIR")
+      ->check(NotEmpty());
+  run.add_option("--webhook-address", o.webhook_address,
+                 "where the webhook listens (default " + o.webhook_address + ")")
+      ->option_text("HOST:PORT")
+      ->check(HostPort());
+  run.add_flag("--leader-elect", o.leader_elect,
+               "run only while holding the Lease (for several replicas)")
+      ->check(OneOf({"true", "false"}));
+  run.add_option("--leader-election-namespace", o.leader_election_namespace,
+                 "namespace of the Lease (default: $POD_NAMESPACE)")
+      ->option_text("NS");
+  run.add_option("--leader-election-id", o.leader_election_id,
+                 "name of the Lease (default " + o.leader_election_id + ")")
+      ->option_text("NAME")
+      ->check(NotEmpty());
+  run.add_option("--log-format", raw->log_format, "(default " + raw->log_format + ")")
+      ->option_text("text|json")
+      ->check(OneOf({"text", "json"}));
+  run.add_option("--log-level", o.log_level, "(default " + o.log_level + ")")
+      ->option_text("debug|info|warn|error")
+      ->check(OneOf({"debug", "info", "warn", "error"}));
+  run.add_option(
+         "--resync-seconds", raw->resync_seconds,
+         "reconcile every pool again this often, 1-86400 (default " + n(raw->resync_seconds) + ")")
+      ->option_text("N")
+      ->transform(IntegerIn(1, 86400));
+  run.add_option("--shutdown-timeout-seconds", raw->shutdown_timeout_seconds,
+                 "how long SIGTERM waits for reconciles in flight, 1-3600 (default " +
+                     n(raw->shutdown_timeout_seconds) + ")")
+      ->option_text("N")
+      ->transform(IntegerIn(1, 3600));
+  run.add_option("--watch-timeout-seconds", raw->watch_timeout_seconds,
+                 "server-side watch timeout, jittered up to 2x, 1-3600 (default " +
+                     n(raw->watch_timeout_seconds) + ")")
+      ->option_text("N")
+      ->transform(IntegerIn(1, 3600));
+  run.add_option("--default-pgbouncer-image", raw->default_image,
+                 "image of pools that set none (default " + std::string(api::kDefaultImage) +
+                     "; empty: the same)")
+      ->option_text("IMAGE");
+  run.add_option("--default-pgbouncer-version", raw->default_version,
+                 "PgBouncer version of that image (default: from its tag)")
+      ->option_text("X.Y");
+
+  return [raw]() -> Result<RunOptions> {
+    RunOptions options = raw->options;
+    std::set<std::string> seen;
+    if (!raw->namespaces.empty()) {
+      for (std::string& name : Split(raw->namespaces)) {
+        if (seen.insert(name).second) options.namespaces.push_back(std::move(name));
+      }
+    }
+    options.log_format = raw->log_format == "json" ? LogFormat::kJson : LogFormat::kText;
+    options.resync = std::chrono::seconds(raw->resync_seconds);
+    options.shutdown_timeout = std::chrono::seconds(raw->shutdown_timeout_seconds);
+    options.watch_timeout = std::chrono::seconds(raw->watch_timeout_seconds);
+    auto defaults = api::MakeParseDefaults(raw->default_image, raw->default_version);
+    if (!defaults) return std::unexpected(defaults.error());
+    options.defaults = std::move(*defaults);
+    return options;
+  };
+}
+
 Result<RunOptions> ParseRunFlags(const std::vector<std::string>& args) {
-  RunOptions options;
-  std::string default_image;
-  std::string default_version;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool has_value = false;
-    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      has_value = true;
-    }
-    auto take = [&]() -> Result<std::string> {
-      if (has_value) return value;
-      if (i + 1 >= args.size()) return Invalid(flag, "needs a value");
-      return args[++i];
-    };
-    if (flag == "-h" || flag == "--help") {
-      options.help = true;
-      continue;
-    }
-    if (flag == "--leader-elect") {
-      if (has_value && value != "true" && value != "false") {
-        return Invalid(flag, "want true or false, got \"" + value + "\"");
-      }
-      options.leader_elect = !has_value || value == "true";
-      continue;
-    }
-    auto v = take();
-    if (!v) return std::unexpected(v.error());
-    if (flag == "--kubeconfig") {
-      options.kubeconfig = *v;
-    } else if (flag == "--namespaces") {
-      if (v->empty()) continue;
-      auto namespaces = Namespaces(*v);
-      if (!namespaces) return std::unexpected(namespaces.error());
-      options.namespaces = std::move(*namespaces);
-    } else if (flag == "--workers") {
-      auto n = PositiveInt(flag, *v, 64);
-      if (!n) return std::unexpected(n.error());
-      options.workers = *n;
-    } else if (flag == "--http-address" || flag == "--webhook-address") {
-      // Port 0 asks the kernel for a free one (tests).
-      auto colon = v->rfind(':');
-      int port = -1;
-      if (colon != std::string::npos && colon + 1 < v->size()) {
-        auto [end, ec] = std::from_chars(v->data() + colon + 1, v->data() + v->size(), port);
-        if (ec != std::errc() || end != v->data() + v->size()) port = -1;
-      }
-      if (port < 0 || port > 65535) return Invalid(flag, "want HOST:PORT, got \"" + *v + "\"");
-      (flag == "--http-address" ? options.http_address : options.webhook_address) = *v;
-    } else if (flag == "--webhook-cert-dir") {
-      if (v->empty()) return Invalid(flag, "must not be empty");
-      options.webhook_cert_dir = *v;
-    } else if (flag == "--leader-election-namespace") {
-      options.leader_election_namespace = *v;
-    } else if (flag == "--leader-election-id") {
-      if (v->empty()) return Invalid(flag, "must not be empty");
-      options.leader_election_id = *v;
-    } else if (flag == "--log-format") {
-      if (*v != "text" && *v != "json")
-        return Invalid(flag, "want text or json, got \"" + *v + "\"");
-      options.log_format = *v == "json" ? LogFormat::kJson : LogFormat::kText;
-    } else if (flag == "--log-level") {
-      if (*v != "debug" && *v != "info" && *v != "warn" && *v != "error") {
-        return Invalid(flag, "want debug, info, warn or error, got \"" + *v + "\"");
-      }
-      options.log_level = *v;
-    } else if (flag == "--resync-seconds") {
-      auto n = PositiveInt(flag, *v, 86400);
-      if (!n) return std::unexpected(n.error());
-      options.resync = std::chrono::seconds(*n);
-    } else if (flag == "--shutdown-timeout-seconds") {
-      auto n = PositiveInt(flag, *v, 3600);
-      if (!n) return std::unexpected(n.error());
-      options.shutdown_timeout = std::chrono::seconds(*n);
-    } else if (flag == "--watch-timeout-seconds") {
-      auto n = PositiveInt(flag, *v, 3600);
-      if (!n) return std::unexpected(n.error());
-      options.watch_timeout = std::chrono::seconds(*n);
-    } else if (flag == "--default-pgbouncer-image") {
-      default_image = *v;
-    } else if (flag == "--default-pgbouncer-version") {
-      default_version = *v;
-    } else {
-      return Invalid(flag, "unknown flag");
-    }
-  }
-  auto defaults = api::MakeParseDefaults(default_image, default_version);
-  if (!defaults) return std::unexpected(defaults.error());
-  options.defaults = std::move(*defaults);
-  return options;
+  CLI::App run{"", "run"};
+  auto options = AddRunFlags(run);
+  auto parsed = ParseArgs(run, args);
+  if (!parsed) return std::unexpected(parsed.error());
+  if (parsed->help) return Invalid("--help", "asks for the help text, not a run");
+  return options();
 }
 
 }  // namespace poolkeeper::cli

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 namespace poolkeeper::cli {
@@ -144,9 +145,80 @@ TEST_F(CommandsTest, RejectsUnknownCommandsAndFlags) {
   EXPECT_EQ(Run({"frobnicate"}), kExitInvalid);
   EXPECT_EQ(Run({"check", "--bogus"}), kExitInvalid);
   EXPECT_EQ(Run({"check"}), kExitInvalid);
-  EXPECT_EQ(Run({"check", "--help"}), kExitOk);
-  EXPECT_NE(out_.str().find("Exit status"), std::string::npos);
+  EXPECT_EQ(Run({}), kExitInvalid);
+  EXPECT_NE(err_.str().find("Usage: poolkeeper"), std::string::npos) << err_.str();
 }
+
+TEST_F(CommandsTest, HelpOfEveryCommandWithItsFlagsAndExitStatus) {
+  ASSERT_EQ(Run({"--help"}), kExitOk);
+  for (const char* command : {"check", "render", "run", "version"}) {
+    EXPECT_NE(out_.str().find(std::string("\n  ") + command), std::string::npos) << command;
+  }
+  ASSERT_EQ(Run({"help"}), kExitOk);
+  EXPECT_NE(out_.str().find("Usage: poolkeeper [OPTIONS] [SUBCOMMAND]"), std::string::npos);
+  struct Case {
+    std::string command;
+    std::vector<std::string> flags;
+  };
+  for (const auto& [command, flags] : std::vector<Case>{
+           {"check", {"-f,--filename FILE", "-o,--output FORMAT", "--observe", "Exit status: 0"}},
+           {"render", {"-f,--filename FILE", "--output-dir DIR", "Exit status: 0"}},
+           {"run",
+            {"--workers N", "concurrent reconciles, 1-64 (default 4)", "--http-address HOST:PORT",
+             "--leader-elect", "--default-pgbouncer-version X.Y", "Exit status: 0"}}}) {
+    ASSERT_EQ(Run({command, "--help"}), kExitOk) << command;
+    EXPECT_TRUE(out_.str().starts_with("Usage: poolkeeper " + command + " [OPTIONS]"))
+        << out_.str();
+    for (const auto& flag : flags) EXPECT_NE(out_.str().find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST_F(CommandsTest, VersionAsCommandAndFlag) {
+  ASSERT_EQ(Run({"version"}), kExitOk);
+  EXPECT_TRUE(std::regex_match(out_.str(), std::regex("poolkeeper [0-9]+\\.[0-9]+\\.[0-9]+\n")))
+      << out_.str();
+  std::string version = out_.str();
+  ASSERT_EQ(Run({"--version"}), kExitOk);
+  EXPECT_EQ(out_.str(), version);
+}
+
+struct BadUsage {
+  std::vector<std::string> args;  // FILE stands for a valid manifest
+  std::string named;              // what the error names
+};
+
+class CommandsRejects : public CommandsTest, public ::testing::WithParamInterface<BadUsage> {};
+
+TEST_P(CommandsRejects, ExitingTwoAndNamingTheFlag) {
+  std::vector<std::string> args = GetParam().args;
+  std::string file = Write("ok.yaml", Pool("orders", 40));
+  for (auto& arg : args) {
+    if (arg == "FILE") arg = file;
+  }
+  EXPECT_EQ(Run(args), kExitInvalid);
+  std::string named = GetParam().named == "FILE" ? file : GetParam().named;
+  EXPECT_TRUE(err_.str().starts_with("error: " + named + ": ")) << err_.str();
+  EXPECT_EQ(out_.str(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CommandsRejects,
+    ::testing::Values(BadUsage{{"frobnicate"}, "frobnicate"}, BadUsage{{"--bogus"}, "--bogus"},
+                      BadUsage{{"check"}, "--filename"}, BadUsage{{"check", "-f"}, "--filename"},
+                      BadUsage{{"check", "--bogus", "-f", "FILE"}, "--bogus"},
+                      BadUsage{{"check", "-f", "FILE", "-o", "xml"}, "--output"},
+                      BadUsage{{"check", "-f", "FILE", "--output=yaml"}, "--output"},
+                      BadUsage{{"check", "-f", "FILE", "FILE"}, "FILE"},
+                      BadUsage{{"check", "-f", "FILE", "render"}, "render"},
+                      BadUsage{{"check", "-f", "FILE", "--output-dir", "x"}, "--output-dir"},
+                      BadUsage{{"render", "-f", "FILE", "--observe"}, "--observe"},
+                      BadUsage{{"render", "-f", "FILE", "-o", "json"}, "-o"},
+                      BadUsage{{"render", "--output-dir"}, "--output-dir"},
+                      BadUsage{{"run", "--workers", "0"}, "--workers"},
+                      BadUsage{{"run", "--log-format=xml"}, "--log-format"},
+                      BadUsage{{"run", "--default-pgbouncer-version", "1.18"},
+                               "--default-pgbouncer-version"},
+                      BadUsage{{"version", "extra"}, "extra"}));
 
 }  // namespace
 }  // namespace poolkeeper::cli

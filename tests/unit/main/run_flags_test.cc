@@ -48,6 +48,28 @@ TEST(RunFlags, DefaultImageAndItsVersionFromTheTag) {
   EXPECT_EQ(options->defaults.image, api::kDefaultImage);
 }
 
+TEST(RunFlags, LastOfARepeatedFlagWinsAndNumbersAreDecimal) {
+  auto options = ParseRunFlags({"--workers", "2", "--workers=010",
+                                "--namespaces=", "--leader-elect", "--leader-elect=false"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->workers, 10);
+  EXPECT_TRUE(options->namespaces.empty());
+  EXPECT_FALSE(options->leader_elect);
+}
+
+TEST(RunFlags, TheErrorSaysWhatWasWantedAndWhatWasGiven) {
+  auto options = ParseRunFlags({"--workers", "0"});
+  ASSERT_FALSE(options);
+  EXPECT_EQ(options.error().ToString(), "--workers: want an integer from 1 to 64, got \"0\"");
+  options = ParseRunFlags({"--log-level=loud"});
+  ASSERT_FALSE(options);
+  EXPECT_EQ(options.error().ToString(),
+            "--log-level: want debug, info, warn or error, got \"loud\"");
+  options = ParseRunFlags({"--kubeconfig"});
+  ASSERT_FALSE(options);
+  EXPECT_EQ(options.error().ToString(), "--kubeconfig: needs a value");
+}
+
 struct BadFlag {
   std::vector<std::string> args;
   std::string field;
@@ -66,15 +88,40 @@ TEST_P(RunFlagsRejects, NamingTheFlag) {
 INSTANTIATE_TEST_SUITE_P(
     Table, RunFlagsRejects,
     ::testing::Values(
+        // integers out of range or not decimal integers
         BadFlag{{"--workers", "0"}, "--workers"}, BadFlag{{"--workers=lots"}, "--workers"},
+        BadFlag{{"--workers", "65"}, "--workers"}, BadFlag{{"--workers", "-1"}, "--workers"},
+        BadFlag{{"--workers", "0x10"}, "--workers"}, BadFlag{{"--workers="}, "--workers"},
+        BadFlag{{"--resync-seconds", "0"}, "--resync-seconds"},
+        BadFlag{{"--resync-seconds", "86401"}, "--resync-seconds"},
+        BadFlag{{"--resync-seconds=1.5"}, "--resync-seconds"},
+        BadFlag{{"--shutdown-timeout-seconds", "3601"}, "--shutdown-timeout-seconds"},
+        BadFlag{{"--watch-timeout-seconds", " 5"}, "--watch-timeout-seconds"},
+        // lists of names
         BadFlag{{"--namespaces", "Shop"}, "--namespaces"},
         BadFlag{{"--namespaces", "a,,b"}, "--namespaces"},
+        BadFlag{{"--namespaces", "a,"}, "--namespaces"},
+        BadFlag{{"--namespaces", "-a"}, "--namespaces"},
+        BadFlag{{"--namespaces", std::string(64, 'a')}, "--namespaces"},
+        // HOST:PORT
         BadFlag{{"--http-address", "8080"}, "--http-address"},
         BadFlag{{"--http-address", "host:99999"}, "--http-address"},
+        BadFlag{{"--http-address", "host:"}, "--http-address"},
+        BadFlag{{"--webhook-address", ":https"}, "--webhook-address"},
+        // enums
         BadFlag{{"--log-format", "xml"}, "--log-format"},
+        BadFlag{{"--log-format", "JSON"}, "--log-format"},
         BadFlag{{"--log-level", "loud"}, "--log-level"},
         BadFlag{{"--leader-elect=maybe"}, "--leader-elect"},
-        BadFlag{{"--kubeconfig"}, "--kubeconfig"}, BadFlag{{"--frobnicate", "1"}, "--frobnicate"},
+        BadFlag{{"--leader-elect=yes"}, "--leader-elect"},
+        // empty where a value is needed
+        BadFlag{{"--webhook-cert-dir="}, "--webhook-cert-dir"},
+        BadFlag{{"--leader-election-id", ""}, "--leader-election-id"},
+        // missing values, unknown flags, stray arguments
+        BadFlag{{"--kubeconfig"}, "--kubeconfig"}, BadFlag{{"--workers"}, "--workers"},
+        BadFlag{{"--frobnicate", "1"}, "--frobnicate"}, BadFlag{{"extra"}, "extra"},
+        BadFlag{{"--leader-elect", "false"}, "false"}, BadFlag{{"--help"}, "--help"},
+        // the default image and its version, checked together
         BadFlag{{"--default-pgbouncer-image", "pgb:stable"}, "--default-pgbouncer-version"},
         BadFlag{{"--default-pgbouncer-image", "pgb:1.12.0"}, "--default-pgbouncer-version"},
         BadFlag{{"--default-pgbouncer-version", "1.18"}, "--default-pgbouncer-version"}));
