@@ -1,6 +1,6 @@
 #include "controller/manager.h"
 
-#include "api/manifests.h"
+#include "api/secrets.h"
 #include "common/log.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
@@ -323,7 +323,6 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
     in.holdings = holdings_.OnServers(references);
   }
   for (const auto& pod : holdings_.PodsOf(key)) in.pods.push_back(*pod);
-  api::Manifests secrets;
   if (entry) {
     std::lock_guard guard(secrets_mutex_);
     for (const auto& secret_key : entry->secrets) {
@@ -335,12 +334,11 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
       auto [secret_ns, secret_name] = SplitKey(secret_key);
       if (auto stored = it->second->Get(secret_ns, secret_name)) {
         if (auto secret = api::ParseSecret(*stored)) {
-          secrets.secrets[{secret_ns, secret_name}] = std::move(*secret);
+          in.secrets.Put(std::move(*secret));
         }
       }
     }
   }
-  in.secrets = &secrets;
   for (const auto& kind : render::kOwnedKinds) {
     auto stored = owned_.at(std::string(kind.kind))->Get(ns, name + std::string(kind.suffix));
     if (!stored) continue;
