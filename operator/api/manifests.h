@@ -11,44 +11,19 @@
 
 #include "api/connection_pool.h"
 #include "api/postgres_server.h"
+#include "api/secrets.h"
 #include "common/error.h"
 
 namespace poolkeeper::api {
 
-// A Secret's decoded data (data is base64 in Kubernetes; stringData is taken as is).
-struct Secret {
-  std::string namespace_;
-  std::string name;
-  std::string resource_version;
-  std::map<std::string, std::string> data;
-};
-
-// Looks a Secret up by namespace and name; nullptr when there is none.
-class SecretSource {
- public:
-  virtual ~SecretSource() = default;
-  virtual const Secret* Find(const std::string& namespace_, const std::string& name) const = 0;
-};
-
-struct Manifests : SecretSource {
+struct Manifests {
   std::vector<ConnectionPool> pools;
   std::vector<PostgresServer> servers;
-  std::map<std::pair<std::string, std::string>, Secret> secrets;
-  const Secret* Find(const std::string& namespace_, const std::string& name) const override;
+  SecretMap secrets;
 };
-
-Result<Secret> ParseSecret(const nlohmann::json& object);
 
 // Parses every document; fails with every problem of every document, each prefixed with
 // "<source> document N (<kind> <namespace>/<name>)".
 Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::string>>& sources);
-
-// The users' passwords of `pool`, or kNotFound naming spec.users[i].passwordSecretRef when a
-// Secret or key is missing. Also returns the revision string that changes when any of them does.
-struct ResolvedPasswords {
-  std::map<std::string, std::string> passwords;  // user -> password
-  std::string revision;                          // "<secret>@<resourceVersion>,..." sorted
-};
-Result<ResolvedPasswords> ResolvePasswords(const ConnectionPool& pool, const SecretSource& secrets);
 
 }  // namespace poolkeeper::api

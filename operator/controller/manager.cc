@@ -1,39 +1,14 @@
+// The Manager's wiring and lifecycle: which informers exist and where their events go, starting
+// and stopping, and the worker loop around one reconcile pass (gather, reconcile, write, record).
 #include "controller/manager.h"
 
-#include "api/manifests.h"
 #include "common/log.h"
-#include "controller/pods.h"
+#include "controller/pool_inputs.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
-namespace {
-
-using nlohmann::json;
-
-std::pair<std::string, std::string> SplitKey(const std::string& key) {
-  auto slash = key.find('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
-// The ConnectionPool that owns `object` (namespace/name), or "" when none does.
-std::string OwnerKey(const json& object) {
-  const json metadata = object.value("metadata", json::object());
-  for (const auto& ref : metadata.value("ownerReferences", json::array())) {
-    if (ref.value("kind", "") == "ConnectionPool" &&
-        ref.value("apiVersion", "").starts_with("poolkeeper.io/")) {
-      return metadata.value("namespace", "") + "/" + ref.value("name", "");
-    }
-  }
-  return "";
-}
-
-int64_t Generation(const kube::ObjectPtr& object) {
-  return object ? object->value("/metadata/generation"_json_pointer, int64_t{0}) : 0;
-}
-
-}  // namespace
 
 Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions options)
     : client_(client),
@@ -42,24 +17,39 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       queue_(clock),
       events_(client, clock, options_.instance),
       index_(options_.defaults),
-      holdings_(clock) {
+      holdings_(clock),
+      fan_out_(
+          {.pools = index_,
+           .holdings = holdings_,
+           .registry = registry_,
+           .enqueue = [this](const std::string& key) { Enqueue(key); },
+           .watch_secrets = [this](const std::set<std::string>& keys) { secrets_.Watch(keys); },
+           .observe_server =
+               [this](const std::string& name) {
+                 if (server_observer_) server_observer_->Poke(name);
+               }}),
+      secrets_(client, clock, options_.watch_timeout,
+               [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }) {
   kube::InformerOptions pool_options{.type = kube::resources::kConnectionPool,
                                      .watch_timeout = options_.watch_timeout};
   pools_ =
       std::make_unique<kube::InformerGroup>(client_, clock_, pool_options, options_.namespaces);
   pools_->AddHandlers({
-      .on_add = [this](const kube::ObjectPtr& o) { OnPool(nullptr, o); },
-      .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnPool(b, a); },
-      .on_delete = [this](const kube::ObjectPtr& o) { OnPool(o, nullptr); },
+      .on_add = [this](const kube::ObjectPtr& o) { fan_out_.OnPool(nullptr, o); },
+      .on_update = [this](const kube::ObjectPtr& b,
+                          const kube::ObjectPtr& a) { fan_out_.OnPool(b, a); },
+      .on_delete = [this](const kube::ObjectPtr& o) { fan_out_.OnPool(o, nullptr); },
   });
   for (const auto& kind : render::kOwnedKinds) {
     auto group = LabelSelectedInformer(ResourceTypeOf(kind));
     const bool admits = kind.kind == "ConfigMap";  // carries what the pool was admitted with
     group->AddHandlers({
-        .on_add = [this, admits](const kube::ObjectPtr& o) { OnOwned(admits, nullptr, o); },
+        .on_add = [this,
+                   admits](const kube::ObjectPtr& o) { fan_out_.OnOwned(admits, nullptr, o); },
         .on_update = [this, admits](const kube::ObjectPtr& b,
-                                    const kube::ObjectPtr& a) { OnOwned(admits, b, a); },
-        .on_delete = [this, admits](const kube::ObjectPtr& o) { OnOwned(admits, o, nullptr); },
+                                    const kube::ObjectPtr& a) { fan_out_.OnOwned(admits, b, a); },
+        .on_delete = [this,
+                      admits](const kube::ObjectPtr& o) { fan_out_.OnOwned(admits, o, nullptr); },
     });
     owned_[std::string(kind.kind)] = std::move(group);
   }
@@ -67,9 +57,10 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       client_, clock_,
       kube::InformerOptions{.type = kPostgresServerType, .watch_timeout = options_.watch_timeout});
   servers_->AddHandlers({
-      .on_add = [this](const kube::ObjectPtr& o) { OnServer(nullptr, o); },
-      .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnServer(b, a); },
-      .on_delete = [this](const kube::ObjectPtr& o) { OnServer(o, nullptr); },
+      .on_add = [this](const kube::ObjectPtr& o) { fan_out_.OnServer(nullptr, o); },
+      .on_update = [this](const kube::ObjectPtr& b,
+                          const kube::ObjectPtr& a) { fan_out_.OnServer(b, a); },
+      .on_delete = [this](const kube::ObjectPtr& o) { fan_out_.OnServer(o, nullptr); },
   });
   if (options_.database) {
     server_observer_ = std::make_unique<ServerObserver>(
@@ -78,9 +69,10 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
   }
   pods_ = LabelSelectedInformer(kube::resources::kPod);
   pods_->AddHandlers({
-      .on_add = [this](const kube::ObjectPtr& o) { OnPod(nullptr, o); },
-      .on_update = [this](const kube::ObjectPtr& b, const kube::ObjectPtr& a) { OnPod(b, a); },
-      .on_delete = [this](const kube::ObjectPtr& o) { OnPod(o, nullptr); },
+      .on_add = [this](const kube::ObjectPtr& o) { fan_out_.OnPod(nullptr, o); },
+      .on_update = [this](const kube::ObjectPtr& b,
+                          const kube::ObjectPtr& a) { fan_out_.OnPod(b, a); },
+      .on_delete = [this](const kube::ObjectPtr& o) { fan_out_.OnPod(o, nullptr); },
   });
 }
 
@@ -97,6 +89,17 @@ Manager::~Manager() {
   for (auto& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
+  if (server_observer_) server_observer_->Stop();
+  // Before the members the handlers use go.
+  StopInformers();
+}
+
+void Manager::StopInformers() {
+  pools_->Stop();
+  for (auto& [kind, group] : owned_) group->Stop();
+  pods_->Stop();
+  servers_->Stop();
+  secrets_.Stop();
 }
 
 void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(observer); }
@@ -105,7 +108,18 @@ void Manager::StartInformers() {
   for (auto& [kind, group] : owned_) group->Start();
   pods_->Start();
   servers_->Start();
+  secrets_.Start();  // the watches the pools' first LIST opens
   pools_->Start();
+}
+
+void Manager::StepCaches() {
+  (void)servers_->Step();
+  for (auto& [kind, group] : owned_) {
+    for (const auto& informer : group->informers()) (void)informer->Step();
+  }
+  for (const auto& informer : pods_->informers()) (void)informer->Step();
+  for (const auto& informer : pools_->informers()) (void)informer->Step();
+  secrets_.Step();
 }
 
 bool Manager::Synced() const {
@@ -157,138 +171,41 @@ void Manager::Enqueue(const std::string& key) {
   queue_.Add(key);
 }
 
-void Manager::EnqueueServer(const std::string& reference, const std::string& except) {
-  if (reference.empty()) return;
-  auto directory = registry_.Directory();
-  for (const auto& key : index_.KeysOnServers(directory->SharingBudgetWith(reference))) {
-    if (key != except) Enqueue(key);
-  }
-}
-
-// A server's figures, names or rules changed: every pool of the budgets it was and is part of is
-// planned again.
-void Manager::OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
-  std::set<std::string> touched = registry_.Update(before.get(), after.get());
-  for (const auto& key : index_.KeysOnServers(touched)) Enqueue(key);
-  // New, or a spec to act on: observe it now rather than at the next interval.
-  if (after && server_observer_ && (!before || Generation(before) != Generation(after))) {
-    server_observer_->Poke(after->value("/metadata/name"_json_pointer, ""));
-  }
-}
-
-void Manager::OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
-  const kube::ObjectPtr& current = after ? after : before;
-  std::string key = kube::ObjectKey(*current);
-  if (!after) {
-    auto removed = index_.Remove(key);
-    // Its budget is free: the pools on its server may now be admitted.
-    if (removed) EnqueueServer(removed->server, key);
-    return;
-  }
-  auto previous = index_.Upsert(*after);
-  EnsureSecretWatches();
-  Enqueue(key);
-  // A changed spec changes what the pools after it on the same server can have.
-  if (before && Generation(before) != Generation(after)) {
-    auto now = index_.Find(key);
-    if (previous) EnqueueServer(previous->server, key);
-    if (now && (!previous || now->server != previous->server)) EnqueueServer(now->server, key);
-  }
-}
-
-void Manager::OnOwned(bool admits, const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
-  const kube::ObjectPtr& object = after ? after : before;
-  if (admits) {
-    // Less admitted frees budget for the other pools of the server.
-    if (after) holdings_.UpsertAdmitted(*after);
-    if (!after) holdings_.RemoveAdmitted(*before);
-    if (!after || (before && PlannedConnections(*before) != PlannedConnections(*after))) {
-      EnqueueServer(HoldingsIndex::ServerOf(*object), "");
-    }
-  }
-  std::string owner = OwnerKey(*object);
-  if (!owner.empty()) Enqueue(owner);
-}
-
-// A pod's pool hears of it (readiness, a deletion waiting for it); when a pod is gone or has
-// finished, what it held is free, so every pool on its server may now be admitted.
-void Manager::OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
-  const kube::ObjectPtr& pod = after ? after : before;
-  // The index first: a worker may take the key the moment it is queued, and reconciles read pods
-  // from the index.
-  if (after) {
-    holdings_.UpsertPod(after);
-  } else {
-    holdings_.RemovePod(*before);
-  }
-  if (auto pool = PoolLabelKey(*pod)) Enqueue(*pool);
-  if (!after || (PodFinished(*after) && !(before && PodFinished(*before)))) {
-    EnqueueServer(HoldingsIndex::ServerOf(*pod), "");
-  }
-}
-
-void Manager::EnsureSecretWatches() {
-  std::set<std::string> wanted = index_.ReferencedSecrets();
-  std::lock_guard guard(secrets_mutex_);
-  for (auto it = secrets_.begin(); it != secrets_.end();) {
-    if (wanted.contains(it->first)) {
-      ++it;
-      continue;
-    }
-    // Stop() waits for the watch to end (its next event at the latest): not on this thread, which
-    // delivers the pool events.
-    std::thread([retired = std::shared_ptr<kube::Informer>(std::move(it->second))] {
-      retired->Stop();
-    }).detach();
-    it = secrets_.erase(it);
-  }
-  for (const auto& secret_key : wanted) {
-    if (secrets_.contains(secret_key)) continue;
-    auto [ns, name] = SplitKey(secret_key);
-    kube::InformerOptions secret_options{.type = kube::resources::kSecret,
-                                         .ns = ns,
-                                         .field_selector = "metadata.name=" + name,
-                                         .watch_timeout = options_.watch_timeout};
-    auto informer = std::make_unique<kube::Informer>(client_, clock_, secret_options);
-    auto requeue = [this, secret_key] {
-      for (const auto& key : index_.KeysReferencing(secret_key)) Enqueue(key);
-    };
-    informer->AddHandlers({
-        .on_add = [requeue](const kube::ObjectPtr&) { requeue(); },
-        .on_update = [requeue](const kube::ObjectPtr&, const kube::ObjectPtr&) { requeue(); },
-        .on_delete = [requeue](const kube::ObjectPtr&) { requeue(); },
-    });
-    informer->Start();
-    secrets_[secret_key] = std::move(informer);
-  }
-}
-
 void Manager::Work() {
-  while (auto key = queue_.Get()) {
-    ++busy_;
-    auto started = std::chrono::steady_clock::now();
-    auto outcome = ReconcileGuarded(*key);
-    std::string result = "success";
-    if (!outcome) {
-      result = "error";
-      const Error& error = outcome.error();
-      Log(LogLevel::kWarn, "reconcile failed", {{"pool", *key}, {"error", error.message}});
-      if (queue_.Retry(*key, error, options_.resync)) ++retries_;
+  while (auto key = queue_.Get()) Process(*key);
+}
+
+bool Manager::RunOne() {
+  auto key = queue_.TryGet();
+  if (!key) return false;
+  Process(*key);
+  return true;
+}
+
+void Manager::Process(const std::string& key) {
+  ++busy_;
+  auto started = std::chrono::steady_clock::now();
+  auto outcome = ReconcileGuarded(key);
+  std::string result = "success";
+  if (!outcome) {
+    result = "error";
+    const Error& error = outcome.error();
+    Log(LogLevel::kWarn, "reconcile failed", {{"pool", key}, {"error", error.message}});
+    if (queue_.Retry(key, error, options_.resync)) ++retries_;
+  } else {
+    queue_.Forget(key);
+    if (outcome->requeue_after.count() > 0) {
+      result = "requeue";
+      queue_.AddAfter(key, outcome->requeue_after);
     } else {
-      queue_.Forget(*key);
-      if (outcome->requeue_after.count() > 0) {
-        result = "requeue";
-        queue_.AddAfter(*key, outcome->requeue_after);
-      } else {
-        queue_.AddAfter(*key, options_.resync);
-      }
+      queue_.AddAfter(key, options_.resync);
     }
-    queue_.Done(*key);
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (observer_) observer_(*key, seconds, result);
-    --busy_;
   }
+  queue_.Done(key);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (observer_) observer_(key, seconds, result);
+  --busy_;
 }
 
 // The catch boundary of a worker: an exception from a library (a JSON value of an unexpected type
@@ -303,55 +220,18 @@ Result<Manager::Outcome> Manager::ReconcileGuarded(const std::string& key) {
 }
 
 Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
-  auto [ns, name] = SplitKey(key);
-  kube::ObjectPtr object = pools_->Get(ns, name);
-  if (!object) return Outcome{};  // gone: the garbage collector removes what it owned
-  const std::string uid = PoolUid(*object);
-  auto entry = index_.Find(key);
-
+  const PoolCaches caches{*pools_, owned_, index_, holdings_, registry_, secrets_};
+  auto target = Locate(caches, key);
+  if (!target) return Outcome{};  // gone: the garbage collector removes what it owned
   // Pools of one budget are planned and their pods created one at a time: each plan must see
-  // the pods the one before it created. One directory snapshot for the whole pass.
-  auto directory = registry_.Directory();
-  const std::string budget_key = entry && entry->pool ? directory->BudgetKeyOf(entry->server) : "";
-  std::unique_lock server_lock(ServerMutex(budget_key));
-  PoolInputs in;
-  in.pool = *object;
-  in.directory = directory.get();
-  if (entry && entry->pool) {
-    const std::set<std::string> references = directory->ReferencesOf(budget_key);
-    in.server_pools = index_.OnServers(references);
-    in.holdings = holdings_.OnServers(references);
+  // the pods the one before it created.
+  std::unique_lock server_lock(ServerMutex(target->budget_key));
+  // A watch just opened: wait for its first list rather than report the Secret missing.
+  if (target->entry && !secrets_.Synced(target->entry->secrets)) {
+    return Outcome{.requeue_after = std::chrono::milliseconds(200)};
   }
-  for (const auto& pod : holdings_.PodsOf(key)) in.pods.push_back(*pod);
-  api::Manifests secrets;
-  if (entry) {
-    std::lock_guard guard(secrets_mutex_);
-    for (const auto& secret_key : entry->secrets) {
-      auto it = secrets_.find(secret_key);
-      // A watch just opened: wait for its first list rather than report the Secret missing.
-      if (it == secrets_.end() || !it->second->HasSynced()) {
-        return Outcome{.requeue_after = std::chrono::milliseconds(200)};
-      }
-      auto [secret_ns, secret_name] = SplitKey(secret_key);
-      if (auto stored = it->second->Get(secret_ns, secret_name)) {
-        if (auto secret = api::ParseSecret(*stored)) {
-          secrets.secrets[{secret_ns, secret_name}] = std::move(*secret);
-        }
-      }
-    }
-  }
-  in.secrets = &secrets;
-  for (const auto& kind : render::kOwnedKinds) {
-    auto stored = owned_.at(std::string(kind.kind))->Get(ns, name + std::string(kind.suffix));
-    if (!stored) continue;
-    if (OwnedBy(*stored, uid)) {
-      in.owned[std::string(kind.kind)] = *stored;
-    } else {
-      in.conflicts[std::string(kind.kind)] = DescribeForeign(kind.kind, *stored);
-    }
-  }
-  in.now = Rfc3339Now();
-  in.defaults = options_.defaults;
+  PoolInputs in = Gather(caches, *target, options_.defaults);
+  const kube::ObjectPtr& object = target->object;
 
   ReconcileResult result = Reconcile(in);
   PoolWriter writer(client_, holdings_);

@@ -1,11 +1,9 @@
-// The operator's control loop: caches (informers) of ConnectionPools, of the objects poolkeeper
-// owns (label-selected, never the cluster's other Deployments or Secrets) and of exactly the
-// password Secrets pools reference (one name-selected watch each); handlers that turn changes into
-// keys on the work queue; workers that reconcile a key (reconciler.h) and write only what changed:
-// server-side apply of owned objects, the status subresource, events.
-//
-// Fan-out: the budget of a server is shared, so when a pool is deleted or its spec changes, every
-// other pool on the same server is reconciled again; pools waiting for budget are admitted then.
+// The operator's control loop, wired: caches (informers) of ConnectionPools, of the objects
+// poolkeeper owns (label-selected, never the cluster's other Deployments or Secrets), of pooler
+// pods, PostgresServers and exactly the password Secrets pools reference (secret_watches.h); the
+// handlers that turn changes into keys on the work queue (fan_out.h); workers that gather a key's
+// inputs (pool_inputs.h), reconcile it (reconciler.h) and write only what changed (pool_writer.h,
+// events.h). Its read-only answers for the webhook and the metrics are in manager_queries.cc.
 #pragma once
 
 #include <atomic>
@@ -20,8 +18,10 @@
 
 #include "common/clock.h"
 #include "controller/events.h"
+#include "controller/fan_out.h"
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
+#include "controller/secret_watches.h"
 #include "controller/server_observer.h"
 #include "controller/server_registry.h"
 #include "controller/work_queue.h"
@@ -94,6 +94,12 @@ class Manager {
   // enforces the budget). Thread-safe; any replica answers.
   std::optional<std::string> Admit(const nlohmann::json& pool) const;
 
+  // For tests, which drive the manager on their own thread instead of StartInformers and
+  // StartWorkers: one attempt of every cache (kube::Informer::Step), and one reconcile of the next
+  // ready key as a worker does it (false when no key is ready).
+  void StepCaches();
+  bool RunOne();
+
   std::vector<PoolBudgetFigures> Budgets() const;
   std::vector<ServerFigures> Servers() const;
   QueueFigures Queue() const;
@@ -107,17 +113,12 @@ class Manager {
     Clock::Duration requeue_after{};
   };
   void Enqueue(const std::string& key);
-  // Every pool of the budget `reference` (a pool's or pod's server reference) belongs to.
-  void EnqueueServer(const std::string& reference, const std::string& except);
-  void OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
-  void OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
-  void OnOwned(bool admits, const kube::ObjectPtr& before, const kube::ObjectPtr& after);
-  void OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
   std::unique_ptr<kube::InformerGroup> LabelSelectedInformer(const kube::ResourceType& type);
   std::mutex& ServerMutex(const std::string& server);
-  void EnsureSecretWatches();
   bool ServersSynced() const;
+  void StopInformers();
   void Work();
+  void Process(const std::string& key);
   Result<Outcome> ReconcileGuarded(const std::string& key);
   Result<Outcome> ReconcileKey(const std::string& key);
 
@@ -126,22 +127,22 @@ class Manager {
   ManagerOptions options_;
   WorkQueue queue_;
   EventRecorder events_;
-  PoolIndex index_;
   ReconcileObserver observer_;
+  // The indexes and the handlers that keep them, before the informers that call the handlers.
+  PoolIndex index_;
+  HoldingsIndex holdings_;
+  ServerRegistry registry_;
+  FanOut fan_out_;
+  SecretWatches secrets_;
+  std::mutex server_mutexes_mutex_;
+  std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
   std::unique_ptr<kube::InformerGroup> pools_;
   std::map<std::string, std::unique_ptr<kube::InformerGroup>> owned_;  // by kind
   std::unique_ptr<kube::InformerGroup> pods_;  // pooler pods (label-selected), for holdings_
-  HoldingsIndex holdings_;
-  std::mutex server_mutexes_mutex_;
-  std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
-  ServerRegistry registry_;                           // before servers_, whose handlers update it
-  std::unique_ptr<kube::Informer> servers_;           // PostgresServers (cluster-scoped)
+  std::unique_ptr<kube::Informer> servers_;    // PostgresServers (cluster-scoped)
   // With options_.database: created with the manager, started on the leader.
   std::unique_ptr<ServerObserver> server_observer_;
   mutable std::atomic<bool> warned_no_server_crd_{false};
-
-  mutable std::mutex secrets_mutex_;
-  std::map<std::string, std::unique_ptr<kube::Informer>> secrets_;  // by namespace/name
 
   std::vector<std::thread> workers_;
   std::atomic<int> busy_{0};

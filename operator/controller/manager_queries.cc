@@ -76,9 +76,7 @@ uint64_t Manager::Relists() const {
   }
   for (const auto& informer : pods_->informers()) count(*informer);
   count(*servers_);
-  std::lock_guard guard(secrets_mutex_);
-  for (const auto& [key, informer] : secrets_) count(*informer);
-  return relists;
+  return relists + secrets_.Relists();
 }
 
 QueueFigures Manager::Queue() const { return {queue_.Depth(), adds_.load(), retries_.load()}; }

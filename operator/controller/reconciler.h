@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "api/connection_pool.h"
-#include "api/manifests.h"
 #include "api/parse.h"
+#include "api/secrets.h"
 #include "api/status.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
@@ -34,7 +34,8 @@ struct PoolInputs {
   // (draining ones too) and admitted configuration, so a pool is never planned into connections
   // that pods can still open.
   budget::Holdings holdings;
-  const api::SecretSource* secrets = nullptr;
+  // The password Secrets the pool references, as the caches hold them (a missing one is absent).
+  api::SecretMap secrets;
   // Owned objects as stored, by kind (render::kOwnedKinds); absent when not created yet.
   std::map<std::string, nlohmann::json> owned;
   // Kinds whose object name is taken by an object this pool does not own, with a description of

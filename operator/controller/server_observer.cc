@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "api/manifests.h"
+#include "api/secrets.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "controller/role_limits.h"

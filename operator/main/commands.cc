@@ -170,7 +170,7 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
       status = std::max(status, kExitOverBudget);
       continue;
     }
-    auto passwords = api::ResolvePasswords(pool, manifests);
+    auto passwords = api::ResolvePasswords(pool, manifests.secrets);
     if (!passwords) {
       err << "error: " << id << ": ";
       PrintError(passwords.error(), err);

@@ -46,10 +46,11 @@ Status ObserveServers(api::Manifests& manifests, const ObserveEnv& env, std::ost
     const api::PostgresServerSpec& spec = server.spec;
     const std::string where = "PostgresServer " + server.name + ": ";
     postgres::Endpoint endpoint{.host = spec.host, .port = spec.port, .sslmode = spec.ssl_mode};
-    const api::Secret* credentials = spec.credentials_secret_ref
-                                         ? manifests.Find(spec.credentials_secret_ref->namespace_,
-                                                          spec.credentials_secret_ref->name)
-                                         : nullptr;
+    std::optional<api::Secret> credentials;
+    if (spec.credentials_secret_ref) {
+      credentials = manifests.secrets.Find(spec.credentials_secret_ref->namespace_,
+                                           spec.credentials_secret_ref->name);
+    }
     if (credentials && Key(*credentials, "username") && Key(*credentials, "password")) {
       endpoint.user = *Key(*credentials, "username");
       endpoint.password = *Key(*credentials, "password");
@@ -63,8 +64,8 @@ Status ObserveServers(api::Manifests& manifests, const ObserveEnv& env, std::ost
     }
     TempCaFile ca;
     if (spec.ca_secret_ref) {
-      const api::Secret* secret =
-          manifests.Find(spec.ca_secret_ref->namespace_, spec.ca_secret_ref->name);
+      std::optional<api::Secret> secret =
+          manifests.secrets.Find(spec.ca_secret_ref->namespace_, spec.ca_secret_ref->name);
       if (secret && Key(*secret, "ca.crt")) {
         auto path = ca.Write(*Key(*secret, "ca.crt"));
         if (!path) return std::unexpected(path.error());

@@ -34,16 +34,14 @@ json PoolJson(const std::string& name, int instances, int pool_size, const std::
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    secrets_.secrets[{"shop", "app-db"}] = {"shop", "app-db", "7", {{"password", "s3cret"}}};
-  }
+  void SetUp() override { secrets_.Put({"shop", "app-db", "7", {{"password", "s3cret"}}}); }
 
   PoolInputs Inputs(const json& pool) {
     PoolInputs in;
     in.pool = pool;
     auto parsed = api::ParseConnectionPool(pool);
     if (parsed) in.server_pools.push_back(*parsed);
-    in.secrets = &secrets_;
+    in.secrets = secrets_;
     in.owned = owned_;
     for (const auto& [name, pod] : pods_) in.pods.push_back(pod);
     in.now = "2026-11-23T10:00:00Z";
@@ -91,7 +89,7 @@ class ReconcilerTest : public ::testing::Test {
     return "";
   }
 
-  api::Manifests secrets_;
+  api::SecretMap secrets_;
   std::map<std::string, json> owned_;
   std::map<std::string, json> pods_;
 };
@@ -285,7 +283,7 @@ TEST_F(ReconcilerTest, ClientsBeyondThePoolersCapacityAreAWarningEvent) {
 }
 
 TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
-  secrets_.secrets.clear();
+  secrets_.Clear();
   ReconcileResult result = Reconcile(Inputs(PoolJson("orders", 1, 10, "t")));
   EXPECT_TRUE(result.apply.empty());
   EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "SecretNotFound");
@@ -308,7 +306,7 @@ TEST_F(ReconcilerTest, PasswordRotationRollsThePodsWithoutLeakingThePassword) {
   json pool = PoolJson("orders", 1, 10, "t");
   Settle(pool);
   std::string hash_before = pool["status"]["configHash"];
-  secrets_.secrets[{"shop", "app-db"}] = {"shop", "app-db", "8", {{"password", "n3w"}}};
+  secrets_.Put({"shop", "app-db", "8", {{"password", "n3w"}}});
   ReconcileResult result = Reconcile(Inputs(pool));
   std::vector<std::string> kinds;
   for (const auto& o : result.apply) kinds.push_back(o["kind"]);

@@ -1,0 +1,96 @@
+// Secrets: decoding one, holding them in memory, and resolving a pool's passwords from any source.
+#include "api/secrets.h"
+
+#include <set>
+
+#include "api/field_reader.h"
+#include "common/base64.h"
+
+namespace poolkeeper::api {
+namespace {
+
+using nlohmann::json;
+
+}  // namespace
+
+void SecretMap::Put(Secret secret) {
+  auto key = std::make_pair(secret.namespace_, secret.name);
+  secrets_[std::move(key)] = std::move(secret);
+}
+
+std::optional<Secret> SecretMap::Find(const std::string& namespace_,
+                                      const std::string& name) const {
+  auto it = secrets_.find({namespace_, name});
+  if (it == secrets_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<Secret> ParseSecret(const json& object) {
+  std::vector<FieldIssue> issues;
+  Secret secret;
+  FieldReader meta(object.contains("metadata") ? &object["metadata"] : nullptr, "metadata", issues);
+  secret.name = meta.String("name", true).value_or("");
+  secret.namespace_ = meta.String("namespace").value_or("default");
+  secret.resource_version = meta.String("resourceVersion").value_or("");
+  // Values are never echoed in errors: they are secrets.
+  FieldReader reader(&object, "", issues);
+  if (const json* data = reader.Object("data")) {
+    for (const auto& [key, value] : data->items()) {
+      auto decoded = value.is_string() ? DecodeBase64(value.get<std::string>()) : std::nullopt;
+      if (!decoded) {
+        issues.push_back({"data." + key, "must be base64"});
+        continue;
+      }
+      secret.data[key] = *decoded;
+    }
+  }
+  if (const json* data = reader.Object("stringData")) {
+    for (const auto& [key, value] : data->items()) {
+      if (!value.is_string()) {
+        issues.push_back({"stringData." + key, "must be a string"});
+        continue;
+      }
+      secret.data[key] = value.get<std::string>();
+    }
+  }
+  if (!issues.empty()) return Invalid(std::move(issues));
+  return secret;
+}
+
+Result<ResolvedPasswords> ResolvePasswords(const ConnectionPool& pool,
+                                           const SecretSource& secrets) {
+  ResolvedPasswords resolved;
+  std::set<std::string> revisions;
+  for (size_t i = 0; i < pool.spec.users.size(); ++i) {
+    const UserSpec& user = pool.spec.users[i];
+    const SecretKeyRef& ref = user.password_secret_ref;
+    std::string field = "spec.users[" + std::to_string(i) + "].passwordSecretRef";
+    std::optional<Secret> secret = secrets.Find(pool.metadata.namespace_, ref.name);
+    if (!secret) {
+      Error error{ErrorCode::kNotFound,
+                  {},
+                  {{field + ".name",
+                    "Secret " + pool.metadata.namespace_ + "/" + ref.name + " not found"}}};
+      error.message = error.ToString();
+      return std::unexpected(std::move(error));
+    }
+    auto it = secret->data.find(ref.key);
+    if (it == secret->data.end()) {
+      Error error{ErrorCode::kNotFound,
+                  {},
+                  {{field + ".key", "Secret " + pool.metadata.namespace_ + "/" + ref.name +
+                                        " has no key \"" + ref.key + "\""}}};
+      error.message = error.ToString();
+      return std::unexpected(std::move(error));
+    }
+    resolved.passwords[user.name] = it->second;
+    revisions.insert(ref.name + "@" + secret->resource_version);
+  }
+  for (const auto& revision : revisions) {
+    if (!resolved.revision.empty()) resolved.revision += ",";
+    resolved.revision += revision;
+  }
+  return resolved;
+}
+
+}  // namespace poolkeeper::api

@@ -1,0 +1,62 @@
+// A reconcile's inputs, read from the caches.
+#include "controller/pool_inputs.h"
+
+#include "controller/pool_writer.h"
+#include "render/render.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+std::pair<std::string, std::string> SplitKey(const std::string& key) {
+  auto slash = key.find('/');
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+}  // namespace
+
+std::optional<PassTarget> Locate(const PoolCaches& caches, const std::string& key) {
+  auto [ns, name] = SplitKey(key);
+  PassTarget target{.key = key, .object = caches.pools.Get(ns, name)};
+  if (!target.object) return std::nullopt;
+  target.entry = caches.index.Find(key);
+  target.directory = caches.registry.Directory();
+  if (target.entry && target.entry->pool) {
+    target.budget_key = target.directory->BudgetKeyOf(target.entry->server);
+  }
+  return target;
+}
+
+PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
+                  const api::ParseDefaults& defaults) {
+  auto [ns, name] = SplitKey(target.key);
+  PoolInputs in;
+  in.pool = *target.object;
+  in.directory = target.directory.get();
+  if (target.entry && target.entry->pool) {
+    const std::set<std::string> references = target.directory->ReferencesOf(target.budget_key);
+    in.server_pools = caches.index.OnServers(references);
+    in.holdings = caches.holdings.OnServers(references);
+  }
+  for (const auto& pod : caches.holdings.PodsOf(target.key)) in.pods.push_back(*pod);
+  if (target.entry) {
+    for (const auto& secret_key : target.entry->secrets) {
+      auto [secret_ns, secret_name] = SplitKey(secret_key);
+      if (auto secret = caches.secrets.Find(secret_ns, secret_name)) in.secrets.Put(*secret);
+    }
+  }
+  const std::string uid = PoolUid(*target.object);
+  for (const auto& kind : render::kOwnedKinds) {
+    auto stored = caches.owned.at(std::string(kind.kind))->Get(ns, name + std::string(kind.suffix));
+    if (!stored) continue;
+    if (OwnedBy(*stored, uid)) {
+      in.owned[std::string(kind.kind)] = *stored;
+    } else {
+      in.conflicts[std::string(kind.kind)] = DescribeForeign(kind.kind, *stored);
+    }
+  }
+  in.now = Rfc3339Now();
+  in.defaults = defaults;
+  return in;
+}
+
+}  // namespace poolkeeper::controller

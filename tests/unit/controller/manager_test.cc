@@ -1,0 +1,186 @@
+// The Manager on a scripted API server and a fake clock, driven on the test's thread
+// (StepCaches, RunOne): what one reconcile pass reads and writes, which Secret changes queue a
+// pool, and the figures the metrics are read from. The handlers' fan-out is in fan_out_test.cc.
+#include "controller/manager.h"
+
+#include <gtest/gtest.h>
+
+#include "../kube/fake_transport.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+using kube::testing::Event;
+using kube::testing::FakeTransport;
+using nlohmann::json;
+
+constexpr char kPools[] = "/apis/poolkeeper.io/v1alpha1/connectionpools";
+constexpr char kServers[] = "/apis/poolkeeper.io/v1alpha1/postgresservers";
+constexpr char kPasswordSecrets[] = "/api/v1/namespaces/shop/secrets";
+constexpr char kStatus[] =
+    "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status";
+// The label-selected caches of the kinds poolkeeper owns, and of pooler pods.
+constexpr const char* kOwnedAndPods[] = {"/api/v1/configmaps", "/api/v1/secrets",
+                                         "/api/v1/services", "/apis/policy/v1/poddisruptionbudgets",
+                                         "/api/v1/pods"};
+
+json Pool(const std::string& name, json status = json::object()) {
+  return {{"apiVersion", "poolkeeper.io/v1alpha1"},
+          {"kind", "ConnectionPool"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", "shop"},
+            {"uid", "uid-" + name},
+            {"resourceVersion", "3"},
+            {"generation", 1},
+            {"finalizers", {"poolkeeper.io/pods-drained"}},
+            {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+          {"spec",
+           {{"server", {{"host", "db"}, {"maxConnections", 100}}},
+            {"pooler", {{"pgbouncerVersion", "1.18"}, {"image", "pgbouncer:1.18.0"}}},
+            {"databases", {{{"name", "app"}}}},
+            {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", "app-db"}}}}}}}},
+          {"status", std::move(status)}};
+}
+
+json PasswordSecret(const std::string& version, const std::string& password) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Secret"},
+          {"metadata", {{"name", "app-db"}, {"namespace", "shop"}, {"resourceVersion", version}}},
+          {"stringData", {{"password", password}}}};
+}
+
+json List(const std::string& kind, std::vector<json> items) {
+  return {{"kind", kind + "List"},
+          {"apiVersion", "v1"},
+          {"metadata", {{"resourceVersion", "10"}}},
+          {"items", std::move(items)}};
+}
+
+struct ManagerTest : ::testing::Test {
+  // Every cache's first LIST: these pools and servers, and no password Secret yet.
+  void ListCaches(std::vector<json> pools, std::vector<json> servers = {}) {
+    transport.RespondJson("GET", kServers, 200, List("PostgresServer", std::move(servers)));
+    for (const char* path : kOwnedAndPods) transport.RespondJson("GET", path, 200, List("", {}));
+    transport.RespondJson("GET", kPools, 200, List("ConnectionPool", std::move(pools)));
+    transport.RespondJson("GET", kPasswordSecrets, 200, List("Secret", {}));
+    manager.StepCaches();
+    ASSERT_TRUE(manager.Synced());
+  }
+  std::vector<kube::HttpRequest> Writes() const {
+    std::vector<kube::HttpRequest> writes;
+    for (const auto& request : transport.Requests()) {
+      if (request.method != "GET") writes.push_back(request);
+    }
+    return writes;
+  }
+
+  FakeTransport transport;
+  FakeClock clock;
+  kube::Client client{transport};
+  Manager manager{client, clock, {.workers = 1}};
+};
+
+TEST_F(ManagerTest, APoolWhoseSecretIsMissingSaysWhichAndWritesNothingElse) {
+  ListCaches({Pool("app")});
+  transport.RespondJson("PATCH", kStatus, 200, Pool("app"));
+  transport.RespondJson("POST", "/api/v1/namespaces/shop/events", 201, json::object());
+  ASSERT_TRUE(manager.RunOne());
+  auto writes = Writes();
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].method, "PATCH");
+  EXPECT_TRUE(writes[0].path.starts_with(kStatus)) << writes[0].path;
+  const json status = json::parse(writes[0].body)["status"];
+  bool named = false;
+  for (const auto& c : status["conditions"]) {
+    if (c["reason"] == "SecretNotFound") {
+      named =
+          c["message"].get<std::string>().find("Secret shop/app-db not found") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(named) << status.dump();
+  EXPECT_EQ(writes[1].method, "POST") << "the Warning event";
+  EXPECT_TRUE(writes[1].path.starts_with("/api/v1/namespaces/shop/events")) << writes[1].path;
+  EXPECT_FALSE(manager.RunOne()) << "next at the resync, not now";
+}
+
+TEST_F(ManagerTest, APoolIsReconciledAgainWhenItsSecretIsCreatedChangedOrDeleted) {
+  ListCaches({Pool("app")});
+  transport.RespondJson("PATCH", kStatus, 200, Pool("app"));
+  ASSERT_TRUE(manager.RunOne());
+  ASSERT_FALSE(manager.RunOne());
+  const std::vector<std::pair<const char*, json>> events = {
+      {"ADDED", PasswordSecret("11", "one")},
+      {"MODIFIED", PasswordSecret("12", "two")},
+      {"DELETED", PasswordSecret("12", "two")},
+  };
+  for (const auto& [type, secret] : events) {
+    transport.QueueWatch(kPasswordSecrets, {Event(type, secret)});
+    manager.StepCaches();  // the other caches' watches are not scripted: they fail, unchanged
+    EXPECT_TRUE(manager.RunOne()) << type;
+    if (std::string(type) == "ADDED") {
+      EXPECT_TRUE(transport.LastRequest().path.ends_with("/configmaps/app-config"))
+          << "with its Secret the pass renders, and checks its ConfigMap's name is free";
+    }
+    // The pass fails on the unscripted writes and backs off on the fake clock, which stays put.
+    EXPECT_FALSE(manager.RunOne()) << type;
+  }
+}
+
+TEST_F(ManagerTest, APassWaitsForTheFirstListOfANewSecretWatch) {
+  transport.RespondJson("GET", kServers, 200, List("PostgresServer", {}));
+  for (const char* path : kOwnedAndPods) transport.RespondJson("GET", path, 200, List("", {}));
+  transport.RespondJson("GET", kPools, 200, List("ConnectionPool", {Pool("app")}));
+  // The Secret watch's LIST is not scripted: it fails, so the Secret is not known to be missing.
+  manager.StepCaches();
+  ASSERT_TRUE(manager.RunOne());
+  EXPECT_TRUE(Writes().empty()) << "nothing is reported missing before the cache has listed";
+  EXPECT_EQ(manager.Queue().depth, 1u);
+  EXPECT_FALSE(manager.RunOne()) << "retried 200ms later, on the clock";
+  clock.Advance(std::chrono::milliseconds(200));
+  transport.RespondJson("GET", kPasswordSecrets, 200, List("Secret", {PasswordSecret("7", "x")}));
+  manager.StepCaches();
+  EXPECT_TRUE(manager.RunOne());
+}
+
+TEST_F(ManagerTest, MetricsFiguresAreReadFromTheCachesAndTheQueue) {
+  const json server = {
+      {"apiVersion", "poolkeeper.io/v1alpha1"},
+      {"kind", "PostgresServer"},
+      {"metadata", {{"name", "main"}, {"resourceVersion", "4"}, {"generation", 1}}},
+      {"spec", {{"host", "db"}, {"maxConnections", 100}}},
+      {"status",
+       {{"budget", {{"maxConnections", 100}, {"usable", 90}, {"allocated", 30}, {"headroom", 60}}},
+        {"observed", {{"inUseByOthers", 7}}},
+        {"conditions", {{{"type", "Reachable"}, {"status", "True"}}}}}}};
+  ListCaches({Pool("app", {{"budget", {{"usable", 90}, {"allocated", 20}, {"headroom", 70}}}}),
+              Pool("web", {{"budget", {{"usable", 90}, {"allocated", 10}, {"headroom", 60}}}}),
+              Pool("new")},
+             {server});
+
+  auto budgets = manager.Budgets();
+  ASSERT_EQ(budgets.size(), 2u) << "a pool without a budget in its status has no figures";
+  EXPECT_EQ(budgets[0].name, "app");
+  EXPECT_EQ(budgets[0].allocated, 20);
+  EXPECT_EQ(budgets[1].name, "web");
+  EXPECT_EQ(budgets[1].headroom, 60);
+
+  auto servers = manager.Servers();
+  ASSERT_EQ(servers.size(), 1u);
+  EXPECT_EQ(servers[0].name, "main");
+  EXPECT_EQ(servers[0].max_connections, 100);
+  EXPECT_EQ(servers[0].in_use_by_others, 7);
+  EXPECT_EQ(servers[0].usable, 90);
+  EXPECT_EQ(servers[0].allocated, 30);
+  EXPECT_TRUE(servers[0].reachable);
+  EXPECT_FALSE(servers[0].observation_age_seconds) << "never observed";
+
+  QueueFigures queue = manager.Queue();
+  EXPECT_EQ(queue.depth, 3u) << "each pool once, however many events queued it";
+  EXPECT_GE(queue.adds, 3u);
+  EXPECT_EQ(queue.retries, 0u);
+  EXPECT_EQ(manager.Relists(), 0u) << "first LISTs are not relists";
+}
+
+}  // namespace
+}  // namespace poolkeeper::controller
