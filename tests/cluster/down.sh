@@ -11,8 +11,8 @@ D="$(cd "$1" && pwd)"
 ours() { # pid: is it a process of this cluster? (its command line or environment names DIR)
 	local pid="$1"
 	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-	{ tr '\0' '\n' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$D/" && return 0
-	{ tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qxF "LOCALKUBELET_STATE_DIR=$D/kubelet" && return 0
+	grep -qF "$D/" < <(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null) && return 0
+	grep -qxF "LOCALKUBELET_STATE_DIR=$D/kubelet" < <(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null) && return 0
 	return 1
 }
 stop() { # grace-seconds pid...: SIGTERM, wait, then SIGKILL
@@ -40,7 +40,7 @@ pod_pids=()
 for f in "$D"/kubelet/pods/*/containers/*/pid; do [[ -f "$f" ]] && pod_pids+=("$(cat "$f")"); done
 for e in /proc/[0-9]*/environ; do
 	p="${e#/proc/}"; p="${p%/environ}"
-	{ tr '\0' '\n' < "$e"; } 2>/dev/null | grep -qxF "LOCALKUBELET_STATE_DIR=$D/kubelet" && pod_pids+=("$p")
+	grep -qxF "LOCALKUBELET_STATE_DIR=$D/kubelet" < <(tr '\0' '\n' < "$e" 2>/dev/null) && pod_pids+=("$p")
 done
 (( ${#pod_pids[@]} )) && stop 5 "${pod_pids[@]}"
 stop 10 "$(pidof_ kube-controller-manager)"

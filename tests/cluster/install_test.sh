@@ -71,7 +71,7 @@ test_crd_accepted() {
 	k create namespace default-pools >/dev/null
 	sed 's/namespace: default/namespace: default-pools/' "$repo/examples/quickstart.yaml" | k apply -f - >/dev/null
 	k -n default-pools get cpool app >/dev/null
-	k -n default-pools get poolkeeper -o name | grep -qx connectionpool.poolkeeper.io/app || fail "category poolkeeper"
+	k -n default-pools get poolkeeper -o name | has -x connectionpool.poolkeeper.io/app || fail "category poolkeeper"
 	local header=$(k -n default-pools get connectionpools | head -1)
 	for col in NAME READY INSTANCES MODE ALLOCATED USABLE BUDGET AGE; do
 		[[ $header == *"$col"* ]] || fail "printer column $col missing: $header"
@@ -167,8 +167,8 @@ test_helm_lint() {
 	! helm template x "$chart" --set no.such=value >/dev/null 2>&1 || fail "values.schema.json accepts an unknown key"
 	! helm template x "$chart" --set defaultPgbouncerImage=registry.example/pgbouncer:1.18.0 >/dev/null 2>&1 || fail "default image without its version rendered"
 	helm template x "$chart" --set defaultPgbouncerImage=registry.example/pgbouncer:1.18.0 --set defaultPgbouncerVersion=1.18 |
-		grep -q -- '--default-pgbouncer-version=1.18' || fail "--default-pgbouncer-version not passed"
-	! helm template x "$chart" | grep -q -- '--default-pgbouncer' || fail "default-pgbouncer flags passed while unset"
+		has -- '--default-pgbouncer-version=1.18' || fail "--default-pgbouncer-version not passed"
+	lacks '--default-pgbouncer' helm template x "$chart" || fail "default-pgbouncer flags passed while unset"
 }
 
 test_manifests_and_chart_crd_in_sync() {
@@ -255,7 +255,7 @@ check_operator_pods() {
 		grep -q "$pod" <<<"$lg" || fail "$pod: identity (POD_NAME) not in its log: $lg"
 		grep -q "$ip:8080" <<<"$lg" || fail "$pod: --http-address not the pod IP: $lg"
 		! grep -qiE 'forbidden|"code":"?403| 403 ' <<<"$lg" || fail "$pod: refused by the API server: $(grep -iE 'forbidden|403' <<<"$lg" | head -3)"
-		curl -sf --max-time 5 "http://$ip:8080/metrics" | grep -q '^poolkeeper_' || fail "$pod: /metrics on $ip:8080"
+		curl -sf --max-time 5 "http://$ip:8080/metrics" | has '^poolkeeper_' || fail "$pod: /metrics on $ip:8080"
 		curl -sf --max-time 5 "http://$ip:8080/healthz" >/dev/null || fail "$pod: /healthz"
 	done
 	(( n > 0 )) || fail "no operator pod"
@@ -337,7 +337,7 @@ test_helm_upgrade_changed_values() {
 	eventually 30 '[[ "$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o name | wc -l)" == 2 ]]' || fail "old pods left"
 	check_operator_pods
 	local pod=$(k -n "$NS" get pods -l app.kubernetes.io/instance=$REL -o jsonpath='{.items[0].metadata.name}')
-	operator_log "$pod" | grep -q '^ts=' || fail "new pod does not log in text (logfmt): $(operator_log "$pod" | head -3)"
+	operator_log "$pod" | has '^ts=' || fail "new pod does not log in text (logfmt): $(operator_log "$pod" | head -3)"
 }
 
 test_helm_uninstall() {

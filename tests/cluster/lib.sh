@@ -18,6 +18,13 @@ passed=0 failed=0
 
 log() { echo "    $*" >&2; }
 fail() { echo "    FAIL: $*" >&2; return 1; }
+# producer | has GREP-ARGS...: whether the producer's output has a matching line. It reads all of its
+# input before matching: `producer | grep -q` under pipefail fails whenever grep exits at the first
+# match while the producer is still writing (SIGPIPE), and a negated check then passes vacuously.
+has() { local text; text=$(cat); grep -q "$@" <<<"$text"; }
+# lacks PATTERN command...: the command succeeds and no line of its output matches PATTERN (a check
+# that something is absent must not pass because the command printed nothing).
+lacks() { local pattern="$1" out; shift; out=$("$@") || return 1; ! grep -q -- "$pattern" <<<"$out"; }
 # poll DEADLINE-SECONDS command...: retry the command until it succeeds or the deadline passes.
 poll() {
 	local secs="$1"; shift

@@ -35,7 +35,7 @@ start_operator() {
 op_pid() { cat "$work/$1.pid"; }
 metrics() { curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/$1.port")/metrics"; }
 ready() { curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/$1.port")/readyz" >/dev/null; }
-is_leader() { metrics "$1" | grep -qx 'poolkeeper_leader 1'; }
+is_leader() { metrics "$1" | has -x 'poolkeeper_leader 1'; }
 # metric NAME SERIES-REGEX: the sum of the samples of the operator's series matching the regex.
 metric_sum() { metrics "$1" | awk -v re="$2" '$0 ~ re { s += $NF } END { print s + 0 }'; }
 writes() { metric_sum "$1" '^poolkeeper_api_requests_total\\{.*verb="(apply|create|update|patch|delete)"'; }
@@ -95,9 +95,9 @@ test_pool_becomes_ready_and_serves() {
 	[[ "$(k get connectionpool first -o jsonpath='{.status.readyInstances}')" == 2 ]] || fail "readyInstances"
 	poll 30 query_all first app-secret-pw || fail "no query through the pods of first"
 	# No password in the ConfigMap, the status or the events.
-	! k get configmap first-config -o yaml | grep -q app-secret-pw || fail "password in the ConfigMap"
-	! k get connectionpool first -o yaml | grep -q app-secret-pw || fail "password in the status"
-	! k get events -o yaml | grep -q app-secret-pw || fail "password in an event"
+	lacks app-secret-pw k get configmap first-config -o yaml || fail "password in the ConfigMap"
+	lacks app-secret-pw k get connectionpool first -o yaml || fail "password in the status"
+	lacks app-secret-pw k get events -o yaml || fail "password in an event"
 	! grep -q app-secret-pw "$work"/op1.log || fail "password in the operator log"
 	log "first Ready, 2 pods serve through PgBouncer to PostgreSQL :$pgport"
 }
@@ -109,7 +109,7 @@ test_spec_change_rolls_the_pods() {
 	[[ "$(template_hash first)" != "$hash_before" ]] || fail "config hash unchanged"
 	poll 60 pods_run_hash first || fail "pods do not all run the new configuration"
 	eventually 60 '[[ "$(pod_uids first | grep -vxF "$pods_before" | wc -l)" -eq 2 ]]' || fail "pods not replaced"
-	k get configmap first-config -o jsonpath='{.data.pgbouncer\.ini}' | grep -q '^default_pool_size = 4$' || fail "ini not updated"
+	k get configmap first-config -o jsonpath='{.data.pgbouncer\.ini}' | has '^default_pool_size = 4$' || fail "ini not updated"
 	poll 30 query_all first app-secret-pw || fail "no query after the rollout"
 }
 
@@ -151,7 +151,9 @@ test_password_rotation_reaches_the_pods() {
 	poll 60 pods_run_hash second || fail "pods do not all run the new configuration"
 	poll 60 pool_ready second || fail "second not Ready after rotation"
 	poll 60 query_all second rotated-pw-2 || fail "the new password does not work through the pooler"
-	! k get secret second-auth -o jsonpath='{.data.userlist\.txt}' | base64 -d | grep -q app-secret-pw || fail "old password kept"
+	local userlist
+	userlist=$(k get secret second-auth -o jsonpath='{.data.userlist\.txt}' | base64 -d) && [[ -n "$userlist" ]] || fail "no userlist"
+	! grep -q app-secret-pw <<<"$userlist" || fail "old password kept"
 }
 
 test_missing_secret_is_a_condition() {
@@ -212,7 +214,7 @@ test_expired_watch_relists() {
 	log "compacted etcd at revision $rev; $leader relisted"
 	k patch connectionpool second --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":5},"databases":[{"name":"app","maxDbConnections":5}]}}' >/dev/null
 	poll 60 pool_ready second || fail "not reconciled after the relist"
-	k get configmap second-config -o jsonpath='{.data.pgbouncer\.ini}' | grep -q '^default_pool_size = 5$' || fail "ini not updated"
+	k get configmap second-config -o jsonpath='{.data.pgbouncer\.ini}' | has '^default_pool_size = 5$' || fail "ini not updated"
 }
 
 # Issue 9, case 1: pods are the operator's to start: scaling goes through the pool's scale subresource, and a pod
@@ -235,7 +237,7 @@ test_name_taken_is_left_alone() {
 	k create service clusterip taken --tcp=6432:6432 >/dev/null
 	pool taken 1 1 1 | k apply -f - >/dev/null
 	eventually 30 '[[ "$(reason taken Degraded)" == NameConflict ]]' || fail "no NameConflict: $(k get connectionpool taken -o jsonpath='{.status.conditions}')"
-	k get connectionpool taken -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}' | grep -q 'Service default/taken' || fail "message does not name the Service"
+	k get connectionpool taken -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}' | has 'Service default/taken' || fail "message does not name the Service"
 	[[ -z "$(k get service taken -o jsonpath='{.metadata.ownerReferences}')" ]] || fail "the Service was taken over"
 	[[ -z "$(k get pods,configmap,secret -l app.kubernetes.io/instance=taken -o name)" ]] || fail "objects written beside a conflict"
 	k delete connectionpool taken --wait=true --timeout=60s >/dev/null || fail "pool not deleted"

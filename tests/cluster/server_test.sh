@@ -101,7 +101,7 @@ test_server_is_observed_with_drift() {
 	[[ "$(sjson main '{.status.drift[0]}')" == "maxConnections: declared 100, observed 30" ]] || fail "drift: $(sjson main '{.status.drift}')"
 	[[ "$(sjson main '{.status.budget.usable}')" == 25 && "$(sjson main '{.status.budget.source}')" == Observed ]] ||
 		fail "budget $(sjson main '{.status.budget}')"
-	k get postgresservers | grep -q '^main  *127.0.0.1:' || fail "printer columns: $(k get postgresservers)"
+	k get postgresservers | has '^main  *127.0.0.1:' || fail "printer columns: $(k get postgresservers)"
 	# The same figures as metrics.
 	local metrics
 	metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/op.port")/metrics")

@@ -47,14 +47,14 @@ test_two_clusters_up_down() {
 	for p in $c2pids; do ! kill -0 "$p" 2>/dev/null || fail "process $p of cluster 2 still running"; done
 	[[ ! -e "/tmp/poolkeeper-cluster-podnets/$net2" ]] || fail "pod range of cluster 2 not released"
 	for p in $(cat "$C1"/pids/*.pid); do kill -0 "$p" || fail "cluster 1 process $p died with cluster 2"; done
-	k get --raw /readyz | grep -qx ok
+	k get --raw /readyz | has -x ok
 }
 
 pod_ips() { k get pods -l app=pgb -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}'; }
 pgb_pids() { # pgbouncer processes of cluster 1
 	local p
 	for p in $(pgrep -x pgbouncer); do
-		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qxF "LOCALKUBELET_STATE_DIR=$C1/kubelet" && echo "$p"
+		grep -qxF "LOCALKUBELET_STATE_DIR=$C1/kubelet" < <(tr '\0' '\n' < /proc/$p/environ 2>/dev/null) && echo "$p"
 	done
 }
 ready_restarted() { # pod: Ready and restarted at least once
@@ -128,7 +128,7 @@ test_crd_watch() {
 	grep -q "size must not exceed maxSize" <<<"$out" || fail "unexpected error: $out"
 	out=$(printf 'apiVersion: harness.poolkeeper.io/v1alpha1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: 0}\n' | k apply -f - 2>&1) && fail "minimum not enforced"
 	[[ "$(k get wdg -o name)" == "widget.harness.poolkeeper.io/w1" ]] || fail "list"
-	k get widgets -o wide | grep -q '^w1 *3' || fail "printer column"
+	k get widgets -o wide | has '^w1 *3' || fail "printer column"
 	# Watch: a bounded watch sees an object created after it started.
 	local wout="$work/watch.out"
 	timeout 30 kubectl --kubeconfig "$C1/kubeconfig" get widgets --watch -o name > "$wout" 2>&1 &

@@ -20,7 +20,7 @@ t0=$(date +%s.%N)
 for f in "$D"/pids/*.pid; do
 	[[ -f "$f" ]] || continue
 	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null && tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$D"; then
+	if kill -0 "$pid" 2>/dev/null && grep -qF "$D" < <(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null); then
 		echo "up.sh: a cluster is already running in $D (pid $pid); run down.sh $D first" >&2
 		exit 1
 	fi
