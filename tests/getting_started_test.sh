@@ -31,7 +31,8 @@
 #
 # Usage: tests/getting_started_test.sh PATH/TO/poolkeeper     (scripts/build.sh builds build/poolkeeper)
 # Needs root (the local control plane), python3 with PyYAML, jq, flock. GS_TIMEOUT bounds the whole run
-# (seconds, default 1800), GS_LOCK_TIMEOUT the wait for another run's lock (default 1800).
+# (seconds, default 1800: then the test stops, and stops the demo, once the running command ends; each
+# command the page runs has its own timeout), GS_LOCK_TIMEOUT the wait for another run's lock (default 1800).
 # Prints one line per block and per assertion, and ends with exactly "N passed, M failed"; exits
 # non-zero on failure.
 set -u
@@ -101,7 +102,11 @@ gs_abort() { # reason: stop everything, clean up, report
   gs_summary
   exit 1
 }
-trap 'gs_abort "interrupted or timed out (GS_TIMEOUT=${GS_TIMEOUT:-1800}s)"' INT TERM
+# A signal only sets the reason: its trap can run inside a block, whose output is redirected to a
+# file, so the test stops at the next safe point (gs_stop_if_aborted), once the running command ends.
+gs_abort_reason=""
+trap 'gs_abort_reason="interrupted or timed out (GS_TIMEOUT=${GS_TIMEOUT:-1800}s)"' INT TERM
+gs_stop_if_aborted() { [ -z "$gs_abort_reason" ] || gs_abort "$gs_abort_reason"; }
 trap 'gs_abort "the test exited early"' EXIT
 
 # The whole run is bounded. The sleeper must not hold stdout (scripts/test.sh pipes it to tee).
@@ -179,7 +184,7 @@ gs_check() { # description command...: one assertion
 gs_eventually() { # seconds 'shell condition': re-evaluated every 0.5 s (tests/cluster/lib.sh's eventually)
   local end=$(( $(date +%s) + $1 )); shift
   until eval "$*" >/dev/null 2>&1; do
-    (( $(date +%s) < end )) || return 1
+    (( $(date +%s) < end )) && [ -z "$gs_abort_reason" ] || return 1
     sleep 0.5
   done
 }
@@ -406,6 +411,8 @@ gs_eval() { # N: run the block in this shell, as a user's shell would (no -e, no
   eval "$gs_text" >"$gs_tmp/$1.got" 2>&1 </dev/null 9<&-
   gs_status=$?
   trap - ERR
+  # The eval itself fails when its last command does: not a command of the page.
+  if [ "${#gs_errors[@]}" -gt 0 ] && [[ "${gs_errors[-1]}" == 'eval "$gs_text"'* ]]; then unset 'gs_errors[-1]'; fi
   set -u
 }
 declare -A gs_skipped=()
@@ -421,6 +428,12 @@ gs_run_block() { # N (locals are prefixed: the page's blocks run inside this fun
         gs_line=": skipped by tests/getting_started_test.sh"
       fi
     done
+    # A line that runs the suite but is not the exact line in SKIP (its text changed) must not run:
+    # this tier would run itself. It fails instead of being skipped silently.
+    if [[ "$gs_line" =~ (^|[[:space:]\;\&\|\(])(\./)?scripts/test\.sh([[:space:]]|$) ]]; then
+      gs_fail "$gs_label: runs scripts/test.sh, which runs this tier: not run; put the page's exact line in SKIP"
+      gs_line=": refused by tests/getting_started_test.sh"
+    fi
     # The binary under test, wherever the page runs build/poolkeeper.
     gs_line=$(sed -E 's#(^|[[:space:];&|(])build/poolkeeper([[:space:]]|$)#\1"$gs_poolkeeper"\2#g' <<<"$gs_line")
     printf '%s\n' "$gs_line" >>"$gs_tmp/$gs_n.run"
@@ -450,7 +463,7 @@ gs_run_block() { # N (locals are prefixed: the page's blocks run inside this fun
       else gs_pass "$gs_label: prints the page's output"; fi
       return
     fi
-    [ "$gs_kind_" = kubectl ] && [ "$(date +%s)" -lt "$gs_end" ] || break
+    [ "$gs_kind_" = kubectl ] && [ "$(date +%s)" -lt "$gs_end" ] && [ -z "$gs_abort_reason" ] || break
     sleep 0.5
   done
   gs_fail "$gs_label: exit $gs_status, output differs from the page (--- page, +++ printed)"
@@ -470,6 +483,7 @@ gs_end_section() {
   if [ -n "$hook" ]; then
     gs_hook_ran[$gs_section]=1
     "$hook"
+    gs_stop_if_aborted
   fi
 }
 while IFS=$'\t' read -r gs_kind gs_value; do
@@ -481,6 +495,7 @@ while IFS=$'\t' read -r gs_kind gs_value; do
     sh)
       gs_section_blocks+=("$gs_value")
       gs_run_block "$gs_value"
+      gs_stop_if_aborted
       ;;
     yaml) gs_section_yaml+=("$gs_value") ;;
     error) gs_fail "docs/getting-started.md: $gs_value" ;;
