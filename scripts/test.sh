@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test tier: unit, postgres (real PostgreSQL and
-# PgBouncer), the examples' verdicts, and the cluster tier (a real local control plane) when built.
+# PgBouncer), the examples' verdicts, the docs checks, docs/getting-started.md run command by command
+# (scripts/demo.sh included), and the cluster tier (a real local control plane) when built.
 # Ends with one line "N passed, M failed" over all tiers; exits non-zero on any failure.
 source "$(dirname "$0")/lib.sh"
 
@@ -47,6 +48,9 @@ if [ -f "$REPO_ROOT/tests/examples_test.sh" ]; then
   run_tier examples bash "$REPO_ROOT/tests/examples_test.sh" "$BUILD_DIR/poolkeeper"
 fi
 if [ -f "$REPO_ROOT/tests/docs_test.sh" ]; then run_tier docs bash "$REPO_ROOT/tests/docs_test.sh"; fi
+if [ -f "$REPO_ROOT/tests/getting_started_test.sh" ]; then
+  run_tier getting-started bash "$REPO_ROOT/tests/getting_started_test.sh" "$BUILD_DIR/poolkeeper"
+fi
 if [ -f "$REPO_ROOT/tests/cluster/test.sh" ]; then
   run_tier cluster bash "$REPO_ROOT/tests/cluster/test.sh"
 fi
