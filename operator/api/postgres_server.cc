@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "api/field_reader.h"
-#include "common/json_get.h"
 #include "api/names.h"
 #include "api/parse_common.h"
+#include "common/json_get.h"
 
 namespace poolkeeper::api {
 namespace {

@@ -30,8 +30,6 @@ std::string EndpointKey(std::string_view host, int port) {
   return lowered + ":" + std::to_string(port);
 }
 
-std::string ServerRefKey(std::string_view name) {
-  return "postgresserver/" + std::string(name);
-}
+std::string ServerRefKey(std::string_view name) { return "postgresserver/" + std::string(name); }
 
 }  // namespace poolkeeper::api

@@ -37,8 +37,7 @@ using Holdings = std::map<std::string, std::map<std::string, int64_t>>;
 // between new demands, never takes from what runs. A pool whose limits for a server differ from the
 // first pool's declaration of it is refused (PoolPlan.refused, finding ServerConflict): it blocks
 // itself, never the others. Pools are placed on their PostgresServer (servers.h) beforehand.
-Plan PlanPools(const std::vector<api::ConnectionPool>& pools,
-                       const Holdings& holdings = {});
+Plan PlanPools(const std::vector<api::ConnectionPool>& pools, const Holdings& holdings = {});
 
 // The pods a pool's worst case counts: instances + max_surge, and none at all with 0 instances (a
 // Deployment with 0 replicas never surges).

@@ -6,6 +6,7 @@
 #include "controller/pool_inputs.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
+#include "controller/resources.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
@@ -30,7 +31,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
                }}),
       secrets_(client, clock, options_.watch_timeout,
                [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }) {
-  kube::InformerOptions pool_options{.type = kube::resources::kConnectionPool,
+  kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout};
   pools_ =
       std::make_unique<kube::InformerGroup>(client_, clock_, pool_options, options_.namespaces);
@@ -78,9 +79,8 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
 
 std::unique_ptr<kube::InformerGroup> Manager::LabelSelectedInformer(
     const kube::ResourceType& type) {
-  kube::InformerOptions options{.type = type,
-                                .label_selector = std::string(kube::kManagedBySelector),
-                                .watch_timeout = options_.watch_timeout};
+  kube::InformerOptions options{
+      .type = type, .label_selector = ManagedBySelector(), .watch_timeout = options_.watch_timeout};
   return std::make_unique<kube::InformerGroup>(client_, clock_, options, options_.namespaces);
 }
 

@@ -28,7 +28,7 @@ struct PoolCaches {
   const PoolIndex& index;
   const HoldingsIndex& holdings;
   const ServerRegistry& registry;
-  const api::SecretSource& secrets;
+  const secrets::SecretSource& secrets;
 };
 
 // A pass's pool and the budget it is planned in.

@@ -1,5 +1,6 @@
 #include "controller/pool_writer.h"
 
+#include "controller/resources.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
@@ -64,9 +65,9 @@ Status PoolWriter::WriteFinalizer(const json& pool, FinalizerChange change) {
   json patch = {{"metadata",
                  {{"finalizers", finalizers},
                   {"resourceVersion", pool.value("/metadata/resourceVersion"_json_pointer, "")}}}};
-  auto patched = client_.MergePatch(kube::resources::kConnectionPool,
-                                    pool.value("/metadata/namespace"_json_pointer, ""),
-                                    pool.value("/metadata/name"_json_pointer, ""), patch);
+  auto patched =
+      client_.MergePatch(kConnectionPoolType, pool.value("/metadata/namespace"_json_pointer, ""),
+                         pool.value("/metadata/name"_json_pointer, ""), patch);
   if (!patched && patched.error().code != ErrorCode::kNotFound) {
     return std::unexpected(patched.error());
   }
@@ -107,8 +108,8 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
     holdings_.UpsertCreatedPod(std::make_shared<const json>(std::move(*created)));
   }
   if (result.status) {
-    auto patched = client_.MergePatch(kube::resources::kConnectionPool, ns, name,
-                                      {{"status", *result.status}}, "status");
+    auto patched =
+        client_.MergePatch(kConnectionPoolType, ns, name, {{"status", *result.status}}, "status");
     if (!patched && patched.error().code != ErrorCode::kNotFound) {
       return std::unexpected(patched.error());
     }

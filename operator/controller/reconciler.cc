@@ -162,7 +162,7 @@ class Pass {
   }
 
   bool Render() {
-    auto passwords = api::ResolvePasswords(pool_, in_.secrets);
+    auto passwords = secrets::ResolvePasswords(pool_, in_.secrets);
     if (!passwords) {
       Block("SecretNotFound", passwords.error().ToString());
       return false;

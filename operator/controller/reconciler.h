@@ -14,11 +14,11 @@
 
 #include "api/connection_pool.h"
 #include "api/parse.h"
-#include "api/secrets.h"
 #include "api/status.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
 #include "common/error.h"
+#include "secrets/secrets.h"
 
 namespace poolkeeper::controller {
 
@@ -35,7 +35,7 @@ struct PoolInputs {
   // that pods can still open.
   budget::Holdings holdings;
   // The password Secrets the pool references, as the caches hold them (a missing one is absent).
-  api::SecretMap secrets;
+  secrets::SecretMap secrets;
   // Owned objects as stored, by kind (render::kOwnedKinds); absent when not created yet.
   std::map<std::string, nlohmann::json> owned;
   // Kinds whose object name is taken by an object this pool does not own, with a description of

@@ -91,8 +91,8 @@ bool SecretWatches::Synced(const std::set<std::string>& keys) const {
   return true;
 }
 
-std::optional<api::Secret> SecretWatches::Find(const std::string& namespace_,
-                                               const std::string& name) const {
+std::optional<secrets::Secret> SecretWatches::Find(const std::string& namespace_,
+                                                   const std::string& name) const {
   kube::ObjectPtr stored;
   {
     std::lock_guard guard(mutex_);
@@ -101,7 +101,7 @@ std::optional<api::Secret> SecretWatches::Find(const std::string& namespace_,
     stored = it->second->Get(namespace_, name);
   }
   if (!stored) return std::nullopt;
-  auto secret = api::ParseSecret(*stored);
+  auto secret = secrets::ParseSecret(*stored);
   if (!secret) return std::nullopt;  // as good as missing: the pool reports it
   return std::move(*secret);
 }

@@ -1,6 +1,6 @@
 // The password Secrets the pools reference, each watched on its own (a name-selected informer in
 // its namespace), so the operator never caches the cluster's other Secrets. It is the operator's
-// api::SecretSource: reconciles read the passwords from these caches. The watches follow the
+// secrets::SecretSource: reconciles read the passwords from these caches. The watches follow the
 // pools: Watch() opens those newly referenced and stops those no pool references any more, and a
 // Secret's change is reported by key (namespace/name) so the pools using it are reconciled again.
 // Thread-safe.
@@ -14,21 +14,21 @@
 #include <set>
 #include <string>
 
-#include "api/secrets.h"
 #include "common/clock.h"
 #include "kube/client.h"
 #include "kube/informer.h"
+#include "secrets/secrets.h"
 
 namespace poolkeeper::controller {
 
-class SecretWatches : public api::SecretSource {
+class SecretWatches : public secrets::SecretSource {
  public:
   // Called on a watch's thread when its Secret is listed, changes or is deleted.
   using OnChange = std::function<void(const std::string& secret_key)>;
 
   SecretWatches(kube::Client& client, const Clock& clock, std::chrono::seconds watch_timeout,
                 OnChange on_change);
-  ~SecretWatches();  // stops and joins every watch
+  ~SecretWatches() override;  // stops and joins every watch
   SecretWatches(const SecretWatches&) = delete;
   SecretWatches& operator=(const SecretWatches&) = delete;
 
@@ -45,8 +45,8 @@ class SecretWatches : public api::SecretSource {
   // Whether every one of `keys` is watched and its watch has listed: until then a missing Secret
   // may only be one the cache has not seen yet.
   bool Synced(const std::set<std::string>& keys) const;
-  std::optional<api::Secret> Find(const std::string& namespace_,
-                                  const std::string& name) const override;
+  std::optional<secrets::Secret> Find(const std::string& namespace_,
+                                      const std::string& name) const override;
   std::set<std::string> Watched() const;
   // LISTs the watches made after their first (a watch expired or broke).
   uint64_t Relists() const;

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 
-#include "api/secrets.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "controller/resources.h"
 #include "controller/role_limits.h"
 #include "controller/server_status.h"
+#include "secrets/secrets.h"
 
 namespace poolkeeper::controller {
 namespace {
@@ -89,7 +90,7 @@ int ServerObserver::RunDue() {
 Result<postgres::Endpoint> ServerObserver::EndpointOf(const api::PostgresServer& server) {
   const api::PostgresServerSpec& spec = server.spec;
   auto secret = [this](const api::NamespacedSecretRef& ref,
-                       const char* field) -> Result<api::Secret> {
+                       const char* field) -> Result<secrets::Secret> {
     auto stored = deps_.client.Get(kube::resources::kSecret, ref.namespace_, ref.name);
     if (!stored) {
       Error error = stored.error();
@@ -97,7 +98,7 @@ Result<postgres::Endpoint> ServerObserver::EndpointOf(const api::PostgresServer&
                       ": " + error.message;
       return std::unexpected(error);
     }
-    return api::ParseSecret(*stored);
+    return secrets::ParseSecret(*stored);
   };
   auto credentials = secret(*spec.credentials_secret_ref, "credentialsSecretRef");
   if (!credentials) return std::unexpected(credentials.error());

@@ -12,13 +12,9 @@
 
 #include "api/postgres_server.h"
 #include "budget/servers.h"
-#include "kube/client.h"
+#include "controller/resources.h"
 
 namespace poolkeeper::controller {
-
-// PostgresServer is a resource of the product, so its type lives here, not in kube.
-inline constexpr kube::ResourceType kPostgresServerType{"poolkeeper.io", "v1alpha1",
-                                                        "postgresservers", "PostgresServer", false};
 
 class ServerRegistry {
  public:

@@ -34,8 +34,6 @@ struct ResourceType {
 };
 
 namespace resources {
-inline constexpr ResourceType kConnectionPool{"poolkeeper.io", "v1alpha1", "connectionpools",
-                                              "ConnectionPool", true};
 inline constexpr ResourceType kConfigMap{"", "v1", "configmaps", "ConfigMap", true};
 inline constexpr ResourceType kSecret{"", "v1", "secrets", "Secret", true};
 inline constexpr ResourceType kService{"", "v1", "services", "Service", true};

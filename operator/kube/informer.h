@@ -17,8 +17,8 @@
 // was ended by the server).
 //
 // Scope: one namespace, all namespaces (namespace ""), or several (InformerGroup: one informer per
-// namespace). Owned objects are watched with a label selector (app.kubernetes.io/managed-by=
-// poolkeeper), so the operator never caches the cluster's other Deployments or Secrets.
+// namespace). A label selector limits what is cached (the operator selects the objects it owns, so
+// it never caches the cluster's other pods or Secrets).
 #pragma once
 
 #include <chrono>
@@ -38,8 +38,6 @@
 #include "kube/client.h"
 
 namespace poolkeeper::kube {
-
-inline constexpr std::string_view kManagedBySelector = "app.kubernetes.io/managed-by=poolkeeper";
 
 using ObjectPtr = std::shared_ptr<const nlohmann::json>;
 

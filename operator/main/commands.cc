@@ -4,8 +4,6 @@
 #include <map>
 #include <optional>
 
-#include "api/manifests.h"
-#include "api/yaml.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
 #include "common/clock.h"
@@ -15,7 +13,9 @@
 #include "main/report.h"
 #include "main/run.h"
 #include "main/run_flags.h"
+#include "manifests/manifests.h"
 #include "render/render.h"
+#include "yaml/yaml.h"
 
 namespace poolkeeper::cli {
 namespace {
@@ -62,14 +62,14 @@ void AddFilenames(CLI::App& command, Flags& flags) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
-Result<api::Manifests> Load(const std::vector<std::string>& files) {
+Result<manifests::Manifests> Load(const std::vector<std::string>& files) {
   std::vector<std::pair<std::string, std::string>> sources;
   for (const auto& file : files) {
     auto text = file == "-" ? ReadFile("/dev/stdin") : ReadFile(file);
     if (!text) return std::unexpected(text.error());
     sources.emplace_back(file == "-" ? "<stdin>" : file, std::move(*text));
   }
-  return api::LoadManifests(sources);
+  return manifests::LoadManifests(sources);
 }
 
 void PrintError(const Error& error, std::ostream& err) {
@@ -82,7 +82,7 @@ void PrintError(const Error& error, std::ostream& err) {
 }
 
 // Loads and plans; prints problems and returns the exit code on failure.
-std::expected<std::pair<api::Manifests, budget::Plan>, int> LoadAndPlan(
+std::expected<std::pair<manifests::Manifests, budget::Plan>, int> LoadAndPlan(
     const Flags& flags, postgres::ServerClient* database, std::ostream& out, std::ostream& err) {
   auto manifests = Load(flags.files);
   if (!manifests) {
@@ -170,7 +170,7 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
       status = std::max(status, kExitOverBudget);
       continue;
     }
-    auto passwords = api::ResolvePasswords(pool, manifests.secrets);
+    auto passwords = secrets::ResolvePasswords(pool, manifests.secrets);
     if (!passwords) {
       err << "error: " << id << ": ";
       PrintError(passwords.error(), err);
@@ -188,12 +188,12 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
     std::string yaml;
     for (const auto& kind : render::kOwnedKinds) {
       const nlohmann::json& object = (*objects).*kind.member;
-      if (!object.is_null()) yaml += "---\n" + api::ToYaml(object);
+      if (!object.is_null()) yaml += "---\n" + yaml::ToYaml(object);
     }
     // The pods the operator starts in a steady state (it creates them itself, one per slot).
     for (int slot = 0; slot < pool.spec.pooler.instances; ++slot) {
-      yaml +=
-          "---\n" + api::ToYaml(render::PodInSlot(objects->pod_template, pool.metadata.name, slot));
+      yaml += "---\n" +
+              yaml::ToYaml(render::PodInSlot(objects->pod_template, pool.metadata.name, slot));
     }
     rendered.push_back(
         {flags.output_dir + "/" + pool.metadata.namespace_ + "/" + pool.metadata.name,

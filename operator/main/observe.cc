@@ -34,19 +34,19 @@ class TempCaFile {
   std::string path_;
 };
 
-const std::string* Key(const api::Secret& secret, const char* key) {
+const std::string* Key(const secrets::Secret& secret, const char* key) {
   auto it = secret.data.find(key);
   return it == secret.data.end() ? nullptr : &it->second;
 }
 
 }  // namespace
 
-Status ObserveServers(api::Manifests& manifests, const ObserveEnv& env, std::ostream& out) {
+Status ObserveServers(manifests::Manifests& manifests, const ObserveEnv& env, std::ostream& out) {
   for (auto& server : manifests.servers) {
     const api::PostgresServerSpec& spec = server.spec;
     const std::string where = "PostgresServer " + server.name + ": ";
     postgres::Endpoint endpoint{.host = spec.host, .port = spec.port, .sslmode = spec.ssl_mode};
-    std::optional<api::Secret> credentials;
+    std::optional<secrets::Secret> credentials;
     if (spec.credentials_secret_ref) {
       credentials = manifests.secrets.Find(spec.credentials_secret_ref->namespace_,
                                            spec.credentials_secret_ref->name);
@@ -64,7 +64,7 @@ Status ObserveServers(api::Manifests& manifests, const ObserveEnv& env, std::ost
     }
     TempCaFile ca;
     if (spec.ca_secret_ref) {
-      std::optional<api::Secret> secret =
+      std::optional<secrets::Secret> secret =
           manifests.secrets.Find(spec.ca_secret_ref->namespace_, spec.ca_secret_ref->name);
       if (secret && Key(*secret, "ca.crt")) {
         auto path = ca.Write(*Key(*secret, "ca.crt"));

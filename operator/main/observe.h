@@ -11,8 +11,8 @@
 #include <ostream>
 #include <string>
 
-#include "api/manifests.h"
 #include "common/error.h"
+#include "manifests/manifests.h"
 #include "postgres/observer.h"
 
 namespace poolkeeper::cli {
@@ -25,6 +25,6 @@ struct ObserveEnv {
 
 // Sets each server's observation; prints one line per server to `out`. Fails naming the server
 // whose credentials are missing or that cannot be observed.
-Status ObserveServers(api::Manifests& manifests, const ObserveEnv& env, std::ostream& out);
+Status ObserveServers(manifests::Manifests& manifests, const ObserveEnv& env, std::ostream& out);
 
 }  // namespace poolkeeper::cli

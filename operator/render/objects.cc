@@ -14,12 +14,9 @@ using nlohmann::json;
 
 json Labels(const api::ConnectionPool& pool) {
   return {
-      {"app.kubernetes.io/name", "pgbouncer"},
-      {"app.kubernetes.io/instance", pool.metadata.name},
-      {"app.kubernetes.io/component", "pooler"},
-      {"app.kubernetes.io/part-of", "poolkeeper"},
-      {"app.kubernetes.io/managed-by", "poolkeeper"},
-      {kPoolLabel, pool.metadata.name},
+      {"app.kubernetes.io/name", "pgbouncer"},   {"app.kubernetes.io/instance", pool.metadata.name},
+      {"app.kubernetes.io/component", "pooler"}, {"app.kubernetes.io/part-of", "poolkeeper"},
+      {kManagedByLabel, kManagedByValue},        {kPoolLabel, pool.metadata.name},
   };
 }
 

@@ -92,12 +92,15 @@ inline constexpr char kPlannedConnectionsAnnotation[] = "poolkeeper.io/planned-c
 // to (budget::ServerDirectory::BudgetKeyOf), whoever owns the pod by then.
 inline constexpr char kServerAnnotation[] = "poolkeeper.io/server";
 inline constexpr char kPodConnectionsAnnotation[] = "poolkeeper.io/connections-per-pod";
-// The label every pooler pod carries: the name of its pool.
 // On the ConfigMap: the pods of the admitted configuration (instances, and maxSurge beside them),
 // so that while a newer spec is refused the operator keeps that many running.
 inline constexpr char kInstancesAnnotation[] = "poolkeeper.io/instances";
 inline constexpr char kMaxSurgeAnnotation[] = "poolkeeper.io/max-surge";
+// The label every pooler pod carries: the name of its pool.
 inline constexpr char kPoolLabel[] = "poolkeeper.io/pool";
+// On every object the operator owns; the operator watches owned kinds with this label selected.
+inline constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
+inline constexpr char kManagedByValue[] = "poolkeeper";
 inline constexpr char kConfigHashAnnotation[] = "poolkeeper.io/config-hash";
 std::string AppliedHash(const nlohmann::json& object);
 // "key=value,..." of the labels that select the pool's pods (for the scale subresource).

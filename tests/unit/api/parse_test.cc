@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "api/yaml.h"
+#include "yaml/yaml.h"
 
 namespace poolkeeper::api {
 namespace {
@@ -17,7 +17,7 @@ json LoadYaml(const std::string& file) {
   std::ifstream in(std::string(POOLKEEPER_TESTDATA_DIR) + "/" + file);
   std::stringstream text;
   text << in.rdbuf();
-  auto docs = ParseYamlDocuments(text.str(), file);
+  auto docs = yaml::ParseYamlDocuments(text.str(), file);
   EXPECT_TRUE(docs.has_value()) << docs.error().message;
   return docs->front();
 }

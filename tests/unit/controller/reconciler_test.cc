@@ -89,7 +89,7 @@ class ReconcilerTest : public ::testing::Test {
     return "";
   }
 
-  api::SecretMap secrets_;
+  secrets::SecretMap secrets_;
   std::map<std::string, json> owned_;
   std::map<std::string, json> pods_;
 };
@@ -249,7 +249,7 @@ TEST_F(ReconcilerTest, AppliesExactlyWhatRenderBuildsPlusTheAppliedHash) {
   auto parsed = api::ParseConnectionPool(pool);
   ASSERT_TRUE(parsed);
   auto plan = budget::PlanPools({*parsed});
-  auto passwords = api::ResolvePasswords(*parsed, secrets_);
+  auto passwords = secrets::ResolvePasswords(*parsed, secrets_);
   ASSERT_TRUE(passwords);
   auto built =
       render::BuildObjects(*parsed, plan.pools[0], passwords->passwords, passwords->revision);

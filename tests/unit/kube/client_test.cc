@@ -16,6 +16,9 @@ using testing::Event;
 using testing::FakeTransport;
 using testing::StatusBody;
 
+// A custom resource: kube knows no product kinds, its tests bring their own.
+constexpr ResourceType kWidgets{"example.io", "v1", "widgets", "Widget", true};
+
 constexpr char kConfigMaps[] = "/api/v1/namespaces/shop/configmaps";
 
 // The query of a request path as key → (still encoded) value.
@@ -56,8 +59,8 @@ TEST(ResourcePath, BuildsCoreGroupClusterAndSubresourcePaths) {
            {&resources::kConfigMap, "shop", "a", "", "/api/v1/namespaces/shop/configmaps/a"},
            {&resources::kConfigMap, "", "", "", "/api/v1/configmaps"},
            {&resources::kDeployment, "shop", "", "", "/apis/apps/v1/namespaces/shop/deployments"},
-           {&resources::kConnectionPool, "shop", "orders", "status",
-            "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/orders/status"},
+           {&kWidgets, "shop", "w1", "status",
+            "/apis/example.io/v1/namespaces/shop/widgets/w1/status"},
            {&resources::kNamespace, "ignored", "shop", "", "/api/v1/namespaces/shop"},
            {&resources::kLease, "ops", "poolkeeper", "",
             "/apis/coordination.k8s.io/v1/namespaces/ops/leases/poolkeeper"},

@@ -312,7 +312,7 @@ TEST_F(InformerTest, PassesSelectorsToListAndWatch) {
                     h.clock,
                     {.type = resources::kConfigMap,
                      .ns = "shop",
-                     .label_selector = std::string(kManagedBySelector)}};
+                     .label_selector = "app.kubernetes.io/managed-by=poolkeeper"}};
   h.transport.RespondJson("GET", kConfigMaps, 200, ListBody("10", {}));
   ASSERT_TRUE(selected.Step());
   EXPECT_EQ(h.LastQuery("labelSelector"), "app.kubernetes.io%2Fmanaged-by%3Dpoolkeeper");

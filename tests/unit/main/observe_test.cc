@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "api/manifests.h"
+#include "manifests/manifests.h"
 
 namespace poolkeeper::cli {
 namespace {
@@ -47,15 +47,15 @@ metadata: {name: observer, namespace: ops}
 stringData: {username: watcher, password: "s3cret"}
 )";
 
-api::Manifests Load(std::string text) {
-  auto manifests = api::LoadManifests({{"files.yaml", std::move(text)}});
+manifests::Manifests Load(std::string text) {
+  auto manifests = manifests::LoadManifests({{"files.yaml", std::move(text)}});
   EXPECT_TRUE(manifests) << manifests.error().message;
   return *manifests;
 }
 
 TEST(CheckObserve, UsesTheSecretInTheFilesAndRecordsTheFigures) {
   FakeServer db;
-  api::Manifests manifests = Load(kFiles);
+  manifests::Manifests manifests = Load(kFiles);
   std::ostringstream out;
   auto none = [](const char*) -> std::optional<std::string> { return std::nullopt; };
   ASSERT_TRUE(ObserveServers(manifests, {db, none, "now"}, out));
@@ -71,7 +71,7 @@ TEST(CheckObserve, FallsBackToTheEnvironmentAndOtherwiseSaysWhatIsMissing) {
   FakeServer db;
   std::string text = kFiles;
   text = text.substr(0, text.find("---"));  // no Secret
-  api::Manifests manifests = Load(text);
+  manifests::Manifests manifests = Load(text);
   std::ostringstream out;
   auto env = [](const char* name) -> std::optional<std::string> {
     return std::string(name) == "PGUSER" ? std::optional<std::string>("from-env") : std::nullopt;
@@ -88,7 +88,7 @@ TEST(CheckObserve, FallsBackToTheEnvironmentAndOtherwiseSaysWhatIsMissing) {
 TEST(CheckObserve, AServerThatCannotBeObservedIsAnErrorNamingIt) {
   FakeServer db;
   db.failure = Error{ErrorCode::kUnavailable, "db.shop:5432: connection refused", {}, 0};
-  api::Manifests manifests = Load(kFiles);
+  manifests::Manifests manifests = Load(kFiles);
   std::ostringstream out;
   auto none = [](const char*) -> std::optional<std::string> { return std::nullopt; };
   Status failed = ObserveServers(manifests, {db, none, "now"}, out);

@@ -11,19 +11,19 @@
 
 #include "api/connection_pool.h"
 #include "api/postgres_server.h"
-#include "api/secrets.h"
 #include "common/error.h"
+#include "secrets/secrets.h"
 
-namespace poolkeeper::api {
+namespace poolkeeper::manifests {
 
 struct Manifests {
-  std::vector<ConnectionPool> pools;
-  std::vector<PostgresServer> servers;
-  SecretMap secrets;
+  std::vector<api::ConnectionPool> pools;
+  std::vector<api::PostgresServer> servers;
+  secrets::SecretMap secrets;
 };
 
 // Parses every document; fails with every problem of every document, each prefixed with
 // "<source> document N (<kind> <namespace>/<name>)".
 Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::string>>& sources);
 
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::manifests

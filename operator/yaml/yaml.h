@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 
-namespace poolkeeper::api {
+namespace poolkeeper::yaml {
 
 // Every non-empty document of `text`, in order. `source` names the input in errors
 // ("quickstart.yaml:12:3: ...").
@@ -19,4 +19,4 @@ Result<std::vector<nlohmann::json>> ParseYamlDocuments(std::string_view text,
 // strings quoted when they would otherwise read as another type.
 std::string ToYaml(const nlohmann::json& value);
 
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::yaml

@@ -1,4 +1,4 @@
-#include "api/yaml.h"
+#include "yaml/yaml.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -6,7 +6,7 @@
 #include <regex>
 #include <string>
 
-namespace poolkeeper::api {
+namespace poolkeeper::yaml {
 namespace {
 
 using nlohmann::json;
@@ -167,4 +167,4 @@ std::string ToYaml(const json& value) {
   return std::string(out.c_str()) + "\n";
 }
 
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::yaml

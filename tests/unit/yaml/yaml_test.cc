@@ -1,8 +1,8 @@
-#include "api/yaml.h"
+#include "yaml/yaml.h"
 
 #include <gtest/gtest.h>
 
-namespace poolkeeper::api {
+namespace poolkeeper::yaml {
 namespace {
 
 using nlohmann::json;
@@ -11,8 +11,9 @@ TEST(ParseYamlDocuments, TypesPlainScalarsAndKeepsQuotedOnesAsStrings) {
   auto docs = ParseYamlDocuments(
       "a: 1\nb: \"1\"\nc: true\nd: ~\ne: 20%\nf: 1.5\ng: '007'\nh: !!str 12\n", "t.yaml");
   ASSERT_TRUE(docs.has_value()) << docs.error().message;
-  EXPECT_EQ((*docs)[0], json::parse(
-      R"({"a":1,"b":"1","c":true,"d":null,"e":"20%","f":1.5,"g":"007","h":"12"})"));
+  EXPECT_EQ(
+      (*docs)[0],
+      json::parse(R"({"a":1,"b":"1","c":true,"d":null,"e":"20%","f":1.5,"g":"007","h":"12"})"));
 }
 
 TEST(ParseYamlDocuments, SplitsDocumentsAndSkipsEmptyOnes) {
@@ -42,4 +43,4 @@ TEST(ToYaml, RoundTripsThroughTheParser) {
 }
 
 }  // namespace
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::yaml

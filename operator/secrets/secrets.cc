@@ -1,12 +1,12 @@
 // Secrets: decoding one, holding them in memory, and resolving a pool's passwords from any source.
-#include "api/secrets.h"
+#include "secrets/secrets.h"
 
 #include <set>
 
 #include "api/field_reader.h"
 #include "common/base64.h"
 
-namespace poolkeeper::api {
+namespace poolkeeper::secrets {
 namespace {
 
 using nlohmann::json;
@@ -28,12 +28,13 @@ std::optional<Secret> SecretMap::Find(const std::string& namespace_,
 Result<Secret> ParseSecret(const json& object) {
   std::vector<FieldIssue> issues;
   Secret secret;
-  FieldReader meta(object.contains("metadata") ? &object["metadata"] : nullptr, "metadata", issues);
+  api::FieldReader meta(object.contains("metadata") ? &object["metadata"] : nullptr, "metadata",
+                        issues);
   secret.name = meta.String("name", true).value_or("");
   secret.namespace_ = meta.String("namespace").value_or("default");
   secret.resource_version = meta.String("resourceVersion").value_or("");
   // Values are never echoed in errors: they are secrets.
-  FieldReader reader(&object, "", issues);
+  api::FieldReader reader(&object, "", issues);
   if (const json* data = reader.Object("data")) {
     for (const auto& [key, value] : data->items()) {
       auto decoded = value.is_string() ? DecodeBase64(value.get<std::string>()) : std::nullopt;
@@ -57,13 +58,13 @@ Result<Secret> ParseSecret(const json& object) {
   return secret;
 }
 
-Result<ResolvedPasswords> ResolvePasswords(const ConnectionPool& pool,
+Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                                            const SecretSource& secrets) {
   ResolvedPasswords resolved;
   std::set<std::string> revisions;
   for (size_t i = 0; i < pool.spec.users.size(); ++i) {
-    const UserSpec& user = pool.spec.users[i];
-    const SecretKeyRef& ref = user.password_secret_ref;
+    const api::UserSpec& user = pool.spec.users[i];
+    const api::SecretKeyRef& ref = user.password_secret_ref;
     std::string field = "spec.users[" + std::to_string(i) + "].passwordSecretRef";
     std::optional<Secret> secret = secrets.Find(pool.metadata.namespace_, ref.name);
     if (!secret) {
@@ -93,4 +94,4 @@ Result<ResolvedPasswords> ResolvePasswords(const ConnectionPool& pool,
   return resolved;
 }
 
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::secrets

@@ -1,13 +1,13 @@
-#include "api/manifests.h"
+#include "manifests/manifests.h"
 
 #include <set>
 
 #include "api/field_reader.h"
 #include "api/parse.h"
-#include "api/yaml.h"
 #include "common/base64.h"
+#include "yaml/yaml.h"
 
-namespace poolkeeper::api {
+namespace poolkeeper::manifests {
 
 using nlohmann::json;
 
@@ -17,7 +17,7 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
   std::set<std::pair<std::string, std::string>> pool_names;
   std::set<std::string> server_names;
   for (const auto& [source, text] : sources) {
-    auto documents = ParseYamlDocuments(text, source);
+    auto documents = yaml::ParseYamlDocuments(text, source);
     if (!documents) {
       issues.push_back({source, documents.error().message});
       continue;
@@ -37,8 +37,8 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
         }
         if (error.fields.empty()) issues.push_back({where, error.message});
       };
-      if (kind == kKind) {
-        auto pool = ParseConnectionPool(doc);
+      if (kind == api::kKind) {
+        auto pool = api::ParseConnectionPool(doc);
         if (!pool) {
           prefix(pool.error());
           continue;
@@ -49,8 +49,8 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
           continue;
         }
         manifests.pools.push_back(std::move(*pool));
-      } else if (kind == kServerKind) {
-        auto server = ParsePostgresServer(doc);
+      } else if (kind == api::kServerKind) {
+        auto server = api::ParsePostgresServer(doc);
         if (!server) {
           prefix(server.error());
           continue;
@@ -61,7 +61,7 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
         }
         manifests.servers.push_back(std::move(*server));
       } else if (kind == "Secret" && doc.value("apiVersion", "") == "v1") {
-        auto secret = ParseSecret(doc);
+        auto secret = secrets::ParseSecret(doc);
         if (!secret) {
           prefix(secret.error());
           continue;
@@ -74,4 +74,4 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
   return manifests;
 }
 
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::manifests

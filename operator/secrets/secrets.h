@@ -13,7 +13,7 @@
 #include "api/connection_pool.h"
 #include "common/error.h"
 
-namespace poolkeeper::api {
+namespace poolkeeper::secrets {
 
 // A Secret's decoded data (data is base64 in Kubernetes; stringData is taken as is).
 struct Secret {
@@ -52,6 +52,7 @@ struct ResolvedPasswords {
   std::map<std::string, std::string> passwords;  // user -> password
   std::string revision;                          // "<secret>@<resourceVersion>,..." sorted
 };
-Result<ResolvedPasswords> ResolvePasswords(const ConnectionPool& pool, const SecretSource& secrets);
+Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
+                                           const SecretSource& secrets);
 
-}  // namespace poolkeeper::api
+}  // namespace poolkeeper::secrets
