@@ -1,5 +1,6 @@
 #include "controller/admission.h"
 
+#include "controller/object_key.h"
 #include "controller/reconciler.h"
 
 namespace poolkeeper::controller {
@@ -22,7 +23,7 @@ std::optional<std::string> AdmitPool(
   pools.push_back(candidate);
   SortLedger(pools);
   const budget::Plan plan = budget::PlanOnServers(pools, directory, in.holdings);
-  const std::string id = candidate.metadata.namespace_ + "/" + candidate.metadata.name;
+  const std::string id = ObjectKey(candidate.metadata.namespace_, candidate.metadata.name);
   for (const auto& p : plan.pools) {
     if (p.namespace_ != candidate.metadata.namespace_ || p.name != candidate.metadata.name)
       continue;

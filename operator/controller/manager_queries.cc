@@ -3,6 +3,7 @@
 #include "api/postgres_server.h"
 #include "controller/admission.h"
 #include "controller/manager.h"
+#include "controller/object_key.h"
 #include "controller/server_status.h"
 
 namespace poolkeeper::controller {
@@ -13,12 +14,12 @@ std::optional<std::string> Manager::Admit(const json& pool) const {
   if (!Synced()) return std::nullopt;
   auto directory = registry_.Directory();
   return AdmitPool(pool, options_.defaults, *directory, [&](const api::ConnectionPool& candidate) {
-    const std::string key = candidate.metadata.namespace_ + "/" + candidate.metadata.name;
+    const std::string key = ObjectKey(candidate.metadata.namespace_, candidate.metadata.name);
     const std::set<std::string> references =
         directory->SharingBudgetWith(budget::ServerDirectory::ReferenceKey(candidate));
     AdmissionInputs in;
     for (auto& other : index_.OnServers(references)) {
-      if (other.metadata.namespace_ + "/" + other.metadata.name != key) {
+      if (ObjectKey(other.metadata.namespace_, other.metadata.name) != key) {
         in.others.push_back(std::move(other));
       }
     }

@@ -2,6 +2,7 @@
 
 #include "api/parse.h"
 #include "budget/servers.h"
+#include "controller/object_key.h"
 #include "controller/reconciler.h"
 
 namespace poolkeeper::controller {
@@ -28,7 +29,7 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   if (parsed && !metadata.contains("deletionTimestamp")) {
     entry.server = budget::ServerDirectory::ReferenceKey(*parsed);
     for (const auto& user : parsed->spec.users) {
-      entry.secrets.insert(parsed->metadata.namespace_ + "/" + user.password_secret_ref.name);
+      entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, user.password_secret_ref.name));
     }
     entry.pool = std::move(*parsed);
   }

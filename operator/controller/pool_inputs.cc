@@ -1,21 +1,13 @@
 // A reconcile's inputs, read from the caches.
 #include "controller/pool_inputs.h"
 
+#include "controller/object_key.h"
 #include "controller/pool_writer.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
-namespace {
-
-std::pair<std::string, std::string> SplitKey(const std::string& key) {
-  auto slash = key.find('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
-}  // namespace
-
 std::optional<PassTarget> Locate(const PoolCaches& caches, const std::string& key) {
-  auto [ns, name] = SplitKey(key);
+  auto [ns, name] = SplitObjectKey(key);
   PassTarget target{.key = key, .object = caches.pools.Get(ns, name)};
   if (!target.object) return std::nullopt;
   target.entry = caches.index.Find(key);
@@ -28,7 +20,7 @@ std::optional<PassTarget> Locate(const PoolCaches& caches, const std::string& ke
 
 PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
                   const api::ParseDefaults& defaults) {
-  auto [ns, name] = SplitKey(target.key);
+  auto [ns, name] = SplitObjectKey(target.key);
   PoolInputs in;
   in.pool = *target.object;
   in.directory = target.directory.get();
@@ -40,7 +32,7 @@ PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
   for (const auto& pod : caches.holdings.PodsOf(target.key)) in.pods.push_back(*pod);
   if (target.entry) {
     for (const auto& secret_key : target.entry->secrets) {
-      auto [secret_ns, secret_name] = SplitKey(secret_key);
+      auto [secret_ns, secret_name] = SplitObjectKey(secret_key);
       if (auto secret = caches.secrets.Find(secret_ns, secret_name)) in.secrets.Put(*secret);
     }
   }

@@ -8,6 +8,7 @@
 #include "api/parse.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
+#include "controller/object_key.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "render/render.h"
@@ -147,7 +148,7 @@ class Pass {
   int64_t Held() const {
     auto server = holdings_.find(mine_->server);
     if (server == holdings_.end()) return 0;
-    auto it = server->second.find(pool_.metadata.namespace_ + "/" + pool_.metadata.name);
+    auto it = server->second.find(ObjectKey(pool_.metadata.namespace_, pool_.metadata.name));
     return it == server->second.end() ? 0 : it->second;
   }
 

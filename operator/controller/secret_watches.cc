@@ -4,16 +4,9 @@
 #include <thread>
 #include <vector>
 
+#include "controller/object_key.h"
+
 namespace poolkeeper::controller {
-namespace {
-
-std::pair<std::string, std::string> SplitKey(const std::string& key) {
-  auto slash = key.find('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
-}  // namespace
-
 SecretWatches::SecretWatches(kube::Client& client, const Clock& clock,
                              std::chrono::seconds watch_timeout, OnChange on_change)
     : client_(client),
@@ -54,7 +47,7 @@ void SecretWatches::Watch(const std::set<std::string>& wanted) {
   }
   for (const auto& secret_key : wanted) {
     if (watches_.contains(secret_key)) continue;
-    auto [ns, name] = SplitKey(secret_key);
+    auto [ns, name] = SplitObjectKey(secret_key);
     kube::InformerOptions options{.type = kube::resources::kSecret,
                                   .ns = ns,
                                   .field_selector = "metadata.name=" + name,
@@ -96,7 +89,7 @@ std::optional<secrets::Secret> SecretWatches::Find(const std::string& namespace_
   kube::ObjectPtr stored;
   {
     std::lock_guard guard(mutex_);
-    auto it = watches_.find(namespace_ + "/" + name);
+    auto it = watches_.find(ObjectKey(namespace_, name));
     if (it == watches_.end()) return std::nullopt;
     stored = it->second->Get(namespace_, name);
   }
