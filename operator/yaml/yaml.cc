@@ -40,11 +40,32 @@ std::optional<double> AsFloat(const std::string& s) {
   return std::stod(s);
 }
 
-Result<json> ToJson(const YAML::Node& node, std::string_view source) {
-  auto where = [&](const YAML::Node& n) {
-    return std::string(source) + ":" + std::to_string(n.Mark().line + 1) + ":" +
-           std::to_string(n.Mark().column + 1) + ": ";
-  };
+std::string Where(std::string_view source, const YAML::Node& node) {
+  return std::string(source) + ":" + std::to_string(node.Mark().line + 1) + ":" +
+         std::to_string(node.Mark().column + 1) + ": ";
+}
+
+// What one input may expand to. yaml-cpp shares an aliased node; JSON copies it, so nested
+// aliases grow exponentially ("billion laughs": 589 bytes were 3 GB) and an alias of its own
+// ancestor recurses without end. Both bounds are far above any real manifest.
+struct Budget {
+  static constexpr int kMaxDepth = 100;
+  static constexpr size_t kMaxValues = 1'000'000;
+  size_t values = 0;
+};
+
+Result<json> ToJson(const YAML::Node& node, std::string_view source, Budget& budget, int depth) {
+  if (depth > Budget::kMaxDepth) {
+    return Fail(ErrorCode::kInvalid, Where(source, node) + "nested deeper than " +
+                                         std::to_string(Budget::kMaxDepth) +
+                                         " levels (or an alias inside itself)");
+  }
+  if (++budget.values > Budget::kMaxValues) {
+    return Fail(ErrorCode::kInvalid, Where(source, node) + "more than " +
+                                         std::to_string(Budget::kMaxValues) +
+                                         " values once aliases are expanded");
+  }
+  auto where = [&](const YAML::Node& n) { return Where(source, n); };
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -62,7 +83,7 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source) {
     case YAML::NodeType::Sequence: {
       json array = json::array();
       for (const auto& item : node) {
-        auto value = ToJson(item, source);
+        auto value = ToJson(item, source, budget, depth + 1);
         if (!value) return value;
         array.push_back(std::move(*value));
       }
@@ -78,7 +99,7 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source) {
         if (object.contains(key)) {
           return Fail(ErrorCode::kInvalid, where(entry.first) + "duplicate key \"" + key + "\"");
         }
-        auto value = ToJson(entry.second, source);
+        auto value = ToJson(entry.second, source, budget, depth + 1);
         if (!value) return value;
         object[key] = std::move(*value);
       }
@@ -147,9 +168,10 @@ Result<std::vector<json>> ParseYamlDocuments(std::string_view text, std::string_
                                          ":" + std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   std::vector<json> documents;
+  Budget budget;  // over all documents: a stream of many small bombs is still one input
   try {
     for (const auto& node : nodes) {
-      auto value = ToJson(node, source);
+      auto value = ToJson(node, source, budget, 0);
       if (!value) return std::unexpected(value.error());
       if (!value->is_null()) documents.push_back(std::move(*value));
     }

@@ -34,6 +34,40 @@ TEST(ParseYamlDocuments, RejectsDuplicateKeys) {
   EXPECT_NE(docs.error().message.find("duplicate key"), std::string::npos);
 }
 
+// Issue 12's reproductions: nine levels of nine aliases each (589 bytes) grew to 3 GB, and an
+// alias of its own ancestor crashed the CLI with SIGSEGV. Both are refused with a clear error.
+TEST(ParseYamlDocuments, RefusesAliasBombsAndRecursiveAliases) {
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int level = 1; level <= 9; ++level) {
+    std::string prev = "*a" + std::to_string(level - 1);
+    bomb += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    for (int i = 0; i < 9; ++i) bomb += (i ? ", " : "") + prev;
+    bomb += "]\n";
+  }
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const Case cases[] = {
+      {bomb, "values once aliases are expanded"},
+      {"a: &a [*a]\n", ""},  // yaml-cpp may refuse it itself; either way no crash
+      {"a: &a {b: *a}\n", ""},
+      {std::string(200, '[') + std::string(200, ']') + "\n", ""},
+  };
+  for (const auto& c : cases) {
+    auto docs = ParseYamlDocuments(c.text, "bomb.yaml");
+    ASSERT_FALSE(docs.has_value()) << c.text.substr(0, 40);
+    EXPECT_NE(docs.error().message.find("bomb.yaml:"), std::string::npos) << docs.error().message;
+    EXPECT_NE(docs.error().message.find(c.error), std::string::npos) << docs.error().message;
+  }
+}
+
+TEST(ParseYamlDocuments, KeepsAliasesOfRealManifests) {
+  auto docs = ParseYamlDocuments("base: &b {pool: 5}\nuse: *b\n", "t.yaml");
+  ASSERT_TRUE(docs.has_value()) << docs.error().message;
+  EXPECT_EQ((*docs)[0]["use"], json::parse(R"({"pool":5})"));
+}
+
 TEST(ToYaml, RoundTripsThroughTheParser) {
   json value = json::parse(R"({"a":"1","b":1,"c":"yes","d":"line1\nline2\n","e":[{"f":true}],
       "g":"plain text","h":"","i":null,"j":"- dash"})");
