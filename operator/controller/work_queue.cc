@@ -47,9 +47,21 @@ void WorkQueue::AddRateLimited(const std::string& key) {
 
 bool WorkQueue::Retry(const std::string& key, const Error& error, Clock::Duration wait_for_user) {
   switch (error.next_step()) {
-    case NextStep::kRetryNow:
-      Add(key);
-      return false;
+    case NextStep::kRetryNow: {
+      // A conflict is usually gone on the next read, so the first retry is immediate; one that
+      // keeps coming back (another writer racing every pass) backs off like any failure instead of
+      // spinning a worker against the API server.
+      std::unique_lock lock(mutex_);
+      if (failures_[key] < kImmediateRetries) {
+        ++failures_[key];
+        lock.unlock();
+        Add(key);
+        return false;
+      }
+      lock.unlock();
+      AddRateLimited(key);
+      return true;
+    }
     case NextStep::kBackOff:
       if (error.retry_after_seconds > 0) {
         AddAfter(key, std::chrono::seconds(error.retry_after_seconds));

@@ -40,7 +40,8 @@ class WorkQueue {
   // the overall retry limit's next free slot, whichever is later.
   void AddRateLimited(const std::string& key);
   // After a failed reconcile, as the error's code says: a write conflict is retried at once (the
-  // next attempt reads the newer object from the cache), server trouble backs off (or waits the
+  // next attempt reads the newer object from the cache), but only once in a row: a conflict that
+  // comes back is backed off like server trouble. Server trouble backs off (or waits the
   // server's Retry-After), and what only the user can fix (RBAC, a rejected object) is tried again
   // after `wait_for_user`. Returns true when the retry counts as a backoff retry.
   bool Retry(const std::string& key, const Error& error, Clock::Duration wait_for_user);
@@ -60,6 +61,8 @@ class WorkQueue {
   std::optional<Clock::TimePoint> NextReadyTime() const;
 
  private:
+  static constexpr int kImmediateRetries = 1;  // consecutive conflicts retried without delay
+
   void ScheduleLocked(const std::string& key, Clock::TimePoint when);
   std::optional<std::string> TakeReadyLocked();
 

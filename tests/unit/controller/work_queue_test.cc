@@ -103,6 +103,28 @@ TEST_F(WorkQueueTest, RetriesAsTheErrorSays) {
   }
 }
 
+// Issue 12: 409s were retried at once forever. The first conflict in a row still is; the next ones
+// back off, and a success (Forget) makes the next conflict immediate again.
+TEST_F(WorkQueueTest, ARepeatedConflictBacksOffInsteadOfSpinning) {
+  WorkQueue queue(clock_, {milliseconds(10), seconds(1)});
+  const Error conflict{ErrorCode::kConflict, "write conflict"};
+  const milliseconds resync = seconds(600);
+  EXPECT_FALSE(queue.Retry("ns/a", conflict, resync));
+  ASSERT_EQ(queue.TryGet(), "ns/a");
+  queue.Done("ns/a");
+  for (milliseconds wait : {milliseconds(20), milliseconds(40), milliseconds(80)}) {
+    EXPECT_TRUE(queue.Retry("ns/a", conflict, resync));
+    clock_.Advance(wait - milliseconds(1));
+    EXPECT_FALSE(queue.TryGet()) << wait.count();
+    clock_.Advance(milliseconds(1));
+    ASSERT_EQ(queue.TryGet(), "ns/a") << wait.count();
+    queue.Done("ns/a");
+  }
+  queue.Forget("ns/a");
+  EXPECT_FALSE(queue.Retry("ns/a", conflict, resync));
+  EXPECT_EQ(queue.TryGet(), "ns/a");
+}
+
 TEST_F(WorkQueueTest, ForgetResetsBackoffAndOtherKeysAreUnaffected) {
   queue_.AddRateLimited("ns/a");
   queue_.AddRateLimited("ns/a");
