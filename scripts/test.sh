@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test tier: unit, postgres (real PostgreSQL and
-# PgBouncer), the examples' verdicts, the docs checks, docs/getting-started.md run command by command
-# (scripts/demo.sh included), and the cluster tier (a real local control plane) when built.
+# PgBouncer), lint (format, clang-tidy, Go vet), the examples' verdicts, the docs checks,
+# docs/getting-started.md run command by command (scripts/demo.sh included), the cluster tiers (a real
+# local control plane), and the unit/postgres tiers again under the sanitizers.
 # Ends with one line "N passed, M failed" over all tiers; exits non-zero on any failure.
 source "$(dirname "$0")/lib.sh"
 
@@ -40,10 +41,11 @@ run_tier() {
   count "$tier" "$status" "$results/$tier.log"
 }
 
-run_tier unit ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j2
+run_tier unit ctest --test-dir "$BUILD_DIR" -L unit --no-tests=error --output-on-failure -j2
 if ctest --test-dir "$BUILD_DIR" -N -L postgres | grep -q "Total Tests: [1-9]"; then
   run_tier postgres ctest --test-dir "$BUILD_DIR" -L postgres --output-on-failure
 fi
+run_tier lint bash "$REPO_ROOT/scripts/lint.sh"
 if [ -f "$REPO_ROOT/tests/examples_test.sh" ]; then
   run_tier examples bash "$REPO_ROOT/tests/examples_test.sh" "$BUILD_DIR/poolkeeper"
 fi
@@ -66,6 +68,9 @@ fi
 if [ -f "$REPO_ROOT/tests/cluster/chaos_test.sh" ]; then
   run_tier chaos bash "$REPO_ROOT/tests/cluster/chaos_test.sh"
 fi
+# The sanitizers, each on its own build (build-asan/, build-tsan/).
+run_tier asan bash "$REPO_ROOT/scripts/sanitize.sh" address
+run_tier tsan bash "$REPO_ROOT/scripts/sanitize.sh" thread
 
 if [ "${#failed_tiers[@]}" -gt 0 ]; then
   log "failed tiers: ${failed_tiers[*]}"
