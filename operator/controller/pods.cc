@@ -20,6 +20,7 @@ ObservedPod ObservePod(const json& pod, const std::string& pool_uid, int64_t fal
   ObservedPod observed;
   observed.name = pod.value("/metadata/name"_json_pointer, "");
   observed.uid = pod.value("/metadata/uid"_json_pointer, "");
+  observed.resource_version = pod.value("/metadata/resourceVersion"_json_pointer, "");
   observed.config_hash = StringAnnotation(pod, render::kConfigHashAnnotation);
   observed.connections =
       IntAnnotation(pod, render::kPodConnectionsAnnotation).value_or(fallback_connections);

@@ -21,6 +21,7 @@ namespace poolkeeper::controller {
 struct ObservedPod {
   std::string name;
   std::string uid;
+  std::string resource_version;  // as observed: a delete applies only to this version
   std::string config_hash;
   int64_t connections = 0;  // what its pgbouncer can open (its annotation)
   bool owned = false;       // controlled by this pool (else only charged: orphaned, hand-made)

@@ -96,8 +96,10 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
       return std::unexpected(deleted.error());
     }
   }
-  for (const auto& [pod, uid] : result.delete_pods) {
-    auto deleted = client_.Delete(kube::resources::kPod, ns, pod, {.precondition_uid = uid});
+  for (const auto& pod : result.delete_pods) {
+    auto deleted = client_.Delete(
+        kube::resources::kPod, ns, pod.name,
+        {.precondition_uid = pod.uid, .precondition_resource_version = pod.resource_version});
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
       return std::unexpected(deleted.error());
     }

@@ -281,7 +281,9 @@ class Pass {
     for (int slot : changes.create) {
       result_.create_pods.push_back(render::PodInSlot(pod_template, target.pool_name, slot));
     }
-    for (const auto& pod : changes.remove) result_.delete_pods.emplace_back(pod.name, pod.uid);
+    for (const auto& pod : changes.remove) {
+      result_.delete_pods.push_back({pod.name, pod.uid, pod.resource_version});
+    }
     return changes;
   }
 
@@ -355,7 +357,7 @@ ReconcileResult ReconcileDeletion(const PoolInputs& in) {
     ObservedPod o = ObservePod(pod, PoolUid(in.pool), 0);
     if (!o.owned) continue;
     owned = true;
-    if (!o.terminating) result.delete_pods.emplace_back(o.name, o.uid);
+    if (!o.terminating) result.delete_pods.push_back({o.name, o.uid, o.resource_version});
   }
   if (!owned) result.finalizer = FinalizerChange::kRemove;
   return result;

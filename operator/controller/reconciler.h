@@ -64,7 +64,13 @@ struct ReconcileResult {
   std::vector<std::string> delete_kinds;  // owned objects no longer wanted (e.g. the PDB)
   FinalizerChange finalizer = FinalizerChange::kNone;  // written before anything else
   std::vector<nlohmann::json> create_pods;             // after the owned objects (they mount them)
-  std::vector<std::pair<std::string, std::string>> delete_pods;  // name, uid
+  // Deleted only as observed (uid and resourceVersion preconditions): a pod that changed since,
+  // e.g. orphaned by the garbage collector while the cache still showed it owned, is not deleted;
+  // the conflict retries the pass on the newer object.
+  struct PodToDelete {
+    std::string name, uid, resource_version;
+  };
+  std::vector<PodToDelete> delete_pods;
   std::optional<nlohmann::json> status;  // the new status, when it differs from the stored one
   std::vector<EventRecord> events;
   // Why the configuration was not rolled out (budget, spec, missing Secret); empty when it was.

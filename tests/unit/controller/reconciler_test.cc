@@ -53,7 +53,7 @@ class ReconcilerTest : public ::testing::Test {
   void Store(json& pool, const ReconcileResult& result, bool ready) {
     for (const auto& object : result.apply) owned_[object["kind"]] = object;
     for (const auto& kind : result.delete_kinds) owned_.erase(kind);
-    for (const auto& [name, uid] : result.delete_pods) pods_.erase(name);
+    for (const auto& pod : result.delete_pods) pods_.erase(pod.name);
     for (json pod : result.create_pods) {
       std::string name = pod["metadata"]["name"];
       pod["metadata"]["uid"] = "uid-" + name;
@@ -424,8 +424,12 @@ TEST_F(ReconcilerTest, DeletionWaitsForThePodsToBeGone) {
   json pool = PoolJson("orders", 2, 10, "t");
   Settle(pool);
   pool["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:00Z";
+  for (auto& [name, pod] : pods_) pod["metadata"]["resourceVersion"] = "rv-" + name;
   ReconcileResult first = Reconcile(Inputs(pool));
-  EXPECT_EQ(first.delete_pods.size(), 2u);
+  ASSERT_EQ(first.delete_pods.size(), 2u);
+  // Deleted only as seen: if the garbage collector orphaned a pod after this cache read (the
+  // operator tier once deleted pods the user had orphaned), the delete fails with a conflict.
+  for (const auto& pod : first.delete_pods) EXPECT_EQ(pod.resource_version, "rv-" + pod.name);
   EXPECT_EQ(first.finalizer, FinalizerChange::kNone);
   EXPECT_FALSE(first.status);
   for (auto& [name, pod] : pods_) pod["metadata"]["deletionTimestamp"] = "2026-11-23T11:00:01Z";
