@@ -141,7 +141,13 @@ test_the_budget_holds_under_chaos() {
 	done
 	log "$done actions in $(( $(date +%s) - t0 ))s (seed $seed); letting every pool settle"
 	local p
-	for p in "${pools[@]}"; do k get connectionpool "$p" >/dev/null 2>&1 || create_pool "$p" || true; done
+	for p in "${pools[@]}"; do
+		# A pool the last actions deleted may still be draining: it must be gone before it is created
+		# again (applied while it is being deleted, it would only be deleted after all).
+		eventually 180 '[[ -z "$(k get connectionpool '"$p"' -o jsonpath="{.metadata.deletionTimestamp}" 2>/dev/null)" ]]' ||
+			fail "$p still being deleted"
+		k get connectionpool "$p" >/dev/null 2>&1 || create_pool "$p" || fail "$p could not be created again"
+	done
 	for p in "${pools[@]}"; do
 		eventually 180 '[[ "$(k get connectionpool '"$p"' -o jsonpath="{.status.conditions[?(@.type==\"Ready\")].status}")" == True || "$(k get connectionpool '"$p"' -o jsonpath="{.status.conditions[?(@.type==\"BudgetExceeded\")].status}")" == True ]]' ||
 			fail "$p did not settle: $(k get connectionpool "$p" -o jsonpath='{.status.conditions}')"
