@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config python3 ccache clang-format clang-tidy
+  build-essential cmake ninja-build pkg-config python3 ccache clang-format clang-tidy-19
   libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libssl-dev libpq-dev
   prometheus-cpp-dev libcli11-dev
   googletest libgtest-dev libgmock-dev
