@@ -26,9 +26,6 @@ case "$mode" in
   *) die "usage: scripts/sanitize.sh address|thread" ;;
 esac
 
-log "building with -fsanitize=$sanitize into $dir"
-export CCACHE_BASEDIR="$REPO_ROOT" CCACHE_NOHASHDIR=1
-cmake -S "$REPO_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DPOOLKEEPER_WERROR="${POOLKEEPER_WERROR:-ON}" -DPOOLKEEPER_SANITIZE="$sanitize" >/dev/null
-ninja -C "$dir" -j"$(nproc)" "${targets[@]}"
+POOLKEEPER_BUILD_DIR="$dir" POOLKEEPER_CMAKE_ARGS="-DPOOLKEEPER_SANITIZE=$sanitize" \
+  bash "$REPO_ROOT/scripts/build.sh" "${targets[@]}"
 ctest --test-dir "$dir" -L "$labels" --output-on-failure --no-tests=error -j2

@@ -51,14 +51,14 @@ bool WorkQueue::Retry(const std::string& key, const Error& error, Clock::Duratio
       // A conflict is usually gone on the next read, so the first retry is immediate; one that
       // keeps coming back (another writer racing every pass) backs off like any failure instead of
       // spinning a worker against the API server.
-      std::unique_lock lock(mutex_);
-      if (failures_[key] < kImmediateRetries) {
-        ++failures_[key];
-        lock.unlock();
-        Add(key);
-        return false;
+      {
+        std::lock_guard guard(mutex_);
+        if (failures_[key] < kImmediateRetries) {
+          ++failures_[key];
+          if (!shut_down_) ScheduleLocked(key, clock_.Now());
+          return false;
+        }
       }
-      lock.unlock();
       AddRateLimited(key);
       return true;
     }

@@ -7,11 +7,7 @@
 #include "common/base64.h"
 
 namespace poolkeeper::secrets {
-namespace {
-
 using nlohmann::json;
-
-}  // namespace
 
 void SecretMap::Put(Secret secret) {
   auto key = std::make_pair(secret.namespace_, secret.name);
