@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager, localkubelet and poolload (the chaos test's clients and
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, localkubelet and poolload (the chaos test's clients and
 # sampler) from the Go modules pinned in go.mod
 # into ${POOLKEEPER_BUILD_DIR:-<repo>/build}/cluster-bin/<k8s-version>/ and prints that directory on stdout.
 # Skips the build when the binaries there were built from the same sources (stamp = hash of go.mod, go.sum,
@@ -13,7 +13,7 @@ command -v go >/dev/null || { echo "build.sh: go not found (need Go >= 1.25)" >&
 k8s_version="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$here/go.mod")"
 [[ -n "$k8s_version" ]] || { echo "build.sh: k8s.io/kubernetes not found in go.mod" >&2; exit 1; }
 out="${POOLKEEPER_BUILD_DIR:-$repo/build}/cluster-bin/$k8s_version"
-bins=(etcd kube-apiserver kube-controller-manager localkubelet poolload)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy localkubelet poolload)
 
 stamp="$(cd "$here" && { go version; cat go.mod go.sum; find cmd $(ls -d internal 2>/dev/null) -name '*.go' -print0 2>/dev/null | sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1)"
 uptodate=1
@@ -33,7 +33,8 @@ ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
 start=$(date +%s)
 (cd "$here" && go mod download && go build -buildvcs=false -ldflags "$ldflags" -o "$out/" \
-	./cmd/etcd ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/localkubelet ./cmd/poolload) >&2
+	./cmd/etcd ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/kubelet \
+	./cmd/kube-proxy ./cmd/localkubelet ./cmd/poolload) >&2
 echo "$stamp" > "$out/.stamp"
 echo "build.sh: built ${bins[*]} in $(( $(date +%s) - start ))s into $out" >&2
 echo "$out"
