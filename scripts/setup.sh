@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what poolkeeper needs and is missing (idempotent): the C++ toolchain and libraries,
-# PostgreSQL and PgBouncer from Debian's packages; with --all also the test tools (kubectl, helm)
-# and the local Kubernetes control plane built from the Kubernetes Go modules.
+# PostgreSQL and PgBouncer from Debian's packages, the test cluster's container runtime; with --all
+# also the test tools (kubectl, helm) and the local Kubernetes components built from their Go modules.
 source "$(dirname "$0")/lib.sh"
 
 PACKAGES=(
@@ -11,6 +11,9 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev
   postgresql postgresql-contrib postgresql-client pgbouncer
   unzip openssl ca-certificates python3-yaml curl jq  # curl, jq: the cluster tests
+  # The test cluster's node (tests/cluster/README.md): container runtime, pod network, kube-proxy's
+  # iptables, and the image builders (a Debian root filesystem; the operator's Dockerfile).
+  containerd runc containernetworking-plugins iptables mmdebstrap podman uidmap
 )
 
 missing=()
