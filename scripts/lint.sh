@@ -3,7 +3,7 @@
 #   clang-format   every C++ file formatted as .clang-format says
 #   clang-tidy     the checks of .clang-tidy over operator/ (needs build/compile_commands.json:
 #                  run scripts/build.sh first)
-#   gofmt, go vet, go mod tidy   the Go of tests/cluster (the test cluster's tools): formatted,
+#   gofmt, go vet, go mod tidy   the Go of tests/cluster and its coredns module: formatted,
 #                  vetted, and go.mod/go.sum exactly what `go mod tidy` would write
 # Prints what each gate found and ends with "N passed, M failed" (one per gate).
 source "$(dirname "$0")/lib.sh"
@@ -77,14 +77,14 @@ CC
     { echo "clang-tidy no longer reports a dropped Result and a use after move: $out"; return 1; }
 }
 
-go_dir=tests/cluster
+go_modules=(tests/cluster tests/cluster/coredns)
 go_fmt() {
   local unformatted
-  unformatted=$(gofmt -l "$go_dir")
+  unformatted=$(gofmt -l tests/cluster)
   [ -z "$unformatted" ] || { echo "not gofmt-formatted: $unformatted"; return 1; }
 }
-go_vet() { (cd "$go_dir" && go vet ./...); }
-go_tidy() { (cd "$go_dir" && go mod tidy -diff); }
+go_vet() { local m; for m in "${go_modules[@]}"; do (cd "$m" && go vet ./...) || return 1; done; }
+go_tidy() { local m; for m in "${go_modules[@]}"; do (cd "$m" && go mod tidy -diff) || return 1; done; }
 
 gate clang-format clang_format
 gate clang-tidy clang_tidy

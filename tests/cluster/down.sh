@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# down.sh DIR — stop the cluster started by up.sh DIR, and only that one: the processes recorded in DIR/pids
-# (checked to belong to DIR before they are signalled) and the pod processes localkubelet started for it
-# (their environment carries LOCALKUBELET_STATE_DIR=DIR/kubelet). State stays in DIR (logs for post-mortems);
-# remove DIR yourself when done. Safe to run twice.
+# down.sh DIR — stop the cluster started by up.sh DIR, and only that one: its node (node.sh stop: every
+# process in the node's cgroups, containers included, then its namespaces, cgroups and routes), then the
+# control-plane processes recorded in DIR/pids (checked to belong to DIR before they are signalled).
+# Releases the cluster's slot; the last cluster on the host puts back what they shared (hoststate.sh).
+# State stays in DIR (logs for post-mortems); remove DIR yourself when done. Safe to run twice.
 set -uo pipefail
 [[ $# -eq 1 ]] || { echo "usage: $0 DIR" >&2; exit 2; }
 [[ -d "$1" ]] || exit 0
 D="$(cd "$1" && pwd)"
 
-ours() { # pid: is it a process of this cluster? (its command line or environment names DIR)
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/hoststate.sh"
+
+ours() { # pid: is it a process of this cluster? (its command line names DIR)
 	local pid="$1"
 	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-	grep -qF "$D/" < <(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null) && return 0
-	grep -qxF "LOCALKUBELET_STATE_DIR=$D/kubelet" < <(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null) && return 0
-	return 1
+	grep -qF "$D/" < <(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null)
 }
 stop() { # grace-seconds pid...: SIGTERM, wait, then SIGKILL
 	local grace="$1"; shift
@@ -33,27 +35,22 @@ stop() { # grace-seconds pid...: SIGTERM, wait, then SIGKILL
 }
 pidof_() { cat "$D/pids/$1.pid" 2>/dev/null; }
 
-# localkubelet first: on SIGTERM it kills its pod processes. Then the control plane, etcd last.
-stop 10 "$(pidof_ localkubelet)"
-# Pod processes that outlived localkubelet (their pid files, plus a scan for the environment marker).
-pod_pids=()
-for f in "$D"/kubelet/pods/*/containers/*/pid; do [[ -f "$f" ]] && pod_pids+=("$(cat "$f")"); done
-for e in /proc/[0-9]*/environ; do
-	p="${e#/proc/}"; p="${p%/environ}"
-	grep -qxF "LOCALKUBELET_STATE_DIR=$D/kubelet" < <(tr '\0' '\n' < "$e" 2>/dev/null) && pod_pids+=("$p")
-done
-(( ${#pod_pids[@]} )) && stop 5 "${pod_pids[@]}"
+# The node first, while the API server still answers the kubelet. Then the control plane, etcd last.
+[[ -f "$D/slot" ]] && "$here/node.sh" stop "$D"
+stop 10 "$(pidof_ kube-scheduler)"
 stop 10 "$(pidof_ kube-controller-manager)"
 stop 15 "$(pidof_ kube-apiserver)"
 stop 10 "$(pidof_ etcd)"
 rm -f "$D"/pids/*.pid
 
-# Release this cluster's pod address range (and socket directories kept outside DIR for long paths).
-if [[ -f "$D/podnet" ]]; then
-	net="$(cat "$D/podnet")"
-	rm -rf /tmp/localkubelet-"$net".* 2>/dev/null
-	lock="/tmp/poolkeeper-cluster-podnets/$net"
-	[[ "$(cat "$lock/owner" 2>/dev/null)" == "$D" ]] && rm -rf "$lock"
-	rm -f "$D/podnet"
+release() {
+	local n
+	n="$(cat "$D/slot")"
+	[[ "$(cat "$slots_root/$n/owner" 2>/dev/null)" == "$D" ]] && rm -rf "${slots_root:?}/$n"
+	host_shared_release
+}
+if [[ -f "$D/slot" ]]; then
+	with_host_lock release
+	rm -f "$D/slot"
 fi
 exit 0

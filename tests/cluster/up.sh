@@ -39,44 +39,23 @@ cleanup_on_fail() {
 }
 trap cleanup_on_fail EXIT
 
-chmod 0755 "$D" # the unprivileged user that runs pod processes must reach DIR/kubelet
-mkdir -p "$D/pki" "$D/logs" "$D/pids" "$D/kubelet"
-rm -rf "$D/etcd" "$D/kubelet/pods"
+mkdir -p "$D/pki" "$D/logs" "$D/pids"
+rm -rf "$D/etcd" "$D/node"
 chmod 0700 "$D/pki"
 
-# --- a /16 of 127.0.0.0/8 for this cluster's pods: 127.N.x.y, N reserved by an atomic mkdir ---
-netroot=/tmp/poolkeeper-cluster-podnets # shared by every cluster on this host
-mkdir -p "$netroot"
-chmod 1777 "$netroot" 2>/dev/null || true
-alive_cluster() { # DIR: does any process recorded in DIR/pids still run?
-	local f
-	for f in "$1"/pids/*.pid; do [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && return 0; done
-	return 1
-}
-podnet=""
-for n in $(shuf -i 20-250); do
-	lock="$netroot/127.$n"
-	if [[ -d "$lock" ]]; then
-		# Reclaim a reservation left by a cluster that died without down.sh (older than 10 minutes, no processes).
-		owner="$(cat "$lock/owner" 2>/dev/null || true)"
-		if [[ -n "$(find "$lock" -maxdepth 0 -mmin +10)" ]] && ! alive_cluster "$owner"; then rm -rf "$lock"; fi
-	fi
-	if mkdir "$lock" 2>/dev/null; then
-		echo "$D" > "$lock/owner"
-		podnet="127.$n"
-		break
-	fi
-done
-[[ -n "$podnet" ]] || { echo "up.sh: no free 127.N.0.0/16 for pods" >&2; exit 1; }
-echo "$podnet" > "$D/podnet"
+# --- a slot: this cluster's addresses, network namespace and cgroup (hoststate.sh) ---
+source "$here/hoststate.sh"
+slot="$(with_host_lock reserve_slot "$D")" || { echo "up.sh: no free slot for another cluster" >&2; exit 1; }
+echo "$slot" > "$D/slot"
+echo "$bin" > "$D/bin"
+slot_addresses "$slot"
+with_host_lock host_shared_acquire
 
-# --- ports ---
-read -r etcd_port etcd_peer_port api_port kcm_port <<< "$("$bin/localkubelet" free-ports 4 | tr "\n" " ")"
+# --- ports (on the host's address; the node's own ports are in its namespace) ---
+read -r etcd_port etcd_peer_port api_port kcm_port sched_port <<< "$(free_ports 5 | tr "\n" " ")"
 
 # --- PKI: a CA per cluster, EC P-256 keys ---
 pki="$D/pki"
-svc_cidr="192.0.2.0/24" # TEST-NET-1 (RFC 5737): never routed, and nothing here sends to it (no kube-proxy)
-svc_ip="192.0.2.1"
 ossl() { openssl "$@" 2>/dev/null; }
 key() { ossl ecparam -name prime256v1 -genkey -noout -out "$1"; }
 key "$pki/ca.key"
@@ -97,11 +76,21 @@ extendedKeyUsage=clientAuth"
 cert apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:$host_ip,IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 cert admin "/O=system:masters/CN=poolkeeper-admin" "$client_ext"
 cert kcm "/CN=system:kube-controller-manager" "$client_ext"
-cert localkubelet "/O=system:masters/CN=system:localkubelet" "$client_ext"
-# kube-controller-manager serves /healthz over TLS; without a certificate from our CA it would self-sign.
+cert kube-scheduler "/CN=system:kube-scheduler" "$client_ext"
+cert kube-proxy "/CN=system:kube-proxy" "$client_ext"
+# The kubelet as the Node authorizer and NodeRestriction expect it; the API server's client
+# certificate for logs, exec and port-forward; the kubelet's serving certificate for that address.
+cert kubelet "/O=system:nodes/CN=system:node:local" "$client_ext"
+cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client_ext"
+cert kubelet-serving "/CN=local" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$node_ip,DNS:local"
+# kube-controller-manager and kube-scheduler serve /healthz over TLS; without a certificate from our
+# CA they would self-sign (into a directory of the host).
 cert kcm-serving "/CN=kube-controller-manager" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
@@ -116,7 +105,7 @@ kind: Config
 clusters:
 - name: local
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$host_ip:$api_port
     certificate-authority-data: $(base64 -w0 < "$pki/ca.crt")
 users:
 - name: $2
@@ -132,7 +121,7 @@ EOF
 }
 kubeconfig "$D/kubeconfig" admin
 kubeconfig "$pki/kcm.kubeconfig" kcm
-kubeconfig "$pki/localkubelet.kubeconfig" localkubelet
+for user in kube-scheduler kube-proxy kubelet; do kubeconfig "$pki/$user.kubeconfig" "$user"; done
 
 spawn() { # name args... : start detached in its own session, log to DIR/logs/name.log, pid in DIR/pids/name.pid
 	local name="$1"; shift
@@ -150,7 +139,7 @@ wait_for() { # description command...
 		sleep 0.2
 	done
 }
-api() { curl -sSf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$api_port$1"; }
+api() { curl -sSf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://$host_ip:$api_port$1"; }
 
 spawn etcd "$bin/etcd" --name default --data-dir "$D/etcd" \
 	--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -161,7 +150,7 @@ wait_for etcd curl -sSf --max-time 2 "http://127.0.0.1:$etcd_port/health"
 
 spawn kube-apiserver "$bin/kube-apiserver" \
 	--etcd-servers "http://127.0.0.1:$etcd_port" \
-	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+	--bind-address "$host_ip" --advertise-address "$host_ip" --secure-port "$api_port" \
 	--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
 	--client-ca-file "$pki/ca.crt" \
 	--authorization-mode Node,RBAC \
@@ -171,7 +160,8 @@ spawn kube-apiserver "$bin/kube-apiserver" \
 	--api-audiences https://kubernetes.default.svc.cluster.local \
 	--service-cluster-ip-range "$svc_cidr" \
 	--enable-aggregator-routing=true \
-	--endpoint-reconciler-type none \
+	--kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+	--kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP \
 	--profiling=false --v=1 ${APISERVER_EXTRA_ARGS:-}
 wait_for "kube-apiserver /readyz" api /readyz
 
@@ -181,29 +171,54 @@ spawn kube-controller-manager "$bin/kube-controller-manager" \
 	--bind-address 127.0.0.1 --secure-port "$kcm_port" \
 	--tls-cert-file "$pki/kcm-serving.crt" --tls-private-key-file "$pki/kcm-serving.key" \
 	--leader-elect=false --use-service-account-credentials=true \
-	--controllers deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller,root-ca-certificate-publisher-controller,disruption-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller,pod-garbage-collector-controller,resourcequota-controller,clusterrole-aggregation-controller,service-cidr-controller,validatingadmissionpolicy-status-controller \
+	--controllers deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller,root-ca-certificate-publisher-controller,disruption-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller,pod-garbage-collector-controller,node-lifecycle-controller,taint-eviction-controller,resourcequota-controller,clusterrole-aggregation-controller,service-cidr-controller,validatingadmissionpolicy-status-controller \
 	--service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
 	--cluster-name "$(basename "$D")" --profiling=false --v=1
 
-spawn localkubelet "$bin/localkubelet" --kubeconfig "$pki/localkubelet.kubeconfig" --node-name local \
-	--state-dir "$D/kubelet" --pod-ip-prefix "$podnet" --api-host 127.0.0.1 --api-port "$api_port" \
-	--poolkeeper-bin "${POOLKEEPER_BIN:-$repo/build/poolkeeper}" --kubelet-version "$k8s_version"
+spawn kube-scheduler "$bin/kube-scheduler" \
+	--kubeconfig "$pki/kube-scheduler.kubeconfig" \
+	--authentication-kubeconfig "$pki/kube-scheduler.kubeconfig" --authorization-kubeconfig "$pki/kube-scheduler.kubeconfig" \
+	--bind-address 127.0.0.1 --secure-port "$sched_port" \
+	--tls-cert-file "$pki/kcm-serving.crt" --tls-private-key-file "$pki/kcm-serving.key" \
+	--leader-elect=false --profiling=false --v=1
+
+# The images the node gets (images.sh builds them once and caches them): "REF ARCHIVE" lines.
+"$here/images.sh" pause pgbouncer coredns ${UP_EXTRA_IMAGES:-} > "$D/images"
+"$here/node.sh" start "$D" $(awk '{print $2}' "$D/images" | sort -u)
+containerd_sock="$D/node/containerd.sock"
 
 wait_for "kube-controller-manager /healthz" curl -sSf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$kcm_port/healthz"
-wait_for "node local" api /api/v1/nodes/local
+wait_for "kube-scheduler /healthz" curl -sSf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$sched_port/healthz"
+node_ready() { [[ "$(api /api/v1/nodes/local | jq -r '.status.conditions[] | select(.type == "Ready") | .status')" == True ]]; }
+wait_for "node local Ready" node_ready
 wait_for "serviceaccount default/default" api /api/v1/namespaces/default/serviceaccounts/default
 wait_for "configmap default/kube-root-ca.crt" api /api/v1/namespaces/default/configmaps/kube-root-ca.crt
+
+# Cluster DNS: CoreDNS as a Deployment behind the kube-dns Service, as in a user's cluster.
+sed -e "s|@DNS_IP@|$dns_ip|g" -e "s|@COREDNS_IMAGE@|$(awk '$1 ~ "/coredns:" {print $1}' "$D/images")|g" \
+	"$here/testdata/coredns.yaml" > "$D/coredns.yaml"
+kubectl_() { kubectl --kubeconfig "$D/kubeconfig" "$@"; }
+wait_for "the CoreDNS manifest applied" kubectl_ apply -f "$D/coredns.yaml"
+wait_for "CoreDNS available" kubectl_ -n kube-system wait --for=condition=Available deployment/coredns --timeout=5s
 
 cat > "$D/env" <<EOF
 export KUBECONFIG=$D/kubeconfig
 CLUSTER_DIR=$D
-API_SERVER=https://127.0.0.1:$api_port
+API_SERVER=https://$host_ip:$api_port
 API_PORT=$api_port
 ETCD_PORT=$etcd_port
 KCM_PORT=$kcm_port
-POD_IP_PREFIX=$podnet
+# The host's address as pods see it: PostgreSQL for the pools listens here.
+HOST_IP=$host_ip
+NODE_NAME=local
+NODE_IP=$node_ip
+NODE_NETNS=$netns
+POD_CIDR=$pod_cidr
+SERVICE_CIDR=$svc_cidr
+DNS_IP=$dns_ip
+CONTAINERD_SOCK=$containerd_sock
 K8S_VERSION=$k8s_version
 EOF
 ok=1
-printf 'up.sh: cluster %s ready in %.1fs: API https://127.0.0.1:%s, pods on %s.x.y, KUBECONFIG=%s/kubeconfig\n' \
-	"$D" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')" "$api_port" "$podnet" "$D" >&2
+printf 'up.sh: cluster %s ready in %.1fs: API https://%s:%s, pods on %s, Services on %s, KUBECONFIG=%s/kubeconfig\n' \
+	"$D" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')" "$host_ip" "$api_port" "$pod_cidr" "$svc_cidr" "$D" >&2
