@@ -25,6 +25,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+source "$repo/tests/cluster/hoststate.sh" # host_ip (PostgreSQL for the pods), free_ports
 
 N="${N:-20}"
 POOLS="${POOLS:-1000}"
@@ -77,7 +78,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # --- the operator -------------------------------------------------------------------------------------------
 start_operator() { # NAME extra-flags...
 	local name="$1"; shift
-	op_port="$("$bin/localkubelet" free-ports 1)"
+	op_port="$(free_ports 1)"
 	setsid "$POOLKEEPER" run --kubeconfig "$C/kubeconfig" --http-address "127.0.0.1:$op_port" \
 		--workers "$WORKERS" --log-format json "$@" >>"$work/$name.log" 2>&1 </dev/null &
 	op_pid=$!
@@ -183,9 +184,10 @@ openssl rand -hex 16 >"$pgdir/pw" && chmod 600 "$pgdir/pw" && chown postgres: "$
 app_password="$(openssl rand -hex 16)"
 runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres -A scram-sha-256 --pwfile="$pgdir/pw" --no-sync >"$pgdir/initdb.log" 2>&1 ||
 	die "initdb failed: $pgdir/initdb.log"
-pgport="$("$bin/localkubelet" free-ports 1)"
+echo "host all all 198.18.0.0/15 scram-sha-256" >>"$pgdir/data/pg_hba.conf" # the pooler pods
+pgport="$(free_ports 1)"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
-	-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off" start >/dev/null ||
+	-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1,$host_ip -c max_connections=100 -c fsync=off" start >/dev/null ||
 	die "PostgreSQL did not start"
 psql_super() { PGPASSWORD="$(cat "$pgdir/pw")" psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
 psql_super -c "CREATE ROLE app LOGIN PASSWORD '$app_password'" && psql_super -c "CREATE DATABASE app OWNER app" ||
@@ -194,15 +196,6 @@ psql_super -c "CREATE ROLE app LOGIN PASSWORD '$app_password'" && psql_super -c 
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=60s >/dev/null ||
 	die "CRD not established"
 
-# Every pool has a ClusterIP Service (even with 0 instances), and up.sh's service range is a /24 (254
-# addresses): a second range from the benchmarking block (RFC 2544, never routed; nothing here sends to it).
-k apply -f - >/dev/null <<YAML || die "ServiceCIDR not created"
-apiVersion: networking.k8s.io/v1
-kind: ServiceCIDR
-metadata: {name: bench}
-spec: {cidrs: ["198.18.0.0/16"]}
-YAML
-k wait --for=condition=Ready servicecidr/bench --timeout=60s >/dev/null || die "ServiceCIDR bench not Ready"
 
 # --- 4a. idle memory -----------------------------------------------------------------------------------------
 start_operator op1
@@ -221,8 +214,8 @@ apiVersion: poolkeeper.io/v1alpha1
 kind: ConnectionPool
 metadata: {name: $1, namespace: lat}
 spec:
-  server: {host: 127.0.0.1, port: $pgport, maxConnections: 100, overhead: 2}
-  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: 2}
+  server: {host: $host_ip, port: $pgport, maxConnections: 100, overhead: 2}
+  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: 2}
   databases: [{name: app, maxDbConnections: 2}]
   users: [{name: app, passwordSecretRef: {name: app-db}}]
 YAML
@@ -286,7 +279,7 @@ max_conn=$(( per_server * 10 + 1000 )) # each pool: (0 instances + 1 surge) x 10
 } >"$work/bulk-base.yaml"
 for part in 0 1; do : >"$work/bulk-$part.yaml"; done
 for i in $(seq 0 $((POOLS - 1))); do
-	printf -- '---\napiVersion: poolkeeper.io/v1alpha1\nkind: ConnectionPool\nmetadata: {name: p-%05d, namespace: bench-%d}\nspec:\n  server: {host: db-%d.bench.invalid, port: 5432, maxConnections: %d, overhead: 2}\n  pooler: {instances: 0, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: 10}\n  databases: [{name: app, maxDbConnections: 10}]\n  users: [{name: app, passwordSecretRef: {name: app-db}}]\n' \
+	printf -- '---\napiVersion: poolkeeper.io/v1alpha1\nkind: ConnectionPool\nmetadata: {name: p-%05d, namespace: bench-%d}\nspec:\n  server: {host: db-%d.bench.invalid, port: 5432, maxConnections: %d, overhead: 2}\n  pooler: {instances: 0, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: 10}\n  databases: [{name: app, maxDbConnections: 10}]\n  users: [{name: app, passwordSecretRef: {name: app-db}}]\n' \
 		"$i" $((i % NAMESPACES)) $(((i / NAMESPACES) % SERVERS)) "$max_conn" >>"$work/bulk-$((i % 2)).yaml"
 done
 k apply --server-side -f "$work/bulk-base.yaml" >/dev/null || die "namespaces and Secrets not applied"
@@ -386,7 +379,7 @@ stop_operator
 # --- figures -------------------------------------------------------------------------------------------------
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
 say ""
-say "poolkeeper run on a local control plane (etcd, kube-apiserver, kube-controller-manager $(basename "$bin"), localkubelet)"
+say "poolkeeper run on a local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet $(basename "$bin"), containerd)"
 say "machine: $machine, shared with other work (load average now $load); operator --workers $WORKERS"
 say ""
 say "1. kubectl apply of one pool -> Ready=True for its generation (instances 1, real PgBouncer pod, real PostgreSQL)"

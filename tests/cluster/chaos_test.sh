@@ -36,7 +36,7 @@ k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
 start_operator() {
 	local port
-	port="$("$bin/localkubelet" free-ports 1)"
+	port="$(free_ports 1)"
 	setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" --http-address "127.0.0.1:$port" --workers 4 \
 		--log-format json --watch-timeout-seconds 30 >>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"
@@ -55,8 +55,8 @@ apiVersion: poolkeeper.io/v1alpha1
 kind: ConnectionPool
 metadata: {name: $1, namespace: default}
 spec:
-  server: {host: 127.0.0.1, port: $pgport, maxConnections: 60, overhead: 2}
-  pooler: {instances: $3, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", poolMode: $2, defaultPoolSize: $4, minPoolSize: $5, maxClientConn: 500}
+  server: {host: $host_ip, port: $pgport, maxConnections: 60, overhead: 2}
+  pooler: {instances: $3, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", poolMode: $2, defaultPoolSize: $4, minPoolSize: $5, maxClientConn: 500}
   databases: [{name: app$cap}]
   users: [{name: app, passwordSecretRef: {name: app-db}}]
 YAML

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# tests/cluster/install_test.sh — the install surfaces on a real local control plane (etcd + kube-apiserver +
-# kube-controller-manager + localkubelet, see tests/cluster/README.md), driven by the pinned kubectl 1.35 and helm 4:
+# tests/cluster/install_test.sh — the install surfaces on a real local cluster (up.sh: control plane, kubelet,
+# containerd, see tests/cluster/README.md), driven by the pinned kubectl 1.35 and helm 4:
 #   - the CRD is accepted by the API server, and it and the operator's validator (`poolkeeper check`) both refuse
 #     every entry of the shared table tests/unit/api/testdata/invalid_pools.yaml; every example is accepted, and
 #     applying it again changes nothing (kubectl diff empty);
 #   - helm lint; the chart's CRD equals crds/ and manifests/ equals the chart (scripts/gen-manifests.sh --check);
 #   - helm install / upgrade (changed values) / uninstall with --wait, cluster-wide and namespaced: the operator
-#     runs in-cluster (localkubelet runs the chart's image ghcr.io/poolkeeper/poolkeeper as build/poolkeeper with
-#     the ServiceAccount's projected token), holds its Lease, reconciles a pool to Ready with only the chart's RBAC,
-#     and its ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
+#     runs in-cluster (the chart's image ghcr.io/poolkeeper/poolkeeper:<appVersion>, built from the repository's
+#     Dockerfile by images.sh on this run and imported into the node), holds its Lease, reconciles a pool to Ready
+#     with only the chart's RBAC, its admission webhook refuses an overrun that kubectl applies, and its
+#     ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
 #   - kubectl apply -k manifests/ and delete -k.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
@@ -16,9 +17,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TEST_NAME=install source "$here/lib.sh"
 POOLKEEPER="$repo/build/poolkeeper" # the CLI whose validator the CRD must agree with, and the in-cluster operator
 [[ -x "$POOLKEEPER" ]] || { echo "$POOLKEEPER is not built (scripts/build.sh)"; echo "0 passed, 1 failed"; exit 1; }
-export POOLKEEPER_BIN="$POOLKEEPER" # what localkubelet runs for the chart's operator image
 C="$work/c"
 chart="$repo/helm/poolkeeper"
+operator_image="ghcr.io/poolkeeper/poolkeeper:$(sed -n 's/^appVersion: *"\(.*\)"/\1/p' "$chart/Chart.yaml")"
 crd="$repo/crds/poolkeeper.io_connectionpools.yaml"
 REL=poolkeeper                 # release name: objects are named "poolkeeper"
 NS=poolkeeper-system           # release namespace
@@ -55,7 +56,7 @@ MERGE_PATCH='def mp($p): if ($p|type) == "object" then (if type == "object" then
 
 # ---------------------------------------------------------------------------------------------------------------
 test_cluster_up() {
-	"$here/up.sh" "$C" >&2
+	UP_EXTRA_IMAGES=operator "$here/up.sh" "$C" >&2
 	k wait --for=condition=Ready node/local --timeout=30s >/dev/null
 }
 
@@ -234,12 +235,9 @@ expect_lease_rights() {
 	expect_no create leases.coordination.k8s.io -n kube-system
 }
 
-# The operator pods of the release: running the image localkubelet maps to the poolkeeper binary, Ready through the
-# chart's HTTP probes on the pod IP, one of them holding the Lease, none refused anything by the API server.
-operator_log() { # POD: its container logs
-	local uid=$(k -n "$NS" get pod "$1" -o jsonpath='{.metadata.uid}')
-	cat "$C/kubelet/logs/${NS}_$1_$uid/operator/"*.log 2>/dev/null
-}
+# The operator pods of the release: running the chart's image, Ready through the chart's HTTP probes on the pod IP,
+# one of them holding the Lease, none refused anything by the API server.
+operator_log() { k -n "$NS" logs "$1" -c operator; } # POD: its container's log
 operator_pods() { k -n "$NS" get pods -l app.kubernetes.io/instance=$REL,app.kubernetes.io/component=operator -o jsonpath='{.items[*].metadata.name}'; }
 lease_holder() { k -n "$NS" get lease poolkeeper-leader -o jsonpath='{.spec.holderIdentity}'; }
 lease_held_by_a_pod() { local h=$(lease_holder); [[ -n $h && " $(operator_pods) " == *" $h "* ]]; }
@@ -247,8 +245,8 @@ check_operator_pods() {
 	local pod ip lg n=0
 	for pod in $(operator_pods); do
 		n=$((n + 1))
-		[[ "$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].imageID}')" == localkubelet://poolkeeper ]] ||
-			fail "$pod: image not run as the poolkeeper binary"
+		[[ "$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].image}')" == "$operator_image" ]] ||
+			fail "$pod: image $(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].image}'), not $operator_image"
 		[[ "$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].ready}')" == true ]] || fail "$pod: not ready"
 		ip=$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.podIP}')
 		lg=$(operator_log "$pod")
@@ -269,10 +267,9 @@ overrun_in() {
 	quickstart_in "$1" | sed -e 's/^  name: app$/  name: overrun/' -e 's/^      dbname: app$/      dbname: app\n      maxDbConnections: 5/' |
 		awk '/^---/{exit} {print}'
 }
-# The operator pod's admission webhook, over TLS with the chart's certificate (its Service's DNS name, checked
-# against the chart's CA), refuses a pool that cannot fit beside app with the arithmetic. Asked directly at the
-# pod: the API server cannot reach it through its Service here, since Endpoints may not hold the loopback
-# addresses localkubelet gives pods (the real kubelet of issue 11 lifts this).
+# The operator pod's admission webhook refuses a pool that cannot fit beside app with the arithmetic: asked directly
+# over TLS with the chart's certificate (its Service's DNS name, checked against the chart's CA), and on the real
+# path, kubectl apply through the API server, which calls it through its Service.
 webhook_refuses_overrun() {
 	local ns=$1 ip review out
 	ip=$(k -n "$NS" get pods -l app.kubernetes.io/name=poolkeeper -o jsonpath='{.items[0].status.podIP}')
@@ -284,8 +281,11 @@ webhook_refuses_overrun() {
 	out=$(curl -sS --max-time 10 --cacert "$work/webhook-ca.crt" --resolve "poolkeeper-webhook.$NS.svc:9443:$ip" \
 		-H 'Content-Type: application/json' -d "$review" "https://poolkeeper-webhook.$NS.svc:9443/validate-connectionpool") || fail "webhook call failed"
 	[[ "$(jq -r .response.uid <<<"$out")/$(jq -r .response.allowed <<<"$out")" == u-1/false ]] || fail "webhook answer: $out"
-	[[ "$(jq -r .response.status.message <<<"$out")" == "ConnectionPool $ns/overrun does not fit its server (127.0.0.1:54320): "*" remaining of 15 usable"* ]] ||
+	[[ "$(jq -r .response.status.message <<<"$out")" == "ConnectionPool $ns/overrun does not fit its server (198.18.0.1:54320): "*" remaining of 15 usable"* ]] ||
 		fail "webhook message: $(jq -r .response.status.message <<<"$out")"
+	out=$(k apply -f "$work/overrun.yaml" 2>&1) && fail "kubectl apply of an overrun accepted: $out"
+	[[ "$out" == *'admission webhook "'*'" denied the request: ConnectionPool '"$ns"'/overrun does not fit its server'* ]] ||
+		fail "kubectl apply of an overrun: $out"
 }
 pool_reconciled() {
 	local ns=$1
@@ -309,7 +309,7 @@ test_helm_install_cluster_wide() {
 	[[ -z "$(k -n "$NS" get pdb -o name)" ]] || fail "PDB with 1 replica"
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath='{.status.readyReplicas}')" == 1 ]] || fail "not ready"
 	local c='.spec.template.spec.containers[0]'
-	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.image}")" == "ghcr.io/poolkeeper/poolkeeper:$(sed -n 's/^appVersion: *"\(.*\)"/\1/p' "$chart/Chart.yaml")" ]] || fail "image"
+	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.image}")" == "$operator_image" ]] || fail "image"
 	[[ "$(k -n "$NS" get deploy poolkeeper -o jsonpath="{$c.securityContext.readOnlyRootFilesystem}/{$c.securityContext.capabilities.drop[0]}/{.spec.template.spec.securityContext.runAsUser}")" == "true/ALL/65532" ]] || fail "securityContext"
 	[[ "$(k -n "$NS" get svc poolkeeper-metrics -o jsonpath='{.spec.ports[0].port}')" == 8080 ]] || fail "metrics service"
 	check_operator_pods

@@ -6,6 +6,7 @@ repo="$(cd "$here/../.." && pwd)"
 export PATH="$repo/.tools/bin:$PATH"
 bin="$("$here/build.sh")" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 PGBIN=/usr/lib/postgresql/15/bin
+source "$here/hoststate.sh" # host_ip (the host as pods see it), free_ports
 
 work="$(mktemp -d "/tmp/poolkeeper-${TEST_NAME:-cluster}-test.XXXXXX")"
 chmod 0755 "$work"
@@ -61,14 +62,16 @@ watchdog() {
 	watchdog_pid=$!
 }
 
-# A PostgreSQL owned by the test, on a free loopback port, as the postgres user; role app/app-secret-pw owns db app.
+# A PostgreSQL owned by the test, as the postgres user, on a free port of 127.0.0.1 and of $host_ip (where
+# pods reach it: start a cluster first); role app/app-secret-pw owns db app.
 start_postgres() { # max_connections
 	mkdir -p "$pgdir" && chown postgres: "$pgdir"
 	openssl rand -hex 16 > "$pgdir/pw" && chmod 600 "$pgdir/pw" && chown postgres: "$pgdir/pw" # made per run
 	runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres -A scram-sha-256 --pwfile="$pgdir/pw" >"$pgdir/initdb.log" 2>&1
-	pgport="$("$bin/localkubelet" free-ports 1)"
+	echo "host all all 198.18.0.0/15 scram-sha-256" >> "$pgdir/data/pg_hba.conf" # the pods
+	pgport="$(free_ports 1)"
 	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
-		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=${1:-30}" start >/dev/null
+		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1,$host_ip -c max_connections=${1:-30}" start >/dev/null
 	psql_super -c "CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'"
 	psql_super -c "CREATE DATABASE app OWNER app"
 }
@@ -80,7 +83,7 @@ restart_postgres() { # max_connections | down
 	fi
 	[[ "$1" == down ]] && return 0
 	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
-		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=$1" start >/dev/null
+		-o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1,$host_ip -c max_connections=$1" start >/dev/null
 }
 psql_super() { PGPASSWORD="$(cat "$pgdir/pw")" psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qAt "$@"; }
 stop_postgres() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/cluster/operator_test.sh — `poolkeeper run` against the real local control plane (up.sh), with a real
-# PostgreSQL behind the PgBouncer pods localkubelet runs, driven by the pinned kubectl. The operator runs as
+# PostgreSQL behind the PgBouncer pods the node runs (kubelet, containerd), driven by the pinned kubectl. The operator runs as
 # local processes with the admin kubeconfig here (install_test.sh runs it in-cluster under its own RBAC).
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
@@ -25,7 +25,7 @@ k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 # start_operator NAME: runs `poolkeeper run` as replica NAME; its HTTP port is in $work/NAME.port, log in $work/NAME.log.
 start_operator() {
 	local name="$1" port
-	port="$("$bin/localkubelet" free-ports 1)"
+	port="$(free_ports 1)"
 	echo "$port" > "$work/$name.port"
 	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
 		--http-address "127.0.0.1:$port" --leader-elect --leader-election-namespace poolkeeper-system \
@@ -76,8 +76,8 @@ apiVersion: poolkeeper.io/v1alpha1
 kind: ConnectionPool
 metadata: {name: $name, namespace: default}
 spec:
-  server: {host: 127.0.0.1, port: $pgport, maxConnections: 30, overhead: 2}
-  pooler: {instances: $instances, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: $size}
+  server: {host: $host_ip, port: $pgport, maxConnections: 30, overhead: 2}
+  pooler: {instances: $instances, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: $size}
   databases: [{name: app, maxDbConnections: $maxdb}]
   users: [{name: app, passwordSecretRef: {name: app-db}}]
 YAML

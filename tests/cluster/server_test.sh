@@ -28,11 +28,11 @@ k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
 # The operator serves its admission webhook on $webhook_port with a certificate made here for 127.0.0.1.
 start_operator() {
-	webhook_port="$("$bin/localkubelet" free-ports 1)"
+	webhook_port="$(free_ports 1)"
 	mkdir -p "$work/webhook"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
 		-keyout "$work/webhook/tls.key" -out "$work/webhook/tls.crt" >/dev/null 2>&1
-	"$bin/localkubelet" free-ports 1 > "$work/op.port"
+	free_ports 1 > "$work/op.port"
 	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
 		--http-address "127.0.0.1:$(cat "$work/op.port")" --workers 2 --log-format json \
 		--watch-timeout-seconds 5 --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port" \
@@ -72,7 +72,7 @@ kind: ConnectionPool
 metadata: {name: $1, namespace: ${4:-default}}
 spec:
   $where
-  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: $2}
+  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: $2}
   databases: [{name: app, maxDbConnections: $2}]
   users: [{name: app, passwordSecretRef: {name: app-db}}]
 ${5:-}
@@ -83,7 +83,7 @@ YAML
 # exists must still reconcile. Then the CRD arrives and PostgresServers are picked up without a restart.
 test_operator_runs_without_the_server_crd() {
 	eventually 60 'curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/op.port")/readyz"' || fail "not ready without the CRD: $(tail -5 "$work/op.log")"
-	pool early 1 "server: {host: 127.0.0.1, port: $pgport, maxConnections: 30, overhead: 2}" | k apply -f - >/dev/null
+	pool early 1 "server: {host: $host_ip, port: $pgport, maxConnections: 30, overhead: 2}" | k apply -f - >/dev/null
 	k wait --for=condition=Ready connectionpool/early --timeout=90s >/dev/null || fail "early not Ready"
 	grep -q "PostgresServers are not served" "$work/op.log" || fail "no warning about the missing CRD"
 	k delete connectionpool early --wait=true >/dev/null
@@ -92,7 +92,7 @@ test_operator_runs_without_the_server_crd() {
 }
 
 test_server_is_observed_with_drift() {
-	server main 127.0.0.1 | k apply -f - >/dev/null
+	server main $host_ip | k apply -f - >/dev/null
 	# The operator's informer may still be backing off from the time the CRD was missing (30 s at most).
 	eventually 60 '[[ "$(scond main Reachable)" == True ]]' || fail "not reachable: $(sjson main '{.status}')"
 	[[ "$(sjson main '{.status.observed.maxConnections}')" == 30 ]] || fail "observed $(sjson main '{.status.observed}')"
@@ -101,7 +101,7 @@ test_server_is_observed_with_drift() {
 	[[ "$(sjson main '{.status.drift[0]}')" == "maxConnections: declared 100, observed 30" ]] || fail "drift: $(sjson main '{.status.drift}')"
 	[[ "$(sjson main '{.status.budget.usable}')" == 25 && "$(sjson main '{.status.budget.source}')" == Observed ]] ||
 		fail "budget $(sjson main '{.status.budget}')"
-	k get postgresservers | has '^main  *127.0.0.1:' || fail "printer columns: $(k get postgresservers)"
+	k get postgresservers | has "^main  *$host_ip:" || fail "printer columns: $(k get postgresservers)"
 	# The same figures as metrics.
 	local metrics
 	metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/op.port")/metrics")
@@ -113,7 +113,7 @@ test_server_is_observed_with_drift() {
 
 # Offline, against the same live server: declared 100 would admit (1 + 1) x 15 = 30; observed 25 usable does not.
 test_check_observe_plans_on_the_live_server() {
-	{ server main 127.0.0.1; echo "---"; pool offline 15; } > "$work/check.yaml"
+	{ server main $host_ip; echo "---"; pool offline 15; } > "$work/check.yaml"
 	local out rc=0
 	"$poolkeeper" check -f "$work/check.yaml" >/dev/null || fail "declared figures should admit it"
 	out=$(PGUSER=observer PGPASSWORD=observer-pw "$poolkeeper" check --observe -f "$work/check.yaml" 2>&1) || rc=$?
@@ -121,7 +121,7 @@ test_check_observe_plans_on_the_live_server() {
 	[[ "$out" == *"observed PostgresServer main: max_connections 30, superuser_reserved_connections 3"* ]] || fail "$out"
 	[[ "$out" == *"= 30 > 25 remaining of 25 usable"* ]] || fail "$out"
 	out=$(PGUSER=observer PGPASSWORD=wrong "$poolkeeper" check --observe -f "$work/check.yaml" 2>&1) && fail "a wrong password observed"
-	[[ "$out" == *"PostgresServer main: 127.0.0.1:$pgport: "*"password authentication failed"* ]] || fail "$out"
+	[[ "$out" == *"PostgresServer main: $host_ip:$pgport: "*"password authentication failed"* ]] || fail "$out"
 	[[ "$out" != *wrong* ]] || fail "the password was printed"
 }
 
@@ -157,20 +157,20 @@ test_tenant_cannot_loosen_the_policy() {
 }
 
 test_conflicting_inline_pool_blocks_only_itself() {
-	pool liar 1 "server: {host: 127.0.0.1, port: $pgport, maxConnections: 31}" | k apply -f - >/dev/null
+	pool liar 1 "server: {host: $host_ip, port: $pgport, maxConnections: 31}" | k apply -f - >/dev/null
 	eventually 60 '[[ "$(degraded_reason liar)" == ServerConflict ]]' || fail "liar: $(k get connectionpool liar -o jsonpath='{.status.conditions}')"
 	[[ "$(cond first Ready)" == True && "$(cond second Ready)" == True ]] || fail "the others were blocked"
 	k delete connectionpool liar --wait=true >/dev/null
 }
 
 test_namespace_not_admitted() {
-	server main 127.0.0.1 "  allowedNamespaces: [default]" | k apply -f - >/dev/null
+	server main $host_ip "  allowedNamespaces: [default]" | k apply -f - >/dev/null
 	k create namespace outsiders >/dev/null
 	k -n outsiders create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
 	pool visitor 1 "serverRef: {name: main}" outsiders | k apply -f - >/dev/null
 	eventually 60 '[[ "$(degraded_reason visitor outsiders)" == NamespaceNotAllowed ]]' || fail "visitor admitted"
 	k -n outsiders delete connectionpool visitor --wait=true >/dev/null
-	server main 127.0.0.1 | k apply -f - >/dev/null
+	server main $host_ip | k apply -f - >/dev/null
 }
 
 test_lower_max_connections_is_followed() {
@@ -206,14 +206,14 @@ rolconnlimit() { psql_super -c "SELECT rolconnlimit FROM pg_roles WHERE rolname 
 test_role_limit_is_enforced_by_postgresql() {
 	psql_super -c "CREATE ROLE capped LOGIN PASSWORD 'capped-pw'"
 	k create secret generic capped-db --from-literal=password=capped-pw >/dev/null
-	server main 127.0.0.1 "  enforceRoleLimits: true" | k apply -f - >/dev/null
+	server main $host_ip "  enforceRoleLimits: true" | k apply -f - >/dev/null
 	k apply -f - >/dev/null <<YAML
 apiVersion: poolkeeper.io/v1alpha1
 kind: ConnectionPool
 metadata: {name: capper, namespace: default}
 spec:
   serverRef: {name: main}
-  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "edoburu/pgbouncer:1.18.0", defaultPoolSize: 1}
+  pooler: {instances: 1, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: 1}
   databases: [{name: app, maxDbConnections: 1}]
   users: [{name: capped, passwordSecretRef: {name: capped-db}}]
 YAML
@@ -239,7 +239,7 @@ YAML
 	eventually 60 '[[ "$(rolconnlimit capped)" == -1 ]]' || fail "capped not restored: $(rolconnlimit capped)"
 	# Enforcement off: every role the operator limited is restored, and the finalizer goes.
 	[[ "$(rolconnlimit app)" != -1 ]] || fail "app was never limited"
-	server main 127.0.0.1 | k apply -f - >/dev/null
+	server main $host_ip | k apply -f - >/dev/null
 	eventually 60 '[[ "$(rolconnlimit app)" == -1 ]]' || fail "app not restored"
 	eventually 60 '[[ "$(sjson main "{.metadata.finalizers}")" != *role-limits-restored* ]]' || fail "finalizer left"
 }
@@ -278,7 +278,7 @@ YAML
 
 # measureOverhead: what other clients hold is kept aside, at least the declared overhead.
 test_measured_overhead_follows_other_clients() {
-	server main 127.0.0.1 "  measureOverhead: true" | k apply -f - >/dev/null
+	server main $host_ip "  measureOverhead: true" | k apply -f - >/dev/null
 	local i
 	for i in 1 2 3 4 5 6; do
 		PGPASSWORD=app-secret-pw setsid psql -h 127.0.0.1 -p "$pgport" -U app -d app -qAt -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
@@ -289,7 +289,7 @@ test_measured_overhead_follows_other_clients() {
 		fail "overhead $(sjson main '{.status.budget.overhead}') is not what others use: $(sjson main '{.status.observed.inUseByOthers}')"
 	kill $(cat "$work/holders.pids") 2>/dev/null; rm -f "$work/holders.pids"
 	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app' AND query LIKE '%pg_sleep%'" >/dev/null
-	server main 127.0.0.1 | k apply -f - >/dev/null
+	server main $host_ip | k apply -f - >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------------------------------

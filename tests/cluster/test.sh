@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tests/cluster/test.sh — tests of the local cluster harness itself, against real components:
-# etcd + kube-apiserver + kube-controller-manager (built from the Go modules) + localkubelet, driven by the
-# pinned kubectl 1.35 and helm 4, with a throwaway PostgreSQL behind real PgBouncer pods.
+# tests/cluster/test.sh — tests of the local cluster harness itself, against real components: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, the kubelet and kube-proxy (built from the Go
+# modules) with containerd and runc, CoreDNS, driven by the pinned kubectl 1.35 and helm 4, with a throwaway
+# PostgreSQL behind real PgBouncer pods. Ends by checking that the host is as it was before the first cluster.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +20,35 @@ trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 1200 # 20 minutes for the whole run
 k() { kubectl --kubeconfig "$C1/kubeconfig" "$@"; }
+pgb_image=localhost/poolkeeper-test/pgbouncer:1.18.0
+
+# What a cluster may leave on the host, to compare before and after. Lines of other clusters running on this
+# host meanwhile (their slots' links, routes, namespaces and cgroups) are left out, and so is what all clusters
+# share (the host's address on lo, the kernel settings), which is compared only when no other cluster runs.
+host_state() (
+	set +e # a section may be empty (grep finds nothing), which is no failure here
+	local others="" n owner
+	for n in $(ls "$slots_root" 2>/dev/null | grep -E '^[0-9]+$'); do
+		owner="$(cat "$slots_root/$n/owner" 2>/dev/null)"
+		[[ "$owner" == "$C1" || "$owner" == "$C2" ]] || others+="|pk-node-$n\b|pkh-$n\b|poolkeeper-$n\b"
+	done
+	{
+		echo "## links"; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'
+		echo "## addresses"; ip -o addr show | awk '{print $2, $4}' | grep -vxF "lo $host_ip/32"
+		echo "## routes"; ip route show
+		echo "## namespaces"; ip netns list
+		echo "## mounts"; awk '{print $5}' /proc/self/mountinfo
+		echo "## cgroups"; find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name 'poolkeeper-*'
+		echo "## iptables"; iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//'
+	} | { if [[ -n "$others" ]]; then grep -Ev "${others#|}"; else cat; fi; }
+	if [[ -z "$others" ]]; then
+		echo "## shared"
+		ip -o addr show dev lo | awk '{print $2, $4}' | grep -xF "lo $host_ip/32"
+		for s in "${host_sysctls[@]}"; do echo "$s=$(sysctl -n "$s")"; done
+	fi
+)
+without_shared() { sed '/^## shared$/,$d' "$1"; }
+host_state > "$work/host-before"
 
 # ---------------------------------------------------------------------------------------------------------------
 test_two_clusters_up_down() {
@@ -27,93 +57,125 @@ test_two_clusters_up_down() {
 	"$here/up.sh" "$C2" & local p2=$!
 	wait $p1 && wait $p2 || fail "up.sh"
 	log "two clusters up in parallel in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s"
-	source "$C1/env"; local api1=$API_PORT net1=$POD_IP_PREFIX
-	source "$C2/env"; local api2=$API_PORT net2=$POD_IP_PREFIX
-	[[ $api1 != "$api2" && $net1 != "$net2" ]] || fail "clusters share a port or pod range"
+	source "$C1/env"; local api1=$API_PORT pods1=$POD_CIDR ns1=$NODE_NETNS
+	source "$C2/env"; local api2=$API_PORT pods2=$POD_CIDR ns2=$NODE_NETNS
+	[[ $api1 != "$api2" && $pods1 != "$pods2" && $ns1 != "$ns2" ]] || fail "clusters share a port, pod range or node"
 	for c in "$C1" "$C2"; do
 		kubectl --kubeconfig "$c/kubeconfig" wait --for=condition=Ready node/local --timeout=30s >/dev/null
-		[[ "$(kubectl --kubeconfig "$c/kubeconfig" version -o json | jq -r .serverVersion.gitVersion)" == v1.35.* ]] || fail "server version"
+		[[ "$(kubectl --kubeconfig "$c/kubeconfig" get node local -o jsonpath='{.status.nodeInfo.kubeletVersion}')" == v1.35.* ]] || fail "kubelet version"
+		[[ "$(kubectl --kubeconfig "$c/kubeconfig" get node local -o jsonpath='{.status.nodeInfo.containerRuntimeVersion}')" == containerd://1.6.* ]] || fail "runtime"
+		[[ -z "$(kubectl --kubeconfig "$c/kubeconfig" get node local -o jsonpath='{.spec.taints}')" ]] || fail "node still tainted"
 	done
-	# Only loopback listeners for this cluster's processes.
-	local pids=$(cat "$C1"/pids/*.pid | paste -sd, -)
-	local nonlocal=$(ss -Hltnp | grep -E "pid=($(echo "$pids" | tr , '|'))," | awk '{print $4}' | grep -v '^127\.0\.0\.1:' || true)
-	[[ -z "$nonlocal" ]] || fail "non-loopback listeners: $nonlocal"
+	# The control plane listens on loopback and the host's address for pods only; the node in its namespace.
+	local pids=$(for f in "$C1"/pids/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler}.pid; do cat "$f"; done | paste -sd '|')
+	local stray=$(ss -Hltnp | grep -E "pid=($pids)," | awk '{print $4}' | grep -vE "^(127\.0\.0\.1|$host_ip):" || true)
+	[[ -z "$stray" ]] || fail "listeners on other addresses: $stray"
 	# RBAC is on, and the service-account signing works: a token's identity is what the API server reports.
 	# (can-i exits 1 when the answer is no)
 	[[ "$(kubectl --kubeconfig "$C1/kubeconfig" auth can-i create pods --as=system:serviceaccount:default:default || true)" == no ]] ||
 		fail "the default service account may create pods"
-	local c2pids=$(cat "$C2"/pids/*.pid)
+	local c2pids=$(cat "$C2"/pids/*.pid) slot2=$(cat "$C2/slot")
 	"$here/down.sh" "$C2"
 	for p in $c2pids; do ! kill -0 "$p" 2>/dev/null || fail "process $p of cluster 2 still running"; done
-	[[ ! -e "/tmp/poolkeeper-cluster-podnets/$net2" ]] || fail "pod range of cluster 2 not released"
+	[[ ! -e "$slots_root/$slot2" ]] || fail "slot of cluster 2 not released"
+	! ip netns list | has -w "$ns2" || fail "network namespace $ns2 left"
+	[[ -z "$(find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -name "poolkeeper-$slot2")" ]] || fail "cgroups of cluster 2 left"
+	! has -F "$C2/" < /proc/self/mountinfo || fail "mounts of cluster 2 left"
 	for p in $(cat "$C1"/pids/*.pid); do kill -0 "$p" || fail "cluster 1 process $p died with cluster 2"; done
 	k get --raw /readyz | has -x ok
 }
 
 pod_ips() { k get pods -l app=pgb -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}'; }
-pgb_pids() { # pgbouncer processes of cluster 1
-	local p
-	for p in $(pgrep -x pgbouncer); do
-		grep -qxF "LOCALKUBELET_STATE_DIR=$C1/kubelet" < <(tr '\0' '\n' < /proc/$p/environ 2>/dev/null) && echo "$p"
-	done
-}
 ready_restarted() { # pod: Ready and restarted at least once
 	[[ "$(k get pod "$1" -o jsonpath='{.status.containerStatuses[0].restartCount}')" -ge 1 ]] &&
 		[[ "$(k get pod "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
+in_cidr() { # ip cidr
+	python3 -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) not in ipaddress.ip_network(sys.argv[2]))' "$1" "$2"
+}
+host_pid() { # pod: the host pid of its first container (from containerd)
+	local id=$(k get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}')
+	ctr --address "$CONTAINERD_SOCK" -n k8s.io task ls | awk -v id="${id#containerd://}" '$1 == id {print $2}'
+}
 test_pgbouncer_deployment() {
+	source "$C1/env"
 	start_postgres
-	sed "s/@PGPORT@/$pgport/" "$here/testdata/pgbouncer.yaml" | k apply -f - >/dev/null
+	sed -e "s/@PGPORT@/$pgport/" -e "s/@HOST_IP@/$HOST_IP/" -e "s|@IMAGE@|$pgb_image|" "$here/testdata/pgbouncer.yaml" | k apply -f - >/dev/null
 	k rollout status deployment/pgb --timeout=90s >/dev/null
 	k wait --for=condition=Ready pod -l app=pgb --timeout=60s >/dev/null
-	source "$C1/env"
 	local ips=($(pod_ips))
 	[[ ${#ips[@]} == 2 && ${ips[0]} != "${ips[1]}" ]] || fail "want 2 distinct pod IPs, got ${ips[*]}"
 	for ip in "${ips[@]}"; do
-		[[ $ip == "$POD_IP_PREFIX".* ]] || fail "pod IP $ip not in $POD_IP_PREFIX.x.y"
+		in_cidr "$ip" "$POD_CIDR" || fail "pod IP $ip not in $POD_CIDR"
 		local got=$(PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=5 psql "host=$ip port=6432 user=app dbname=app" -qAt \
 			-c "SELECT current_user || ':' || inet_server_port()")
 		[[ "$got" == "app:$pgport" ]] || fail "psql through $ip: $got"
-		log "psql via pgbouncer at $ip:6432 -> postgres :$pgport as app"
+		log "psql via pgbouncer at $ip:6432 -> postgres $HOST_IP:$pgport as app"
 	done
-	# Not through the pods' shared port on another address: each pgbouncer listens on its own IP only.
+	# Each pod has its own network namespace: nothing listens on the host's 6432.
 	! PGCONNECT_TIMEOUT=2 psql "host=127.0.0.1 port=6432 user=app dbname=app" -c "select 1" >/dev/null 2>&1 || fail "something listens on 127.0.0.1:6432"
-	local pids=($(pgb_pids))
-	[[ ${#pids[@]} == 2 ]] || fail "want 2 pgbouncer processes, got ${pids[*]}"
-	for p in "${pids[@]}"; do [[ "$(ps -o user= -p "$p")" == postgres ]] || fail "pgbouncer $p not run as postgres"; done
-	# Secret volume honours items and defaultMode; files are where the mount paths map to.
+	# The pod spec as the kubelet applies it: uid 70, read-only root, the Secret's mode with fsGroup's group.
 	local pod=$(k get pods -l app=pgb -o jsonpath='{.items[0].metadata.name}')
-	local uid=$(k get pod "$pod" -o jsonpath='{.metadata.uid}')
-	[[ "$(stat -L -c %a "$C1/kubelet/pods/$uid/volumes/auth/userlist.txt")" == 400 ]] || fail "secret mode"
-	grep -q "^listen_addr = $(k get pod "$pod" -o jsonpath='{.status.podIP}')$" "$C1/kubelet/pods/$uid/containers/pgbouncer/pgbouncer.ini" || fail "listen_addr not rewritten"
-	grep -q "^auth_file = $C1/kubelet/pods/$uid/volumes/auth/userlist.txt$" "$C1/kubelet/pods/$uid/containers/pgbouncer/pgbouncer.ini" || fail "auth_file not mapped"
-	# Restart on exit: kill one pgbouncer, the pod comes back Ready with restartCount 1.
-	local victim=$(cat "$C1/kubelet/pods/$uid/containers/pgbouncer/pid")
+	[[ "$(k exec "$pod" -- id -u)" == 70 ]] || fail "not run as uid 70"
+	k exec "$pod" -- touch /x 2>/dev/null && fail "root filesystem writable"
+	[[ "$(k exec "$pod" -- stat -L -c '%a %g' /etc/pgbouncer-auth/userlist.txt)" == "440 70" ]] ||
+		fail "secret file mode: $(k exec "$pod" -- stat -L -c '%a %g' /etc/pgbouncer-auth/userlist.txt)"
+	k logs "$pod" | has "listening on" || fail "kubectl logs: $(k logs "$pod" | tail -3)"
+	# port-forward through the API server and the kubelet.
+	local fwd_port=$(free_ports 1)
+	k port-forward "pod/$pod" "$fwd_port:6432" > "$work/port-forward.log" 2>&1 &
+	local fwd=$!
+	eventually 20 'PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=2 psql "host=127.0.0.1 port=$fwd_port user=app dbname=app" -qAt -c "select 1" | has -x 1' ||
+		{ kill $fwd; fail "port-forward: $(cat "$work/port-forward.log")"; }
+	kill $fwd; wait $fwd 2>/dev/null || true
+	# Restart on exit: kill one pgbouncer from the host, the pod comes back Ready with restartCount 1.
+	local victim=$(host_pid "$pod")
+	[[ -n "$victim" ]] || fail "no task for $pod"
 	kill -KILL "$victim"
 	poll 40 ready_restarted "$pod" || fail "pod $pod not restarted"
 	[[ "$(k get pod "$pod" -o jsonpath='{.status.containerStatuses[0].lastState.terminated.exitCode}')" == 137 ]] || fail "lastState"
 	log "killed pgbouncer $victim: restarted, Ready again"
-	# Delete: preStop sends SIGINT (safe shutdown in 1.18), processes end, the GC removes ReplicaSets and Pods.
+	# Delete: the preStop hook sends SIGINT (safe shutdown in 1.18), the GC removes ReplicaSets and Pods.
 	local rs=$(k get rs -l app=pgb -o name)
 	[[ -n "$rs" ]]
-	local logs=("$C1"/kubelet/logs/default_pgb-*/pgbouncer/*.log)
+	k logs -f "$pod" > "$work/pgb.log" 2>&1 &
+	local follow=$!
 	k delete deployment pgb --wait=true --timeout=60s >/dev/null
 	k wait --for=delete pod -l app=pgb --timeout=60s >/dev/null
+	wait $follow 2>/dev/null || true
 	eventually 30 '[[ -z "$(k get rs -l app=pgb -o name)" ]]' || fail "replicasets not garbage-collected"
 	[[ -z "$(k get pods -l app=pgb -o name)" ]] || fail "pods left"
-	eventually 10 '[[ -z "$(pgb_pids)" ]]' || fail "pgbouncer processes left: $(pgb_pids)"
-	grep -qh "got SIGINT" "$C1"/kubelet/logs/default_pgb-*/pgbouncer/*.log || fail "pgbouncer did not get SIGINT from the preStop emulation"
-	k delete configmap pgb-config >/dev/null && k delete secret pgb-auth >/dev/null
+	has "got SIGINT" < "$work/pgb.log" || fail "pgbouncer did not get SIGINT from the preStop hook: $(tail -3 "$work/pgb.log")"
+	k delete configmap pgb-config >/dev/null && k delete secret pgb-auth >/dev/null && k delete service pgb >/dev/null
 }
 
-test_unrunnable_image() {
-	# Only the image's name counts, not its path: this is no poolkeeper image.
-	k run other --image=ghcr.io/poolkeeper/busybox:1.36 --restart=Never -- sleep 100 >/dev/null
-	eventually 30 '[[ "$(k get pod other -o jsonpath='\''{.status.containerStatuses[0].state.waiting.reason}'\'')" == ImageNotRunnable ]]' ||
-		fail "no ImageNotRunnable status"
-	eventually 30 '[[ -n "$(k get events --field-selector involvedObject.name=other,reason=ImageNotRunnable,type=Warning -o name)" ]]' ||
+test_service_by_name() {
+	# A client pod reaches PgBouncer by the Service's name: cluster DNS (CoreDNS) and kube-proxy's rules.
+	source "$C1/env"
+	sed -e "s/@PGPORT@/$pgport/" -e "s/@HOST_IP@/$HOST_IP/" -e "s|@IMAGE@|$pgb_image|" "$here/testdata/pgbouncer.yaml" | k apply -f - >/dev/null
+	k rollout status deployment/pgb --timeout=90s >/dev/null
+	# kube-proxy programs the Service once its endpoints are ready: wait for that from the host first.
+	local ip=$(k get service pgb -o jsonpath='{.spec.clusterIP}')
+	in_cidr "$ip" "$SERVICE_CIDR" || fail "Service IP $ip not in $SERVICE_CIDR"
+	eventually 30 'PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=2 psql "host=$ip port=5432 user=app dbname=app" -qAt -c "select 1" | has -x 1' ||
+		fail "the Service's address $ip does not reach PgBouncer"
+	local out
+	out=$(k run psql --image "$pgb_image" --image-pull-policy Never --restart Never --rm -i --quiet \
+		--env PGPASSWORD=app-secret-pw --env PGCONNECT_TIMEOUT=5 --command -- \
+		psql "host=pgb.default.svc.cluster.local port=5432 user=app dbname=app" -qAt -c "SELECT inet_server_port()") ||
+		fail "psql by Service name: $out"
+	[[ "$out" == "$pgport" ]] || fail "psql by Service name: $out"
+	log "psql in a pod -> pgb.default.svc.cluster.local:5432 -> pgbouncer -> postgres :$out"
+	k delete -f <(sed -e "s|@IMAGE@|$pgb_image|" "$here/testdata/pgbouncer.yaml") --wait=true --timeout=60s >/dev/null
+}
+
+test_image_never_pulled() {
+	# Images are imported, never pulled: one that is not there stays waiting, with the kubelet's reason.
+	k run other --image=ghcr.io/poolkeeper/absent:1.0 --image-pull-policy=Never --restart=Never -- sleep 100 >/dev/null
+	eventually 30 '[[ "$(k get pod other -o jsonpath='\''{.status.containerStatuses[0].state.waiting.reason}'\'')" == ErrImageNeverPull ]]' ||
+		fail "no ErrImageNeverPull status"
+	eventually 30 '[[ -n "$(k get events --field-selector involvedObject.name=other,type=Warning -o name)" ]]' ||
 		fail "no Warning event"
-	[[ "$(k get pod other -o jsonpath='{.status.phase}')" == Pending ]]
 	k delete pod other --wait=true --timeout=30s >/dev/null
 }
 
@@ -181,9 +243,10 @@ test_rbac_narrow_token() {
 	grep -qi unauthorized <<<"$out" || fail "expected Unauthorized: $out"
 }
 
-test_operator_image_in_cluster() {
-	# POOLKEEPER_BIN (the stand-in script) was given to up.sh; it calls the API with the projected token.
-	k apply -f - >/dev/null <<'EOF'
+test_api_from_a_pod() {
+	# What an in-cluster operator relies on: the projected token, the CA and the namespace, and the API
+	# server reached by the kubernetes Service's name. The pod calls the API with curl.
+	k apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: op, namespace: default}
@@ -205,37 +268,54 @@ kind: Pod
 metadata: {name: op, namespace: default}
 spec:
   serviceAccountName: op
-  terminationGracePeriodSeconds: 10
+  restartPolicy: Never
   containers:
-  - name: manager
-    image: ghcr.io/example/poolkeeper:dev
-    args: ["run", "--leader-elect=false"]
-    readinessProbe:
-      exec:
-        command: ["/bin/sh", "-c", "test -s /var/run/secrets/kubernetes.io/serviceaccount/token"]
-      periodSeconds: 1
+  - name: client
+    image: $pgb_image
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c"]
+    args:
+    - |
+      sa=/var/run/secrets/kubernetes.io/serviceaccount
+      call() { curl -sS --max-time 10 --cacert \$sa/ca.crt -H "Authorization: Bearer \$(cat \$sa/token)" "\$@"; }
+      api=https://kubernetes.default.svc
+      echo "namespace: \$(cat \$sa/namespace)"
+      echo "whoami: \$(call -X POST -H 'Content-Type: application/json' \$api/apis/authentication.k8s.io/v1/selfsubjectreviews -d '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}' | tr -d ' \n')"
+      echo "configmaps: \$(call -o /dev/null -w '%{http_code}' \$api/api/v1/namespaces/default/configmaps)"
+      echo "secrets: \$(call -o /dev/null -w '%{http_code}' \$api/api/v1/namespaces/default/secrets)"
 EOF
-	k wait --for=condition=Ready pod/op --timeout=60s >/dev/null
-	local uid=$(k get pod op -o jsonpath='{.metadata.uid}')
-	local lf="$C1/kubelet/logs/default_op_$uid/manager/0.log"
-	poll 20 grep -q '^secrets:' "$lf" || fail "operator stand-in produced no output: $(cat "$lf")"
-	grep -q '^args: run --leader-elect=false$' "$lf" || fail "args: $(cat "$lf")"
-	grep -q '"username":"system:serviceaccount:default:op"' "$lf" || fail "identity: $(cat "$lf")"
-	grep -q '^configmaps: 200$' "$lf" || fail "configmaps: $(cat "$lf")"
-	grep -q '^secrets: 403$' "$lf" || fail "secrets: $(cat "$lf")"
+	eventually 60 '[[ "$(k get pod op -o jsonpath="{.status.phase}")" == Succeeded ]]' || fail "pod op: $(k get pod op -o wide; k logs op)"
+	local out=$(k logs op)
+	has '^namespace: default$' <<<"$out" || fail "namespace: $out"
+	has '"username":"system:serviceaccount:default:op"' <<<"$out" || fail "identity: $out"
+	has '^configmaps: 200$' <<<"$out" || fail "configmaps: $out"
+	has '^secrets: 403$' <<<"$out" || fail "secrets: $out"
 	k delete pod op --wait=true --timeout=30s >/dev/null
-	grep -q '^got SIGTERM$' "$lf" || fail "no SIGTERM on delete"
 }
 
-export POOLKEEPER_BIN="$here/testdata/fake-operator.sh"
+test_host_restored() {
+	# Both clusters down: every link, address, route, namespace, mount, cgroup, iptables rule and kernel
+	# setting of the host is as it was before the first one started.
+	"$here/down.sh" "$C1"
+	host_state > "$work/host-after"
+	if grep -qx "## shared" "$work/host-before" && grep -qx "## shared" "$work/host-after"; then
+		diff "$work/host-before" "$work/host-after" >&2 || fail "the host changed"
+	else
+		log "other clusters ran meanwhile: the state all clusters share is not compared"
+		diff <(without_shared "$work/host-before") <(without_shared "$work/host-after") >&2 || fail "the host changed"
+	fi
+}
+
 run test_two_clusters_up_down
 if [[ -f "$C1/env" ]]; then
 	run test_pgbouncer_deployment
-	run test_unrunnable_image
+	run test_service_by_name
+	run test_image_never_pulled
 	run test_crd_watch
 	run test_helm
 	run test_rbac_narrow_token
-	run test_operator_image_in_cluster
+	run test_api_from_a_pod
 fi
+run test_host_restored
 echo "$passed passed, $failed failed"
 (( failed == 0 ))
