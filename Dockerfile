@@ -5,6 +5,11 @@
 #   docker build -t ghcr.io/poolkeeper/poolkeeper:0.1.0 .
 #   docker run --rm ghcr.io/poolkeeper/poolkeeper:0.1.0 version
 #
+# The compiler runs through ccache with its cache in a build cache mount (RUN --mount=type=cache): a rebuild
+# after a small change to operator/ recompiles only the files that changed. That needs BuildKit (docker's
+# default builder) or podman/buildah; the legacy builder (DOCKER_BUILDKIT=0) does not know --mount.
+# tests/cluster/images.sh builds it with podman for the test cluster.
+#
 # See docs/install.md. The Helm chart runs it as `poolkeeper run ...` with its ServiceAccount.
 
 ARG DEBIAN_RELEASE=bookworm
@@ -13,7 +18,7 @@ ARG DEBIAN_RELEASE=bookworm
 FROM debian:${DEBIAN_RELEASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config \
+      build-essential cmake ninja-build pkg-config ccache \
       libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev \
       prometheus-cpp-dev libcli11-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -21,9 +26,17 @@ WORKDIR /src
 # Only what the build reads (see .dockerignore): a change to docs or tests does not rebuild the binary.
 COPY CMakeLists.txt ./
 COPY operator/ operator/
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOOLKEEPER_BUILD_TESTS=OFF \
- && cmake --build /build --target poolkeeper \
- && install -D -m 0755 -s /build/poolkeeper /out/usr/local/bin/poolkeeper \
+# The cache mount outlives the build (the source paths and compiler are the same each time, so ccache hits);
+# the build directory does not: only /out stays in the layer.
+ENV CCACHE_DIR=/root/.ccache
+RUN --mount=type=cache,target=/root/.ccache \
+    cmake -S . -B /tmp/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOOLKEEPER_BUILD_TESTS=OFF \
+      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+ && ccache --zero-stats >/dev/null \
+ && cmake --build /tmp/build --target poolkeeper \
+ && ccache --show-stats \
+ && install -D -m 0755 -s /tmp/build/poolkeeper /out/usr/local/bin/poolkeeper \
+ && rm -rf /tmp/build \
  && /out/usr/local/bin/poolkeeper version
 
 # ---- runtime ----------------------------------------------------------------------------------------------------
