@@ -293,8 +293,12 @@ build_operator() {
 	(
 		flock 9
 		log "operator: podman build (layer cache)"
-		pm build --runtime runc --network=host --pull=never "${ulimits[@]}" --build-arg VERSION="$version" \
-			"${@/#/--tag=}" -f "$repo/Dockerfile" "$repo" >&2
+		local args=(--runtime runc --network=host --pull=never "${ulimits[@]}" --build-arg VERSION="$version"
+			-f "$repo/Dockerfile")
+		# The build stage tagged too: its layers (apt, the compile) are then never dangling, so the prune below
+		# keeps them while they are current.
+		pm build "${args[@]}" --target build --tag localhost/poolkeeper-build-stage:cache "$repo" >&2
+		pm build "${args[@]}" "${@/#/--tag=}" "$repo" >&2
 		id="$(pm image inspect --format '{{.Id}}' "$1")"
 		archive="$cache/operator-${id:0:16}.tar"
 		if [[ ! -f "$archive" ]]; then
@@ -303,8 +307,7 @@ build_operator() {
 			prune operator
 		fi
 		touch -c "$archive"
-		# Drops intermediate images of builds older than 3 days (the current build's chain stays: each of its
-		# images has a child or a tag).
+		# Drops the layers of builds older than 3 days that no tag leads to any more (the current build's stay).
 		pm image prune --force --filter until=72h >/dev/null
 		echo "$archive"
 	) 9>"$cache/operator.lock"
