@@ -6,7 +6,7 @@
 #
 #   tests/cluster/images.sh NAME...
 #     pause      localhost/poolkeeper-test/pause:3.10       images/pause.c, static; containerd's sandbox_image
-#     pgbouncer  localhost/poolkeeper-test/pgbouncer:1.18.0  Debian bookworm: pgbouncer and psql, runs as 70:70
+#     pgbouncer  localhost/poolkeeper-test/pgbouncer:1.18.0  Debian bookworm: pgbouncer, psql and curl (test clients), runs as 70:70
 #     coredns    localhost/poolkeeper-test/coredns:<ver>     only /coredns: $COREDNS_BIN or $(build.sh)/coredns
 #     operator   ghcr.io/poolkeeper/poolkeeper:<appVersion> and localhost/poolkeeper:dev (two lines, one
 #                archive holding both tags): the repository's Dockerfile, on Debian base images made here
@@ -187,13 +187,13 @@ image_pause() {
 }
 
 # ---- pgbouncer ------------------------------------------------------------------------------------------------
-# Debian's pgbouncer 1.18.0 and psql on a minbase bookworm; postgres is uid/gid 70 (as in the Alpine-based
+# Debian's pgbouncer 1.18.0, psql and curl (for client pods in the tests) on a minbase bookworm; postgres is uid/gid 70 (as in the Alpine-based
 # images; the operator's pods run as 70:70); no config of the package's own (the pod mounts /etc/pgbouncer and
 # /etc/pgbouncer-auth); no docs, man pages, locales or apt lists.
 build_pgbouncer() { # dest ref version
 	local rootfs="$work/pgbouncer-rootfs.tar" v
 	# shellcheck disable=SC2016 # the hooks' $1 is the chroot, expanded by mmdebstrap's shell
-	TMPDIR="$work" mmdebstrap --quiet --variant=minbase --include=pgbouncer,postgresql-client \
+	TMPDIR="$work" mmdebstrap --quiet --variant=minbase --include=pgbouncer,postgresql-client,curl \
 		--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
 		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
