@@ -99,7 +99,6 @@ host_pid() { # pod: the host pid of its first container (from containerd)
 }
 test_pgbouncer_deployment() {
 	source "$C1/env"
-	start_postgres
 	sed -e "s/@PGPORT@/$pgport/" -e "s/@HOST_IP@/$HOST_IP/" -e "s|@IMAGE@|$pgb_image|" "$here/testdata/pgbouncer.yaml" | k apply -f - >/dev/null
 	k rollout status deployment/pgb --timeout=90s >/dev/null
 	k wait --for=condition=Ready pod -l app=pgb --timeout=60s >/dev/null
@@ -308,6 +307,7 @@ test_host_restored() {
 
 run test_two_clusters_up_down
 if [[ -f "$C1/env" ]]; then
+	start_postgres # for the PgBouncer tests; on 198.18.0.1, which exists while a cluster runs
 	run test_pgbouncer_deployment
 	run test_service_by_name
 	run test_image_never_pulled
