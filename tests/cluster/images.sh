@@ -7,6 +7,8 @@
 #   tests/cluster/images.sh NAME...
 #     pause      localhost/poolkeeper-test/pause:3.10       images/pause.c, static; containerd's sandbox_image
 #     pgbouncer  localhost/poolkeeper-test/pgbouncer:1.18.0  Debian bookworm: pgbouncer, psql and curl (test clients), runs as 70:70
+#     pgbouncer-1.24  localhost/poolkeeper-test/pgbouncer:1.24.1  the same from Debian trixie: the version of the
+#                operator's default image (ghcr.io/cloudnative-pg/pgbouncer:1.24.1), with 1.23's shutdown signals
 #     coredns    localhost/poolkeeper-test/coredns:<ver>     only /coredns: $COREDNS_BIN or $(build.sh)/coredns
 #     operator   ghcr.io/poolkeeper/poolkeeper:<appVersion> and localhost/poolkeeper:dev (two lines, one
 #                archive holding both tags): the repository's Dockerfile, on Debian base images made here
@@ -130,8 +132,8 @@ pm_save() {
 
 # Keeps the 3 most recently used archives of an image (a cache hit touches its archive); older ones go once
 # unused for 10 minutes (a concurrent caller may just have printed one).
-prune() { # name
-	find "$cache" -maxdepth 1 -name "$1-*.tar" -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- |
+prune() { # name: keeps its 3 most recent archives (NAME-<16 hex digits>.tar)
+	find "$cache" -maxdepth 1 -name "$1-????????????????.tar" -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- |
 		while read -r old; do
 			find "$old" -mmin +10 -delete
 		done
@@ -190,7 +192,7 @@ image_pause() {
 # Debian's pgbouncer 1.18.0, psql and curl (for client pods in the tests) on a minbase bookworm; postgres is uid/gid 70 (as in the Alpine-based
 # images; the operator's pods run as 70:70); no config of the package's own (the pod mounts /etc/pgbouncer and
 # /etc/pgbouncer-auth); no docs, man pages, locales or apt lists.
-build_pgbouncer() { # dest ref version
+build_pgbouncer() { # dest ref version suite
 	local rootfs="$work/pgbouncer-rootfs.tar" v
 	# shellcheck disable=SC2016 # the hooks' $1 is the chroot, expanded by mmdebstrap's shell
 	TMPDIR="$work" mmdebstrap --quiet --variant=minbase --include=pgbouncer,postgresql-client,curl \
@@ -203,7 +205,7 @@ build_pgbouncer() { # dest ref version
 		--customize-hook='rm -rf "$1"/etc/pgbouncer/* "$1"/etc/default/pgbouncer "$1"/etc/init.d/pgbouncer "$1"/etc/logrotate.d/pgbouncer' \
 		--customize-hook='mkdir -p "$1/etc/pgbouncer-auth"' \
 		--customize-hook='rm -rf "$1"/var/log/*.log "$1"/var/log/apt/* "$1"/var/cache/ldconfig/aux-cache "$1"/var/cache/debconf/*-old "$1"/var/lib/dpkg/*-old' \
-		"$suite" "$rootfs" >&2
+		"$4" "$rootfs" >&2
 	pm_import "$rootfs" "$2" \
 		'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'USER 70:70' \
 		'CMD ["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]'
@@ -217,13 +219,14 @@ build_pgbouncer() { # dest ref version
 	fi
 	pm_save "$2" "$1"
 }
-image_pgbouncer() {
-	local version=1.18.0 ref key archive
-	ref="$prefix/pgbouncer:$version"
-	key="$(echo "$ref $suite" | recipe_key build_pgbouncer pm_import pm_save)"
-	archive="$(cached pgbouncer "$key" build_pgbouncer "$ref" "$version")"
+pgbouncer_image() { # name version suite
+	local ref="$prefix/pgbouncer:$2" key archive
+	key="$(echo "$ref $3" | recipe_key build_pgbouncer pm_import pm_save)"
+	archive="$(cached "$1" "$key" build_pgbouncer "$ref" "$2" "$3")"
 	echo "$ref $archive"
 }
+image_pgbouncer() { pgbouncer_image pgbouncer 1.18.0 "$suite"; }
+image_pgbouncer-1.24() { pgbouncer_image pgbouncer-1.24 1.24.1 trixie; }
 
 # ---- coredns --------------------------------------------------------------------------------------------------
 build_coredns() { # dest ref binary
@@ -328,7 +331,7 @@ image_operator() {
 (($# > 0)) || usage
 for name in "$@"; do
 	case "$name" in
-	pause | pgbouncer | coredns | operator) ;;
+	pause | pgbouncer | pgbouncer-1.24 | coredns | operator) ;;
 	-h | --help) usage ;;
 	*) log "unknown image '$name'"; usage ;;
 	esac

@@ -62,6 +62,21 @@ watchdog() {
 	watchdog_pid=$!
 }
 
+# Pods, below the API: the host pid of a pod's first container (from the node's containerd; source the
+# cluster's env first), and a psql run in a client pod (the PgBouncer test image has psql) with PGPASSWORD.
+host_pid() { # kubeconfig namespace pod
+	local id
+	id=$(kubectl --kubeconfig "$1" -n "$2" get pod "$3" -o jsonpath='{.status.containerStatuses[0].containerID}') || return 1
+	ctr --address "$CONTAINERD_SOCK" -n k8s.io task ls | awk -v id="${id#containerd://}" '$1 == id {print $2}'
+}
+test_image=localhost/poolkeeper-test/pgbouncer:1.18.0
+psql_in_pod() { # kubeconfig password psql-args...
+	local kubeconfig=$1 password=$2
+	shift 2
+	kubectl --kubeconfig "$kubeconfig" run "psql-$RANDOM" --image "$test_image" --image-pull-policy Never --restart Never \
+		--rm -i --quiet --env PGPASSWORD="$password" --env PGCONNECT_TIMEOUT=5 --command -- psql "$@"
+}
+
 # A PostgreSQL owned by the test, as the postgres user, on a free port of 127.0.0.1 and of $host_ip (where
 # pods reach it: start a cluster first); role app/app-secret-pw owns db app.
 start_postgres() { # max_connections

@@ -102,6 +102,41 @@ test_pool_becomes_ready_and_serves() {
 	log "first Ready, 2 pods serve through PgBouncer to PostgreSQL :$pgport"
 }
 
+# The pod spec the operator renders, as the kubelet runs it; and the pool reached by its Service's name.
+test_rendered_pod_runs_as_specified() {
+	source "$C/env"
+	local pod=first-0
+	[[ "$(k exec "$pod" -- id -u):$(k exec "$pod" -- id -g)" == 70:70 ]] || fail "not uid:gid 70:70"
+	# No capability left (effective, permitted, bounding), no privilege escalation, the runtime's seccomp filter.
+	local status=$(k exec "$pod" -- awk '/^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):/ {print $1 $2}' /proc/1/status | sort | paste -sd ' ')
+	[[ "$status" == "CapBnd:0000000000000000 CapEff:0000000000000000 CapPrm:0000000000000000 NoNewPrivs:1 Seccomp:2" ]] ||
+		fail "process status: $status"
+	local out
+	out=$(k exec "$pod" -- touch /tmp/x 2>&1) && fail "the root filesystem is writable"
+	has "Read-only file system" <<<"$out" || fail "touch: $out"
+	# The passwords: the owner (root) and fsGroup 70 read them, nobody else; the config is readable, never writable.
+	[[ "$(k exec "$pod" -- stat -L -c '%a %g' /etc/pgbouncer-auth/userlist.txt)" == "440 70" ]] ||
+		fail "userlist mode: $(k exec "$pod" -- stat -L -c '%a %g' /etc/pgbouncer-auth/userlist.txt)"
+	[[ "$(k exec "$pod" -- stat -L -c '%a' /etc/pgbouncer/pgbouncer.ini)" == 444 ]] || fail "pgbouncer.ini mode"
+	# A client in the cluster reaches PostgreSQL through the pool's Service name (CoreDNS, kube-proxy).
+	local ip=$(k get service first -o jsonpath='{.spec.clusterIP}')
+	eventually 30 'PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=2 psql "host=$ip port=6432 user=app dbname=app" -qAt -c "select 1" | has -x 1' ||
+		fail "the Service's address $ip does not reach the pool"
+	out=$(psql_in_pod "$C/kubeconfig" app-secret-pw "host=first.default.svc.cluster.local port=6432 user=app dbname=app" \
+		-qAt -c "SELECT inet_server_port()") || fail "psql by the Service's name: $out"
+	[[ "$out" == "$pgport" ]] || fail "psql by the Service's name: $out"
+	# PgBouncer killed: the kubelet restarts the container in the same pod, which serves again.
+	local victim=$(host_pid "$C/kubeconfig" default "$pod")
+	[[ -n "$victim" ]] || fail "no task for $pod"
+	kill -KILL "$victim"
+	eventually 60 '[[ "$(k get pod "$pod" -o jsonpath="{.status.containerStatuses[0].restartCount}")" -ge 1 && "$(k get pod "$pod" -o jsonpath="{.status.containerStatuses[0].ready}")" == true ]]' ||
+		fail "$pod not restarted: $(k get pod "$pod" -o jsonpath='{.status.containerStatuses[0]}')"
+	[[ "$(k get pod "$pod" -o jsonpath='{.status.containerStatuses[0].lastState.terminated.exitCode}')" == 137 ]] || fail "lastState"
+	poll 60 pool_ready first || fail "first not Ready after the restart"
+	poll 30 query_all first app-secret-pw || fail "no query after the restart"
+	log "pod spec as rendered: 70:70, no capabilities, read-only root, userlist 0440; by Service name; restarted after a kill"
+}
+
 test_spec_change_rolls_the_pods() {
 	local hash_before=$(template_hash first) pods_before=$(pod_uids first)
 	k patch connectionpool first --type=merge -p '{"spec":{"pooler":{"defaultPoolSize":4},"databases":[{"name":"app","maxDbConnections":4}]}}' >/dev/null
@@ -284,8 +319,39 @@ test_orphaned_pods_stay_charged() {
 		fail "the orphans' connections were not released once their pods were gone"
 }
 
+# The version of the operator's default image (PgBouncer 1.24, Debian trixie's build): the config rendered for
+# it loads, and a pod stopping drains on SIGTERM (from 1.23; no preStop hook): a query running when the pod is
+# deleted completes.
+test_pgbouncer_1_24_serves_and_drains() {
+	k delete connectionpools --all --wait=true --timeout=120s >/dev/null
+	eventually 60 '[[ -z "$(k get pods -l app.kubernetes.io/managed-by=poolkeeper -o name)" ]]' || fail "pods left"
+	k apply -f - >/dev/null <<YAML
+apiVersion: poolkeeper.io/v1alpha1
+kind: ConnectionPool
+metadata: {name: v124, namespace: default}
+spec:
+  server: {host: $host_ip, port: $pgport, maxConnections: 30, overhead: 2}
+  pooler: {instances: 1, maxSurge: 1, image: "localhost/poolkeeper-test/pgbouncer:1.24.1", defaultPoolSize: 2}
+  databases: [{name: app, maxDbConnections: 2}]
+  users: [{name: app, passwordSecretRef: {name: app-db}}]
+YAML
+	poll 90 pool_ready v124 || fail "v124 not Ready: $(k get connectionpool v124 -o jsonpath='{.status.conditions}')"
+	k exec v124-0 -- pgbouncer -V | has '^PgBouncer 1\.24\.1' || fail "not PgBouncer 1.24.1"
+	[[ -z "$(k get pod v124-0 -o jsonpath='{.spec.containers[0].lifecycle}')" ]] || fail "a preStop hook rendered for 1.24"
+	poll 30 query_all v124 app-secret-pw || fail "no query through v124"
+	local ip=$(k get pod v124-0 -o jsonpath='{.status.podIP}')
+	PGPASSWORD=app-secret-pw psql "host=$ip port=6432 user=app dbname=app" -qAt -c "SELECT 42 AS drain_probe FROM pg_sleep(4)" > "$work/drain.out" 2>&1 &
+	local client=$!
+	eventually 20 '[[ "$(psql_super -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '\''%drain_probe%'\'' AND pid <> pg_backend_pid()")" == 1 ]]' ||
+		{ kill $client; fail "the query did not reach the server"; }
+	k delete pod v124-0 --wait=false >/dev/null
+	wait $client || fail "the query was cut by the pod's stop: $(cat "$work/drain.out")"
+	[[ "$(cat "$work/drain.out")" == 42 ]] || fail "query output: $(cat "$work/drain.out")"
+	k delete connectionpool v124 --wait=true --timeout=60s >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------------------
-APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0" "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0" UP_EXTRA_IMAGES=pgbouncer-1.24 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
@@ -307,6 +373,7 @@ start_operator op1
 poll 30 is_leader op1 || { echo "operator op1 did not lead"; tail -20 "$work/op1.log"; }
 start_operator op2
 run test_pool_becomes_ready_and_serves
+run test_rendered_pod_runs_as_specified
 run test_spec_change_rolls_the_pods
 run test_overrun_is_refused_and_old_pods_keep_running
 run test_second_pool_waits_for_budget
@@ -319,5 +386,6 @@ run test_scaling_and_pod_deletes_go_through_the_pool
 run test_name_taken_is_left_alone
 run test_deleted_pool_is_charged_until_its_pods_are_gone
 run test_orphaned_pods_stay_charged
+run test_pgbouncer_1_24_serves_and_drains
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -20,7 +20,7 @@ trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 1200 # 20 minutes for the whole run
 k() { kubectl --kubeconfig "$C1/kubeconfig" "$@"; }
-pgb_image=localhost/poolkeeper-test/pgbouncer:1.18.0
+pgb_image=$test_image
 
 # What a cluster may leave on the host, to compare before and after. Lines of other clusters running on this
 # host meanwhile (their slots' links, routes, namespaces and cgroups) are left out, and so is what all clusters
@@ -93,10 +93,6 @@ ready_restarted() { # pod: Ready and restarted at least once
 in_cidr() { # ip cidr
 	python3 -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) not in ipaddress.ip_network(sys.argv[2]))' "$1" "$2"
 }
-host_pid() { # pod: the host pid of its first container (from containerd)
-	local id=$(k get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}')
-	ctr --address "$CONTAINERD_SOCK" -n k8s.io task ls | awk -v id="${id#containerd://}" '$1 == id {print $2}'
-}
 test_pgbouncer_deployment() {
 	source "$C1/env"
 	sed -e "s/@PGPORT@/$pgport/" -e "s/@HOST_IP@/$HOST_IP/" -e "s|@IMAGE@|$pgb_image|" "$here/testdata/pgbouncer.yaml" | k apply -f - >/dev/null
@@ -128,7 +124,7 @@ test_pgbouncer_deployment() {
 		{ kill $fwd; fail "port-forward: $(cat "$work/port-forward.log")"; }
 	kill $fwd; wait $fwd 2>/dev/null || true
 	# Restart on exit: kill one pgbouncer from the host, the pod comes back Ready with restartCount 1.
-	local victim=$(host_pid "$pod")
+	local victim=$(host_pid "$C1/kubeconfig" default "$pod")
 	[[ -n "$victim" ]] || fail "no task for $pod"
 	kill -KILL "$victim"
 	poll 40 ready_restarted "$pod" || fail "pod $pod not restarted"
@@ -159,9 +155,8 @@ test_service_by_name() {
 	eventually 30 'PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=2 psql "host=$ip port=5432 user=app dbname=app" -qAt -c "select 1" | has -x 1' ||
 		fail "the Service's address $ip does not reach PgBouncer"
 	local out
-	out=$(k run psql --image "$pgb_image" --image-pull-policy Never --restart Never --rm -i --quiet \
-		--env PGPASSWORD=app-secret-pw --env PGCONNECT_TIMEOUT=5 --command -- \
-		psql "host=pgb.default.svc.cluster.local port=5432 user=app dbname=app" -qAt -c "SELECT inet_server_port()") ||
+	out=$(psql_in_pod "$C1/kubeconfig" app-secret-pw "host=pgb.default.svc.cluster.local port=5432 user=app dbname=app" \
+		-qAt -c "SELECT inet_server_port()") ||
 		fail "psql by Service name: $out"
 	[[ "$out" == "$pgport" ]] || fail "psql by Service name: $out"
 	log "psql in a pod -> pgb.default.svc.cluster.local:5432 -> pgbouncer -> postgres :$out"
