@@ -82,6 +82,13 @@ PGPASSWORD="$APP_PASSWORD" psql -h "$POD_IP" -p 6432 -U app -d app -c \
   "SELECT current_user, current_database(), inet_server_port() AS server_port, version()"
 
 log "a client pod querying through the pool's Service, app.default.svc.cluster.local:6432"
+# kube-proxy programs a Service once its endpoints are ready: wait until its address answers from here.
+SERVICE_IP=$(kubectl get service app -o jsonpath='{.spec.clusterIP}')
+for _ in $(seq 60); do
+  PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=2 psql -h "$SERVICE_IP" -p 6432 -U app -d app -qAt -c "SELECT 1" \
+    >/dev/null 2>&1 && break
+  sleep 0.5
+done
 kubectl run psql --rm -i --quiet --restart=Never --image="$PGBOUNCER_IMAGE" --image-pull-policy=Never \
   --env=PGPASSWORD="$APP_PASSWORD" --command -- \
   psql "host=app.default.svc.cluster.local port=6432 user=app dbname=app" -c "SELECT current_user, inet_server_port() AS server_port"

@@ -3,8 +3,8 @@
 # in this one bash session (so the page's `export`s carry over to the next blocks), and checks that
 # what they print is what the page shows.
 #
-#   - The first block runs `scripts/demo.sh` for real (local PostgreSQL on 127.0.0.1:54320, local
-#     control plane, Helm chart, the quickstart pool); `scripts/demo.sh stop` runs at the end, also
+#   - The first block runs `scripts/demo.sh` for real (local cluster, PostgreSQL on 198.18.0.1:54320,
+#     Helm chart with the operator's image, the quickstart pool); `scripts/demo.sh stop` runs at the end, also
 #     when the test fails or is interrupted (trap).
 #   - A block followed directly by a plain ``` block must print exactly that block (stdout and
 #     stderr, as a terminal shows them). One normalisation, for `kubectl get` tables: the AGE column
@@ -281,7 +281,7 @@ PY
     grep -qx 'auth_type = scram-sha-256' out/default/app/pgbouncer.ini
 }
 
-hook_cluster() { # the demo's PostgreSQL (127.0.0.1:54320, max_connections 20) behind the pool
+hook_cluster() { # the demo's PostgreSQL (198.18.0.1:54320, max_connections 20) behind the pool
   local ip
   ip=$(kubectl get pods -l poolkeeper.io/pool=app -o jsonpath='{.items[0].status.podIP}' 2>/dev/null)
   gs_check "section 4: through a pooler pod, the server is the demo's PostgreSQL on port 54320 with max_connections 20" \

@@ -323,6 +323,7 @@ test_orphaned_pods_stay_charged() {
 # it loads, and a pod stopping drains on SIGTERM (from 1.23; no preStop hook): a query running when the pod is
 # deleted completes.
 test_pgbouncer_1_24_serves_and_drains() {
+	local pw=$(k get secret app-db -o jsonpath='{.data.password}' | base64 -d) # as the rotation test left it
 	k delete connectionpools --all --wait=true --timeout=120s >/dev/null
 	eventually 60 '[[ -z "$(k get pods -l app.kubernetes.io/managed-by=poolkeeper -o name)" ]]' || fail "pods left"
 	k apply -f - >/dev/null <<YAML
@@ -338,9 +339,9 @@ YAML
 	poll 90 pool_ready v124 || fail "v124 not Ready: $(k get connectionpool v124 -o jsonpath='{.status.conditions}')"
 	k exec v124-0 -- pgbouncer -V | has '^PgBouncer 1\.24\.1' || fail "not PgBouncer 1.24.1"
 	[[ -z "$(k get pod v124-0 -o jsonpath='{.spec.containers[0].lifecycle}')" ]] || fail "a preStop hook rendered for 1.24"
-	poll 30 query_all v124 app-secret-pw || fail "no query through v124"
+	poll 30 query_all v124 "$pw" || fail "no query through v124"
 	local ip=$(k get pod v124-0 -o jsonpath='{.status.podIP}')
-	PGPASSWORD=app-secret-pw psql "host=$ip port=6432 user=app dbname=app" -qAt -c "SELECT 42 AS drain_probe FROM pg_sleep(4)" > "$work/drain.out" 2>&1 &
+	PGPASSWORD="$pw" psql "host=$ip port=6432 user=app dbname=app" -qAt -c "SELECT 42 AS drain_probe FROM pg_sleep(4)" > "$work/drain.out" 2>&1 &
 	local client=$!
 	eventually 20 '[[ "$(psql_super -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '\''%drain_probe%'\'' AND pid <> pg_backend_pid()")" == 1 ]]' ||
 		{ kill $client; fail "the query did not reach the server"; }
