@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# up.sh DIR — start a local Kubernetes control plane whose state lives in DIR and return once it is ready.
+# up.sh DIR — start a local Kubernetes cluster whose state lives in DIR and return once it is ready.
 #
-#   etcd + kube-apiserver + kube-controller-manager (built from the Go modules by build.sh) + localkubelet,
-#   all on free 127.0.0.1 ports, with a fresh CA, serving and client certificates, RBAC, service-account token
-#   issuing, and the admin kubeconfig at DIR/kubeconfig. Pods get addresses 127.N.x.y (N unique per running
-#   cluster). Stop it with down.sh DIR. Several clusters can run at once, each in its own DIR.
+#   On the host: etcd, kube-controller-manager and kube-scheduler on free 127.0.0.1 ports, kube-apiserver on
+#   198.18.0.1 (where pods reach it); a fresh CA, serving and client certificates, RBAC, service-account token
+#   issuing, and the admin kubeconfig at DIR/kubeconfig. One node, `local` (node.sh): the kubelet, kube-proxy
+#   and containerd in namespaces of their own, with the images of images.sh imported; CoreDNS as a pod.
+#   Binaries from build.sh. Stop it with down.sh DIR. Several clusters can run at once, each in its own DIR
+#   and slot (hoststate.sh); see tests/cluster/README.md.
 #
-# Environment: POOLKEEPER_BUILD_DIR (binaries), POOLKEEPER_BIN (operator binary run for poolkeeper images),
+# Environment: POOLKEEPER_BUILD_DIR (binaries), UP_EXTRA_IMAGES (more images.sh names to import, e.g. operator),
 #              UP_TIMEOUT (seconds, default 120), APISERVER_EXTRA_ARGS (more kube-apiserver flags, word-split).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
