@@ -89,9 +89,14 @@ for _ in $(seq 60); do
     >/dev/null 2>&1 && break
   sleep 0.5
 done
-kubectl run psql --rm -i --quiet --restart=Never --image="$PGBOUNCER_IMAGE" --image-pull-policy=Never \
+kubectl run psql-demo --restart=Never --image="$PGBOUNCER_IMAGE" --image-pull-policy=Never \
   --env=PGPASSWORD="$APP_PASSWORD" --command -- \
-  psql "host=app.default.svc.cluster.local port=6432 user=app dbname=app" -c "SELECT current_user, inet_server_port() AS server_port"
+  psql "host=app.default.svc.cluster.local port=6432 user=app dbname=app" -c "SELECT current_user, inet_server_port() AS server_port" \
+  >/dev/null
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded pod/psql-demo --timeout=60s >/dev/null ||
+  die "the client pod failed: kubectl logs psql-demo"
+kubectl logs psql-demo
+kubectl delete pod psql-demo >/dev/null
 
 log "kubectl get connectionpools"
 kubectl get connectionpools

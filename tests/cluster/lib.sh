@@ -70,11 +70,21 @@ host_pid() { # kubeconfig namespace pod
 	ctr --address "$CONTAINERD_SOCK" -n k8s.io task ls | awk -v id="${id#containerd://}" '$1 == id {print $2}'
 }
 test_image=localhost/poolkeeper-test/pgbouncer:1.18.0
-psql_in_pod() { # kubeconfig password psql-args...
-	local kubeconfig=$1 password=$2
+# Not `kubectl run -i`: attaching races a client that is done within a second (empty output, exit 1 under load);
+# the pod runs to completion and its log is its output.
+psql_in_pod() { # kubeconfig password psql-args...: psql's output (stdout and stderr); fails when psql fails
+	local kc=(kubectl --kubeconfig "$1") password=$2 name="psql-$RANDOM$RANDOM" phase=""
 	shift 2
-	kubectl --kubeconfig "$kubeconfig" run "psql-$RANDOM" --image "$test_image" --image-pull-policy Never --restart Never \
-		--rm -i --quiet --env PGPASSWORD="$password" --env PGCONNECT_TIMEOUT=5 --command -- psql "$@"
+	"${kc[@]}" run "$name" --image "$test_image" --image-pull-policy Never --restart Never \
+		--env PGPASSWORD="$password" --env PGCONNECT_TIMEOUT=5 --command -- psql "$@" >/dev/null || return 1
+	local end=$(($(date +%s) + 60))
+	until [[ $phase == Succeeded || $phase == Failed ]] || (($(date +%s) > end)); do
+		sleep 0.5
+		phase=$("${kc[@]}" get pod "$name" -o jsonpath='{.status.phase}')
+	done
+	"${kc[@]}" logs "$name"
+	"${kc[@]}" delete pod "$name" --wait=false >/dev/null
+	[[ $phase == Succeeded ]]
 }
 
 # A PostgreSQL owned by the test, as the postgres user, on a free port of 127.0.0.1 and of $host_ip (where
