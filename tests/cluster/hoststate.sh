@@ -70,16 +70,24 @@ reserve_slot() {
 	return 1
 }
 
+# lo_has_host_ip: is the host's address on lo? (Output read whole: `ip | grep -q` under pipefail fails
+# when grep stops at the match before ip has written everything.)
+lo_has_host_ip() {
+	local addresses
+	addresses="$(ip -o addr show dev lo)"
+	grep -qF " $host_ip/32 " <<<"$addresses"
+}
+
 # host_shared_acquire: with the lock held, records the host's values when no cluster holds them yet,
 # and adds what every cluster needs.
 host_shared_acquire() {
 	local saved="$slots_root/host-saved" s
 	if [[ ! -f "$saved" ]]; then
 		for s in "${host_sysctls[@]}"; do echo "$s=$(sysctl -n "$s")"; done >"$saved.tmp"
-		ip -o addr show dev lo | grep -qF " $host_ip/32 " && echo "lo-address=kept" >>"$saved.tmp"
+		if lo_has_host_ip; then echo "lo-address=kept" >>"$saved.tmp"; fi
 		mv "$saved.tmp" "$saved"
 	fi
-	ip -o addr show dev lo | grep -qF " $host_ip/32 " || ip addr add "$host_ip/32" dev lo
+	lo_has_host_ip || ip addr add "$host_ip/32" dev lo
 }
 
 # host_shared_release SLOT: with the lock held, after SLOT is released: restores the host when no

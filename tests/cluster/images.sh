@@ -250,7 +250,7 @@ image_coredns() {
 	fi
 	[[ -f "$bin" && -x "$bin" ]] ||
 		die "coredns: no executable $bin (tests/cluster/build.sh does not build coredns yet? set COREDNS_BIN)"
-	if LC_ALL=C readelf -lW "$bin" 2>/dev/null | grep -q 'program interpreter'; then
+	if grep -q 'program interpreter' <<<"$(LC_ALL=C readelf -lW "$bin" 2>/dev/null)"; then
 		die "coredns: $bin is dynamically linked; the image holds nothing else (build it with CGO_ENABLED=0)"
 	fi
 	ref="$prefix/coredns:$(coredns_tag "$bin")"
