@@ -70,6 +70,12 @@ host_pid() { # kubeconfig namespace pod
 	ctr --address "$CONTAINERD_SOCK" -n k8s.io task ls | awk -v id="${id#containerd://}" '$1 == id {print $2}'
 }
 test_image=localhost/poolkeeper-test/pgbouncer:1.18.0
+# kube-proxy programs a Service once its endpoints are ready: waits until its address answers a query from
+# the host (user app), so a client pod that follows does not race the rules.
+service_answers() { # ip port password
+	local ip=$1 port=$2 password=$3
+	eventually 30 'PGPASSWORD="$password" PGCONNECT_TIMEOUT=2 psql "host=$ip port=$port user=app dbname=app" -qAt -c "select 1" | has -x 1'
+}
 # Not `kubectl run -i`: attaching races a client that is done within a second (empty output, exit 1 under load);
 # the pod runs to completion and its log is its output.
 psql_in_pod() { # kubeconfig password psql-args...: psql's output (stdout and stderr); fails when psql fails

@@ -120,8 +120,7 @@ test_rendered_pod_runs_as_specified() {
 	[[ "$(k exec "$pod" -- stat -L -c '%a' /etc/pgbouncer/pgbouncer.ini)" == 444 ]] || fail "pgbouncer.ini mode"
 	# A client in the cluster reaches PostgreSQL through the pool's Service name (CoreDNS, kube-proxy).
 	local ip=$(k get service first -o jsonpath='{.spec.clusterIP}')
-	eventually 30 'PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=2 psql "host=$ip port=6432 user=app dbname=app" -qAt -c "select 1" | has -x 1' ||
-		fail "the Service's address $ip does not reach the pool"
+	service_answers "$ip" 6432 app-secret-pw || fail "the Service's address $ip does not reach the pool"
 	out=$(psql_in_pod "$C/kubeconfig" app-secret-pw "host=first.default.svc.cluster.local port=6432 user=app dbname=app" \
 		-qAt -c "SELECT inet_server_port()") || fail "psql by the Service's name: $out"
 	[[ "$out" == "$pgport" ]] || fail "psql by the Service's name: $out"

@@ -149,11 +149,9 @@ test_service_by_name() {
 	source "$C1/env"
 	sed -e "s/@PGPORT@/$pgport/" -e "s/@HOST_IP@/$HOST_IP/" -e "s|@IMAGE@|$pgb_image|" "$here/testdata/pgbouncer.yaml" | k apply -f - >/dev/null
 	k rollout status deployment/pgb --timeout=90s >/dev/null
-	# kube-proxy programs the Service once its endpoints are ready: wait for that from the host first.
 	local ip=$(k get service pgb -o jsonpath='{.spec.clusterIP}')
 	in_cidr "$ip" "$SERVICE_CIDR" || fail "Service IP $ip not in $SERVICE_CIDR"
-	eventually 30 'PGPASSWORD=app-secret-pw PGCONNECT_TIMEOUT=2 psql "host=$ip port=5432 user=app dbname=app" -qAt -c "select 1" | has -x 1' ||
-		fail "the Service's address $ip does not reach PgBouncer"
+	service_answers "$ip" 5432 app-secret-pw || fail "the Service's address $ip does not reach PgBouncer"
 	local out
 	out=$(psql_in_pod "$C1/kubeconfig" app-secret-pw "host=pgb.default.svc.cluster.local port=5432 user=app dbname=app" \
 		-qAt -c "SELECT inet_server_port()") ||
