@@ -41,8 +41,14 @@ class Transport {
                                       const std::function<bool(std::string_view)>& on_data) = 0;
 };
 
-// The real transport for `config`: TLS with the config's CA and client certificate, bearer token
-// (re-read from the token file on every request, since it rotates).
+class Credentials;
+
+// The real transport for `config`: TLS trusting only the config's CA (tls.h), client certificate
+// and bearer token from `credentials` (credentials.h: token file re-read on every request, exec
+// plugins run when their credential expires or is refused with 401, then the request once more).
+Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config,
+                                                     std::shared_ptr<Credentials> credentials);
+// The same with the config's own credentials, plugins run as real processes.
 Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config);
 
 }  // namespace poolkeeper::kube

@@ -7,7 +7,9 @@
 #include <boost/asio/ssl.hpp>
 #include <string>
 
-#include "common/files.h"
+#include "common/log.h"
+#include "kube/credentials.h"
+#include "kube/tls.h"
 #include "kube/transport.h"
 
 namespace poolkeeper::kube {
@@ -17,7 +19,9 @@ namespace http = web::http;
 
 class CppRestTransport : public Transport {
  public:
-  explicit CppRestTransport(ClusterConfig config) : config_(std::move(config)) {}
+  CppRestTransport(std::string server, std::shared_ptr<const TlsSettings> tls,
+                   std::shared_ptr<Credentials> credentials)
+      : server_(std::move(server)), tls_(std::move(tls)), credentials_(std::move(credentials)) {}
 
   Result<HttpResponse> Send(const HttpRequest& request) override { return Run(request, nullptr); }
   Result<HttpResponse> Stream(const HttpRequest& request,
@@ -26,48 +30,54 @@ class CppRestTransport : public Transport {
   }
 
  private:
-  http::client::http_client_config ClientConfig(std::chrono::seconds timeout) const {
+  http::client::http_client_config ClientConfig(std::chrono::seconds timeout,
+                                                const Credential& credential) const {
     http::client::http_client_config client_config;
     client_config.set_timeout(timeout);
-    client_config.set_validate_certificates(!config_.insecure_skip_tls_verify);
-    ClusterConfig config = config_;
-    client_config.set_ssl_context_callback([config](boost::asio::ssl::context& context) {
-      if (!config.ca_pem.empty()) {
-        context.add_certificate_authority(boost::asio::buffer(config.ca_pem));
-      } else {
-        context.set_default_verify_paths();
-      }
-      if (!config.client_cert_pem.empty()) {
-        context.use_certificate_chain(boost::asio::buffer(config.client_cert_pem));
-        context.use_private_key(boost::asio::buffer(config.client_key_pem),
-                                boost::asio::ssl::context::pem);
-      }
-    });
+    // On: cpprestsdk asks for the peer's certificate, and the chain check of TlsSettings runs.
+    client_config.set_validate_certificates(tls_->verify());
+    client_config.set_ssl_context_callback(
+        [tls = tls_, cert = credential.client_cert_pem,
+         key = credential.client_key_pem](boost::asio::ssl::context& context) {
+          tls->Apply(context.native_handle());
+          if (!cert.empty()) {
+            context.use_certificate_chain(boost::asio::buffer(cert));
+            context.use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);
+          }
+        });
     return client_config;
   }
 
-  Result<std::string> Token() const {
-    if (!config_.token_file.empty()) {
-      auto token = ReadFile(config_.token_file);
-      if (!token) return std::unexpected(token.error());
-      while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
-      return *token;
-    }
-    return config_.token;
-  }
-
+  // One request, and once more with a fresh credential when a plugin's was refused (401): the
+  // token may have been revoked or rotated before its expirationTimestamp. A 401 on a watch
+  // comes before any event, so the retry repeats nothing.
   Result<HttpResponse> Run(const HttpRequest& request,
                            const std::function<bool(std::string_view)>* on_data) {
-    auto token = Token();
-    if (!token) return std::unexpected(token.error());
+    for (int attempt = 0;; ++attempt) {
+      auto credential = credentials_->Current();
+      if (!credential) return std::unexpected(credential.error());
+      auto response = Once(request, on_data, *credential);
+      if (response && response->status == 401 && attempt == 0 &&
+          credentials_->Rejected(*credential)) {
+        continue;
+      }
+      return response;
+    }
+  }
+
+  Result<HttpResponse> Once(const HttpRequest& request,
+                            const std::function<bool(std::string_view)>* on_data,
+                            const Credential& credential) {
     std::string what = request.method + " " + request.path.substr(0, request.path.find('?'));
     try {
-      http::client::http_client client(config_.server, ClientConfig(request.timeout));
+      http::client::http_client client(server_, ClientConfig(request.timeout, credential));
       http::http_request message(request.method);
       message.set_request_uri(request.path);
       message.headers().add("Accept", "application/json");
       message.headers().add("User-Agent", "poolkeeper");
-      if (!token->empty()) message.headers().add("Authorization", "Bearer " + *token);
+      if (!credential.token.empty()) {
+        message.headers().add("Authorization", "Bearer " + credential.token);
+      }
       if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
           request.method == "PATCH") {
         message.set_body(request.body, request.content_type);
@@ -95,23 +105,41 @@ class CppRestTransport : public Transport {
         if (!(*on_data)(data)) break;
       }
       return out;
-    } catch (const http::http_exception& e) {
-      return Fail(ErrorCode::kUnavailable, what + ": " + e.what());
     } catch (const std::exception& e) {
+      // A refused certificate lands here too ("Error in SSL handshake"), before any request
+      // bytes were written.
       return Fail(ErrorCode::kUnavailable, what + ": " + e.what());
     }
   }
 
-  ClusterConfig config_;
+  const std::string server_;
+  const std::shared_ptr<const TlsSettings> tls_;
+  const std::shared_ptr<Credentials> credentials_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config) {
+Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config,
+                                                     std::shared_ptr<Credentials> credentials) {
   if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0) {
     return Fail(ErrorCode::kInvalid, "server \"" + config.server + "\" is not an http(s) URL");
   }
-  return std::unique_ptr<Transport>(std::make_unique<CppRestTransport>(config));
+  auto tls = TlsSettings::Make(config);
+  if (!tls) return std::unexpected(tls.error());
+  if (config.insecure_skip_tls_verify) {
+    // Once, here: the transport is built once per configuration.
+    Log(LogLevel::kWarn,
+        "insecure-skip-tls-verify: the API server's certificate is not checked; anyone on the "
+        "path can read the operator's credentials",
+        {{"server", config.server}});
+  }
+  return std::unique_ptr<Transport>(
+      std::make_unique<CppRestTransport>(config.server, *tls, std::move(credentials)));
+}
+
+Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config) {
+  return MakeHttpTransport(
+      config, std::make_shared<Credentials>(config, std::make_shared<PosixProcessRunner>()));
 }
 
 }  // namespace poolkeeper::kube
