@@ -22,12 +22,13 @@ trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 1200
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
-# start_operator NAME: runs `poolkeeper run` as replica NAME; its HTTP port is in $work/NAME.port, log in $work/NAME.log.
+# start_operator NAME [KUBECONFIG]: runs `poolkeeper run` as replica NAME (with the admin kubeconfig unless another
+# is given); its HTTP port is in $work/NAME.port, log in $work/NAME.log.
 start_operator() {
-	local name="$1" port
+	local name="$1" kubeconfig="${2:-$C/kubeconfig}" port
 	port="$(free_ports 1)"
 	echo "$port" > "$work/$name.port"
-	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
+	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$kubeconfig" \
 		--http-address "127.0.0.1:$port" --leader-elect --leader-election-namespace poolkeeper-system \
 		--workers 2 --log-format json --watch-timeout-seconds 5 >>"$work/$name.log" 2>&1 &
 	echo $! > "$work/$name.pid"
@@ -350,6 +351,71 @@ YAML
 	k delete connectionpool v124 --wait=true --timeout=60s >/dev/null
 }
 
+# Issue 12, item 2, against the real API server. A kubeconfig user that is an exec credential plugin
+# (client.authentication.k8s.io/v1, a script printing a ServiceAccount token) works; a plugin that fails is an
+# error naming the user and the plugin's words, not an anonymous client; and a kubeconfig whose CA is not the
+# server's is refused even when the system store (SSL_CERT_FILE here) trusts the server's CA.
+exec_kubeconfig() { # file user plugin ca-file
+	cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+    certificate-authority: $4
+users:
+- name: $2
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: $3
+      interactiveMode: Never
+      installHint: the test writes this plugin
+contexts:
+- name: local
+  context: {cluster: local, user: $2}
+current-context: local
+EOF
+}
+stop_operator() { kill -KILL "$(op_pid "$1")" 2>/dev/null; rm -f "$work/$1.pid"; }
+test_exec_plugin_and_only_the_configured_ca() {
+	k -n poolkeeper-system create serviceaccount exec-user >/dev/null
+	k create clusterrolebinding exec-user --clusterrole=cluster-admin --serviceaccount=poolkeeper-system:exec-user >/dev/null
+	local token; token=$(k -n poolkeeper-system create token exec-user --duration=1h)
+	cat > "$work/plugin.sh" <<EOF
+#!/bin/sh
+echo ran >> "$work/plugin.runs"
+case "\$KUBERNETES_EXEC_INFO" in *'"kind":"ExecCredential"'*) ;; *) echo "no KUBERNETES_EXEC_INFO" >&2; exit 1;; esac
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}\n' "$token"
+EOF
+	printf '#!/bin/sh\necho "login expired, run the login again" >&2\nexit 1\n' > "$work/broken.sh"
+	chmod +x "$work/plugin.sh" "$work/broken.sh"
+
+	exec_kubeconfig "$work/exec.kubeconfig" exec-user "$work/plugin.sh" "$C/pki/ca.crt"
+	start_operator opexec "$work/exec.kubeconfig"
+	poll 60 ready opexec || { tail -5 "$work/opexec.log" >&2; fail "the operator with an exec plugin user is not ready"; }
+	[[ -s "$work/plugin.runs" ]] || fail "the plugin never ran"
+	lacks "$token" cat "$work/opexec.log" || fail "the token is in the log"
+	stop_operator opexec
+
+	exec_kubeconfig "$work/broken.kubeconfig" broken-user "$work/broken.sh" "$C/pki/ca.crt"
+	start_operator opbroken "$work/broken.kubeconfig"
+	eventually 30 'has -F "login expired, run the login again" < "$work/opbroken.log"' || fail "no error from the failing plugin"
+	has -F 'user \"broken-user\": exec plugin' < "$work/opbroken.log" || fail "the error does not name the user and plugin"
+	! ready opbroken || fail "ready without credentials"
+	stop_operator opbroken
+
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=other-ca \
+		-keyout "$work/other-ca.key" -out "$work/other-ca.crt" 2>/dev/null
+	exec_kubeconfig "$work/other-ca.kubeconfig" exec-user "$work/plugin.sh" "$work/other-ca.crt"
+	SSL_CERT_FILE="$C/pki/ca.crt" start_operator opotherca "$work/other-ca.kubeconfig"
+	eventually 30 'has -F "SSL handshake" < "$work/opotherca.log"' || { tail -5 "$work/opotherca.log" >&2; fail "no TLS refusal with another CA"; }
+	! ready opotherca || fail "ready against a server its CA does not vouch for"
+	stop_operator opotherca
+	k delete clusterrolebinding exec-user >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0" UP_EXTRA_IMAGES=pgbouncer-1.24 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
@@ -387,5 +453,6 @@ run test_name_taken_is_left_alone
 run test_deleted_pool_is_charged_until_its_pods_are_gone
 run test_orphaned_pods_stay_charged
 run test_pgbouncer_1_24_serves_and_drains
+run test_exec_plugin_and_only_the_configured_ca
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
