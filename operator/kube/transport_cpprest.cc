@@ -26,7 +26,7 @@ class CppRestTransport : public Transport {
   }
 
  private:
-  http::client::http_client_config ClientConfig(std::chrono::seconds timeout) const {
+  http::client::http_client_config ClientConfig(std::chrono::milliseconds timeout) const {
     http::client::http_client_config client_config;
     client_config.set_timeout(timeout);
     client_config.set_validate_certificates(!config_.insecure_skip_tls_verify);
