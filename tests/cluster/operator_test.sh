@@ -22,12 +22,13 @@ trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 1200
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
-# start_operator NAME: runs `poolkeeper run` as replica NAME; its HTTP port is in $work/NAME.port, log in $work/NAME.log.
+# start_operator NAME [KUBECONFIG]: runs `poolkeeper run` as replica NAME; its HTTP port is in $work/NAME.port, log in
+# $work/NAME.log.
 start_operator() {
-	local name="$1" port
+	local name="$1" kubeconfig="${2:-$C/kubeconfig}" port
 	port="$(free_ports 1)"
 	echo "$port" > "$work/$name.port"
-	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
+	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$kubeconfig" \
 		--http-address "127.0.0.1:$port" --leader-elect --leader-election-namespace poolkeeper-system \
 		--workers 2 --log-format json --watch-timeout-seconds 5 >>"$work/$name.log" 2>&1 &
 	echo $! > "$work/$name.pid"
@@ -350,8 +351,65 @@ YAML
 	k delete connectionpool v124 --wait=true --timeout=60s >/dev/null
 }
 
+# Issue 12, item 3: with the API server slowed, the old leader kept writing 3.4 s after the new one started. Here the
+# leader reaches the API server through delay_proxy.py, from its own source address; the proxy then forwards its
+# bytes 2 s late each way (renewals fail: a fresh TLS connection alone takes two round trips, over the 4 s limit of
+# a Lease request), while a pool's spec keeps changing so that a leader always has a status to write. The API
+# server's audit log must show that the old leader's last write was done before the new leader's first arrived,
+# and that nothing of the old leader arrived later than its renew deadline plus the link's delay.
+test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
+	local r delay=2 proxy_port proxy_pid churn_pid
+	for r in op1 op2 op3; do kill -TERM "$(op_pid $r)" 2>/dev/null || true; done
+	for r in op1 op2 op3; do poll 30 bash -c "! kill -0 $(op_pid $r) 2>/dev/null" || fail "$r did not stop"; done
+	source "$C/env"
+	proxy_port=$(free_ports 1)
+	echo pass > "$work/proxy.mode"
+	python3 "$here/delay_proxy.py" "$proxy_port" "$HOST_IP" "$API_PORT" 127.0.0.1 "$work/proxy.mode" "$work/proxy.log" &
+	proxy_pid=$!
+	echo "$proxy_pid" > "$work/proxy.pid"
+	sed "s|server: https://.*|server: https://127.0.0.1:$proxy_port|" "$C/kubeconfig" > "$work/slow.kubeconfig"
+	start_operator slow "$work/slow.kubeconfig"
+	poll 40 is_leader slow || fail "slow did not lead: $(tail -5 "$work/slow.log")"
+	start_operator standby
+	poll 30 ready standby || fail "standby not ready"
+	pool churn 2 2 1 | sed 's/name: app-db/name: nowhere/' | k apply -f - >/dev/null
+	eventually 30 '[[ "$(reason churn Degraded)" == SecretNotFound ]]' || fail "slow does not reconcile through the proxy"
+	# A new generation every 0.3 s: each one is a status write for the leader.
+	( n=0; while :; do n=$((n + 1))
+		k patch connectionpool churn --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$(( n % 2 + 1 ))}}}" >/dev/null 2>&1
+		sleep 0.3; done ) &
+	churn_pid=$!
+	echo "$churn_pid" > "$work/churn.pid"
+	sleep 3 # a few writes at full speed first
+	local since=$(date +%s.%N)
+	echo "delay $delay" > "$work/proxy.mode"
+	poll 40 is_leader standby || { kill $churn_pid; fail "standby did not take over"; }
+	poll 20 bash -c "! kill -0 $(op_pid slow) 2>/dev/null" || { kill $churn_pid; fail "slow still runs after losing the lease"; }
+	has 'lost leadership\|the renew deadline passed' <"$work/slow.log" || { kill $churn_pid; fail "slow exited without losing the lease"; }
+	sleep 5 # the new leader writes too
+	kill $churn_pid
+	echo pass > "$work/proxy.mode"
+	sleep $(( 2 * delay + 1 )) # anything still on the link arrives
+	kill "$proxy_pid"
+	python3 "$here/fence_check.py" "$work/audit.log" "$since" 127.0.0.1 "$HOST_IP" "$delay" 10 >&2 || fail "two leaders wrote at once"
+	k delete connectionpool churn --wait=true >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------------------
-APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0" UP_EXTRA_IMAGES=pgbouncer-1.24 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+# Writes of the operators and kubectl (the admin certificate is in system:masters) go to the audit log, with the
+# source address and the server's timestamps (test_a_slowed_leader_stops_writing_before_the_next_one_starts).
+cat > "$work/audit-policy.yaml" <<YAML
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:masters"]
+  verbs: [create, update, patch, delete]
+- level: None
+YAML
+APISERVER_EXTRA_ARGS="--watch-cache-sizes=configmaps#0 --audit-policy-file=$work/audit-policy.yaml --audit-log-path=$work/audit.log" \
+	UP_EXTRA_IMAGES=pgbouncer-1.24 "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
@@ -387,5 +445,6 @@ run test_name_taken_is_left_alone
 run test_deleted_pool_is_charged_until_its_pods_are_gone
 run test_orphaned_pods_stay_charged
 run test_pgbouncer_1_24_serves_and_drains
+run test_a_slowed_leader_stops_writing_before_the_next_one_starts
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
