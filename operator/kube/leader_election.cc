@@ -63,8 +63,8 @@ Result<Clock::Duration> LeaderElector::LeaseBound() const {
   Clock::Duration left =
       last_renew_ ? *last_renew_ + options_.renew_deadline - clock_.Now() : Clock::Duration::zero();
   if (left <= Clock::Duration::zero()) {
-    return Fail(ErrorCode::kTimeout, "lease " + options_.ns + "/" + options_.name +
-                                         ": the renew deadline passed");
+    return Fail(ErrorCode::kTimeout,
+                "lease " + options_.ns + "/" + options_.name + ": the renew deadline passed");
   }
   return left;
 }
@@ -72,9 +72,9 @@ Result<Clock::Duration> LeaderElector::LeaseBound() const {
 Result<Clock::Duration> LeaderElector::WriteWindow() const {
   std::lock_guard guard(mutex_);
   if (!IsLeaderLocked()) {
-    return Fail(ErrorCode::kNotLeader,
-                "not the leader (lease " + options_.ns + "/" + options_.name +
-                    "): writes are fenced until this replica leads again");
+    return Fail(ErrorCode::kNotLeader, "not the leader (lease " + options_.ns + "/" +
+                                           options_.name +
+                                           "): writes are fenced until this replica leads again");
   }
   return *last_renew_ + options_.renew_deadline - clock_.Now();
 }

@@ -57,8 +57,8 @@ struct LeaderElectionOptions {
 // between replicas and for a write sent just before the deadline to arrive.
 inline constexpr Clock::Duration kMinFenceMargin = std::chrono::seconds(2);
 
-// lease_duration >= renew_deadline + kMinFenceMargin, renew_deadline > retry_period > 0 (client-go's
-// rules, with the fence's margin), names non-empty.
+// lease_duration >= renew_deadline + kMinFenceMargin, renew_deadline > retry_period > 0
+// (client-go's rules, with the fence's margin), names non-empty.
 Status ValidateLeaderElection(const LeaderElectionOptions& options);
 
 struct LeaderCallbacks {

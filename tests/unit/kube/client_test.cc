@@ -275,8 +275,8 @@ TEST_F(ClientTest, EveryWriteVerbAsksTheGateAndARefusalSendsNothing) {
     ASSERT_FALSE(result) << c.verb;
     EXPECT_EQ(result.error().code, ErrorCode::kNotLeader) << c.verb;
   }
-  EXPECT_EQ(gate.asked, (std::vector<std::string>{"POST", "PUT", "PATCH", "PATCH", "PATCH",
-                                                  "DELETE"}));
+  EXPECT_EQ(gate.asked,
+            (std::vector<std::string>{"POST", "PUT", "PATCH", "PATCH", "PATCH", "DELETE"}));
   EXPECT_TRUE(transport_.Requests().empty()) << "a refused write never reaches the transport";
 
   // Reads pass, with the client's own timeout.

@@ -114,8 +114,7 @@ TEST_F(LeaderFenceTest, AHangingRenewDoesNotExtendLeadershipPastTheDeadline) {
   std::optional<Error> write_at_10s;
   // The renew starts at 2 s and its GET hangs until 14 s; meanwhile the deadline (10 s) passes.
   transport_.Queue("GET", kLease,
-                   {.response = {.status = 200, .body = Lease("pod-a", "1").dump()},
-                    .before = [&] {
+                   {.response = {.status = 200, .body = Lease("pod-a", "1").dump()}, .before = [&] {
                       clock_.Advance(seconds(7));
                       leader_at_9s = elector_.IsLeader();
                       clock_.Advance(seconds(1));
@@ -161,7 +160,9 @@ TEST_F(LeaderFenceTest, AWriteWhoseTimeoutWouldPassTheDeadlineEndsAtIt) {
   Acquire();
   ASSERT_EQ(elector_.TryAcquireOrRenew(), true);
   for (auto [at, timeout] : std::vector<std::pair<Clock::Duration, milliseconds>>{
-           {seconds(0), seconds(10)}, {seconds(4), seconds(6)}, {milliseconds(5750), milliseconds(250)}}) {
+           {seconds(0), seconds(10)},
+           {seconds(4), seconds(6)},
+           {milliseconds(5750), milliseconds(250)}}) {
     clock_.Advance(at);
     AcceptWrite();
     ASSERT_TRUE(Write());
