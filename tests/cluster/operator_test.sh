@@ -357,7 +357,10 @@ YAML
 # no longer fits in the renew deadline), while a pool's spec keeps changing so that a leader always has a status to
 # write, and its watches stay open (events arrive late, not never). The API
 # server's audit log must show that the old leader's last write was done before the new leader's first arrived,
-# and that nothing of the old leader arrived later than its renew deadline plus the link's delay.
+# and that nothing of the old leader arrived later than its renew deadline plus the link's delay. Note: the operator
+# before the fence passes this too (checked once): its slow renewal still lands, which restarts the standby's 15 s.
+# What the fence alone stops (a write sent after the deadline, a timeout past it) is shown by
+# tests/unit/kube/leader_fence_test.cc.
 test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
 	local r delay=1.5 proxy_port proxy_pid churn_pid
 	for r in op1 op2 op3; do
