@@ -17,6 +17,8 @@ NextStep Error::next_step() const {
     case ErrorCode::kInvalid:
     case ErrorCode::kUnauthorized:
       return NextStep::kWaitForUser;
+    case ErrorCode::kNotLeader:
+      return NextStep::kStop;
   }
   return NextStep::kBackOff;
 }
@@ -53,6 +55,8 @@ std::string_view CodeName(ErrorCode code) {
       return "Unauthorized";
     case ErrorCode::kInternal:
       return "Internal";
+    case ErrorCode::kNotLeader:
+      return "NotLeader";
   }
   return "Unknown";
 }

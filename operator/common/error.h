@@ -22,9 +22,13 @@ enum class ErrorCode {
   kTimeout,
   kUnauthorized,  // credentials or RBAC: nothing a retry fixes soon
   kInternal,      // a bug or an impossible state
+  // This replica does not lead (any more): it must not write, and a retry would not change that.
+  // The write fence of leader election (kube/leader_election.h) refuses writes with it.
+  kNotLeader,
 };
 
-enum class NextStep { kRetryNow, kBackOff, kWaitForUser };
+// kStop: give the work up; this process may not act on it (it steps down and exits).
+enum class NextStep { kRetryNow, kBackOff, kWaitForUser, kStop };
 
 // One problem with one field of an input, e.g. {"spec.databases[1].name", "must not be empty"}.
 struct FieldIssue {

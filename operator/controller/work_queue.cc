@@ -73,6 +73,10 @@ bool WorkQueue::Retry(const std::string& key, const Error& error, Clock::Duratio
       Forget(key);
       AddAfter(key, wait_for_user);
       return false;
+    case NextStep::kStop:
+      // Not leader: this process steps down and exits, and the next leader reconciles every key.
+      Forget(key);
+      return false;
   }
   return false;
 }

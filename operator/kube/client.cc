@@ -160,6 +160,18 @@ std::chrono::seconds Client::JitteredTimeout(std::chrono::seconds base) {
 
 Result<HttpResponse> Client::Send(std::string_view verb, HttpRequest request) {
   request.timeout = options_.request_timeout;
+  if (const RequestGate* gate = gate_.load()) {
+    auto admitted = gate->Admit(request.method);
+    if (!admitted) return std::unexpected(admitted.error());
+    // Rounded down: a request must end before the gate's limit, never after it.
+    auto limit = std::chrono::floor<std::chrono::milliseconds>(*admitted);
+    if (limit < request.timeout) request.timeout = limit;
+    if (request.timeout <= std::chrono::milliseconds::zero()) {
+      return Fail(ErrorCode::kTimeout, request.method + " " +
+                                           request.path.substr(0, request.path.find('?')) +
+                                           ": no time left to send it");
+    }
+  }
   auto response = transport_.Send(request);
   Count(verb, response ? response->status : 0);
   return response;

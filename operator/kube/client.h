@@ -2,9 +2,11 @@
 // list, create, update, server-side apply, merge patch, delete, watch) over a Transport. It does
 // not retry: every failure comes back as an Error whose next_step() tells the caller what to do,
 // so the work queue and the informer own their backoff. Requests are counted by verb and HTTP code
-// for the metrics endpoint.
+// for the metrics endpoint. A RequestGate, when set, decides before every request whether it may be
+// sent and how long it may take: leader election fences writes with it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -17,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "kube/transport.h"
 
@@ -97,6 +100,19 @@ struct DeleteOptions {
   std::string propagation_policy;  // Foreground, Background, Orphan; "" = server default
 };
 
+// Consulted by the Client before it sends a request (watches excepted: they only read), so that no
+// caller can forget it. Leader election implements two: the write fence of the controller's client
+// (writes only while this replica leads, and done before another replica could take the lease) and
+// the bound of its own Lease requests (never past the renew deadline).
+class RequestGate {
+ public:
+  virtual ~RequestGate() = default;
+  // The longest `method` (GET, POST, PUT, PATCH, DELETE) may take now; the request's timeout is the
+  // smaller of this and the client's request_timeout. An error is the request's result, with
+  // nothing sent.
+  virtual Result<Clock::Duration> Admit(std::string_view method) const = 0;
+};
+
 // Requests by verb (get, list, create, update, apply, patch, delete, watch) and HTTP status; 0
 // when no response came.
 using RequestCountMap = std::map<std::pair<std::string, int>, uint64_t>;
@@ -134,6 +150,9 @@ class Client {
 
   RequestCountMap RequestCounts() const;
   const ClientOptions& options() const { return options_; }
+  // Every request from now on asks `gate` first (nullptr: none). `gate` must outlive the client's
+  // use; safe to call while other threads send.
+  void SetGate(const RequestGate* gate) { gate_.store(gate); }
 
  private:
   Result<HttpResponse> Send(std::string_view verb, HttpRequest request);
@@ -145,6 +164,7 @@ class Client {
 
   Transport& transport_;
   ClientOptions options_;
+  std::atomic<const RequestGate*> gate_{nullptr};
   mutable std::mutex mutex_;  // guards counts_ and random_
   RequestCountMap counts_;
   std::mt19937_64 random_;

@@ -1,5 +1,6 @@
 #include "kube/leader_election.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "common/json_get.h"
@@ -29,8 +30,11 @@ Status ValidateLeaderElection(const LeaderElectionOptions& options) {
   if (options.renew_deadline <= options.retry_period) {
     return Invalid("leaderElection.renewDeadline", "must be longer than retryPeriod");
   }
-  if (options.lease_duration <= options.renew_deadline) {
-    return Invalid("leaderElection.leaseDuration", "must be longer than renewDeadline");
+  if (options.lease_duration < options.renew_deadline + kMinFenceMargin) {
+    return Invalid("leaderElection.leaseDuration",
+                   "must exceed renewDeadline by at least " + Seconds(kMinFenceMargin) +
+                       " (the margin that keeps an old leader's last write before a new "
+                       "leader's first)");
   }
   return {};
 }
@@ -42,11 +46,43 @@ LeaderElector::LeaderElector(Client& client, const Clock& clock, LeaderElectionO
       options_(std::move(options)),
       callbacks_(std::move(callbacks)) {
   if (!options_.wall_clock) options_.wall_clock = [] { return std::chrono::system_clock::now(); };
-  if (client_.options().request_timeout >= options_.renew_deadline) {
-    Log(LogLevel::kWarn, "leader election requests may outlast the renew deadline",
-        {{"request_timeout", Seconds(client_.options().request_timeout)},
-         {"renew_deadline", Seconds(options_.renew_deadline)}});
+  client_.SetGate(&lease_bound_);
+}
+
+LeaderElector::~LeaderElector() { client_.SetGate(nullptr); }
+
+Result<Clock::Duration> LeaderElector::Gate::Admit(std::string_view method) const {
+  if (!fences_writes_) return elector_.LeaseBound();
+  if (method == "GET") return Clock::Duration::max();
+  return elector_.WriteWindow();
+}
+
+Result<Clock::Duration> LeaderElector::LeaseBound() const {
+  std::lock_guard guard(mutex_);
+  if (!leading_) return options_.renew_deadline;
+  Clock::Duration left =
+      last_renew_ ? *last_renew_ + options_.renew_deadline - clock_.Now() : Clock::Duration::zero();
+  if (left <= Clock::Duration::zero()) {
+    return Fail(ErrorCode::kTimeout,
+                "lease " + options_.ns + "/" + options_.name + ": the renew deadline passed");
   }
+  return left;
+}
+
+Result<Clock::Duration> LeaderElector::WriteWindow() const {
+  std::lock_guard guard(mutex_);
+  if (!IsLeaderLocked()) {
+    return Fail(ErrorCode::kNotLeader, "not the leader (lease " + options_.ns + "/" +
+                                           options_.name +
+                                           "): writes are fenced until this replica leads again");
+  }
+  return *last_renew_ + options_.renew_deadline - clock_.Now();
+}
+
+Clock::Duration LeaderElector::TimeLeft() const {
+  std::lock_guard guard(mutex_);
+  if (!last_renew_) return Clock::Duration::zero();
+  return *last_renew_ + options_.renew_deadline - clock_.Now();
 }
 
 std::string LeaderElector::WallNow() const {
@@ -181,28 +217,41 @@ void LeaderElector::Run(std::stop_token stop) {
   for (;;) {
     if (stop.stop_requested()) return;
     auto held = TryAcquireOrRenew();
-    if (held && *held) break;
+    // An acquisition slower than renew_deadline is past its deadline on arrival: not leading yet.
+    if (held && *held && IsLeader()) break;
     if (!held) {
       Log(LogLevel::kInfo, "could not acquire the leader lease",
           {{"lease", options_.ns + "/" + options_.name}, {"error", held.error().message}});
     }
     Wait(options_.retry_period, stop);
   }
+  {
+    std::lock_guard guard(mutex_);
+    leading_ = true;
+  }
   Log(LogLevel::kInfo, "became leader",
       {{"lease", options_.ns + "/" + options_.name}, {"identity", options_.identity}});
   if (callbacks_.on_started_leading) callbacks_.on_started_leading();
 
   std::string lost;
+  std::string last_error;
   while (lost.empty()) {
-    Wait(options_.retry_period, stop);
+    // Never past the deadline: a lapse is noticed when it happens.
+    Wait(std::clamp(TimeLeft(), Clock::Duration::zero(), options_.retry_period), stop);
     if (stop.stop_requested()) break;
-    auto held = TryAcquireOrRenew();
-    if (held && !*held) {
-      lost = "the lease is held by " + Leader();
-    } else if (!IsLeader()) {
+    if (IsLeader()) {
+      // Its requests may take only the time left (LeaseBound), so it returns by the deadline.
+      auto held = TryAcquireOrRenew();
+      if (held && !*held) {
+        lost = "the lease is held by " + Leader();
+        break;
+      }
+      last_error = held ? "" : held.error().message;
+    }
+    if (!IsLeader()) {
       // Failed attempts, or one that succeeded too late to count: past the deadline either way.
       lost = "no renew succeeded within the renew deadline";
-      if (!held) lost += " (last error: " + held.error().message + ")";
+      if (!last_error.empty()) lost += " (last error: " + last_error + ")";
     }
   }
   if (lost.empty()) {
@@ -213,6 +262,10 @@ void LeaderElector::Run(std::stop_token stop) {
   } else {
     Log(LogLevel::kError, "lost leadership",
         {{"lease", options_.ns + "/" + options_.name}, {"reason", lost}});
+  }
+  {
+    std::lock_guard guard(mutex_);
+    leading_ = false;
   }
   if (callbacks_.on_stopped_leading) callbacks_.on_stopped_leading();
 }

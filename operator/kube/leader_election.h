@@ -9,11 +9,19 @@
 // disagree. Writes are Updates carrying the resourceVersion we read, so two replicas racing for
 // the lease cannot both win: the loser gets kConflict and is not leader this round.
 //
-// The leader renews every retry_period; when no renew has succeeded for renew_deadline (shorter
-// than lease_duration, so it stops before anyone can take over) it stops leading and the operator
-// exits, as client-go's OnStoppedLeading does. A renew attempt counts from when it started, so a
-// slow request cannot stretch leadership: give the elector a Client whose request_timeout is
-// shorter than renew_deadline (a warning is logged otherwise).
+// The leader renews every retry_period; when no renew has succeeded for renew_deadline it stops
+// leading and the operator exits, as client-go's OnStoppedLeading does. A renew attempt counts
+// from when it started (others see our write no earlier), and the elector bounds its own requests
+// (it installs a RequestGate on its Client, which must be its own): while leading, each one may
+// take only the time left until the renew deadline, so a slow API server cannot stretch
+// leadership, and the lapse is noticed at the deadline, not when a slow request returns.
+//
+// Fencing. A standby takes over no earlier than lease_duration after it last saw our record
+// change, and our last successful renew started before that change, so on our clock we are alone
+// strictly until last renew + renew_deadline, with lease_duration - renew_deadline to spare for
+// clock drift and for the network delay of a write already sent. WriteFence() is the RequestGate
+// for the controller's Client: it refuses every write outside that window (kNotLeader, nothing
+// sent) and gives the ones inside a timeout that ends with it.
 #pragma once
 
 #include <chrono>
@@ -45,7 +53,12 @@ struct LeaderElectionOptions {
   std::function<void(Clock::Duration, std::stop_token)> wait;
 };
 
-// lease_duration > renew_deadline > retry_period > 0 (client-go's rules), names non-empty.
+// What lease_duration must exceed renew_deadline by, at least: the fence's room for clock drift
+// between replicas and for a write sent just before the deadline to arrive.
+inline constexpr Clock::Duration kMinFenceMargin = std::chrono::seconds(2);
+
+// lease_duration >= renew_deadline + kMinFenceMargin, renew_deadline > retry_period > 0
+// (client-go's rules, with the fence's margin), names non-empty.
 Status ValidateLeaderElection(const LeaderElectionOptions& options);
 
 struct LeaderCallbacks {
@@ -59,8 +72,12 @@ struct LeaderCallbacks {
 
 class LeaderElector {
  public:
+  // `client` carries the Lease requests only: the elector sets its RequestGate.
   LeaderElector(Client& client, const Clock& clock, LeaderElectionOptions options,
                 LeaderCallbacks callbacks = {});
+  ~LeaderElector();
+  LeaderElector(const LeaderElector&) = delete;
+  LeaderElector& operator=(const LeaderElector&) = delete;
 
   // One attempt: GET the lease, then Create, Update (renew or take over) or nothing. True when
   // we hold the lease after it, false when another holder's lease is still valid; an error when
@@ -76,12 +93,31 @@ class LeaderElector {
   // leaseDurationSeconds 1, so a standby takes over at its next attempt. Nothing when not leader.
   Status Release();
 
-  // We hold the lease and renewed it less than renew_deadline ago.
+  // We hold the lease and renewed it less than renew_deadline ago. Turns false at the deadline on
+  // our clock, whatever request is in flight.
   bool IsLeader() const;
+  // How long we certainly stay the only leader: the time left until the renew deadline, or
+  // kNotLeader when we do not lead now.
+  Result<Clock::Duration> WriteWindow() const;
+  // The gate for the Client every other write goes through: reads pass unbounded (standbys fill
+  // their caches), writes get WriteWindow() as their timeout, or its error with nothing sent.
+  const RequestGate& WriteFence() const { return write_fence_; }
   std::string Leader() const;  // the holder last observed, "" when none
   const LeaderElectionOptions& options() const { return options_; }
 
  private:
+  // The write fence (WriteFence()) and the bound on our own Lease requests (LeaseBound()).
+  class Gate : public RequestGate {
+   public:
+    Gate(const LeaderElector& elector, bool fences_writes)
+        : elector_(elector), fences_writes_(fences_writes) {}
+    Result<Clock::Duration> Admit(std::string_view method) const override;
+
+   private:
+    const LeaderElector& elector_;
+    bool fences_writes_;
+  };
+
   struct Record {
     std::string holder;
     Clock::Duration lease_duration{};
@@ -97,6 +133,10 @@ class LeaderElector {
   // Remembers `lease` as the last one seen; `renewed_at` is set when we just wrote it.
   void Observe(const nlohmann::json& lease, std::optional<Clock::TimePoint> renewed_at);
   bool IsLeaderLocked() const;
+  // What a Lease request may take: while Run() leads, the time left until the renew deadline (an
+  // error once it passed); otherwise renew_deadline, beyond which an acquisition is stale anyway.
+  Result<Clock::Duration> LeaseBound() const;
+  Clock::Duration TimeLeft() const;  // until the renew deadline; zero or less when past it
   void Wait(Clock::Duration duration, std::stop_token stop);
   std::string WallNow() const;
 
@@ -110,6 +150,10 @@ class LeaderElector {
   Record observed_;
   Clock::TimePoint observed_time_{};  // when observed_ last changed, on our clock
   std::optional<Clock::TimePoint> last_renew_;
+  bool leading_ = false;  // Run() is in its renew loop
+
+  Gate write_fence_{*this, true};
+  Gate lease_bound_{*this, false};
 
   std::mutex wait_mutex_;
   std::condition_variable_any wake_;

@@ -30,7 +30,7 @@ class CppRestTransport : public Transport {
   }
 
  private:
-  http::client::http_client_config ClientConfig(std::chrono::seconds timeout,
+  http::client::http_client_config ClientConfig(std::chrono::milliseconds timeout,
                                                 const Credential& credential) const {
     http::client::http_client_config client_config;
     client_config.set_timeout(timeout);

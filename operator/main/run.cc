@@ -66,7 +66,8 @@ int RunOperator(const RunOptions& options) {
   }
   SystemClock clock;
   kube::Client client(**transport);
-  // Its own client: one renewal must fit well inside the 10 s renew deadline.
+  // Its own client: the elector bounds each Lease request by the time left until the renew
+  // deadline, and 4 s at most, so one slow attempt leaves room for another.
   kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
   postgres::LibpqClient database;
   controller::Manager manager(client, clock,
@@ -158,11 +159,21 @@ int RunOperator(const RunOptions& options) {
                   Log(LogLevel::kInfo, "leader observed", {{"holder", holder}});
                 },
         });
+    // Every write of the controller (applies, status, events, deletes, pods, PostgresServer
+    // status) goes through `client`: from now on each one is sent only while this replica leads,
+    // and must end before another could.
+    client.SetGate(&elector->WriteFence());
     election = std::jthread([&elector](std::stop_token stop) { elector->Run(stop); });
   }
 
   bool workers_started = false;
   for (;;) {
+    // The lapse on our own clock, even while a renew request is still out: the fence already
+    // refuses writes, and the process goes before anything else is attempted.
+    if (leading && elector && !elector->IsLeader() && !lost) {
+      Log(LogLevel::kError, "the renew deadline passed without a renew");
+      lost = true;
+    }
     if (lost) {
       Log(LogLevel::kError, "lost the leader Lease; exiting so another replica leads");
       Exit(1);

@@ -103,6 +103,15 @@ TEST_F(WorkQueueTest, RetriesAsTheErrorSays) {
   }
 }
 
+// Issue 12, item 3: a write the leader-election fence refused is not retried by this replica; it no
+// longer leads and exits, and the next leader reconciles every key from its own caches.
+TEST_F(WorkQueueTest, AWriteRefusedForNotLeadingIsNotRetried) {
+  WorkQueue queue(clock_, {milliseconds(10), seconds(1)});
+  EXPECT_FALSE(queue.Retry("ns/a", {ErrorCode::kNotLeader, "not leader"}, seconds(600)));
+  clock_.Advance(std::chrono::hours(1));
+  EXPECT_FALSE(queue.TryGet());
+}
+
 // Issue 12: 409s were retried at once forever. The first conflict in a row still is; the next ones
 // back off, and a success (Forget) makes the next conflict immediate again.
 TEST_F(WorkQueueTest, ARepeatedConflictBacksOffInsteadOfSpinning) {

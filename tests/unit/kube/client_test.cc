@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <set>
 
@@ -232,6 +233,81 @@ TEST_F(ClientTest, WriteFailuresBecomeTypedErrors) {
   transport_.FailWith("PATCH", std::string(kConfigMaps) + "/a", ErrorCode::kTimeout);
   EXPECT_EQ(client_.Apply(resources::kConfigMap, ConfigMap("a", "")).error().code,
             ErrorCode::kTimeout);
+}
+
+// A gate that refuses writes, or lets them take `window`: what the leader-election fence does.
+class ScriptedGate : public RequestGate {
+ public:
+  Result<Clock::Duration> Admit(std::string_view method) const override {
+    asked.emplace_back(method);
+    if (method == "GET") return Clock::Duration::max();
+    if (refuse) return Fail(ErrorCode::kNotLeader, "not leader");
+    return window;
+  }
+  bool refuse = true;
+  Clock::Duration window{};
+  mutable std::vector<std::string> asked;
+};
+
+TEST_F(ClientTest, EveryWriteVerbAsksTheGateAndARefusalSendsNothing) {
+  ScriptedGate gate;
+  client_.SetGate(&gate);
+  json object = ConfigMap("a", "3");
+  struct Case {
+    std::string verb;
+    std::function<Status()> call;
+  };
+  auto status = [](const auto& result) -> Status {
+    if (!result) return std::unexpected(result.error());
+    return {};
+  };
+  for (const Case& c : std::vector<Case>{
+           {"create", [&] { return status(client_.Create(resources::kConfigMap, object)); }},
+           {"update", [&] { return status(client_.Update(resources::kConfigMap, object)); }},
+           {"apply", [&] { return status(client_.Apply(resources::kConfigMap, object)); }},
+           {"apply status",
+            [&] { return status(client_.ApplyStatus(resources::kConfigMap, object)); }},
+           {"merge patch",
+            [&] { return status(client_.MergePatch(resources::kConfigMap, "shop", "a", {})); }},
+           {"delete", [&] { return client_.Delete(resources::kConfigMap, "shop", "a"); }},
+       }) {
+    auto result = c.call();
+    ASSERT_FALSE(result) << c.verb;
+    EXPECT_EQ(result.error().code, ErrorCode::kNotLeader) << c.verb;
+  }
+  EXPECT_EQ(gate.asked,
+            (std::vector<std::string>{"POST", "PUT", "PATCH", "PATCH", "PATCH", "DELETE"}));
+  EXPECT_TRUE(transport_.Requests().empty()) << "a refused write never reaches the transport";
+
+  // Reads pass, with the client's own timeout.
+  transport_.RespondJson("GET", std::string(kConfigMaps) + "/a", 200, object);
+  ASSERT_TRUE(client_.Get(resources::kConfigMap, "shop", "a"));
+  EXPECT_EQ(transport_.LastRequest().timeout, std::chrono::seconds(30));
+}
+
+TEST_F(ClientTest, AWriteTakesNoLongerThanTheGateAllows) {
+  ScriptedGate gate;
+  gate.refuse = false;
+  client_.SetGate(&gate);
+  struct Case {
+    Clock::Duration window;
+    std::chrono::milliseconds timeout;
+  };
+  for (const Case& c : std::vector<Case>{
+           {std::chrono::milliseconds(2500), std::chrono::milliseconds(2500)},
+           {std::chrono::microseconds(1999), std::chrono::milliseconds(1)},  // rounded down
+           {std::chrono::hours(1), std::chrono::seconds(30)},  // the client's own is shorter
+       }) {
+    gate.window = c.window;
+    transport_.RespondJson("PATCH", std::string(kConfigMaps) + "/a", 200, ConfigMap("a", "1"));
+    ASSERT_TRUE(client_.Apply(resources::kConfigMap, ConfigMap("a", "")));
+    EXPECT_EQ(transport_.LastRequest().timeout, c.timeout);
+  }
+  gate.window = std::chrono::microseconds(999);  // less than the transport can count
+  auto late = client_.Apply(resources::kConfigMap, ConfigMap("a", ""));
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::kTimeout);
+  EXPECT_EQ(transport_.Requests().size(), 3u);
 }
 
 TEST_F(ClientTest, WatchDeliversEventsWhateverTheChunkBoundaries) {

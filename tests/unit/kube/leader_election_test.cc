@@ -74,6 +74,8 @@ TEST(ValidateLeaderElection, NeedsLeaseLongerThanDeadlineLongerThanRetry) {
            {"leaderElection.namespace", [](auto& o) { o.ns.clear(); }},
            {"leaderElection.renewDeadline", [](auto& o) { o.renew_deadline = seconds(2); }},
            {"leaderElection.leaseDuration", [](auto& o) { o.lease_duration = seconds(10); }},
+           // Longer than the renew deadline, but without the fence's margin.
+           {"leaderElection.leaseDuration", [](auto& o) { o.lease_duration = seconds(11); }},
        }) {
     LeaderElectionOptions options = good;
     c.change(options);
