@@ -2,8 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
-#include <regex>
 #include <string>
 
 namespace poolkeeper::yaml {
@@ -23,9 +23,44 @@ std::optional<bool> AsBool(const std::string& s) {
   return std::nullopt;
 }
 
+// The core schema's integer and float forms, matched by hand: std::regex recurses once per
+// character, and a plain scalar of 300,000 digits overflowed the stack (SIGSEGV).
+size_t Digits(std::string_view s, size_t at) {
+  size_t end = at;
+  while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+  return end - at;
+}
+
+// [-+]?[0-9]+
+bool IsInt(std::string_view s) {
+  size_t at = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  size_t digits = Digits(s, at);
+  return digits > 0 && at + digits == s.size();
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloat(std::string_view s) {
+  size_t at = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  const size_t whole = Digits(s, at);
+  at += whole;
+  size_t fraction = 0;
+  if (at < s.size() && s[at] == '.') {
+    fraction = Digits(s, ++at);
+    at += fraction;
+  }
+  if (whole == 0 && fraction == 0) return false;
+  if (at < s.size() && (s[at] == 'e' || s[at] == 'E')) {
+    ++at;
+    if (at < s.size() && (s[at] == '-' || s[at] == '+')) ++at;
+    const size_t exponent = Digits(s, at);
+    if (exponent == 0) return false;
+    at += exponent;
+  }
+  return at == s.size();
+}
+
 std::optional<int64_t> AsInt(const std::string& s) {
-  static const std::regex kDecimal("[-+]?[0-9]+");
-  if (!std::regex_match(s, kDecimal)) return std::nullopt;
+  if (!IsInt(s)) return std::nullopt;
   std::string_view digits = s;
   if (digits.front() == '+') digits.remove_prefix(1);
   int64_t value = 0;
@@ -34,10 +69,15 @@ std::optional<int64_t> AsInt(const std::string& s) {
   return value;
 }
 
+// nullopt for a float beyond double's range (1e999, 1e-999): std::stod threw there, and the
+// exception ended the process.
 std::optional<double> AsFloat(const std::string& s) {
-  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (!std::regex_match(s, kFloat)) return std::nullopt;
-  return std::stod(s);
+  std::string_view text = s;
+  if (text.front() == '+') text.remove_prefix(1);
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 std::string Where(std::string_view source, const YAML::Node& node) {
@@ -77,7 +117,11 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source, Budget& bud
       if (IsNull(text)) return json();
       if (auto b = AsBool(text)) return json(*b);
       if (auto i = AsInt(text)) return json(*i);
-      if (auto f = AsFloat(text)) return json(*f);
+      if (IsFloat(text)) {
+        if (auto f = AsFloat(text)) return json(*f);
+        return Fail(ErrorCode::kInvalid,
+                    where(node) + "the number " + text.substr(0, 40) + " is out of range");
+      }
       return json(text);
     }
     case YAML::NodeType::Sequence: {
@@ -110,7 +154,7 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source, Budget& bud
 }
 
 bool NeedsQuotes(const std::string& s) {
-  if (s.empty() || IsNull(s) || AsBool(s) || AsInt(s) || AsFloat(s)) return true;
+  if (s.empty() || IsNull(s) || AsBool(s) || IsInt(s) || IsFloat(s)) return true;
   static const std::string kSpecialStart = "!&*-?:,[]{}#|>@`\"'% ";
   if (kSpecialStart.find(s.front()) != std::string::npos || s.back() == ' ') return true;
   if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
