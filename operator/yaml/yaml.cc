@@ -164,6 +164,19 @@ bool NeedsQuotes(const std::string& s) {
   return false;
 }
 
+// A literal block (`|`) keeps exactly one final line break and reads its indentation from the
+// first line, and yaml-cpp writes neither a chomping nor an indentation indicator: only text that
+// ends in one line break, starts with no blank, and holds only printable characters reads back
+// the same (pgbouncer.ini in a ConfigMap does). Anything else is double-quoted, with escapes.
+bool ReadsBackAsLiteral(const std::string& s) {
+  if (s.size() < 2 || s.back() != '\n' || s[s.size() - 2] == '\n') return false;
+  if (s.front() == ' ' || s.front() == '\t' || s.front() == '\n') return false;
+  return std::ranges::none_of(s, [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\n') || u == 0x7f;
+  });
+}
+
 void Emit(YAML::Emitter& out, const json& value) {
   switch (value.type()) {
     case json::value_t::object:
@@ -181,8 +194,10 @@ void Emit(YAML::Emitter& out, const json& value) {
       break;
     case json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
-      if (s.find('\n') != std::string::npos) {
+      if (s.find('\n') != std::string::npos && ReadsBackAsLiteral(s)) {
         out << YAML::Literal << s;
+      } else if (s.find('\n') != std::string::npos) {
+        out << YAML::DoubleQuoted << s;
       } else if (NeedsQuotes(s)) {
         out << YAML::DoubleQuoted << s;
       } else {

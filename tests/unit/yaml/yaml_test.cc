@@ -100,5 +100,17 @@ TEST(ToYaml, RoundTripsThroughTheParser) {
   EXPECT_EQ((*docs)[0], value) << ToYaml(value);
 }
 
+// Found by the fuzz target "manifests" (tests/fuzz): a literal block keeps exactly one final line
+// break, so "a\nb" read back as "a\nb\n" and "a\n\n" as "a\n".
+TEST(ToYaml, KeepsLineBreaksExactly) {
+  for (std::string text : {"a\nb", "a\n\n", "\na\n", " indented\nb\n", "tab\t\nx\n", "cr\r\n",
+                           "DISCARD ALL\nauth_type = trust\n", "ini\nfile\n"}) {
+    json value = {{"k", text}};
+    auto docs = ParseYamlDocuments(ToYaml(value), "out.yaml");
+    ASSERT_TRUE(docs.has_value()) << ToYaml(value);
+    EXPECT_EQ((*docs)[0], value) << ToYaml(value);
+  }
+}
+
 }  // namespace
 }  // namespace poolkeeper::yaml
