@@ -1,9 +1,12 @@
 #include "yaml/yaml.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
+#include <sstream>
 #include <string>
 
 namespace poolkeeper::yaml {
@@ -216,11 +219,59 @@ void Emit(YAML::Emitter& out, const json& value) {
   }
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a flow indicator where a document starts (",\n" is
+// enough): each pass reads an empty document and leaves the token where it was, so it collects
+// empty documents until memory runs out (found by the fuzz target render). A first pass over the
+// parser's events, which costs no nodes, finds a document that starts where the previous one
+// did, and the input is refused before LoadAll sees it.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck_ = started_ && mark.pos == last_.pos;
+    started_ = true;
+    last_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::optional<YAML::Mark> Stuck() const { return stuck_ ? std::optional(last_) : std::nullopt; }
+
+ private:
+  bool started_ = false;
+  bool stuck_ = false;
+  YAML::Mark last_;
+};
+
+// Where LoadAll would loop forever, or nullopt. Throws YAML::Exception as LoadAll does.
+std::optional<YAML::Mark> FindStuckDocument(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts)) {
+    if (auto stuck = starts.Stuck()) return stuck;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<std::vector<json>> ParseYamlDocuments(std::string_view text, std::string_view source) {
   std::vector<YAML::Node> nodes;
   try {
+    if (auto stuck = FindStuckDocument(text)) {
+      return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(stuck->line + 1) +
+                                           ":" + std::to_string(stuck->column + 1) +
+                                           ": unexpected character at the start of a document");
+    }
     nodes = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(e.mark.line + 1) +

@@ -40,6 +40,19 @@ TEST(ParseYamlDocuments, RefusesNumbersOutOfRangeWithoutCrashing) {
   }
 }
 
+// Found by the fuzz target render: yaml-cpp's LoadAll collected empty documents forever (and the
+// memory with them) when a document started with a flow indicator. Refused, naming the place.
+TEST(ParseYamlDocuments, RefusesAStrayFlowIndicatorInsteadOfLoopingForever) {
+  for (std::string text : {",\n", "a: 1\n---\n,\n", "[a]\n,\n", " , \n"}) {
+    auto docs = ParseYamlDocuments(text, "stray.yaml");
+    ASSERT_FALSE(docs.has_value()) << text;
+    EXPECT_NE(docs.error().message.find("stray.yaml:"), std::string::npos) << docs.error().message;
+  }
+  auto docs = ParseYamlDocuments("a: 1\n---\n---\n...\n---\nb: [x, y]\n", "ok.yaml");
+  ASSERT_TRUE(docs.has_value()) << docs.error().message;
+  EXPECT_EQ(docs->size(), 2u);
+}
+
 TEST(ParseYamlDocuments, SplitsDocumentsAndSkipsEmptyOnes) {
   auto docs = ParseYamlDocuments("---\na: 1\n---\n---\nb: 2\n", "t.yaml");
   ASSERT_TRUE(docs.has_value());
