@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The style and static-analysis gates CI runs (scripts/test.sh, tier "lint"):
 #   clang-format   every C++ file formatted as .clang-format says
-#   clang-tidy     the checks of .clang-tidy over operator/ (needs build/compile_commands.json:
-#                  run scripts/build.sh first)
+#   clang-tidy     the checks of .clang-tidy over operator/ and tests/fuzz (needs
+#                  build/compile_commands.json: run scripts/build.sh first)
 #   gofmt, go vet, go mod tidy   the Go of tests/cluster and its coredns module: formatted,
 #                  vetted, and go.mod/go.sum exactly what `go mod tidy` would write
 # Prints what each gate found and ends with "N passed, M failed" (one per gate).
@@ -40,7 +40,8 @@ clang_tidy() {
   while read -r file; do
     key=$({ echo "$common $file"; cat "$file"; } | sha256sum | cut -d' ' -f1)
     [ -f "$TIDY_CACHE/$key" ] || todo+=("$file:$key")
-  done < <(git ls-files 'operator/*.cc' | grep -vxE 'operator/(http/server|kube/transport_cpprest)\.cc')
+  done < <(git ls-files 'operator/*.cc' 'tests/fuzz/*.cc' |
+    grep -vxE 'operator/(http/server|kube/transport_cpprest)\.cc')
   echo "clang-tidy: ${#todo[@]} translation units changed since they last passed"
   [ "${#todo[@]}" -gt 0 ] || return 0
   export tidy TIDY_CACHE BUILD_DIR

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test tier: unit, postgres (real PostgreSQL and
-# PgBouncer), lint (format, clang-tidy, Go vet), the examples' verdicts, the docs checks,
-# docs/getting-started.md run command by command (scripts/demo.sh included), the cluster tiers (a real
-# local control plane), and the unit/postgres tiers again under the sanitizers.
+# PgBouncer), lint (format, clang-tidy, Go vet), fuzz (libFuzzer targets, bounded time), the
+# examples' verdicts, the docs checks, docs/getting-started.md run command by command
+# (scripts/demo.sh included), the cluster tiers (a real local control plane), and the unit/postgres
+# tiers again under the sanitizers.
 # Ends with one line "N passed, M failed" over all tiers; exits non-zero on any failure.
 source "$(dirname "$0")/lib.sh"
 
@@ -46,6 +47,8 @@ if ctest --test-dir "$BUILD_DIR" -N -L postgres | grep -q "Total Tests: [1-9]"; 
   run_tier postgres ctest --test-dir "$BUILD_DIR" -L postgres --output-on-failure
 fi
 run_tier lint bash "$REPO_ROOT/scripts/lint.sh"
+# libFuzzer targets (clang-19, ASan+UBSan, build-fuzz/) for a bounded time each: tests/fuzz/README.md.
+run_tier fuzz bash "$REPO_ROOT/tests/fuzz/run.sh"
 if [ -f "$REPO_ROOT/tests/examples_test.sh" ]; then
   run_tier examples bash "$REPO_ROOT/tests/examples_test.sh" "$BUILD_DIR/poolkeeper"
 fi

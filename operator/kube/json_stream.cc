@@ -8,6 +8,11 @@ Result<std::vector<nlohmann::json>> JsonStreamSplitter::Feed(std::string_view by
   size_t start = 0;
   for (size_t i = scanned_; i < buffer_.size(); ++i) {
     char c = buffer_[i];
+    // start is the first byte of the value being read (whitespace before it is skipped below).
+    if (i >= start && i - start >= max_value_bytes_) {
+      return Fail(ErrorCode::kInvalid, "watch stream: a value longer than " +
+                                           std::to_string(max_value_bytes_) + " bytes");
+    }
     if (in_string_) {
       if (escaped_) {
         escaped_ = false;

@@ -14,13 +14,23 @@ namespace poolkeeper::kube {
 
 class JsonStreamSplitter {
  public:
-  // Appends bytes; returns every value completed by them, in order. A value that does not parse
-  // is an error (kInvalid), and the stream should be dropped.
+  // An event is one object as the API server stores it (etcd refuses requests over 1.5 MiB by
+  // default) inside {"type":...,"object":...}; JSON escaping can grow it, hence the margin.
+  static constexpr size_t kDefaultMaxValueBytes = size_t{16} << 20;
+
+  // A value longer than `max_value_bytes` (counted from its first byte, whatever the chunking) is
+  // an error: a stream that never closes its value must not grow the buffer without bound.
+  explicit JsonStreamSplitter(size_t max_value_bytes = kDefaultMaxValueBytes)
+      : max_value_bytes_(max_value_bytes) {}
+
+  // Appends bytes; returns every value completed by them, in order. A value that does not parse,
+  // or grows past the limit, is an error (kInvalid), and the stream should be dropped.
   Result<std::vector<nlohmann::json>> Feed(std::string_view bytes);
   // Bytes of a value begun but not finished.
   size_t Pending() const { return buffer_.size(); }
 
  private:
+  size_t max_value_bytes_;
   std::string buffer_;
   size_t scanned_ = 0;  // how far buffer_ has been scanned
   int depth_ = 0;

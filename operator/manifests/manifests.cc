@@ -11,6 +11,15 @@ namespace poolkeeper::manifests {
 
 using nlohmann::json;
 
+namespace {
+// json::value(key, default) throws when the key holds another type (`kind: ~` ended `check` with
+// an uncaught type_error; found by the fuzz target render): a field that is not a string is "".
+std::string StringField(const json& object, const char* key, const std::string& otherwise = "") {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : otherwise;
+}
+}  // namespace
+
 Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::string>>& sources) {
   Manifests manifests;
   std::vector<FieldIssue> issues;
@@ -24,11 +33,11 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
     }
     for (size_t i = 0; i < documents->size(); ++i) {
       const json& doc = (*documents)[i];
-      std::string kind = doc.is_object() ? doc.value("kind", "") : "";
+      std::string kind = doc.is_object() ? StringField(doc, "kind") : "";
       std::string where = source + " document " + std::to_string(i + 1) + " (" + kind;
       if (doc.is_object() && doc.contains("metadata") && doc["metadata"].is_object()) {
-        where += " " + doc["metadata"].value("namespace", "default") + "/" +
-                 doc["metadata"].value("name", "");
+        where += " " + StringField(doc["metadata"], "namespace", "default") + "/" +
+                 StringField(doc["metadata"], "name");
       }
       where += ")";
       auto prefix = [&](const Error& error) {
@@ -60,7 +69,7 @@ Result<Manifests> LoadManifests(const std::vector<std::pair<std::string, std::st
           continue;
         }
         manifests.servers.push_back(std::move(*server));
-      } else if (kind == "Secret" && doc.value("apiVersion", "") == "v1") {
+      } else if (kind == "Secret" && StringField(doc, "apiVersion") == "v1") {
         auto secret = secrets::ParseSecret(doc);
         if (!secret) {
           prefix(secret.error());

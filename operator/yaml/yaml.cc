@@ -1,9 +1,12 @@
 #include "yaml/yaml.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
-#include <regex>
+#include <optional>
+#include <sstream>
 #include <string>
 
 namespace poolkeeper::yaml {
@@ -23,9 +26,44 @@ std::optional<bool> AsBool(const std::string& s) {
   return std::nullopt;
 }
 
+// The core schema's integer and float forms, matched by hand: std::regex recurses once per
+// character, and a plain scalar of 300,000 digits overflowed the stack (SIGSEGV).
+size_t Digits(std::string_view s, size_t at) {
+  size_t end = at;
+  while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+  return end - at;
+}
+
+// [-+]?[0-9]+
+bool IsInt(std::string_view s) {
+  size_t at = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  size_t digits = Digits(s, at);
+  return digits > 0 && at + digits == s.size();
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloat(std::string_view s) {
+  size_t at = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  const size_t whole = Digits(s, at);
+  at += whole;
+  size_t fraction = 0;
+  if (at < s.size() && s[at] == '.') {
+    fraction = Digits(s, ++at);
+    at += fraction;
+  }
+  if (whole == 0 && fraction == 0) return false;
+  if (at < s.size() && (s[at] == 'e' || s[at] == 'E')) {
+    ++at;
+    if (at < s.size() && (s[at] == '-' || s[at] == '+')) ++at;
+    const size_t exponent = Digits(s, at);
+    if (exponent == 0) return false;
+    at += exponent;
+  }
+  return at == s.size();
+}
+
 std::optional<int64_t> AsInt(const std::string& s) {
-  static const std::regex kDecimal("[-+]?[0-9]+");
-  if (!std::regex_match(s, kDecimal)) return std::nullopt;
+  if (!IsInt(s)) return std::nullopt;
   std::string_view digits = s;
   if (digits.front() == '+') digits.remove_prefix(1);
   int64_t value = 0;
@@ -34,10 +72,15 @@ std::optional<int64_t> AsInt(const std::string& s) {
   return value;
 }
 
+// nullopt for a float beyond double's range (1e999, 1e-999): std::stod threw there, and the
+// exception ended the process.
 std::optional<double> AsFloat(const std::string& s) {
-  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (!std::regex_match(s, kFloat)) return std::nullopt;
-  return std::stod(s);
+  std::string_view text = s;
+  if (text.front() == '+') text.remove_prefix(1);
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 std::string Where(std::string_view source, const YAML::Node& node) {
@@ -50,7 +93,13 @@ std::string Where(std::string_view source, const YAML::Node& node) {
 // ancestor recurses without end. Both bounds are far above any real manifest.
 struct Budget {
   static constexpr int kMaxDepth = 100;
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+  // tests/fuzz: instrumented, a million values take 15 s of CPU, and the fuzzer would spend its
+  // time on alias bombs and call them timeouts. The bound's logic is the same, only lower.
+  static constexpr size_t kMaxValues = 20'000;
+#else
   static constexpr size_t kMaxValues = 1'000'000;
+#endif
   size_t values = 0;
 };
 
@@ -77,7 +126,11 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source, Budget& bud
       if (IsNull(text)) return json();
       if (auto b = AsBool(text)) return json(*b);
       if (auto i = AsInt(text)) return json(*i);
-      if (auto f = AsFloat(text)) return json(*f);
+      if (IsFloat(text)) {
+        if (auto f = AsFloat(text)) return json(*f);
+        return Fail(ErrorCode::kInvalid,
+                    where(node) + "the number " + text.substr(0, 40) + " is out of range");
+      }
       return json(text);
     }
     case YAML::NodeType::Sequence: {
@@ -110,7 +163,7 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source, Budget& bud
 }
 
 bool NeedsQuotes(const std::string& s) {
-  if (s.empty() || IsNull(s) || AsBool(s) || AsInt(s) || AsFloat(s)) return true;
+  if (s.empty() || IsNull(s) || AsBool(s) || IsInt(s) || IsFloat(s)) return true;
   static const std::string kSpecialStart = "!&*-?:,[]{}#|>@`\"'% ";
   if (kSpecialStart.find(s.front()) != std::string::npos || s.back() == ' ') return true;
   if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
@@ -118,6 +171,19 @@ bool NeedsQuotes(const std::string& s) {
     if (s == word) return true;  // YAML 1.1 readers would take these as booleans
   }
   return false;
+}
+
+// A literal block (`|`) keeps exactly one final line break and reads its indentation from the
+// first line, and yaml-cpp writes neither a chomping nor an indentation indicator: only text that
+// ends in one line break, starts with no blank, and holds only printable characters reads back
+// the same (pgbouncer.ini in a ConfigMap does). Anything else is double-quoted, with escapes.
+bool ReadsBackAsLiteral(const std::string& s) {
+  if (s.size() < 2 || s.back() != '\n' || s[s.size() - 2] == '\n') return false;
+  if (s.front() == ' ' || s.front() == '\t' || s.front() == '\n') return false;
+  return std::ranges::none_of(s, [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\n') || u == 0x7f;
+  });
 }
 
 void Emit(YAML::Emitter& out, const json& value) {
@@ -137,8 +203,10 @@ void Emit(YAML::Emitter& out, const json& value) {
       break;
     case json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
-      if (s.find('\n') != std::string::npos) {
+      if (s.find('\n') != std::string::npos && ReadsBackAsLiteral(s)) {
         out << YAML::Literal << s;
+      } else if (s.find('\n') != std::string::npos) {
+        out << YAML::DoubleQuoted << s;
       } else if (NeedsQuotes(s)) {
         out << YAML::DoubleQuoted << s;
       } else {
@@ -157,11 +225,59 @@ void Emit(YAML::Emitter& out, const json& value) {
   }
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a flow indicator where a document starts (",\n" is
+// enough): each pass reads an empty document and leaves the token where it was, so it collects
+// empty documents until memory runs out (found by the fuzz target render). A first pass over the
+// parser's events, which costs no nodes, finds a document that starts where the previous one
+// did, and the input is refused before LoadAll sees it.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck_ = started_ && mark.pos == last_.pos;
+    started_ = true;
+    last_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::optional<YAML::Mark> Stuck() const { return stuck_ ? std::optional(last_) : std::nullopt; }
+
+ private:
+  bool started_ = false;
+  bool stuck_ = false;
+  YAML::Mark last_;
+};
+
+// Where LoadAll would loop forever, or nullopt. Throws YAML::Exception as LoadAll does.
+std::optional<YAML::Mark> FindStuckDocument(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts)) {
+    if (auto stuck = starts.Stuck()) return stuck;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<std::vector<json>> ParseYamlDocuments(std::string_view text, std::string_view source) {
   std::vector<YAML::Node> nodes;
   try {
+    if (auto stuck = FindStuckDocument(text)) {
+      return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(stuck->line + 1) +
+                                           ":" + std::to_string(stuck->column + 1) +
+                                           ": unexpected character at the start of a document");
+    }
     nodes = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(e.mark.line + 1) +

@@ -30,6 +30,19 @@ metadata: {name: web, namespace: shop}
 spec: {anything: goes}
 )";
 
+// Found by the fuzz target render: a kind, apiVersion, name or namespace that is not a string threw
+// nlohmann's type_error out of LoadManifests and ended `poolkeeper check`.
+TEST(LoadManifests, TakesIdentityFieldsThatAreNotStringsAsUnknownInsteadOfThrowing) {
+  for (std::string text :
+       {"kind: ~\n", "kind: [1]\napiVersion: 2\n", "kind: Secret\napiVersion: {}\n",
+        "kind: ConnectionPool\nmetadata: {name: 1, namespace: [x]}\n"}) {
+    auto loaded = LoadManifests({{"odd.yaml", text}});
+    if (loaded) {
+      EXPECT_TRUE(loaded->pools.empty()) << text;
+    }
+  }
+}
+
 TEST(LoadManifests, ReadsPoolsAndSecretsAcrossFilesAndSkipsOtherKinds) {
   auto loaded = LoadManifests({{"pool.yaml", kPool}, {"rest.yaml", kSecretAndOthers}});
   ASSERT_TRUE(loaded) << loaded.error().message;

@@ -16,6 +16,43 @@ TEST(ParseYamlDocuments, TypesPlainScalarsAndKeepsQuotedOnesAsStrings) {
       json::parse(R"({"a":1,"b":"1","c":true,"d":null,"e":"20%","f":1.5,"g":"007","h":"12"})"));
 }
 
+TEST(ParseYamlDocuments, TypesNumbersOfEveryForm) {
+  auto docs = ParseYamlDocuments(
+      "a: -12\nb: +7\nc: .5\nd: 1.\ne: -2.5e3\nf: 1E+2\ng: 1e\nh: +\ni: 1.2.3\nj: "
+      "99999999999999999999\n",
+      "t.yaml");
+  ASSERT_TRUE(docs.has_value()) << docs.error().message;
+  EXPECT_EQ((*docs)[0], json::parse(R"({"a":-12,"b":7,"c":0.5,"d":1.0,"e":-2500.0,"f":100.0,
+      "g":"1e","h":"+","i":"1.2.3","j":1e20})"));
+}
+
+// Found while building the fuzz targets (tests/fuzz): a plain scalar of 300,000 digits overflowed
+// the stack in std::regex (SIGSEGV), and 1e999 threw std::out_of_range out of std::stod, which
+// ended `poolkeeper check`. Both are now an error naming the place.
+TEST(ParseYamlDocuments, RefusesNumbersOutOfRangeWithoutCrashing) {
+  for (const std::string& text : {"a: " + std::string(300000, '1') + "\n",
+                                  std::string("a: 1e999\n"), std::string("a: -1e-999\n")}) {
+    auto docs = ParseYamlDocuments(text, "big.yaml");
+    ASSERT_FALSE(docs.has_value()) << text.substr(0, 20);
+    EXPECT_NE(docs.error().message.find("big.yaml:1:4: the number"), std::string::npos)
+        << docs.error().message;
+    EXPECT_NE(docs.error().message.find("out of range"), std::string::npos);
+  }
+}
+
+// Found by the fuzz target render: yaml-cpp's LoadAll collected empty documents forever (and the
+// memory with them) when a document started with a flow indicator. Refused, naming the place.
+TEST(ParseYamlDocuments, RefusesAStrayFlowIndicatorInsteadOfLoopingForever) {
+  for (std::string text : {",\n", "a: 1\n---\n,\n", "[a]\n,\n", " , \n"}) {
+    auto docs = ParseYamlDocuments(text, "stray.yaml");
+    ASSERT_FALSE(docs.has_value()) << text;
+    EXPECT_NE(docs.error().message.find("stray.yaml:"), std::string::npos) << docs.error().message;
+  }
+  auto docs = ParseYamlDocuments("a: 1\n---\n---\n...\n---\nb: [x, y]\n", "ok.yaml");
+  ASSERT_TRUE(docs.has_value()) << docs.error().message;
+  EXPECT_EQ(docs->size(), 2u);
+}
+
 TEST(ParseYamlDocuments, SplitsDocumentsAndSkipsEmptyOnes) {
   auto docs = ParseYamlDocuments("---\na: 1\n---\n---\nb: 2\n", "t.yaml");
   ASSERT_TRUE(docs.has_value());
@@ -74,6 +111,18 @@ TEST(ToYaml, RoundTripsThroughTheParser) {
   auto docs = ParseYamlDocuments(ToYaml(value), "out.yaml");
   ASSERT_TRUE(docs.has_value()) << ToYaml(value);
   EXPECT_EQ((*docs)[0], value) << ToYaml(value);
+}
+
+// Found by the fuzz target "manifests" (tests/fuzz): a literal block keeps exactly one final line
+// break, so "a\nb" read back as "a\nb\n" and "a\n\n" as "a\n".
+TEST(ToYaml, KeepsLineBreaksExactly) {
+  for (std::string text : {"a\nb", "a\n\n", "\na\n", " indented\nb\n", "tab\t\nx\n", "cr\r\n",
+                           "DISCARD ALL\nauth_type = trust\n", "ini\nfile\n"}) {
+    json value = {{"k", text}};
+    auto docs = ParseYamlDocuments(ToYaml(value), "out.yaml");
+    ASSERT_TRUE(docs.has_value()) << ToYaml(value);
+    EXPECT_EQ((*docs)[0], value) << ToYaml(value);
+  }
 }
 
 }  // namespace
