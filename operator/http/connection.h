@@ -60,8 +60,7 @@ class ConnectionBase {
 };
 
 template <class Stream>
-class Connection : public ConnectionBase,
-                   public std::enable_shared_from_this<Connection<Stream>> {
+class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -128,7 +127,8 @@ class Connection : public ConnectionBase,
                                                        beast::error_code ec, size_t n) {
       if (ec) return self->Fail(ec);
       self->buffer_.commit(n);
-      if (!first) self->header_deadline_ = Clock::now() + self->hub_.options().limits.header_timeout;
+      if (!first)
+        self->header_deadline_ = Clock::now() + self->hub_.options().limits.header_timeout;
       self->ReadHeader();
     });
   }
@@ -139,10 +139,9 @@ class Connection : public ConnectionBase,
     parser_->header_limit(static_cast<uint32_t>(limits.max_header_bytes));
     parser_->body_limit(limits.max_body_bytes);
     Lowest().expires_at(header_deadline_);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                               self->OnHeader(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {

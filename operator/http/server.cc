@@ -12,8 +12,8 @@
 #include <boost/beast/core.hpp>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <future>
 #include <map>
 #include <mutex>
@@ -151,7 +151,8 @@ struct Server::Impl final : detail::Hub {
     std::vector<std::shared_ptr<detail::ConnectionBase>> held;  // released after the lock
     {
       std::lock_guard lock(mutex);
-      if (static_cast<int>(connections.size() - evicting.size()) < options_.limits.max_connections) {
+      if (static_cast<int>(connections.size() - evicting.size()) <
+          options_.limits.max_connections) {
         return true;
       }
       for (const auto& [id, weak] : connections) {

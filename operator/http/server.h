@@ -110,10 +110,10 @@ std::string_view BearerToken(std::string_view authorization);
 
 // Counters of what the limits turned away, for tests and logs.
 struct ServerStats {
-  uint64_t connections_refused = 0;   // closed at accept: every slot busy
-  uint64_t connections_evicted = 0;   // idle connections closed to make room
-  uint64_t connections_timed_out = 0; // handshake, header, body, idle or write timeout
-  uint64_t requests_too_large = 0;    // 431 and 413
+  uint64_t connections_refused = 0;    // closed at accept: every slot busy
+  uint64_t connections_evicted = 0;    // idle connections closed to make room
+  uint64_t connections_timed_out = 0;  // handshake, header, body, idle or write timeout
+  uint64_t requests_too_large = 0;     // 431 and 413
   int open_connections = 0;
   int busy_connections = 0;  // answering a request (reading its body included)
 };

@@ -66,16 +66,16 @@ Result<AccessVerdict> AccessReviewer::Review(std::string_view token, std::string
   }
   const json user = status.value("user", json::object());
   json spec = {{"nonResourceAttributes", {{"path", path}, {"verb", verb}}}};
-  if (user.is_object()) {
-    for (const char* field : {"username", "uid", "groups", "extra"}) {
-      if (user.contains(field)) spec[field == std::string_view("username") ? "user" : field] = user[field];
-    }
+  // The TokenReview's user.username is the SubjectAccessReview's spec.user; the rest keep names.
+  for (const auto& [from, to] : {std::pair{"username", "user"}, std::pair{"uid", "uid"},
+                                 std::pair{"groups", "groups"}, std::pair{"extra", "extra"}}) {
+    if (user.is_object() && user.contains(from)) spec[to] = user[from];
   }
   auto authz = client_.CreateReview(kSubjectAccessReview, {{"spec", spec}});
   if (!authz) return std::unexpected(authz.error());
   const json decision = authz->value("status", json::object());
-  bool allowed = decision.is_object() && decision.value("allowed", false) &&
-                 !decision.value("denied", false);
+  bool allowed =
+      decision.is_object() && decision.value("allowed", false) && !decision.value("denied", false);
   return allowed ? AccessVerdict::kAllowed : AccessVerdict::kForbidden;
 }
 
@@ -89,9 +89,9 @@ void AccessReviewer::Remember(const std::string& key, AccessVerdict verdict) {
   if (cache_.size() >= options_.max_entries && !cache_.contains(key)) {
     std::erase_if(cache_, [now](const auto& entry) { return entry.second.expires <= now; });
     if (cache_.size() >= options_.max_entries) {
-      auto soonest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
-        return a.second.expires < b.second.expires;
-      });
+      auto soonest = std::min_element(
+          cache_.begin(), cache_.end(),
+          [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; });
       cache_.erase(soonest);
     }
   }

@@ -24,9 +24,8 @@ namespace poolkeeper::kube {
 
 inline constexpr ResourceType kTokenReview{"authentication.k8s.io", "v1", "tokenreviews",
                                            "TokenReview", false};
-inline constexpr ResourceType kSubjectAccessReview{"authorization.k8s.io", "v1",
-                                                   "subjectaccessreviews", "SubjectAccessReview",
-                                                   false};
+inline constexpr ResourceType kSubjectAccessReview{
+    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false};
 
 enum class AccessVerdict {
   kAllowed,

@@ -93,7 +93,8 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
       ->check(HostPort());
   run.add_option("--metrics-auth", o.metrics_auth,
                  "who may read /metrics: a token allowed get on /metrics by RBAC, or anyone "
-                 "(default " + o.metrics_auth + ")")
+                 "(default " +
+                     o.metrics_auth + ")")
       ->option_text("kubernetes|none")
       ->check(OneOf({"kubernetes", "none"}));
   run.add_option("--webhook-cert-dir", o.webhook_cert_dir,

@@ -35,8 +35,8 @@ ServerOptions Echo() {
 
 TEST(Limits, AHeaderOverTheLimitIs431AndMemoryStaysFlat) {
   auto server = StartOnLoopback({});
-  const std::string big = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " +
-                          std::string(1 << 20, 'a') + "\r\n\r\n";
+  const std::string big =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " + std::string(1 << 20, 'a') + "\r\n\r\n";
   // One round first, so what the first connection allocates once is in the baseline.
   ASSERT_EQ(Exchange(server->address(), big).status, 431);
   long before = testing::VmRssKiB();
@@ -163,8 +163,8 @@ TEST(Limits, AClientTricklingItsHeaderIsCutAtTheHeaderTimeout) {
   options.limits.header_timeout = 500ms;
   auto server = StartOnLoopback(std::move(options));
   int fd = Connect(PortOf(server->address()));
-  const std::string header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " +
-                             std::string(100, 'z') + "\r\n\r\n";
+  const std::string header =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(100, 'z') + "\r\n\r\n";
   auto start = std::chrono::steady_clock::now();
   size_t sent = 0;
   bool cut = false;

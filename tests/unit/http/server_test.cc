@@ -116,9 +116,9 @@ TEST(Route, MetricsNeedATokenTheAuthorizerAllows) {
     EXPECT_EQ(reply.body, c.body) << c.authorization;
   }
   // A request without a token never reaches the authorizer; the others ask for /metrics.
-  EXPECT_EQ(asked, (std::vector<std::string>{"wrong /metrics", "someone /metrics",
-                                             "flaky /metrics", "throws /metrics",
-                                             "reader /metrics", "reader /metrics"}));
+  EXPECT_EQ(asked,
+            (std::vector<std::string>{"wrong /metrics", "someone /metrics", "flaky /metrics",
+                                      "throws /metrics", "reader /metrics", "reader /metrics"}));
 }
 
 TEST(Route, ProbesNeverAskTheAuthorizer) {

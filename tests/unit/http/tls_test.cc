@@ -102,8 +102,9 @@ TEST(Tls, APostRouteIsAnsweredOverTls) {
   EXPECT_EQ(reply.body, "{\"seen\":\"{\"a\":1}\"}");
   EXPECT_NE(reply.headers.find("content-type: application/json"), std::string::npos);
   // The limits hold over TLS too.
-  auto big = testing::Parse(TlsExchange(
-      server->address(), "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n"));
+  auto big = testing::Parse(
+      TlsExchange(server->address(),
+                  "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n"));
   EXPECT_EQ(big.status, 413);
 }
 

@@ -42,14 +42,16 @@ class AccessReviewTest : public ::testing::Test {
   FakeTransport transport_;
   Client client_{transport_};
   FakeClock clock_;
-  AccessReviewer reviewer_{client_, clock_,
+  AccessReviewer reviewer_{client_,
+                           clock_,
                            {.allowed_ttl = std::chrono::seconds(60),
                             .refused_ttl = std::chrono::seconds(10),
                             .max_entries = 3}};
 };
 
 TEST_F(AccessReviewTest, AsksTokenReviewThenSubjectAccessReviewForTheUsersGroups) {
-  transport_.RespondJson("POST", kTokenReviews, 201, Authenticated("system:serviceaccount:mon:prom"));
+  transport_.RespondJson("POST", kTokenReviews, 201,
+                         Authenticated("system:serviceaccount:mon:prom"));
   transport_.RespondJson("POST", kAccessReviews, 201, Decision(true));
   auto verdict = reviewer_.Check("tok-1", "/metrics");
   ASSERT_TRUE(verdict) << verdict.error().ToString();
