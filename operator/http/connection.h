@@ -74,9 +74,14 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   void Begin() {
     const ServerLimits& limits = hub_.options().limits;
     if constexpr (kTls) {
-      Lowest().expires_after(limits.tls_handshake_timeout);
+      auto deadline = Clock::now() + limits.tls_handshake_timeout;
+      Lowest().expires_at(deadline);
+      // The TLS layer reports the timeout's close as its own error (e.g. a truncated stream),
+      // so a timeout is told by the clock here.
       stream_.async_handshake(net::ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
+                              [self = this->shared_from_this(), deadline](beast::error_code ec) {
+                                if (ec && Clock::now() >= deadline)
+                                  return self->Fail(beast::error::timeout);
                                 if (ec) return self->Fail(ec);
                                 self->WaitForRequest(true);
                               });
