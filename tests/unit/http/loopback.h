@@ -16,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "http/server.h"
 
@@ -105,6 +106,19 @@ inline bool ClosedWithin(int fd, std::chrono::milliseconds within) {
     char buffer[4096];
     if (recv(fd, buffer, sizeof buffer, MSG_DONTWAIT) <= 0) return true;
   }
+}
+
+// Waits until `condition` holds or `within` passes; returns whether it held. For what the server
+// records just after a client can observe it (a timeout closes the socket, then its handler
+// counts).
+template <class Condition>
+bool Eventually(Condition condition, std::chrono::milliseconds within) {
+  auto deadline = std::chrono::steady_clock::now() + within;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 inline std::unique_ptr<Server> StartOnLoopback(ServerOptions options) {
