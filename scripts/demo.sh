@@ -107,7 +107,8 @@ cat <<MSG
 The demo is running:
   PostgreSQL      $PG_HOST:$PG_PORT (max_connections $MAX_CONN; data in $DEMO_DIR/pgdata)
   Kubernetes      $(grep '^API_SERVER=' "$CLUSTER/env" | cut -d= -f2)   (state and logs in $CLUSTER)
-  operator        pod in poolkeeper-system, metrics at http://$OPERATOR_IP:8080/metrics
+  operator        pod in poolkeeper-system, metrics at http://$OPERATOR_IP:8080/metrics (with a bearer token
+                  of a ServiceAccount bound to the ClusterRole poolkeeper-metrics-reader: docs/operating.md)
   PgBouncer       pods of ConnectionPool default/app, e.g. $POD_IP:6432
 
 Explore:

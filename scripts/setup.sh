@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config python3 ccache clang-format clang-tidy-19
   clang-19 libclang-rt-19-dev  # the fuzz tier: clang's libFuzzer and sanitizer runtimes
   libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libssl-dev libpq-dev
-  prometheus-cpp-dev libcli11-dev
+  prometheus-cpp-dev libcli11-dev libboost-dev
   googletest libgtest-dev libgmock-dev
   postgresql postgresql-contrib postgresql-client pgbouncer
   unzip openssl ca-certificates python3-yaml curl jq  # curl, jq: the cluster tests

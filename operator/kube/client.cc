@@ -248,6 +248,16 @@ Result<json> Client::Create(const ResourceType& type, const json& object) {
       "create", {.method = "POST", .path = ResourcePath(type, target->ns), .body = body.dump()});
 }
 
+Result<json> Client::CreateReview(const ResourceType& type, const json& review) {
+  if (type.namespaced || !review.is_object()) {
+    return Fail(ErrorCode::kInvalid, std::string(type.kind) + ": not a cluster-scoped review");
+  }
+  json body = review;
+  FillTypeMeta(type, body);
+  return SendForObject("create",
+                       {.method = "POST", .path = ResourcePath(type, ""), .body = body.dump()});
+}
+
 Result<json> Client::Update(const ResourceType& type, const json& object) {
   auto target = TargetOf(type, object);
   if (!target) return std::unexpected(target.error());

@@ -140,6 +140,10 @@ class Client {
                                     std::string_view subresource = "");
   Status Delete(const ResourceType& type, std::string_view ns, std::string_view name,
                 const DeleteOptions& options = {});
+  // POSTs a review (TokenReview, SubjectAccessReview): an object the server answers in its
+  // status and does not store, so it has no name (a SubjectAccessReview must have empty
+  // metadata). Cluster-scoped types only. Counted as "create".
+  Result<nlohmann::json> CreateReview(const ResourceType& type, const nlohmann::json& review);
 
   // Watches until the server ends the stream (success), `on_event` returns false (success), or
   // something fails: an ERROR event becomes its Error (410/Expired: kGone), a broken stream

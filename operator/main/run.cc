@@ -12,10 +12,12 @@
 #include "controller/admission.h"
 #include "controller/manager.h"
 #include "http/server.h"
+#include "kube/access_review.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/leader_election.h"
 #include "kube/transport.h"
+#include "main/metrics_access.h"
 #include "main/metrics_wiring.h"
 #include "postgres/observer.h"
 
@@ -91,6 +93,9 @@ int RunOperator(const RunOptions& options) {
       [m = metrics->get()](const std::string&, double seconds, const std::string& outcome) {
         m->ObserveReconcile(seconds, outcome);
       });
+  // Its own client: a scrape's reviews must not wait behind the reconciles' 30 s timeout.
+  kube::Client review_client(**transport, {.request_timeout = std::chrono::seconds(5)});
+  kube::AccessReviewer reviewer(review_client, clock);
   auto server = http::Server::Start({
       .address = options.http_address,
       .live = [] { return true; },
@@ -99,6 +104,7 @@ int RunOperator(const RunOptions& options) {
         return std::nullopt;
       },
       .metrics = [m = metrics->get()] { return m->Exposition(); },
+      .authorize = options.metrics_auth == "none" ? nullptr : MetricsAuthorizer(reviewer),
   });
   if (!server) {
     Log(LogLevel::kError, "http server", {{"error", server.error().message}});
@@ -130,6 +136,7 @@ int RunOperator(const RunOptions& options) {
       {{"identity", identity},
        {"api_server", config->server},
        {"http", (*server)->address()},
+       {"metrics_auth", options.metrics_auth},
        {"webhook", webhook ? webhook->address() : "off"},
        {"namespaces",
         options.namespaces.empty() ? "all" : std::to_string(options.namespaces.size())},

@@ -91,6 +91,12 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
                  "/healthz, /readyz and /metrics (default " + o.http_address + ")")
       ->option_text("HOST:PORT")
       ->check(HostPort());
+  run.add_option("--metrics-auth", o.metrics_auth,
+                 "who may read /metrics: a token allowed get on /metrics by RBAC, or anyone "
+                 "(default " +
+                     o.metrics_auth + ")")
+      ->option_text("kubernetes|none")
+      ->check(OneOf({"kubernetes", "none"}));
   run.add_option("--webhook-cert-dir", o.webhook_cert_dir,
                  "serve the admission webhook with DIR/tls.crt and DIR/tls.key")
       ->option_text("DIR")

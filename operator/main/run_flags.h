@@ -22,6 +22,9 @@ struct RunOptions {
   std::vector<std::string> namespaces;  // empty = all namespaces
   int workers = 4;
   std::string http_address = "0.0.0.0:8080";
+  // Who may GET /metrics: "kubernetes" (a bearer token, checked by TokenReview and
+  // SubjectAccessReview) or "none" (anyone who reaches the port).
+  std::string metrics_auth = "kubernetes";
   // The admission webhook (HTTPS): off unless a certificate directory is given.
   std::string webhook_address = "0.0.0.0:9443";
   std::string webhook_cert_dir;  // holds tls.crt and tls.key

@@ -10,6 +10,9 @@
 #     Dockerfile by images.sh on this run and imported into the node), holds its Lease, reconciles a pool to Ready
 #     with only the chart's RBAC, its admission webhook refuses an overrun that kubectl applies, and its
 #     ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
+#   - /metrics answers only tokens that RBAC allows (TokenReview + SubjectAccessReview against this API server): none
+#     401, a ServiceAccount's token without the poolkeeper-metrics-reader binding 403, with it 200; the chart's
+#     NetworkPolicy as rendered (its enforcement is not tested: the test node's bridge CNI enforces no policy);
 #   - kubectl apply -k manifests/ and delete -k.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
@@ -170,6 +173,34 @@ test_helm_lint() {
 	helm template x "$chart" --set defaultPgbouncerImage=registry.example/pgbouncer:1.18.0 --set defaultPgbouncerVersion=1.18 |
 		has -- '--default-pgbouncer-version=1.18' || fail "--default-pgbouncer-version not passed"
 	lacks '--default-pgbouncer' helm template x "$chart" || fail "default-pgbouncer flags passed while unset"
+	chart_renders_network_policy_and_metrics_auth
+}
+
+# The chart's NetworkPolicy and /metrics protection as rendered (the bridge CNI of the test node enforces no
+# NetworkPolicy, so what it admits is checked here, on the object, and by the API server accepting it at install).
+chart_renders_network_policy_and_metrics_auth() {
+	local np want
+	helm template x "$chart" -s templates/networkpolicy.yaml > "$work/np.yaml" || fail "NetworkPolicy not rendered by default"
+	np=$(y2j "$work/np.yaml")
+	want='{"podSelector":{"matchLabels":{"app.kubernetes.io/component":"operator","app.kubernetes.io/instance":"x","app.kubernetes.io/name":"poolkeeper"}},"policyTypes":["Ingress"],"ingress":[{"ports":[{"port":8080,"protocol":"TCP"}],"from":[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]},{"ports":[{"port":9443,"protocol":"TCP"}]}]}'
+	[[ "$(jq -cS .spec <<<"$np")" == "$(jq -cS . <<<"$want")" ]] || fail "NetworkPolicy spec: $(jq -c .spec <<<"$np")"
+	[[ "$(jq -r .spec.egress <<<"$np")" == null ]] || fail "NetworkPolicy restricts egress"
+	# metricsFrom as given; webhook off: only the HTTP port; neither: no ingress at all (not every source).
+	helm template x "$chart" -s templates/networkpolicy.yaml --set webhook.enabled=false \
+		--set 'networkPolicy.metricsFrom[0].podSelector.matchLabels.app=prometheus' > "$work/np.yaml"
+	[[ "$(y2j "$work/np.yaml" | jq -c .spec.ingress)" == '[{"from":[{"podSelector":{"matchLabels":{"app":"prometheus"}}}],"ports":[{"port":8080,"protocol":"TCP"}]}]' ]] ||
+		fail "NetworkPolicy with metricsFrom podSelector: $(y2j "$work/np.yaml" | jq -c .spec.ingress)"
+	helm template x "$chart" -s templates/networkpolicy.yaml --set webhook.enabled=false --set 'networkPolicy.metricsFrom=null' > "$work/np.yaml"
+	[[ "$(y2j "$work/np.yaml" | jq -c .spec.ingress)" == '[]' ]] || fail "NetworkPolicy with no peers: $(y2j "$work/np.yaml" | jq -c .spec.ingress)"
+	lacks 'kind: NetworkPolicy' helm template x "$chart" --set networkPolicy.enabled=false || fail "NetworkPolicy rendered while disabled"
+	! helm template x "$chart" --set 'networkPolicy.metricsFrom[0].nodeName=n' >/dev/null 2>&1 || fail "values.schema.json accepts a peer that is not one"
+	# metrics.auth: kubernetes by default (the flag, the review rights, the reader role), none on request.
+	helm template x "$chart" | has -- '--metrics-auth=kubernetes' || fail "--metrics-auth=kubernetes not passed"
+	helm template x "$chart" | has 'name: x-poolkeeper-metrics-auth$' || fail "no metrics-auth ClusterRole"
+	helm template x "$chart" | has 'name: x-poolkeeper-metrics-reader$' || fail "no metrics-reader ClusterRole"
+	helm template x "$chart" --set metrics.auth=none | has -- '--metrics-auth=none' || fail "--metrics-auth=none not passed"
+	lacks 'metrics-auth$' helm template x "$chart" --set metrics.auth=none || fail "review rights granted with metrics.auth=none"
+	! helm template x "$chart" --set metrics.auth=open >/dev/null 2>&1 || fail "values.schema.json accepts metrics.auth=open"
 }
 
 test_manifests_and_chart_crd_in_sync() {
@@ -220,7 +251,10 @@ expect_cluster_refusals() {
 		expect_no list "$r"
 		expect_no create "$r"
 	done
-	expect_no create tokenreviews.authentication.k8s.io
+	# --metrics-auth=kubernetes asks the API server who a scraper is and what it may do; nothing more.
+	expect_yes create tokenreviews.authentication.k8s.io
+	expect_yes create subjectaccessreviews.authorization.k8s.io
+	expect_no create certificatesigningrequests.certificates.k8s.io
 	expect_no impersonate serviceaccounts
 	expect_no '*' '*' --all-namespaces
 }
@@ -253,11 +287,35 @@ check_operator_pods() {
 		grep -q "$pod" <<<"$lg" || fail "$pod: identity (POD_NAME) not in its log: $lg"
 		grep -q "$ip:8080" <<<"$lg" || fail "$pod: --http-address not the pod IP: $lg"
 		! grep -qiE 'forbidden|"code":"?403| 403 ' <<<"$lg" || fail "$pod: refused by the API server: $(grep -iE 'forbidden|403' <<<"$lg" | head -3)"
-		curl -sf --max-time 5 "http://$ip:8080/metrics" | has '^poolkeeper_' || fail "$pod: /metrics on $ip:8080"
+		metrics_need_an_allowed_token "$pod" "$ip"
 		curl -sf --max-time 5 "http://$ip:8080/healthz" >/dev/null || fail "$pod: /healthz"
 	done
 	(( n > 0 )) || fail "no operator pod"
 	poll 30 lease_held_by_a_pod || fail "Lease $NS/poolkeeper-leader held by '$(lease_holder)', not by one of: $(operator_pods)"
+}
+# Scrapers: ServiceAccounts in namespace scrapers, prom bound to the chart's poolkeeper-metrics-reader, nobody not.
+scrapers_set_up() {
+	k get namespace scrapers >/dev/null 2>&1 && return
+	k create namespace scrapers >/dev/null
+	k -n scrapers create serviceaccount prom >/dev/null
+	k -n scrapers create serviceaccount nobody >/dev/null
+	k create clusterrolebinding prom-reads-poolkeeper-metrics --clusterrole=poolkeeper-metrics-reader --serviceaccount=scrapers:prom >/dev/null
+	k -n scrapers create token prom --duration=1h > "$work/prom.token"
+	k -n scrapers create token nobody --duration=1h > "$work/nobody.token"
+}
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
+# POD IP: /metrics of the operator pod answers as the real API server's TokenReview and SubjectAccessReview say;
+# the probes need no token and say nothing but ok.
+metrics_need_an_allowed_token() {
+	local pod=$1 url="http://$2:8080/metrics" got
+	scrapers_set_up
+	[[ $(http_code "$url") == 401 ]] || fail "$pod: /metrics without a token: $(http_code "$url")"
+	[[ $(http_code -H "Authorization: Bearer not-a-token" "$url") == 401 ]] || fail "$pod: /metrics with a bad token"
+	got=$(http_code -H "Authorization: Bearer $(cat "$work/nobody.token")" "$url")
+	[[ $got == 403 ]] || fail "$pod: /metrics with a token of a ServiceAccount not bound to poolkeeper-metrics-reader: $got"
+	curl -sf --max-time 10 -H "Authorization: Bearer $(cat "$work/prom.token")" "$url" | has '^poolkeeper_' ||
+		fail "$pod: /metrics with the bound ServiceAccount's token: $(http_code -H "Authorization: Bearer $(cat "$work/prom.token")" "$url")"
+	[[ "$(curl -sf --max-time 5 "http://$2:8080/healthz")" == ok ]] || fail "$pod: /healthz without a token"
 }
 # pool_ready NS: the quickstart pool, applied in NS, reconciled by the operator to Ready (Deployment, Service,
 # ConfigMap, Secret, PDB written with the chart's RBAC); after that kubectl diff of the user's manifest is empty.

@@ -29,7 +29,7 @@ start_operator() {
 	port="$(free_ports 1)"
 	echo "$port" > "$work/$name.port"
 	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$kubeconfig" \
-		--http-address "127.0.0.1:$port" --leader-elect --leader-election-namespace poolkeeper-system \
+		--http-address "127.0.0.1:$port" --metrics-auth none --leader-elect --leader-election-namespace poolkeeper-system \
 		--workers 2 --log-format json --watch-timeout-seconds "$watch_timeout" >>"$work/$name.log" 2>&1 &
 	echo $! > "$work/$name.pid"
 }

@@ -34,7 +34,7 @@ start_operator() {
 		-keyout "$work/webhook/tls.key" -out "$work/webhook/tls.crt" >/dev/null 2>&1
 	free_ports 1 > "$work/op.port"
 	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
-		--http-address "127.0.0.1:$(cat "$work/op.port")" --workers 2 --log-format json \
+		--http-address "127.0.0.1:$(cat "$work/op.port")" --metrics-auth none --workers 2 --log-format json \
 		--watch-timeout-seconds 5 --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port" \
 		>>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"

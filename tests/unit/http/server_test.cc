@@ -1,17 +1,13 @@
 #include "http/server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cctype>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+
+#include "loopback.h"
 
 namespace poolkeeper::http {
 namespace {
@@ -85,6 +81,57 @@ TEST(Route, AFailingScrapeIsA500NotACrash) {
   EXPECT_EQ(reply.body, "metrics failed: collector broke");
 }
 
+// The metrics are for whom the authorizer allows, as kube-rbac-proxy answers: no token or a
+// token it does not know 401, a known user without the right 403, a failed check 503.
+TEST(Route, MetricsNeedATokenTheAuthorizerAllows) {
+  std::vector<std::string> asked;
+  ServerOptions options;
+  options.metrics = [] { return std::string("pool_total 3\n"); };
+  options.authorize = [&asked](std::string_view token, std::string_view path) {
+    asked.push_back(std::string(token) + " " + std::string(path));
+    if (token == "reader") return Access::kAllowed;
+    if (token == "someone") return Access::kForbidden;
+    if (token == "flaky") return Access::kUnavailable;
+    if (token == "throws") throw std::runtime_error("boom");
+    return Access::kUnauthenticated;
+  };
+  struct Case {
+    const char* authorization;
+    int status;
+    std::string body;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", 401, "unauthorized: a bearer token is required"},
+           {"Basic cmVhZGVyOng=", 401, "unauthorized: a bearer token is required"},
+           {"Bearer ", 401, "unauthorized: a bearer token is required"},
+           {"Bearer wrong", 401, "unauthorized"},
+           {"Bearer someone", 403, "forbidden"},
+           {"Bearer flaky", 503, "cannot check access now"},
+           {"Bearer throws", 503, "cannot check access now"},
+           {"Bearer reader", 200, "pool_total 3\n"},
+           {"bearer  reader ", 200, "pool_total 3\n"},
+       }) {
+    Reply reply = Route(options, "GET", "/metrics", "", c.authorization);
+    EXPECT_EQ(reply.status, c.status) << c.authorization;
+    EXPECT_EQ(reply.body, c.body) << c.authorization;
+  }
+  // A request without a token never reaches the authorizer; the others ask for /metrics.
+  EXPECT_EQ(asked,
+            (std::vector<std::string>{"wrong /metrics", "someone /metrics", "flaky /metrics",
+                                      "throws /metrics", "reader /metrics", "reader /metrics"}));
+}
+
+TEST(Route, ProbesNeverAskTheAuthorizer) {
+  ServerOptions options;
+  options.metrics = [] { return std::string(); };
+  options.authorize = [](std::string_view, std::string_view) -> Access {
+    throw std::runtime_error("must not be called");
+  };
+  EXPECT_EQ(Route(options, "GET", "/healthz").status, 200);
+  EXPECT_EQ(Route(options, "GET", "/readyz").status, 200);
+  EXPECT_EQ(Route(options, "GET", "/nowhere").status, 404);
+}
+
 TEST(Route, MetricsWithoutARendererIsNotFound) {
   EXPECT_EQ(Route(ServerOptions{}, "GET", "/metrics").status, 404);
 }
@@ -124,60 +171,11 @@ TEST(Route, ProbesFollowTheirCallbacks) {
 
 // --- The real server on loopback, queried over a raw socket ---
 
-struct Response {
-  int status = 0;
-  std::string headers;  // lower-cased, for lookups
-  std::string body;
-};
-
-int Connect(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  // A bound on every read, so a broken server fails the test instead of hanging it.
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-uint16_t PortOf(const std::string& address) {
-  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-}
-
-Response Request(const std::string& address, const std::string& method, const std::string& path) {
-  int fd = Connect(PortOf(address));
-  if (fd < 0) throw std::runtime_error("cannot connect to " + address);
-  std::string request =
-      method + " " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n\r\n";
-  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buffer[4096];
-  for (ssize_t n; (n = recv(fd, buffer, sizeof buffer, 0)) > 0;) raw.append(buffer, n);
-  close(fd);
-  Response response;
-  size_t end_of_headers = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.1 ", 0) != 0 || end_of_headers == std::string::npos) {
-    throw std::runtime_error("not an HTTP response: " + raw);
-  }
-  response.status = std::stoi(raw.substr(9, 3));
-  response.headers = raw.substr(0, end_of_headers);
-  for (char& c : response.headers) c = static_cast<char>(std::tolower(c));
-  response.body = raw.substr(end_of_headers + 4);
-  return response;
-}
-
-std::unique_ptr<Server> StartOnLoopback(ServerOptions options) {
-  options.address = "127.0.0.1:0";
-  auto server = Server::Start(std::move(options));
-  if (!server) throw std::runtime_error(server.error().ToString());
-  return std::move(*server);
-}
+using testing::Connect;
+using testing::PortOf;
+using testing::Request;
+using testing::Response;
+using testing::StartOnLoopback;
 
 TEST(Server, PortZeroListensOnAFreePortAndReportsIt) {
   auto first = StartOnLoopback({});

@@ -48,6 +48,21 @@ TEST(RunFlags, DefaultImageAndItsVersionFromTheTag) {
   EXPECT_EQ(options->defaults.image, api::kDefaultImage);
 }
 
+TEST(RunFlags, MetricsNeedAnAllowedTokenUnlessNoneIsAsked) {
+  auto defaults = ParseRunFlags({});
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->metrics_auth, "kubernetes");
+  auto none = ParseRunFlags({"--metrics-auth=none"});
+  ASSERT_TRUE(none) << none.error().ToString();
+  EXPECT_EQ(none->metrics_auth, "none");
+  for (const char* bad : {"open", "", "Kubernetes"}) {
+    auto refused = ParseRunFlags({"--metrics-auth", bad});
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("--metrics-auth"), std::string::npos)
+        << refused.error().message;
+  }
+}
+
 TEST(RunFlags, LastOfARepeatedFlagWinsAndNumbersAreDecimal) {
   auto options = ParseRunFlags({"--workers", "2", "--workers=010",
                                 "--namespaces=", "--leader-elect", "--leader-elect=false"});

@@ -1,0 +1,101 @@
+#include "kube/access_review.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+namespace poolkeeper::kube {
+namespace {
+
+using json = nlohmann::json;
+
+// The cache key: the token's digest, so a heap dump or a debugger shows no usable token.
+std::string Digest(std::string_view token) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(token.data(), token.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+    return {};
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+}  // namespace
+
+AccessReviewer::AccessReviewer(Client& client, const Clock& clock, AccessReviewOptions options)
+    : client_(client), clock_(clock), options_(options) {}
+
+size_t AccessReviewer::cached() const {
+  std::lock_guard lock(mutex_);
+  return cache_.size();
+}
+
+Result<AccessVerdict> AccessReviewer::Check(std::string_view token, std::string_view path,
+                                            std::string_view verb) {
+  std::string digest = Digest(token);
+  if (token.empty() || digest.empty()) return AccessVerdict::kUnauthenticated;
+  std::string key = digest + " " + std::string(verb) + " " + std::string(path);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      if (it->second.expires > clock_.Now()) return it->second.verdict;
+      cache_.erase(it);
+    }
+  }
+  auto verdict = Review(token, path, verb);
+  if (verdict) Remember(key, *verdict);
+  return verdict;
+}
+
+Result<AccessVerdict> AccessReviewer::Review(std::string_view token, std::string_view path,
+                                             std::string_view verb) {
+  auto authn = client_.CreateReview(kTokenReview, {{"spec", {{"token", token}}}});
+  if (!authn) return std::unexpected(authn.error());
+  // The answer echoes the token in its spec: only its status is read, and nothing is logged.
+  const json status = authn->value("status", json::object());
+  if (!status.is_object() || !status.value("authenticated", false)) {
+    return AccessVerdict::kUnauthenticated;
+  }
+  const json user = status.value("user", json::object());
+  json spec = {{"nonResourceAttributes", {{"path", path}, {"verb", verb}}}};
+  // The TokenReview's user.username is the SubjectAccessReview's spec.user; the rest keep names.
+  for (const auto& [from, to] : {std::pair{"username", "user"}, std::pair{"uid", "uid"},
+                                 std::pair{"groups", "groups"}, std::pair{"extra", "extra"}}) {
+    if (user.is_object() && user.contains(from)) spec[to] = user[from];
+  }
+  auto authz = client_.CreateReview(kSubjectAccessReview, {{"spec", spec}});
+  if (!authz) return std::unexpected(authz.error());
+  const json decision = authz->value("status", json::object());
+  bool allowed =
+      decision.is_object() && decision.value("allowed", false) && !decision.value("denied", false);
+  return allowed ? AccessVerdict::kAllowed : AccessVerdict::kForbidden;
+}
+
+// Expired entries go first; a cache still full drops the entry closest to expiry.
+void AccessReviewer::Remember(const std::string& key, AccessVerdict verdict) {
+  Clock::TimePoint now = clock_.Now();
+  Clock::TimePoint expires =
+      now + (verdict == AccessVerdict::kAllowed ? options_.allowed_ttl : options_.refused_ttl);
+  std::lock_guard lock(mutex_);
+  if (options_.max_entries == 0) return;
+  if (cache_.size() >= options_.max_entries && !cache_.contains(key)) {
+    std::erase_if(cache_, [now](const auto& entry) { return entry.second.expires <= now; });
+    if (cache_.size() >= options_.max_entries) {
+      auto soonest = std::min_element(
+          cache_.begin(), cache_.end(),
+          [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; });
+      cache_.erase(soonest);
+    }
+  }
+  cache_[key] = Entry{verdict, expires};
+}
+
+}  // namespace poolkeeper::kube
