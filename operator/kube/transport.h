@@ -20,6 +20,7 @@ struct HttpRequest {
   std::string path;  // absolute path with query, e.g. /api/v1/namespaces/a/pods?limit=500
   std::string body;
   std::string content_type = "application/json";
+  std::string accept = "application/json";  // or a PartialObjectMetadata type (Client::GetMetadata)
   std::chrono::seconds timeout{30};
 };
 

@@ -65,7 +65,7 @@ class CppRestTransport : public Transport {
       http::client::http_client client(config_.server, ClientConfig(request.timeout));
       http::http_request message(request.method);
       message.set_request_uri(request.path);
-      message.headers().add("Accept", "application/json");
+      message.headers().add("Accept", request.accept);
       message.headers().add("User-Agent", "poolkeeper");
       if (!token->empty()) message.headers().add("Authorization", "Bearer " + *token);
       if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
