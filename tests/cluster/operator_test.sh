@@ -378,7 +378,8 @@ YAML
 
 # Issue 12: one watch and one thread per referenced Secret (1,100 pools: 1,152 threads, file descriptors exhausted,
 # an abort under a pids limit). Sixty pools, each with a Secret of its own, leave every replica's threads and open
-# files where they were: the Secrets are one label-selected watch.
+# files where they were: the Secrets are one label-selected watch. (The constant is ~54 threads, most of them
+# cpprestsdk's I/O thread pool; 60 pools once meant 60 more.)
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 fds_of() { ls "/proc/$1/fd" | wc -l; }
 live_operators() { local f; for f in "$work"/op*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; done; }
@@ -395,13 +396,13 @@ test_threads_do_not_grow_with_secrets() {
 	done >"$work/many.yaml"
 	k apply -f "$work/many.yaml" >/dev/null || fail "apply of $n pools and Secrets"
 	# Every pool rendered from its own Secret (its userlist Secret exists).
-	eventually 180 '[[ "$(k -n many get secrets -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l)" -eq '$n' ]]' ||
+	eventually 300 '[[ "$(k -n many get secrets -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l)" -eq '$n' ]]' ||
 		fail "not every pool rendered: $(k -n many get secrets -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l) of $n"
 	for pid in "${!threads_before[@]}"; do
 		local t=$(threads_of "$pid") f=$(fds_of "$pid")
 		log "operator $pid: threads ${threads_before[$pid]} -> $t, open files ${fds_before[$pid]} -> $f with $n more pools and Secrets"
 		(( t <= threads_before[$pid] + 2 )) || fail "threads grew with the pools: ${threads_before[$pid]} -> $t"
-		(( t < 60 )) || fail "$t threads"
+		(( t < 80 )) || fail "$t threads"
 		(( f <= fds_before[$pid] + 10 )) || fail "open files grew with the pools: ${fds_before[$pid]} -> $f"
 	done
 	k delete namespace many --wait=true --timeout=120s >/dev/null

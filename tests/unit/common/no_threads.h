@@ -23,7 +23,10 @@ inline int RunWithoutNewThreads(const std::function<int()>& body) {
     }
     rlimit none{0, 0};
     if (::setrlimit(RLIMIT_NPROC, &none) != 0) ::_exit(kCannotDropPrivileges);
-    ::_exit(body());
+    // Through a noexcept call: an exception escaping the body ends the child in std::terminate,
+    // as it would end the operator, instead of reaching the test framework's handler.
+    auto run = [&body]() noexcept { return body(); };
+    ::_exit(run());
   }
   int status = 0;
   ::waitpid(pid, &status, 0);

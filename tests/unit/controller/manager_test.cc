@@ -19,7 +19,7 @@ constexpr char kPools[] = "/apis/poolkeeper.io/v1alpha1/connectionpools";
 constexpr char kServers[] = "/apis/poolkeeper.io/v1alpha1/postgresservers";
 // The one label-selected cache of the Secrets pools may read (all namespaces).
 constexpr char kPasswordSecrets[] =
-    "/api/v1/secrets?labelSelector=poolkeeper.io%2Fexpose-to-pools%3Dtrue";
+    "/api/v1/secrets?*labelSelector=poolkeeper.io%2Fexpose-to-pools%3Dtrue";
 constexpr char kSecretMetadata[] = "/api/v1/namespaces/shop/secrets/app-db";
 constexpr char kStatus[] =
     "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status";

@@ -45,8 +45,8 @@ class FakeTransport : public Transport {
     std::function<void()> before;     // runs before a Send is answered (e.g. time passing)
   };
 
-  // `path` matches a request's whole path, or its path without the query; "path?part" matches
-  // that path with `part` anywhere in its query.
+  // `path` matches a request's whole path, or its path without the query; "path?*part" matches
+  // that path with `part` anywhere in its query (one selector among the other parameters).
   void Queue(std::string method, std::string path, Reply reply) {
     std::lock_guard guard(mutex_);
     script_.push_back({std::move(method), std::move(path), std::move(reply)});
@@ -123,10 +123,9 @@ class FakeTransport : public Transport {
     std::string bare = request.path.substr(0, request.path.find('?'));
     auto matches = [&](const std::string& path) {
       if (path == request.path || path == bare) return true;
-      // "path?part": the path, with `part` somewhere in the query (e.g. one labelSelector=...).
-      auto query = path.find('?');
+      auto query = path.find("?*");
       return query != std::string::npos && path.substr(0, query) == bare &&
-             request.path.find(path.substr(query + 1), bare.size()) != std::string::npos;
+             request.path.find(path.substr(query + 2), bare.size()) != std::string::npos;
     };
     for (auto it = script_.begin(); it != script_.end(); ++it) {
       if (it->method == request.method && matches(it->path)) {
