@@ -208,6 +208,7 @@ rss_idle=$(rss_kib)
 # --- 1. latency ----------------------------------------------------------------------------------------------
 k create namespace lat >/dev/null
 k -n lat create secret generic app-db --from-literal=password="$app_password" >/dev/null
+k -n lat label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
 lat_pool() { # NAME
 	cat <<YAML
 apiVersion: poolkeeper.io/v1alpha1
@@ -274,7 +275,7 @@ max_conn=$(( per_server * 10 + 1000 )) # each pool: (0 instances + 1 surge) x 10
 {
 	for n in $(seq 0 $((NAMESPACES - 1))); do
 		printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%d}\n---\n' "$n"
-		printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: app-db, namespace: bench-%d}\nstringData: {password: %s}\n---\n' "$n" "$app_password"
+		printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: app-db, namespace: bench-%d, labels: {poolkeeper.io/expose-to-pools: "true"}}\nstringData: {password: %s}\n---\n' "$n" "$app_password"
 	done
 } >"$work/bulk-base.yaml"
 for part in 0 1; do : >"$work/bulk-$part.yaml"; done

@@ -92,7 +92,7 @@ done
 cat >"$WORK/pool.yaml" <<EOF
 apiVersion: v1
 kind: Secret
-metadata: {name: bench-db, namespace: bench}
+metadata: {name: bench-db, namespace: bench, labels: {poolkeeper.io/expose-to-pools: "true"}}
 stringData: {password: "$BENCH_PASSWORD"}
 ---
 apiVersion: poolkeeper.io/v1alpha1

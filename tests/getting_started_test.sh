@@ -234,14 +234,16 @@ hook_two_commands() {
 }
 
 hook_quickstart() { # the page's YAML is examples/quickstart.yaml in flow style, plus the Secret
-  gs_check "section 1: the YAML equals the ConnectionPool of examples/quickstart.yaml, which adds only the Secret app-credentials" \
+  gs_check "section 1: the YAML equals the ConnectionPool of examples/quickstart.yaml, which adds only the Secret app-credentials, labelled for pools to read" \
     python3 - "$gs_tmp/${gs_section_yaml[0]:-none}.yaml" "$gs_repo/examples/quickstart.yaml" <<'PY'
 import sys, yaml
 page = yaml.safe_load(open(sys.argv[1]))
 docs = list(yaml.safe_load_all(open(sys.argv[2])))
 pools = [d for d in docs if d.get("kind") == "ConnectionPool"]
 others = [(d.get("kind"), d["metadata"]["name"]) for d in docs if d.get("kind") != "ConnectionPool"]
-ok = pools == [page] and others == [("Secret", "app-credentials")]
+secrets = [d for d in docs if d.get("kind") == "Secret"]
+labelled = all(d["metadata"].get("labels", {}).get("poolkeeper.io/expose-to-pools") == "true" for d in secrets)
+ok = pools == [page] and others == [("Secret", "app-credentials")] and labelled
 if not ok:
     print("page:", page); print("file:", pools, others)
 sys.exit(0 if ok else 1)

@@ -56,7 +56,6 @@ void FanOut::OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after)
     return;
   }
   auto previous = deps_.pools.Upsert(*after);
-  if (deps_.watch_secrets) deps_.watch_secrets(deps_.pools.ReferencedSecrets());
   deps_.enqueue(key);
   // A changed spec changes what the pools after it on the same server can have.
   if (before && Generation(before) != Generation(after)) {

@@ -1,5 +1,5 @@
 // What the informers' events mean for the work queue: each handler keeps the operator's indexes
-// current (pools, holdings, PostgresServers, the Secrets to watch) and then names every pool that
+// current (pools, holdings, PostgresServers) and then names every pool that
 // must be reconciled again. A server's budget is shared, so a change that frees or moves budget
 // (a pool deleted or its spec changed, a pod gone or finished, a smaller admitted figure, a
 // PostgresServer's figures) queues every pool of that budget, not only the one it concerns.
@@ -21,8 +21,6 @@ struct FanOutDeps {
   HoldingsIndex& holdings;
   ServerRegistry& registry;
   std::function<void(const std::string& pool_key)> enqueue;
-  // Watch exactly these password Secrets ("namespace/name"): the pools' references changed.
-  std::function<void(const std::set<std::string>& secret_keys)> watch_secrets;
   // Observe this PostgresServer now (created, or its spec changed); empty: nothing observes them.
   std::function<void(const std::string& server_name)> observe_server;
 };
@@ -38,6 +36,8 @@ class FanOut {
   // was admitted with.
   void OnOwned(bool admits, const kube::ObjectPtr& before, const kube::ObjectPtr& after);
   void OnPod(const kube::ObjectPtr& before, const kube::ObjectPtr& after);
+  // A labelled Secret ("namespace/name") was listed, changed or deleted, or gained or lost the
+  // label: the pools referencing it.
   void OnSecret(const std::string& secret_key);
 
  private:

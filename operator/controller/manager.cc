@@ -3,6 +3,7 @@
 #include "controller/manager.h"
 
 #include "common/log.h"
+#include "common/thread.h"
 #include "controller/pool_inputs.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
@@ -19,17 +20,15 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       events_(client, clock, options_.instance),
       index_(options_.defaults),
       holdings_(clock),
-      fan_out_(
-          {.pools = index_,
-           .holdings = holdings_,
-           .registry = registry_,
-           .enqueue = [this](const std::string& key) { Enqueue(key); },
-           .watch_secrets = [this](const std::set<std::string>& keys) { secrets_.Watch(keys); },
-           .observe_server =
-               [this](const std::string& name) {
-                 if (server_observer_) server_observer_->Poke(name);
-               }}),
-      secrets_(client, clock, options_.watch_timeout,
+      fan_out_({.pools = index_,
+                .holdings = holdings_,
+                .registry = registry_,
+                .enqueue = [this](const std::string& key) { Enqueue(key); },
+                .observe_server =
+                    [this](const std::string& name) {
+                      if (server_observer_) server_observer_->Poke(name);
+                    }}),
+      secrets_(client, clock, options_.watch_timeout, options_.namespaces,
                [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }) {
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout};
@@ -104,12 +103,14 @@ void Manager::StopInformers() {
 
 void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(observer); }
 
-void Manager::StartInformers() {
-  for (auto& [kind, group] : owned_) group->Start();
-  pods_->Start();
-  servers_->Start();
-  secrets_.Start();  // the watches the pools' first LIST opens
-  pools_->Start();
+Status Manager::StartInformers() {
+  for (auto& [kind, group] : owned_) {
+    if (auto started = group->Start(); !started) return started;
+  }
+  if (auto started = pods_->Start(); !started) return started;
+  if (auto started = servers_->Start(); !started) return started;
+  if (auto started = secrets_.Start(); !started) return started;
+  return pools_->Start();
 }
 
 void Manager::StepCaches() {
@@ -118,12 +119,14 @@ void Manager::StepCaches() {
     for (const auto& informer : group->informers()) (void)informer->Step();
   }
   for (const auto& informer : pods_->informers()) (void)informer->Step();
-  for (const auto& informer : pools_->informers()) (void)informer->Step();
   secrets_.Step();
+  for (const auto& informer : pools_->informers()) (void)informer->Step();
 }
 
 bool Manager::Synced() const {
-  if (!pools_->HasSynced() || !pods_->HasSynced() || !ServersSynced()) return false;
+  if (!pools_->HasSynced() || !pods_->HasSynced() || !ServersSynced() || !secrets_.HasSynced()) {
+    return false;
+  }
   for (const auto& [kind, group] : owned_) {
     if (!group->HasSynced()) return false;
   }
@@ -144,11 +147,14 @@ bool Manager::ServersSynced() const {
   return true;
 }
 
-void Manager::StartWorkers() {
-  for (int i = 0; i < std::max(1, options_.workers); ++i) {
-    workers_.emplace_back([this] { Work(); });
+Status Manager::StartWorkers() {
+  for (int i = static_cast<int>(workers_.size()); i < std::max(1, options_.workers); ++i) {
+    auto worker = StartThread("worker-" + std::to_string(i), [this] { Work(); });
+    if (!worker) return std::unexpected(worker.error());
+    workers_.push_back(std::move(*worker));
   }
-  if (server_observer_) server_observer_->Start();
+  if (server_observer_) return server_observer_->Start();
+  return {};
 }
 
 bool Manager::Stop(std::chrono::milliseconds drain) {
@@ -226,8 +232,8 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   // Pools of one budget are planned and their pods created one at a time: each plan must see
   // the pods the one before it created.
   std::unique_lock server_lock(ServerMutex(target->budget_key));
-  // A watch just opened: wait for its first list rather than report the Secret missing.
-  if (target->entry && !secrets_.Synced(target->entry->secrets)) {
+  // The Secret cache has not listed yet: wait for it rather than report the Secret missing.
+  if (target->entry && !target->entry->secrets.empty() && !secrets_.HasSynced()) {
     return Outcome{.requeue_after = std::chrono::milliseconds(200)};
   }
   PoolInputs in = Gather(caches, *target, options_.defaults);

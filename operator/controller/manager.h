@@ -1,6 +1,6 @@
 // The operator's control loop, wired: caches (informers) of ConnectionPools, of the objects
 // poolkeeper owns (label-selected, never the cluster's other Deployments or Secrets), of pooler
-// pods, PostgresServers and exactly the password Secrets pools reference (secret_watches.h); the
+// pods, PostgresServers and the Secrets labelled for pools to read (exposed_secrets.h); the
 // handlers that turn changes into keys on the work queue (fan_out.h); workers that gather a key's
 // inputs (pool_inputs.h), reconcile it (reconciler.h) and write only what changed (pool_writer.h,
 // events.h). Its read-only answers for the webhook and the metrics are in manager_queries.cc.
@@ -18,10 +18,10 @@
 
 #include "common/clock.h"
 #include "controller/events.h"
+#include "controller/exposed_secrets.h"
 #include "controller/fan_out.h"
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
-#include "controller/secret_watches.h"
 #include "controller/server_observer.h"
 #include "controller/server_registry.h"
 #include "controller/work_queue.h"
@@ -81,10 +81,13 @@ class Manager {
   Manager& operator=(const Manager&) = delete;
 
   void SetObserver(ReconcileObserver observer);  // before StartWorkers
-  void StartInformers();
+  // kUnavailable when a thread cannot be created (a pids limit): the caller ends the process with
+  // that message rather than run with a cache that never fills.
+  Status StartInformers();
   bool Synced() const;
   // Workers start once this replica leads; caches fill before, so a new leader starts warm.
-  void StartWorkers();  // and the PostgresServer observer
+  // kUnavailable as StartInformers; the workers that did start keep running.
+  Status StartWorkers();  // and the PostgresServer observer
   // Takes no new keys, waits up to `drain` for reconciles in flight. Informers keep running: a
   // quiet watch ends only at its next event, and the process exits right after.
   bool Stop(std::chrono::milliseconds drain);
@@ -133,7 +136,7 @@ class Manager {
   HoldingsIndex holdings_;
   ServerRegistry registry_;
   FanOut fan_out_;
-  SecretWatches secrets_;
+  ExposedSecrets secrets_;
   std::mutex server_mutexes_mutex_;
   std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
   std::unique_ptr<kube::InformerGroup> pools_;

@@ -1,4 +1,4 @@
-// "namespace/name": how the work queue, the pool index and the Secret watches name an object.
+// "namespace/name": how the work queue, the pool index and the Secret cache name an object.
 #pragma once
 
 #include <string>

@@ -15,7 +15,6 @@
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
 #include "controller/reconciler.h"
-#include "controller/secret_watches.h"
 #include "controller/server_registry.h"
 #include "kube/informer.h"
 

@@ -165,7 +165,10 @@ class Pass {
   bool Render() {
     auto passwords = secrets::ResolvePasswords(pool_, in_.secrets);
     if (!passwords) {
-      Block("SecretNotFound", passwords.error().ToString());
+      // An unlabelled Secret is as good as missing, with its own reason: the fix is a label.
+      Block(passwords.error().code == ErrorCode::kUnauthorized ? "SecretNotExposed"
+                                                               : "SecretNotFound",
+            passwords.error().ToString());
       return false;
     }
     auto built = render::BuildObjects(pool_, *mine_, passwords->passwords, passwords->revision);

@@ -4,6 +4,7 @@
 
 #include "common/files.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "controller/resources.h"
 #include "controller/role_limits.h"
 #include "controller/server_status.h"
@@ -31,8 +32,8 @@ api::ServerObservation ToApiObservation(const postgres::Observation& seen, std::
           std::move(now)};
 }
 
-void ServerObserver::Start() {
-  thread_ = std::thread([this] {
+Status ServerObserver::Start() {
+  auto started = StartThread("server-observer", [this] {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
       lock.unlock();
@@ -43,6 +44,9 @@ void ServerObserver::Start() {
                      [this] { return stopping_ || !poked_.empty(); });
     }
   });
+  if (!started) return std::unexpected(started.error());
+  thread_ = std::move(*started);
+  return {};
 }
 
 void ServerObserver::Stop() {

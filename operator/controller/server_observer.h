@@ -46,7 +46,7 @@ class ServerObserver {
   ServerObserver(const ServerObserver&) = delete;
   ServerObserver& operator=(const ServerObserver&) = delete;
 
-  void Start();
+  Status Start();  // kUnavailable when its thread cannot be created
   void Stop();
   // Observe `name` at the next turn (created, or its spec changed).
   void Poke(const std::string& name);

@@ -194,6 +194,18 @@ Result<json> Client::Get(const ResourceType& type, std::string_view ns, std::str
   return SendForObject("get", {.method = "GET", .path = ResourcePath(type, ns, name)});
 }
 
+Result<json> Client::GetMetadata(const ResourceType& type, std::string_view ns,
+                                 std::string_view name) {
+  if (auto named = CheckNamed(type, ns, name, "GET"); !named) {
+    return std::unexpected(named.error());
+  }
+  return SendForObject("get", {.method = "GET",
+                               .path = ResourcePath(type, ns, name),
+                               // No fallback to the whole object: that would read a Secret's data.
+                               .accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;"
+                                         "v=v1"});
+}
+
 Result<ListResult> Client::List(const ResourceType& type, std::string_view ns,
                                 const ListOptions& options) {
   ListResult result;

@@ -122,6 +122,10 @@ class Client {
   explicit Client(Transport& transport, ClientOptions options = {});
 
   Result<nlohmann::json> Get(const ResourceType& type, std::string_view ns, std::string_view name);
+  // The object's metadata alone (a meta.k8s.io/v1 PartialObjectMetadata): its name, labels and
+  // resourceVersion without its data, e.g. to learn whether a Secret exists without reading it.
+  Result<nlohmann::json> GetMetadata(const ResourceType& type, std::string_view ns,
+                                     std::string_view name);
   // Get, MergePatch and Delete refuse an empty name (or an empty namespace on a namespaced type)
   // with kInvalid before sending anything: either would address a collection.
   //

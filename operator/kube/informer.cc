@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/thread.h"
 
 namespace poolkeeper::kube {
 
@@ -34,11 +35,14 @@ Informer::~Informer() { Stop(); }
 
 void Informer::AddHandlers(InformerHandlers handlers) { handlers_.push_back(std::move(handlers)); }
 
-void Informer::Start() {
+Status Informer::Start() {
   std::lock_guard guard(mutex_);
-  if (thread_.joinable()) return;
+  if (thread_.joinable()) return {};
   stopping_ = false;
-  thread_ = std::thread([this] { Run(); });
+  auto started = StartThread("inf-" + std::string(options_.type.plural), [this] { Run(); });
+  if (!started) return std::unexpected(started.error());
+  thread_ = std::move(*started);
+  return {};
 }
 
 void Informer::Stop() {
@@ -304,8 +308,19 @@ void InformerGroup::AddHandlers(const InformerHandlers& handlers) {
   for (auto& informer : informers_) informer->AddHandlers(handlers);
 }
 
-void InformerGroup::Start() {
-  for (auto& informer : informers_) informer->Start();
+Status InformerGroup::Start() {
+  for (auto& informer : informers_) {
+    if (auto started = informer->Start(); !started) return started;
+  }
+  return {};
+}
+
+uint64_t InformerGroup::Relists() const {
+  uint64_t relists = 0;
+  for (const auto& informer : informers_) {
+    if (informer->Relists() > 1) relists += informer->Relists() - 1;
+  }
+  return relists;
 }
 
 void InformerGroup::Stop() {

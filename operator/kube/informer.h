@@ -70,7 +70,8 @@ class Informer {
   // Before Start (handlers are not locked against a running informer).
   void AddHandlers(InformerHandlers handlers);
   // Runs Step() on a thread of its own, waiting out the backoff after each failure, until Stop().
-  void Start();
+  // Fails (kUnavailable) when the thread cannot be created, e.g. at a pids limit; nothing runs.
+  Status Start();
   // Ends the loop and joins its thread (never call it from a handler). A watch in flight ends
   // when the next data arrives (an event, or a bookmark, which the API server sends
   // periodically) or when the server closes it at the jittered timeoutSeconds: the transport
@@ -147,7 +148,7 @@ class InformerGroup {
   InformerGroup(Client& client, const Clock& clock, InformerOptions options,
                 const std::vector<std::string>& namespaces);
   void AddHandlers(const InformerHandlers& handlers);
-  void Start();
+  Status Start();  // every member, or the first that could not start
   void Stop();
   bool HasSynced() const;
   bool WaitForSync(std::chrono::milliseconds timeout) const;
@@ -155,6 +156,8 @@ class InformerGroup {
   std::vector<ObjectPtr> List() const;
   // The members, one per namespace (or one for all), e.g. to drive them with Step() in tests.
   const std::vector<std::unique_ptr<Informer>>& informers() const { return informers_; }
+  // Relists() of the members, each less its first LIST (a watch expired or broke).
+  uint64_t Relists() const;
 
  private:
   const Informer* For(std::string_view ns) const;

@@ -20,6 +20,7 @@ struct HttpRequest {
   std::string path;  // absolute path with query, e.g. /api/v1/namespaces/a/pods?limit=500
   std::string body;
   std::string content_type = "application/json";
+  std::string accept = "application/json";  // or a PartialObjectMetadata type (Client::GetMetadata)
   // How long the request may take. Milliseconds, not seconds: a write fenced by leader election
   // gets exactly the time left until the renew deadline (client.h, RequestGate).
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};

@@ -73,7 +73,7 @@ class CppRestTransport : public Transport {
       http::client::http_client client(server_, ClientConfig(request.timeout, credential));
       http::http_request message(request.method);
       message.set_request_uri(request.path);
-      message.headers().add("Accept", "application/json");
+      message.headers().add("Accept", request.accept);
       message.headers().add("User-Agent", "poolkeeper");
       if (!credential.token.empty()) {
         message.headers().add("Authorization", "Bearer " + credential.token);

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "controller/admission.h"
 #include "controller/manager.h"
 #include "http/server.h"
@@ -141,7 +142,12 @@ int RunOperator(const RunOptions& options) {
        {"namespaces",
         options.namespaces.empty() ? "all" : std::to_string(options.namespaces.size())},
        {"leader_elect", options.leader_elect ? "true" : "false"}});
-  manager.StartInformers();
+  // A thread the kernel refuses (a pids limit) ends the process with a message and exit 1, not
+  // std::terminate: the message says which thread and why, and a restart may find room.
+  if (auto started = manager.StartInformers(); !started) {
+    Log(LogLevel::kError, "cannot start the caches", {{"error", started.error().message}});
+    Exit(1);
+  }
 
   std::unique_ptr<kube::LeaderElector> elector;
   std::jthread election;
@@ -170,7 +176,13 @@ int RunOperator(const RunOptions& options) {
     // status) goes through `client`: from now on each one is sent only while this replica leads,
     // and must end before another could.
     client.SetGate(&elector->WriteFence());
-    election = std::jthread([&elector](std::stop_token stop) { elector->Run(stop); });
+    auto started =
+        StartJThread("leader-election", [&elector](std::stop_token stop) { elector->Run(stop); });
+    if (!started) {
+      Log(LogLevel::kError, "cannot start leader election", {{"error", started.error().message}});
+      Exit(1);
+    }
+    election = std::move(*started);
   }
 
   bool workers_started = false;
@@ -186,7 +198,10 @@ int RunOperator(const RunOptions& options) {
       Exit(1);
     }
     if (!workers_started && leading && manager.Synced()) {
-      manager.StartWorkers();
+      if (auto started = manager.StartWorkers(); !started) {
+        Log(LogLevel::kError, "cannot start the workers", {{"error", started.error().message}});
+        Exit(1);
+      }
       workers_started = true;
       Log(LogLevel::kInfo, "caches synced, reconciling",
           {{"workers", std::to_string(options.workers)}});

@@ -21,6 +21,13 @@ std::optional<Secret> SecretMap::Find(const std::string& namespace_,
   return it->second;
 }
 
+std::string ExposeSelector() { return std::string(kExposeLabel) + "=" + std::string(kExposeValue); }
+
+bool Exposed(const Secret& secret) {
+  auto it = secret.labels.find(std::string(kExposeLabel));
+  return it != secret.labels.end() && it->second == kExposeValue;
+}
+
 Result<Secret> ParseSecret(const json& object) {
   std::vector<FieldIssue> issues;
   Secret secret;
@@ -29,6 +36,11 @@ Result<Secret> ParseSecret(const json& object) {
   secret.name = meta.String("name", true).value_or("");
   secret.namespace_ = meta.String("namespace").value_or("default");
   secret.resource_version = meta.String("resourceVersion").value_or("");
+  if (const json* labels = meta.Object("labels")) {
+    for (const auto& [key, value] : labels->items()) {
+      if (value.is_string()) secret.labels[key] = value.get<std::string>();
+    }
+  }
   // Values are never echoed in errors: they are secrets.
   api::FieldReader reader(&object, "", issues);
   if (const json* data = reader.Object("data")) {
@@ -68,6 +80,18 @@ Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                   {},
                   {{field + ".name",
                     "Secret " + pool.metadata.namespace_ + "/" + ref.name + " not found"}}};
+      error.message = error.ToString();
+      return std::unexpected(std::move(error));
+    }
+    if (!Exposed(*secret)) {
+      const std::string who = pool.metadata.namespace_ + "/" + ref.name;
+      Error error{ErrorCode::kUnauthorized,
+                  {},
+                  {{field + ".name", "Secret " + who + " is not labelled " + ExposeSelector() +
+                                         ": pools only read Secrets that opt in (kubectl label "
+                                         "secret -n " +
+                                         pool.metadata.namespace_ + " " + ref.name + " " +
+                                         ExposeSelector() + ")"}}};
       error.message = error.ToString();
       return std::unexpected(std::move(error));
     }

@@ -1,13 +1,19 @@
 // Secrets as poolkeeper reads them, and where it reads them from. The users' passwords of a pool
 // are resolved by one function (ResolvePasswords) over a SecretSource, whichever holds them: the
-// manifest files given to the CLI (Manifests::secrets), the operator's name-selected Secret watches
-// (controller/secret_watches.h), or a test's map.
+// manifest files given to the CLI (Manifests::secrets), the operator's label-selected Secret cache
+// (controller/exposed_secrets.h), or a test's map.
+//
+// A pool may only read a Secret that opts in with the label kExposeLabel=kExposeValue: without it,
+// anyone who may create a ConnectionPool could have any Secret of the namespace (an API key, a
+// service account token) copied into a userlist mounted in the pooler's pods. The check is here,
+// in ResolvePasswords, so the CLI's render and the operator refuse the same Secrets.
 #pragma once
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "api/connection_pool.h"
@@ -15,17 +21,28 @@
 
 namespace poolkeeper::secrets {
 
-// A Secret's decoded data (data is base64 in Kubernetes; stringData is taken as is).
+// The label a Secret carries to let pools of its namespace read it, and the selector the
+// operator lists and watches Secrets with (so the API server sends it no other Secret).
+inline constexpr std::string_view kExposeLabel = "poolkeeper.io/expose-to-pools";
+inline constexpr std::string_view kExposeValue = "true";
+std::string ExposeSelector();  // "poolkeeper.io/expose-to-pools=true"
+
+// A Secret's decoded data (data is base64 in Kubernetes; stringData is taken as is) and labels.
+// A Secret read as metadata only (the operator's check of an unlabelled one) has no data.
 struct Secret {
   std::string namespace_;
   std::string name;
   std::string resource_version;
   std::map<std::string, std::string> data;
+  std::map<std::string, std::string> labels;
 };
 
 Result<Secret> ParseSecret(const nlohmann::json& object);
+// Whether pools may read it: it carries kExposeLabel=kExposeValue.
+bool Exposed(const Secret& secret);
 
-// Looks a Secret up by namespace and name; nullopt when there is none (or it does not parse).
+// Looks a Secret up by namespace and name; nullopt when there is none (or it does not parse). A
+// source may return an unexposed Secret without its data: that is enough to say it is unlabelled.
 class SecretSource {
  public:
   virtual ~SecretSource() = default;
@@ -47,7 +64,9 @@ class SecretMap : public SecretSource {
 };
 
 // The users' passwords of `pool`, or kNotFound naming spec.users[i].passwordSecretRef when a
-// Secret or key is missing. Also returns the revision string that changes when any of them does.
+// Secret or key is missing, or kUnauthorized naming the Secret and the label to add when a Secret
+// is not exposed (its data is never looked at). Also returns the revision string that changes
+// when any of them does.
 struct ResolvedPasswords {
   std::map<std::string, std::string> passwords;  // user -> password
   std::string revision;                          // "<secret>@<resourceVersion>,..." sorted

@@ -101,7 +101,7 @@ act() {
 	2)
 		n="pw-$RANDOM"
 		psql_super -c "ALTER ROLE app PASSWORD '$n'" &&
-			k create secret generic app-db --from-literal=password="$n" --dry-run=client -o yaml | k apply -f - >/dev/null &&
+			k create secret generic app-db --from-literal=password="$n" --dry-run=client -o yaml | k label --local -f - poolkeeper.io/expose-to-pools=true -o yaml | k apply -f - >/dev/null &&
 			echo "rotate the password"
 		;;
 	3) k delete connectionpool "$p" --wait=false >/dev/null && echo "delete $p" ;;
@@ -172,6 +172,7 @@ test_the_budget_holds_under_chaos() {
 start_postgres 60
 k apply -f "$repo/crds/" >/dev/null && k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create secret generic app-db --from-literal=password=app-secret-pw --save-config >/dev/null
+k label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
 start_operator
 # One after the other: creationTimestamp has a resolution of a second, and within one second the ledger
 # orders pools by name.

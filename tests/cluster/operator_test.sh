@@ -181,7 +181,7 @@ test_second_pool_waits_for_budget() {
 test_password_rotation_reaches_the_pods() {
 	local hash_before=$(template_hash second)
 	psql_super -c "ALTER ROLE app PASSWORD 'rotated-pw-2'"
-	k create secret generic app-db --from-literal=password=rotated-pw-2 --dry-run=client -o yaml | k apply -f - >/dev/null
+	k create secret generic app-db --from-literal=password=rotated-pw-2 --dry-run=client -o yaml | k label --local -f - poolkeeper.io/expose-to-pools=true -o yaml | k apply -f - >/dev/null
 	eventually 60 '[[ "$(template_hash second)" != "$hash_before" ]]' || fail "rotation did not change the pods' config hash"
 	poll 60 pods_run_hash second || fail "pods do not all run the new configuration"
 	poll 60 pool_ready second || fail "second not Ready after rotation"
@@ -196,6 +196,32 @@ test_missing_secret_is_a_condition() {
 	eventually 30 '[[ "$(reason third Degraded)" == SecretNotFound ]]' || fail "no SecretNotFound: $(k get connectionpool third -o jsonpath='{.status.conditions}')"
 	kill -0 "$(op_pid op1)" 2>/dev/null || kill -0 "$(op_pid op2)" 2>/dev/null || fail "operator died"
 	k delete connectionpool third --wait=true >/dev/null
+}
+
+# Issue 12: a pool author could name any Secret of the namespace and have its value in the userlist. A Secret without
+# the label poolkeeper.io/expose-to-pools=true is refused with its own reason, nothing of the pool is written and the
+# value is nowhere; once the label is added the pool rolls out without anything else changing.
+test_unlabelled_secret_is_refused_until_labelled() {
+	local value=unlabelled-api-key-4711 encoded
+	encoded=$(printf %s "$value" | base64)
+	k create secret generic api-key --from-literal=password="$value" >/dev/null
+	pool fourth 1 1 1 | sed 's/name: app-db/name: api-key/' | k apply -f - >/dev/null
+	eventually 30 '[[ "$(reason fourth Degraded)" == SecretNotExposed ]]' || fail "no SecretNotExposed: $(k get connectionpool fourth -o jsonpath='{.status.conditions}')"
+	local message=$(k get connectionpool fourth -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')
+	has -F "Secret default/api-key is not labelled poolkeeper.io/expose-to-pools=true" <<<"$message" || fail "message: $message"
+	eventually 30 'k get events --field-selector involvedObject.name=fourth,reason=SecretNotExposed -o name | has event' || fail "no SecretNotExposed event"
+	[[ "$(cond fourth Ready)" == False ]] || fail "fourth Ready with an unlabelled Secret"
+	! k get secret fourth-auth >/dev/null 2>&1 || fail "a userlist Secret was written for fourth"
+	[[ -z "$(k get configmap,pods -l app.kubernetes.io/instance=fourth -o name)" ]] || fail "objects of fourth written"
+	lacks "$encoded" k get secrets -l app.kubernetes.io/managed-by=poolkeeper -o yaml || fail "the value is in a userlist"
+	lacks "$value" k get connectionpool fourth -o yaml || fail "the value in the status"
+	lacks "$value" k get events -o yaml || fail "the value in an event"
+	! grep -q -e "$value" -e "$encoded" "$work"/op*.log || fail "the value in an operator log"
+	k label secret api-key poolkeeper.io/expose-to-pools=true >/dev/null
+	poll 90 pool_ready fourth || fail "fourth not Ready after the label was added: $(k get connectionpool fourth -o jsonpath='{.status.conditions}')"
+	k get secret fourth-auth >/dev/null || fail "no userlist after the label was added"
+	k delete connectionpool fourth --wait=true --timeout=60s >/dev/null
+	k delete secret api-key >/dev/null
 }
 
 other_replica() { [[ $1 == op1 ]] && echo op2 || echo op1; }
@@ -468,6 +494,38 @@ test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
 	k delete connectionpool churn --wait=true >/dev/null
 }
 
+# Issue 12: one watch and one thread per referenced Secret (1,100 pools: 1,152 threads, file descriptors exhausted,
+# an abort under a pids limit). Sixty pools, each with a Secret of its own, leave every replica's threads and open
+# files where they were: the Secrets are one label-selected watch. (The constant is ~54 threads, most of them
+# cpprestsdk's I/O thread pool; 60 pools once meant 60 more.)
+threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+fds_of() { ls "/proc/$1/fd" | wc -l; }
+live_operators() { local f; for f in "$work"/op*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; done; }
+test_threads_do_not_grow_with_secrets() {
+	local n=60 i pid
+	declare -A threads_before fds_before
+	for pid in $(live_operators); do threads_before[$pid]=$(threads_of "$pid"); fds_before[$pid]=$(fds_of "$pid"); done
+	[[ ${#threads_before[@]} -ge 1 ]] || fail "no operator running"
+	k create namespace many >/dev/null
+	for i in $(seq 1 $n); do
+		printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: s-%d, namespace: many, labels: {poolkeeper.io/expose-to-pools: "true"}}\nstringData: {password: pw-%d}\n' "$i" "$i"
+		# instances 0: nothing runs and nothing is charged, on a server of its own.
+		printf -- '---\napiVersion: poolkeeper.io/v1alpha1\nkind: ConnectionPool\nmetadata: {name: p-%d, namespace: many}\nspec:\n  server: {host: threads.invalid, port: 5432, maxConnections: 1000, overhead: 2}\n  pooler: {instances: 0, maxSurge: 1, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: 1}\n  databases: [{name: app, maxDbConnections: 1}]\n  users: [{name: app, passwordSecretRef: {name: s-%d}}]\n' "$i" "$i"
+	done >"$work/many.yaml"
+	k apply -f "$work/many.yaml" >/dev/null || fail "apply of $n pools and Secrets"
+	# Every pool rendered from its own Secret (its userlist Secret exists).
+	eventually 300 '[[ "$(k -n many get secrets -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l)" -eq '$n' ]]' ||
+		fail "not every pool rendered: $(k -n many get secrets -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l) of $n"
+	for pid in "${!threads_before[@]}"; do
+		local t=$(threads_of "$pid") f=$(fds_of "$pid")
+		log "operator $pid: threads ${threads_before[$pid]} -> $t, open files ${fds_before[$pid]} -> $f with $n more pools and Secrets"
+		(( t <= threads_before[$pid] + 2 )) || fail "threads grew with the pools: ${threads_before[$pid]} -> $t"
+		(( t < 80 )) || fail "$t threads"
+		(( f <= fds_before[$pid] + 10 )) || fail "open files grew with the pools: ${fds_before[$pid]} -> $f"
+	done
+	k delete namespace many --wait=true --timeout=120s >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # Writes of the operators and kubectl (the admin certificate is in system:masters) go to the audit log, with the
 # source address and the server's timestamps (test_a_slowed_leader_stops_writing_before_the_next_one_starts).
@@ -500,6 +558,7 @@ YAML
 k delete connectionpool gc-probe >/dev/null
 poll 120 bash -c "! kubectl --kubeconfig $C/kubeconfig get configmap gc-probe" || echo "garbage collector slow to learn ConnectionPools" >&2
 k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+k label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
 start_operator op1
 poll 30 is_leader op1 || { echo "operator op1 did not lead"; tail -20 "$work/op1.log"; }
 start_operator op2
@@ -510,6 +569,7 @@ run test_overrun_is_refused_and_old_pods_keep_running
 run test_second_pool_waits_for_budget
 run test_password_rotation_reaches_the_pods
 run test_missing_secret_is_a_condition
+run test_unlabelled_secret_is_refused_until_labelled
 run test_steady_state_writes_nothing
 run test_leader_fails_over_within_the_lease
 run test_expired_watch_relists
@@ -518,6 +578,7 @@ run test_name_taken_is_left_alone
 run test_deleted_pool_is_charged_until_its_pods_are_gone
 run test_orphaned_pods_stay_charged
 run test_pgbouncer_1_24_serves_and_drains
+run test_threads_do_not_grow_with_secrets
 run test_exec_plugin_and_only_the_configured_ca
 run test_a_slowed_leader_stops_writing_before_the_next_one_starts
 echo "$passed passed, $failed failed"

@@ -167,6 +167,7 @@ test_namespace_not_admitted() {
 	server main $host_ip "  allowedNamespaces: [default]" | k apply -f - >/dev/null
 	k create namespace outsiders >/dev/null
 	k -n outsiders create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+	k -n outsiders label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
 	pool visitor 1 "serverRef: {name: main}" outsiders | k apply -f - >/dev/null
 	eventually 60 '[[ "$(degraded_reason visitor outsiders)" == NamespaceNotAllowed ]]' || fail "visitor admitted"
 	k -n outsiders delete connectionpool visitor --wait=true >/dev/null
@@ -206,6 +207,7 @@ rolconnlimit() { psql_super -c "SELECT rolconnlimit FROM pg_roles WHERE rolname 
 test_role_limit_is_enforced_by_postgresql() {
 	psql_super -c "CREATE ROLE capped LOGIN PASSWORD 'capped-pw'"
 	k create secret generic capped-db --from-literal=password=capped-pw >/dev/null
+	k label secret capped-db poolkeeper.io/expose-to-pools=true >/dev/null
 	server main $host_ip "  enforceRoleLimits: true" | k apply -f - >/dev/null
 	k apply -f - >/dev/null <<YAML
 apiVersion: poolkeeper.io/v1alpha1
@@ -300,6 +302,7 @@ k apply -f "$repo/crds/poolkeeper.io_connectionpools.yaml" >/dev/null && k wait 
 k create namespace poolkeeper-system >/dev/null
 k -n poolkeeper-system create secret generic observer --from-literal=username=observer --from-literal=password=observer-pw >/dev/null
 k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+k label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
 start_operator
 run test_operator_runs_without_the_server_crd
 run test_server_is_observed_with_drift

@@ -75,13 +75,11 @@ struct Harness {
   HoldingsIndex holdings{clock};
   ServerRegistry registry;
   std::set<std::string> queued;
-  std::set<std::string> watched;
   std::vector<std::string> observed;
   FanOut fan_out{{.pools = pools,
                   .holdings = holdings,
                   .registry = registry,
                   .enqueue = [this](const std::string& key) { queued.insert(key); },
-                  .watch_secrets = [this](const std::set<std::string>& keys) { watched = keys; },
                   .observe_server = [this](const std::string& name) { observed.push_back(name); }}};
 };
 
@@ -141,12 +139,16 @@ TEST(FanOut, EachChangeQueuesThePoolsWhoseReconcileItCanChange) {
   }
 }
 
-TEST(FanOut, WatchesExactlyTheSecretsThePoolsReference) {
+TEST(FanOut, ASecretChangeQueuesExactlyThePoolsThatReferenceItNow) {
   Harness h;
-  h.fan_out.OnPool(nullptr, Ptr(Pool("d", "db", 1, "d-db")));
-  EXPECT_EQ(h.watched, (std::set<std::string>{"shop/app-db", "shop/b-db", "shop/d-db"}));
+  h.fan_out.OnSecret("shop/b-db");
+  EXPECT_EQ(h.queued, std::set<std::string>{"shop/b"});
   h.fan_out.OnPool(Ptr(Pool("b", "db", 1, "b-db")), Ptr(Pool("b", "db", 2, "app-db")));
-  EXPECT_EQ(h.watched, (std::set<std::string>{"shop/app-db", "shop/d-db"}));
+  h.queued.clear();
+  h.fan_out.OnSecret("shop/b-db");
+  EXPECT_TRUE(h.queued.empty()) << "b no longer references b-db";
+  h.fan_out.OnSecret("shop/app-db");
+  EXPECT_EQ(h.queued, (std::set<std::string>{"shop/a", "shop/b", "shop/c"}));
 }
 
 TEST(FanOut, ObservesAPostgresServerWhenNewOrItsSpecChanges) {

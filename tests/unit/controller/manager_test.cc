@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../common/no_threads.h"
 #include "../kube/fake_transport.h"
 
 namespace poolkeeper::controller {
@@ -16,7 +17,10 @@ using nlohmann::json;
 
 constexpr char kPools[] = "/apis/poolkeeper.io/v1alpha1/connectionpools";
 constexpr char kServers[] = "/apis/poolkeeper.io/v1alpha1/postgresservers";
-constexpr char kPasswordSecrets[] = "/api/v1/namespaces/shop/secrets";
+// The one label-selected cache of the Secrets pools may read (all namespaces).
+constexpr char kPasswordSecrets[] =
+    "/api/v1/secrets?*labelSelector=poolkeeper.io%2Fexpose-to-pools%3Dtrue";
+constexpr char kSecretMetadata[] = "/api/v1/namespaces/shop/secrets/app-db";
 constexpr char kStatus[] =
     "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status";
 // The label-selected caches of the kinds poolkeeper owns, and of pooler pods.
@@ -43,10 +47,15 @@ json Pool(const std::string& name, json status = json::object()) {
           {"status", std::move(status)}};
 }
 
-json PasswordSecret(const std::string& version, const std::string& password) {
+json PasswordSecret(const std::string& version, const std::string& password,
+                    const std::string& name = "app-db") {
   return {{"apiVersion", "v1"},
           {"kind", "Secret"},
-          {"metadata", {{"name", "app-db"}, {"namespace", "shop"}, {"resourceVersion", version}}},
+          {"metadata",
+           {{"name", name},
+            {"namespace", "shop"},
+            {"resourceVersion", version},
+            {"labels", {{"poolkeeper.io/expose-to-pools", "true"}}}}},
           {"stringData", {{"password", password}}}};
 }
 
@@ -83,6 +92,7 @@ struct ManagerTest : ::testing::Test {
 
 TEST_F(ManagerTest, APoolWhoseSecretIsMissingSaysWhichAndWritesNothingElse) {
   ListCaches({Pool("app")});
+  transport.Respond("GET", kSecretMetadata, 404, kube::testing::StatusBody(404, "NotFound"));
   transport.RespondJson("PATCH", kStatus, 200, Pool("app"));
   transport.RespondJson("POST", "/api/v1/namespaces/shop/events", 201, json::object());
   ASSERT_TRUE(manager.RunOne());
@@ -102,6 +112,69 @@ TEST_F(ManagerTest, APoolWhoseSecretIsMissingSaysWhichAndWritesNothingElse) {
   EXPECT_EQ(writes[1].method, "POST") << "the Warning event";
   EXPECT_TRUE(writes[1].path.starts_with("/api/v1/namespaces/shop/events")) << writes[1].path;
   EXPECT_FALSE(manager.RunOne()) << "next at the resync, not now";
+}
+
+// Issue 12: a pool named an existing Secret that was not meant for pools. The operator never
+// cached it (the cache is label-selected) and asks for its metadata only; the pool says which
+// label to add, and nothing but its status and a Warning is written.
+TEST_F(ManagerTest, APoolReferencingAnUnlabelledSecretSaysWhichLabelToAddAndWritesNothingElse) {
+  ListCaches({Pool("app")});
+  transport.RespondJson("GET", kSecretMetadata, 200,
+                        {{"kind", "PartialObjectMetadata"},
+                         {"apiVersion", "meta.k8s.io/v1"},
+                         {"metadata", {{"name", "app-db"}, {"namespace", "shop"}}}});
+  transport.RespondJson("PATCH", kStatus, 200, Pool("app"));
+  transport.RespondJson("POST", "/api/v1/namespaces/shop/events", 201, json::object());
+  ASSERT_TRUE(manager.RunOne());
+  bool metadata_only = false;
+  for (const auto& request : transport.Requests()) {
+    if (request.path == kSecretMetadata) {
+      metadata_only = request.accept.find("PartialObjectMetadata") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(metadata_only) << "the unlabelled Secret's data is never asked for";
+  auto writes = Writes();
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_TRUE(writes[0].path.starts_with(kStatus)) << writes[0].path;
+  const json status = json::parse(writes[0].body)["status"];
+  std::string message;
+  for (const auto& c : status["conditions"]) {
+    if (c["reason"] == "SecretNotExposed") message = c["message"];
+  }
+  EXPECT_NE(message.find("Secret shop/app-db is not labelled poolkeeper.io/expose-to-pools=true"),
+            std::string::npos)
+      << status.dump();
+  EXPECT_NE(writes[1].body.find("SecretNotExposed"), std::string::npos) << writes[1].body;
+}
+
+// Issue 12: one watch (and thread) per referenced Secret. Fifty pools with a Secret each are
+// served by one LIST and one WATCH with the label selector; each Secret's change queues its pool.
+TEST_F(ManagerTest, FiftySecretsAreOneLabelSelectedListAndWatch) {
+  std::vector<json> pools;
+  std::vector<json> events;
+  for (int i = 0; i < 50; ++i) {
+    json pool = Pool("p" + std::to_string(i));
+    pool["spec"]["users"][0]["passwordSecretRef"]["name"] = "s" + std::to_string(i);
+    pools.push_back(pool);
+    events.push_back(Event("ADDED", PasswordSecret("11", "x", "s" + std::to_string(i))));
+  }
+  ListCaches(pools);
+  const uint64_t adds = manager.Queue().adds;
+  transport.QueueWatch(kPasswordSecrets, events);
+  manager.StepCaches();
+  size_t secret_requests = 0;
+  for (const auto& request : transport.Requests()) {
+    const bool secrets = request.path.starts_with("/api/v1/secrets") ||
+                         request.path.starts_with("/api/v1/namespaces/shop/secrets?");
+    if (!secrets || request.path.find("managed-by") != std::string::npos) continue;
+    ++secret_requests;
+    EXPECT_NE(request.path.find("labelSelector=poolkeeper.io%2Fexpose-to-pools%3Dtrue"),
+              std::string::npos)
+        << request.path;
+    EXPECT_EQ(request.path.find("fieldSelector"), std::string::npos) << request.path;
+  }
+  EXPECT_EQ(secret_requests, 2u) << "one LIST and one WATCH for 50 Secrets";
+  EXPECT_EQ(manager.Queue().adds - adds, 50u) << "each Secret's ADDED queued its one pool";
 }
 
 TEST_F(ManagerTest, APoolIsReconciledAgainWhenItsSecretIsCreatedChangedOrDeleted) {
@@ -127,11 +200,11 @@ TEST_F(ManagerTest, APoolIsReconciledAgainWhenItsSecretIsCreatedChangedOrDeleted
   }
 }
 
-TEST_F(ManagerTest, APassWaitsForTheFirstListOfANewSecretWatch) {
+TEST_F(ManagerTest, APassWaitsForTheFirstListOfTheSecretCache) {
   transport.RespondJson("GET", kServers, 200, List("PostgresServer", {}));
   for (const char* path : kOwnedAndPods) transport.RespondJson("GET", path, 200, List("", {}));
   transport.RespondJson("GET", kPools, 200, List("ConnectionPool", {Pool("app")}));
-  // The Secret watch's LIST is not scripted: it fails, so the Secret is not known to be missing.
+  // The Secret cache's LIST is not scripted: it fails, so the Secret is not known to be missing.
   manager.StepCaches();
   ASSERT_TRUE(manager.RunOne());
   EXPECT_TRUE(Writes().empty()) << "nothing is reported missing before the cache has listed";
@@ -141,6 +214,26 @@ TEST_F(ManagerTest, APassWaitsForTheFirstListOfANewSecretWatch) {
   transport.RespondJson("GET", kPasswordSecrets, 200, List("Secret", {PasswordSecret("7", "x")}));
   manager.StepCaches();
   EXPECT_TRUE(manager.RunOne());
+}
+
+// Issue 12: under a pids limit the process aborted with std::system_error and crash-looped. The
+// caches and the workers that cannot get a thread are errors naming it; `run` exits with them.
+TEST_F(ManagerTest, CachesAndWorkersThatCannotStartAreErrorsNotAborts) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer does not start threads in a forked child";
+#endif
+  int code = poolkeeper::testing::RunWithoutNewThreads([this] {
+    Status informers = manager.StartInformers();
+    if (informers || informers.error().code != ErrorCode::kUnavailable) return 1;
+    if (informers.error().message.find("cannot start thread") == std::string::npos) return 2;
+    Status workers = manager.StartWorkers();
+    if (workers ||
+        workers.error().message.find("cannot start thread worker-0") == std::string::npos) {
+      return 3;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
 }
 
 TEST_F(ManagerTest, MetricsFiguresAreReadFromTheCachesAndTheQueue) {

@@ -13,6 +13,9 @@ namespace {
 
 using nlohmann::json;
 
+// The label that lets pools read a Secret (secrets::kExposeLabel).
+const std::map<std::string, std::string> kExposed = {{"poolkeeper.io/expose-to-pools", "true"}};
+
 json PoolJson(const std::string& name, int instances, int pool_size, const std::string& created) {
   return json::parse(R"({
     "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
@@ -34,7 +37,9 @@ json PoolJson(const std::string& name, int instances, int pool_size, const std::
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  void SetUp() override { secrets_.Put({"shop", "app-db", "7", {{"password", "s3cret"}}}); }
+  void SetUp() override {
+    secrets_.Put({"shop", "app-db", "7", {{"password", "s3cret"}}, kExposed});
+  }
 
   PoolInputs Inputs(const json& pool) {
     PoolInputs in;
@@ -292,6 +297,42 @@ TEST_F(ReconcilerTest, MissingSecretIsAConditionNotACrash) {
       std::string::npos);
 }
 
+// Issue 12: a pool author named a Secret that was never meant for pools (an API key); its value
+// went into the userlist. Without the opt-in label the Secret is refused with its own reason, and
+// the value appears nowhere in what the pass writes.
+TEST_F(ReconcilerTest, AnUnlabelledSecretIsRefusedNamingTheSecretAndTheLabel) {
+  secrets_.Put({"shop", "app-db", "7", {{"password", "api-key-123"}}, {}});
+  ReconcileResult result = Reconcile(Inputs(PoolJson("orders", 1, 10, "t")));
+  EXPECT_TRUE(result.apply.empty());
+  EXPECT_TRUE(result.create_pods.empty());
+  ASSERT_TRUE(result.status);
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "SecretNotExposed");
+  const std::string message = Condition(*result.status, "Degraded", "message");
+  EXPECT_NE(message.find("spec.users[0].passwordSecretRef.name"), std::string::npos) << message;
+  EXPECT_NE(message.find("Secret shop/app-db"), std::string::npos) << message;
+  EXPECT_NE(message.find("poolkeeper.io/expose-to-pools=true"), std::string::npos) << message;
+  ASSERT_EQ(result.events.size(), 1u);
+  EXPECT_EQ(result.events[0].reason, "SecretNotExposed");
+  EXPECT_EQ(result.status->dump().find("api-key-123"), std::string::npos);
+  EXPECT_EQ(result.events[0].message.find("api-key-123"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, ALabelRemovedStopsThePoolUsingTheSecret) {
+  json pool = PoolJson("orders", 1, 10, "t");
+  Settle(pool);
+  ASSERT_EQ(Condition(pool["status"], "Degraded", "reason"), "AsPlanned");
+  // The label is removed (and the password changed): the next pass must not render the new value.
+  secrets_.Put({"shop", "app-db", "8", {{"password", "n3w"}}, {}});
+  ReconcileResult result = Reconcile(Inputs(pool));
+  EXPECT_TRUE(result.apply.empty()) << "no userlist is written from an unexposed Secret";
+  EXPECT_TRUE(result.create_pods.empty());
+  ASSERT_TRUE(result.status);
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "SecretNotExposed");
+  // The label back: the pool renders again.
+  secrets_.Put({"shop", "app-db", "9", {{"password", "n3w"}}, kExposed});
+  EXPECT_FALSE(Reconcile(Inputs(pool)).apply.empty());
+}
+
 TEST_F(ReconcilerTest, InvalidSpecNamesTheField) {
   json pool = PoolJson("orders", 1, 10, "t");
   pool["spec"]["pooler"]["parameters"] = {{"logfile", "/tmp/x"}};
@@ -306,7 +347,7 @@ TEST_F(ReconcilerTest, PasswordRotationRollsThePodsWithoutLeakingThePassword) {
   json pool = PoolJson("orders", 1, 10, "t");
   Settle(pool);
   std::string hash_before = pool["status"]["configHash"];
-  secrets_.Put({"shop", "app-db", "8", {{"password", "n3w"}}});
+  secrets_.Put({"shop", "app-db", "8", {{"password", "n3w"}}, kExposed});
   ReconcileResult result = Reconcile(Inputs(pool));
   std::vector<std::string> kinds;
   for (const auto& o : result.apply) kinds.push_back(o["kind"]);

@@ -45,7 +45,8 @@ class FakeTransport : public Transport {
     std::function<void()> before;     // runs before a Send is answered (e.g. time passing)
   };
 
-  // `path` matches a request's whole path, or its path without the query.
+  // `path` matches a request's whole path, or its path without the query; "path?*part" matches
+  // that path with `part` anywhere in its query (one selector among the other parameters).
   void Queue(std::string method, std::string path, Reply reply) {
     std::lock_guard guard(mutex_);
     script_.push_back({std::move(method), std::move(path), std::move(reply)});
@@ -120,8 +121,14 @@ class FakeTransport : public Transport {
     std::lock_guard guard(mutex_);
     requests_.push_back(request);
     std::string bare = request.path.substr(0, request.path.find('?'));
+    auto matches = [&](const std::string& path) {
+      if (path == request.path || path == bare) return true;
+      auto query = path.find("?*");
+      return query != std::string::npos && path.substr(0, query) == bare &&
+             request.path.find(path.substr(query + 2), bare.size()) != std::string::npos;
+    };
     for (auto it = script_.begin(); it != script_.end(); ++it) {
-      if (it->method == request.method && (it->path == request.path || it->path == bare)) {
+      if (it->method == request.method && matches(it->path)) {
         Reply reply = std::move(it->reply);
         script_.erase(it);
         return reply;

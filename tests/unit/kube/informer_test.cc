@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "../common/no_threads.h"
 #include "fake_transport.h"
 
 namespace poolkeeper::kube {
@@ -335,10 +336,29 @@ TEST_F(InformerTest, StartedInformerSyncsOnItsThreadAndStopsPromptly) {
   transport.RespondJson("GET", kConfigMaps, 200, ListBody("10", {ConfigMap("a", "3")}));
   // The watch that follows is not scripted: it fails, and the loop waits out its backoff until
   // Stop() wakes it.
-  informer.Start();
+  ASSERT_TRUE(informer.Start());
   EXPECT_TRUE(informer.WaitForSync(seconds(10)));
   informer.Stop();
   EXPECT_EQ(Rv(informer.Get("shop/a")), "3");
+}
+
+// Issue 12: under a pids limit the operator aborted (std::system_error from std::thread) and
+// crash-looped. An informer whose thread cannot be created says so and runs nothing.
+TEST_F(InformerTest, AThreadThatCannotBeCreatedIsAnErrorNotAnAbort) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer does not start threads in a forked child";
+#endif
+  int code = poolkeeper::testing::RunWithoutNewThreads([this] {
+    Status started = informer.Start();
+    if (started) return 1;
+    if (started.error().code != ErrorCode::kUnavailable) return 2;
+    if (started.error().message.find("cannot start thread inf-configmaps") == std::string::npos) {
+      return 3;
+    }
+    InformerGroup group(client, clock, {.type = resources::kConfigMap}, {"a", "b"});
+    return group.Start() ? 4 : 0;
+  });
+  EXPECT_EQ(code, 0);
 }
 
 TEST(InformerGroup, WatchesEachNamespaceOnceAndReadsAsOneCache) {

@@ -25,7 +25,7 @@ spec:
 ---
 apiVersion: v1
 kind: Secret
-metadata: {name: app-db, namespace: shop}
+metadata: {name: app-db, namespace: shop, labels: {poolkeeper.io/expose-to-pools: "true"}}
 stringData: {password: "pa\"ss"}
 )";
 
@@ -131,6 +131,22 @@ TEST_F(CommandsTest, RenderNamesTheMissingPasswordSecret) {
   EXPECT_EQ(Run({"render", "-f", file}), kExitInvalid);
   EXPECT_NE(err_.str().find("spec.users[0].passwordSecretRef.name"), std::string::npos)
       << err_.str();
+}
+
+// Issue 12: render put any Secret's value into the userlist. Offline as in the cluster, a Secret
+// without the opt-in label is refused, naming it and the label; its value is printed nowhere.
+TEST_F(CommandsTest, RenderRefusesAnUnlabelledSecretNamingItAndTheLabel) {
+  std::string text = Pool("orders", 40);
+  const std::string labels = ", labels: {poolkeeper.io/expose-to-pools: \"true\"}";
+  text.replace(text.find(labels), labels.size(), "");
+  std::string file = Write("unlabelled.yaml", text);
+  EXPECT_EQ(Run({"render", "-f", file}), kExitInvalid);
+  EXPECT_NE(err_.str().find("spec.users[0].passwordSecretRef.name: Secret shop/app-db is not "
+                            "labelled poolkeeper.io/expose-to-pools=true"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_EQ(out_.str().find("pa\"ss"), std::string::npos);
+  EXPECT_EQ(err_.str().find("pa\"ss"), std::string::npos);
 }
 
 TEST_F(CommandsTest, RenderPrintsObjectsWithoutThePasswordInClearText) {

@@ -32,6 +32,10 @@ TEST(ParseSecret, NamesTheBadKeyAndNeverEchoesItsValue) {
   EXPECT_EQ(secret.error().message.find("1234"), std::string::npos);
 }
 
+std::map<std::string, std::string> Labelled() {
+  return {{std::string(kExposeLabel), std::string(kExposeValue)}};
+}
+
 api::ConnectionPool PoolWithUsers() {
   api::ConnectionPool pool;
   pool.metadata.namespace_ = "shop";
@@ -42,9 +46,9 @@ api::ConnectionPool PoolWithUsers() {
 
 TEST(ResolvePasswords, ReadsEachUsersKeyAndARevisionOfEverySecret) {
   SecretMap secrets;
-  secrets.Put({"shop", "app-creds", "3", {{"password", "a"}}});
-  secrets.Put({"shop", "ro-creds", "9", {{"pw", "b"}}});
-  secrets.Put({"other", "app-creds", "1", {{"password", "not this namespace"}}});
+  secrets.Put({"shop", "app-creds", "3", {{"password", "a"}}, Labelled()});
+  secrets.Put({"shop", "ro-creds", "9", {{"pw", "b"}}, Labelled()});
+  secrets.Put({"other", "app-creds", "1", {{"password", "not this namespace"}}, Labelled()});
   auto resolved = ResolvePasswords(PoolWithUsers(), secrets);
   ASSERT_TRUE(resolved) << resolved.error().message;
   EXPECT_EQ(resolved->passwords,
@@ -58,8 +62,10 @@ TEST(ResolvePasswords, AMissingSecretOrKeyNamesTheFieldToFix) {
     std::string field;
   };
   const Case cases[] = {
-      {{{"shop", "ro-creds", "1", {{"pw", "b"}}}}, "spec.users[0].passwordSecretRef.name"},
-      {{{"shop", "app-creds", "1", {{"password", "a"}}}, {"shop", "ro-creds", "1", {{"x", "b"}}}},
+      {{{"shop", "ro-creds", "1", {{"pw", "b"}}, Labelled()}},
+       "spec.users[0].passwordSecretRef.name"},
+      {{{"shop", "app-creds", "1", {{"password", "a"}}, Labelled()},
+        {"shop", "ro-creds", "1", {{"x", "b"}}, Labelled()}},
        "spec.users[1].passwordSecretRef.key"},
   };
   for (const auto& c : cases) {
@@ -71,6 +77,45 @@ TEST(ResolvePasswords, AMissingSecretOrKeyNamesTheFieldToFix) {
     EXPECT_NE(resolved.error().message.find(c.field), std::string::npos)
         << resolved.error().message;
   }
+}
+
+TEST(ParseSecret, ReadsTheLabelThatExposesItToPools) {
+  json object = {{"metadata", {{"name", "creds"}, {"labels", {{"app", "x"}}}}}};
+  EXPECT_FALSE(Exposed(*ParseSecret(object)));
+  object["metadata"]["labels"]["poolkeeper.io/expose-to-pools"] = "false";
+  EXPECT_FALSE(Exposed(*ParseSecret(object)));
+  object["metadata"]["labels"]["poolkeeper.io/expose-to-pools"] = "true";
+  EXPECT_TRUE(Exposed(*ParseSecret(object)));
+  EXPECT_EQ(ExposeSelector(), "poolkeeper.io/expose-to-pools=true");
+}
+
+// Issue 12: a pool could name any Secret of its namespace and have its value copied into the
+// userlist. An unlabelled Secret is refused before its data is looked at: the error names the
+// field, the Secret and the label, never the value, and is not kNotFound (the operator reports a
+// reason of its own).
+TEST(ResolvePasswords, AnUnlabelledSecretIsRefusedNamingTheSecretAndTheLabel) {
+  SecretMap secrets;
+  secrets.Put({"shop", "app-creds", "3", {{"password", "a"}}, Labelled()});
+  secrets.Put({"shop", "ro-creds", "9", {{"pw", "payments-api-key"}}, {{"team", "payments"}}});
+  auto resolved = ResolvePasswords(PoolWithUsers(), secrets);
+  ASSERT_FALSE(resolved);
+  EXPECT_EQ(resolved.error().code, ErrorCode::kUnauthorized);
+  const std::string& message = resolved.error().message;
+  EXPECT_NE(message.find("spec.users[1].passwordSecretRef.name"), std::string::npos) << message;
+  EXPECT_NE(message.find("Secret shop/ro-creds is not labelled poolkeeper.io/expose-to-pools=true"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("payments-api-key"), std::string::npos);
+}
+
+TEST(ResolvePasswords, AnUnlabelledSecretWithoutDataIsRefusedTheSameWay) {
+  // What the operator's source returns for an unlabelled Secret: its metadata only.
+  SecretMap secrets;
+  secrets.Put({"shop", "app-creds", "3", {}, {}});
+  secrets.Put({"shop", "ro-creds", "9", {{"pw", "b"}}, Labelled()});
+  auto resolved = ResolvePasswords(PoolWithUsers(), secrets);
+  ASSERT_FALSE(resolved);
+  EXPECT_EQ(resolved.error().code, ErrorCode::kUnauthorized) << resolved.error().message;
 }
 
 }  // namespace
