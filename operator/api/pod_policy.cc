@@ -243,6 +243,11 @@ Result<ImageRule> ParseImageRule(std::string_view text) {
   return rule;
 }
 
+PodPolicy::PodPolicy() : default_image(kDefaultImage) {
+  auto ref = ParseImageReference(kDefaultImage);
+  if (ref) images.push_back({ref->Repository(), ImageRule::Kind::kRepository, *ref, ""});
+}
+
 bool PodPolicy::ImageAllowed(std::string_view image) const {
   auto ref = ParseImageReference(image);
   if (!ref) return false;
@@ -261,6 +266,7 @@ Result<PodPolicy> MakePodPolicy(const std::vector<std::string>& images,
                                 const std::vector<std::string>& priority_classes,
                                 bool allow_blanket_tolerations, const ParseDefaults& defaults) {
   PodPolicy policy;
+  policy.images.clear();
   policy.default_image = defaults.image;
   policy.allow_blanket_tolerations = allow_blanket_tolerations;
   std::vector<FieldIssue> issues;

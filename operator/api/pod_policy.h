@@ -53,6 +53,9 @@ struct ImageRule {
 Result<ImageRule> ParseImageRule(std::string_view text);
 
 struct PodPolicy {
+  // What the operator does with no policy flags: the built-in default image's repository.
+  PodPolicy();
+
   // The default image (the operator's --default-pgbouncer-image) is always allowed on top of these.
   std::vector<ImageRule> images;
   std::string default_image;

@@ -76,6 +76,7 @@ int RunOperator(const RunOptions& options) {
                                .watch_timeout = options.watch_timeout,
                                .instance = identity,
                                .defaults = options.defaults,
+                               .policy = options.policy,
                                .database = &database});
   std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
@@ -132,7 +133,8 @@ int RunOperator(const RunOptions& options) {
        {"webhook", webhook ? webhook->address() : "off"},
        {"namespaces",
         options.namespaces.empty() ? "all" : std::to_string(options.namespaces.size())},
-       {"leader_elect", options.leader_elect ? "true" : "false"}});
+       {"leader_elect", options.leader_elect ? "true" : "false"},
+       {"allowed_pooler_images", options.policy.AllowedImages()}});
   manager.StartInformers();
 
   std::unique_ptr<kube::LeaderElector> elector;

@@ -16,7 +16,8 @@ json Pool(const std::string& name, const std::string& host, const std::string& c
        {{"name", name}, {"namespace", "shop"}, {"generation", 1}, {"creationTimestamp", created}}},
       {"spec",
        {{"server", {{"host", host}, {"maxConnections", 100}}},
-        {"pooler", {{"pgbouncerVersion", "1.18"}, {"image", "pgbouncer:1.18.0"}}},
+        {"pooler",
+         {{"pgbouncerVersion", "1.18"}, {"image", "ghcr.io/cloudnative-pg/pgbouncer:1.18.0"}}},
         {"databases", {{{"name", "app"}}}},
         {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", secret}}}}}}}}};
 }
