@@ -176,7 +176,7 @@ test_helm_lint() {
 	has -x -- ' *- --allowed-pooler-images=localhost/poolkeeper-test/\*,ghcr.io/team/pgbouncer' <"$work/policy.yaml" || fail "--allowed-pooler-images not passed"
 	has -x -- ' *- --allowed-priority-classes=system-cluster-critical' <"$work/policy.yaml" || fail "--allowed-priority-classes not passed"
 	has -x -- ' *- --allow-blanket-tolerations' <"$work/policy.yaml" || fail "--allow-blanket-tolerations not passed"
-	lacks -- '--allow' helm template x "$chart" || fail "pod policy flags passed while unset"
+	lacks '--allow' helm template x "$chart" || fail "pod policy flags passed while unset"
 	! helm template x "$chart" --set 'allowedPriorityClasses={high-priority}' >/dev/null 2>&1 || fail "a non-system priority class accepted"
 	! helm template x "$chart" --set 'allowedPoolerImages={a b}' >/dev/null 2>&1 || fail "an image rule with a space accepted"
 }
