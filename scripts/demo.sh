@@ -65,8 +65,9 @@ PGPASSWORD="$SUPERUSER_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d
   -c "CREATE ROLE app LOGIN PASSWORD '$APP_PASSWORD'" -c "CREATE DATABASE app OWNER app"
 
 log "helm install poolkeeper helm/poolkeeper (the operator runs in-cluster with its ServiceAccount)"
+# The pooler pods run the locally built PgBouncer: the operator allows its repository (allowedPoolerImages).
 helm install poolkeeper "$REPO_ROOT/helm/poolkeeper" --namespace poolkeeper-system --create-namespace \
-  --wait --timeout 180s >/dev/null
+  --set 'allowedPoolerImages={localhost/poolkeeper-test/*}' --wait --timeout 180s >/dev/null
 kubectl -n poolkeeper-system get deployment,pods -o wide
 
 log "kubectl apply -f examples/quickstart.yaml"

@@ -52,9 +52,9 @@ operating="$DOCS/operating.md"
 if [ ! -f "$operating" ]; then
   fail "docs/operating.md is missing"
 else
-  # 2. Flags of `poolkeeper run`, as declared on CLI11 in run_flags.cc (add_option/add_flag; its
+  # 2. Flags of `poolkeeper run`, as declared on CLI11 in run_flags.cc and policy_flags.cc (add_option/add_flag; its
   #    help is generated from the same declarations).
-  mapfile -t flags < <(tr -s ' \n' ' ' <"$REPO_ROOT/operator/main/run_flags.cc" |
+  mapfile -t flags < <(cat "$REPO_ROOT/operator/main/run_flags.cc" "$REPO_ROOT/operator/main/policy_flags.cc" | tr -s ' \n' ' ' |
     grep -oE 'add_(option|flag)\( ?"--[a-z-]+"' | grep -oE -- '--[a-z-]+' | sort -u)
   documented "flags of poolkeeper run" "$operating" "${flags[@]}"
 

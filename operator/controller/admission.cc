@@ -7,13 +7,34 @@ namespace poolkeeper::controller {
 
 using nlohmann::json;
 
+namespace {
+
+std::string Denial(const api::ConnectionPool& pool, const std::vector<FieldIssue>& issues) {
+  return "ConnectionPool " + ObjectKey(pool.metadata.namespace_, pool.metadata.name) +
+         " refused by the operator's pod policy: " + api::DescribeIssues(issues);
+}
+
+}  // namespace
+
+std::optional<std::string> PolicyDenial(const json& object, const api::ParseDefaults& defaults,
+                                        const api::PodPolicy& policy) {
+  auto parsed = api::ParseConnectionPool(object, defaults);
+  if (!parsed) return std::nullopt;
+  auto issues = api::CheckPodPolicy(policy, *parsed);
+  if (issues.empty()) return std::nullopt;
+  return Denial(*parsed, issues);
+}
+
 std::optional<std::string> AdmitPool(
-    const json& object, const api::ParseDefaults& defaults,
+    const json& object, const api::ParseDefaults& defaults, const api::PodPolicy& policy,
     const budget::ServerDirectory& directory,
     const std::function<AdmissionInputs(const api::ConnectionPool& candidate)>& gather) {
   auto parsed = api::ParseConnectionPool(object, defaults);
   if (!parsed) return parsed.error().ToString();
   api::ConnectionPool candidate = std::move(*parsed);
+  if (auto issues = api::CheckPodPolicy(policy, candidate); !issues.empty()) {
+    return Denial(candidate, issues);
+  }
   // A pool being created may not carry its timestamp yet: it is the newest in the ledger.
   if (candidate.metadata.creation_timestamp.empty()) {
     candidate.metadata.creation_timestamp = "9999-12-31T23:59:59Z";

@@ -4,7 +4,9 @@
 // declaration), is denied with the planner's arithmetic, so `kubectl apply` and
 // `kubectl apply --dry-run=server` in a pipeline show it before anything is stored. The webhook
 // only refuses early what the reconciler would refuse anyway: with the webhook down (failure
-// policy Ignore) the operator still enforces the budget.
+// policy Ignore) the operator still enforces the budget. A pool the operator's pod policy refuses
+// (an image it does not allow, a system priority class, a blanket toleration) is denied with the
+// field and what is allowed.
 #pragma once
 
 #include <functional>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "api/parse.h"
+#include "api/pod_policy.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
 
@@ -33,9 +36,15 @@ struct AdmissionInputs {
 // returns the inputs for the candidate's budget (by its budget key) and is called only when the
 // candidate parses.
 std::optional<std::string> AdmitPool(
-    const nlohmann::json& object, const api::ParseDefaults& defaults,
+    const nlohmann::json& object, const api::ParseDefaults& defaults, const api::PodPolicy& policy,
     const budget::ServerDirectory& directory,
     const std::function<AdmissionInputs(const api::ConnectionPool& candidate)>& gather);
+
+// Why the pod policy refuses `object`, or nullopt (also when it does not parse: AdmitPool says
+// why). Needs no cache, so it answers before the caches are synced too.
+std::optional<std::string> PolicyDenial(const nlohmann::json& object,
+                                        const api::ParseDefaults& defaults,
+                                        const api::PodPolicy& policy);
 
 // An AdmissionReview (admission.k8s.io/v1) request in, its response out: the request's uid, and
 // `admit`'s verdict on request.object. An update that leaves the spec as it was (labels, the

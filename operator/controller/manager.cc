@@ -18,7 +18,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       options_(std::move(options)),
       queue_(clock),
       events_(client, clock, options_.instance),
-      index_(options_.defaults),
+      index_(options_.defaults, options_.policy),
       holdings_(clock),
       fan_out_({.pools = index_,
                 .holdings = holdings_,
@@ -237,6 +237,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
     return Outcome{.requeue_after = std::chrono::milliseconds(200)};
   }
   PoolInputs in = Gather(caches, *target, options_.defaults);
+  in.policy = options_.policy;
   const kube::ObjectPtr& object = target->object;
 
   ReconcileResult result = Reconcile(in);

@@ -37,6 +37,7 @@ struct ManagerOptions {
   std::chrono::seconds watch_timeout{300};
   std::string instance = "poolkeeper";  // reported on events (the pod name)
   api::ParseDefaults defaults;          // what an unset spec.pooler.image means
+  api::PodPolicy policy;                // what pooler pods may run, and where
   // Reads PostgresServers' own figures (libpq); nullptr: PostgresServers are planned on their
   // declared figures only.
   postgres::ServerClient* database = nullptr;

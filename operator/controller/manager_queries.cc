@@ -11,22 +11,25 @@ namespace poolkeeper::controller {
 using nlohmann::json;
 
 std::optional<std::string> Manager::Admit(const json& pool) const {
-  if (!Synced()) return std::nullopt;
+  // The policy needs no cache: refused whether or not the caches are synced.
+  if (!Synced()) return PolicyDenial(pool, options_.defaults, options_.policy);
   auto directory = registry_.Directory();
-  return AdmitPool(pool, options_.defaults, *directory, [&](const api::ConnectionPool& candidate) {
-    const std::string key = ObjectKey(candidate.metadata.namespace_, candidate.metadata.name);
-    const std::set<std::string> references =
-        directory->SharingBudgetWith(budget::ServerDirectory::ReferenceKey(candidate));
-    AdmissionInputs in;
-    for (auto& other : index_.OnServers(references)) {
-      if (ObjectKey(other.metadata.namespace_, other.metadata.name) != key) {
-        in.others.push_back(std::move(other));
-      }
-    }
-    in.directory = directory.get();
-    in.holdings = holdings_.OnServers(references);
-    return in;
-  });
+  return AdmitPool(
+      pool, options_.defaults, options_.policy, *directory,
+      [&](const api::ConnectionPool& candidate) {
+        const std::string key = ObjectKey(candidate.metadata.namespace_, candidate.metadata.name);
+        const std::set<std::string> references =
+            directory->SharingBudgetWith(budget::ServerDirectory::ReferenceKey(candidate));
+        AdmissionInputs in;
+        for (auto& other : index_.OnServers(references)) {
+          if (ObjectKey(other.metadata.namespace_, other.metadata.name) != key) {
+            in.others.push_back(std::move(other));
+          }
+        }
+        in.directory = directory.get();
+        in.holdings = holdings_.OnServers(references);
+        return in;
+      });
 }
 
 std::vector<PoolBudgetFigures> Manager::Budgets() const {

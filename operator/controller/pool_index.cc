@@ -26,7 +26,9 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   entry.generation = metadata.value("generation", int64_t{0});
   auto parsed = api::ParseConnectionPool(object, defaults_);
   // A pool being deleted demands nothing more: its pods are charged as holdings until gone.
-  if (parsed && !metadata.contains("deletionTimestamp")) {
+  // Nor does one the pod policy refuses: its reconcile says why.
+  if (parsed && !metadata.contains("deletionTimestamp") &&
+      api::CheckPodPolicy(policy_, *parsed).empty()) {
     entry.server = budget::ServerDirectory::ReferenceKey(*parsed);
     for (const auto& user : parsed->spec.users) {
       entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, user.password_secret_ref.name));

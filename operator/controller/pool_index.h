@@ -15,6 +15,7 @@
 
 #include "api/connection_pool.h"
 #include "api/parse.h"
+#include "api/pod_policy.h"
 
 namespace poolkeeper::controller {
 
@@ -22,13 +23,16 @@ struct IndexedPool {
   std::string key;     // namespace/name
   std::string server;  // reference key, empty when the spec does not parse or it is being deleted
   int64_t generation = 0;
-  std::optional<api::ConnectionPool> pool;  // absent when the spec does not parse, or deleting
-  std::set<std::string> secrets;            // namespace/name of referenced password Secrets
+  // Absent when the spec does not parse, the pod policy refuses it, or it is being deleted: such a
+  // pool is in no ledger and its Secrets are not read.
+  std::optional<api::ConnectionPool> pool;
+  std::set<std::string> secrets;  // namespace/name of referenced password Secrets
 };
 
 class PoolIndex {
  public:
-  explicit PoolIndex(api::ParseDefaults defaults = {}) : defaults_(std::move(defaults)) {}
+  explicit PoolIndex(api::ParseDefaults defaults = {}, api::PodPolicy policy = {})
+      : defaults_(std::move(defaults)), policy_(std::move(policy)) {}
   // Parses and stores the pool; returns what was stored before (if anything).
   std::optional<IndexedPool> Upsert(const nlohmann::json& object);
   std::optional<IndexedPool> Remove(const std::string& key);
@@ -43,6 +47,7 @@ class PoolIndex {
 
  private:
   const api::ParseDefaults defaults_;
+  const api::PodPolicy policy_;
   mutable std::mutex mutex_;
   std::map<std::string, IndexedPool> pools_;
   std::map<std::string, std::set<std::string>> by_server_;

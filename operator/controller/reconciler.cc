@@ -80,7 +80,16 @@ class Pass {
     pool_ = std::move(*pool);
     status_.instances = pool_.spec.pooler.instances;
     status_.selector = render::PodSelector(pool_);
-    return true;
+    return CheckPolicy(api::CheckPodPolicy(in_.policy, pool_));
+  }
+
+  // A pool the policy refuses is not planned, rendered or written: its password Secrets are not
+  // even read. Pods it already runs keep running (KeepLastGoodPods), as for any blocked spec.
+  bool CheckPolicy(const std::vector<FieldIssue>& issues) {
+    if (issues.empty()) return true;
+    Block("PolicyViolation",
+          "refused by the operator's pod policy, nothing rendered: " + api::DescribeIssues(issues));
+    return false;
   }
 
   bool PlanBudget() {
@@ -177,7 +186,9 @@ class Pass {
       return false;
     }
     objects_ = std::move(*built);
-    return true;
+    // Every container and scheduling field of what would run, not only the ones a pool sets.
+    return CheckPolicy(api::CheckPodSpecPolicy(
+        in_.policy, objects_->pod_template.value("spec", json()), "pod.spec"));
   }
 
   // Applies what is missing, changed, or was edited by someone else (replica drift included);
@@ -256,6 +267,8 @@ class Pass {
       if (o.owned && !o.terminating && !o.finished && o.config_hash == hash) sibling = &pod;
     }
     if (!instances || !surge || !per_pod || !planned || !sibling || hash.empty()) return;
+    // A pod the policy refuses (it ran before the policy did) keeps running, but is not copied.
+    if (!api::CheckPodSpecPolicy(in_.policy, (*sibling)["spec"], "spec").empty()) return;
     json pod_template = {{"apiVersion", "v1"},
                          {"kind", "Pod"},
                          {"metadata",
@@ -367,54 +380,6 @@ ReconcileResult ReconcileDeletion(const PoolInputs& in) {
 }
 
 }  // namespace
-
-void SortLedger(std::vector<api::ConnectionPool>& pools) {
-  std::ranges::stable_sort(pools, [](const api::ConnectionPool& a, const api::ConnectionPool& b) {
-    return std::tie(a.metadata.creation_timestamp, a.metadata.namespace_, a.metadata.name) <
-           std::tie(b.metadata.creation_timestamp, b.metadata.namespace_, b.metadata.name);
-  });
-}
-
-std::string StringAnnotation(const json& object, const char* name) {
-  auto pointer = json::json_pointer("/metadata/annotations") / name;
-  if (!object.is_object() || !object.contains(pointer) || !object[pointer].is_string()) return "";
-  return object[pointer].get<std::string>();
-}
-
-std::optional<int64_t> IntAnnotation(const json& object, const char* name) {
-  const std::string text = StringAnnotation(object, name);
-  if (text.empty()) return std::nullopt;
-  try {
-    size_t used = 0;
-    int64_t n = std::stoll(text, &used);
-    if (used == text.size() && n >= 0) return n;
-  } catch (const std::exception&) {
-  }
-  return std::nullopt;
-}
-
-std::optional<int64_t> PlannedConnections(const json& config_map) {
-  return IntAnnotation(config_map, render::kPlannedConnectionsAnnotation);
-}
-
-bool Contains(const json& stored, const json& desired) {
-  if (desired.is_object()) {
-    if (!stored.is_object()) return false;
-    for (const auto& [key, value] : desired.items()) {
-      auto it = stored.find(key);
-      if (it == stored.end() || !Contains(*it, value)) return false;
-    }
-    return true;
-  }
-  if (desired.is_array()) {
-    if (!stored.is_array() || stored.size() != desired.size()) return false;
-    for (size_t i = 0; i < desired.size(); ++i) {
-      if (!Contains(stored[i], desired[i])) return false;
-    }
-    return true;
-  }
-  return stored == desired;
-}
 
 ReconcileResult Reconcile(const PoolInputs& in) {
   if (in.pool.contains("/metadata/deletionTimestamp"_json_pointer)) return ReconcileDeletion(in);

@@ -14,6 +14,7 @@
 
 #include "api/connection_pool.h"
 #include "api/parse.h"
+#include "api/pod_policy.h"
 #include "api/status.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
@@ -45,6 +46,7 @@ struct PoolInputs {
   std::vector<nlohmann::json> pods;
   std::string now;              // RFC 3339, for condition transition times
   api::ParseDefaults defaults;  // what an unset image means
+  api::PodPolicy policy;        // what the pods may run and where (the operator's flags)
 };
 
 // Held on deletion until the pool's pods are gone, so the budget they hold is not handed out while

@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "main/command_line.h"
 #include "main/observe.h"
+#include "main/policy_flags.h"
 #include "main/report.h"
 #include "main/run.h"
 #include "main/run_flags.h"
@@ -31,8 +32,12 @@ arithmetic is printed per server and per pool. Pools that name the same server (
 PostgresServer and its aliases) share its budget, in file order.)";
 
 constexpr char kCheckFooter[] =
-    R"(Exit status: 0 every pool within budget (warnings may be printed), 1 a pool or server over budget
-(or another error finding such as ClientCapacityExceeded), 2 invalid input.)";
+    R"(With any of the pod policy flags, a pool the operator's pod policy would refuse is reported and
+left out of the plan (unset policy flags take the operator's defaults).
+
+Exit status: 0 every pool within budget (warnings may be printed), 1 a pool or server over budget
+(or another error finding such as ClientCapacityExceeded, or a pool the pod policy refuses), 2
+invalid input.)";
 
 constexpr char kRenderDescription[] =
     R"(Prints what the operator would apply for every ConnectionPool in the files.
@@ -43,7 +48,10 @@ under policy Enforce is not rendered (the operator would not roll it out) and ma
 fail.)";
 
 constexpr char kRenderFooter[] =
-    "Exit status: 0 rendered, 1 a pool over budget, 2 invalid input or a missing password.";
+    "With any of the pod policy flags, a pool the operator's pod policy would refuse is not\n"
+    "rendered.\n\n"
+    "Exit status: 0 rendered, 1 a pool over budget or refused by the pod policy, 2 invalid input\n"
+    "or a missing password.";
 
 constexpr char kFilenameHelp[] = "a manifest file (required, repeatable); '-' reads standard input";
 
@@ -52,6 +60,13 @@ struct Flags {
   std::string output = "text";
   std::string output_dir;
   bool observe = false;
+  PodPolicyFlags policy;
+};
+
+struct Planned {
+  manifests::Manifests manifests;
+  budget::Plan plan;
+  bool policy_refused = false;  // a pool was left out: the command fails (exit 1)
 };
 
 void AddFilenames(CLI::App& command, Flags& flags) {
@@ -81,9 +96,33 @@ void PrintError(const Error& error, std::ostream& err) {
     err << "error: " << issue.field << ": " << issue.message << "\n";
 }
 
+// With the pod policy flags, leaves out (as the operator does) every pool the policy refuses, each
+// finding printed with its field; true when one was.
+std::expected<bool, int> ApplyPodPolicy(const Flags& flags, manifests::Manifests& manifests,
+                                        std::ostream& err) {
+  if (!flags.policy.Given()) return false;
+  auto policy = flags.policy.Policy(api::ParseDefaults{});
+  if (!policy) {
+    PrintError(policy.error(), err);
+    return std::unexpected(kExitInvalid);
+  }
+  std::vector<api::ConnectionPool> allowed;
+  for (auto& pool : manifests.pools) {
+    auto issues = api::CheckPodPolicy(*policy, pool);
+    for (const auto& issue : issues) {
+      err << "error: " << pool.metadata.namespace_ << "/" << pool.metadata.name
+          << ": refused by the pod policy: " << issue.field << ": " << issue.message << "\n";
+    }
+    if (issues.empty()) allowed.push_back(std::move(pool));
+  }
+  const bool refused = allowed.size() != manifests.pools.size();
+  manifests.pools = std::move(allowed);
+  return refused;
+}
+
 // Loads and plans; prints problems and returns the exit code on failure.
-std::expected<std::pair<manifests::Manifests, budget::Plan>, int> LoadAndPlan(
-    const Flags& flags, postgres::ServerClient* database, std::ostream& out, std::ostream& err) {
+std::expected<Planned, int> LoadAndPlan(const Flags& flags, postgres::ServerClient* database,
+                                        std::ostream& out, std::ostream& err) {
   auto manifests = Load(flags.files);
   if (!manifests) {
     PrintError(manifests.error(), err);
@@ -93,6 +132,8 @@ std::expected<std::pair<manifests::Manifests, budget::Plan>, int> LoadAndPlan(
     err << "error: no ConnectionPool (apiVersion " << api::kApiVersion << ") in the input\n";
     return std::unexpected(kExitInvalid);
   }
+  auto refused = ApplyPodPolicy(flags, *manifests, err);
+  if (!refused) return std::unexpected(refused.error());
   if (flags.observe) {
     if (!database) {
       err << "error: --observe: no database client here\n";
@@ -112,7 +153,7 @@ std::expected<std::pair<manifests::Manifests, budget::Plan>, int> LoadAndPlan(
   }
   budget::Plan plan =
       budget::PlanOnServers(manifests->pools, budget::ServerDirectory(manifests->servers));
-  return std::make_pair(std::move(*manifests), std::move(plan));
+  return Planned{std::move(*manifests), std::move(plan), *refused};
 }
 
 // Over budget is exit 1 whatever the policy: Warn rolls the pool out anyway, which is exactly the
@@ -127,13 +168,13 @@ int Check(const Flags& flags, postgres::ServerClient* database, std::ostream& ou
           std::ostream& err) {
   auto planned = LoadAndPlan(flags, database, out, err);
   if (!planned) return planned.error();
-  const budget::Plan& plan = planned->second;
+  const budget::Plan& plan = planned->plan;
   if (flags.output == "json") {
     out << PlanToJson(plan).dump(2) << "\n";
   } else {
     out << PlanToText(plan);
   }
-  return OverBudget(plan) ? kExitOverBudget : kExitOk;
+  return OverBudget(plan) || planned->policy_refused ? kExitOverBudget : kExitOk;
 }
 
 struct RenderedPool {
@@ -146,9 +187,9 @@ struct RenderedPool {
 int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto planned = LoadAndPlan(flags, nullptr, out, err);
   if (!planned) return planned.error();
-  const auto& [manifests, plan] = *planned;
+  const auto& [manifests, plan, policy_refused] = *planned;
   std::vector<RenderedPool> rendered;
-  int status = kExitOk;
+  int status = policy_refused ? kExitOverBudget : kExitOk;
   const budget::ServerDirectory directory(manifests.servers);
   for (size_t i = 0; i < manifests.pools.size(); ++i) {
     // Rendered as placed: a pool on a PostgresServer connects to the server's endpoint.
@@ -234,6 +275,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* check = app.add_subcommand("check", kCheckDescription);
   check->footer(kCheckFooter);
   AddFilenames(*check, flags);
+  flags.policy.Add(*check);
   check->add_option("-o,--output", flags.output, "text (default) or json")
       ->option_text("FORMAT")
       ->check(OneOf({"text", "json"}));
@@ -245,6 +287,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* render = app.add_subcommand("render", kRenderDescription);
   render->footer(kRenderFooter);
   AddFilenames(*render, flags);
+  flags.policy.Add(*render);
   render
       ->add_option("--output-dir", flags.output_dir,
                    "write DIR/<namespace>/<name>/{pgbouncer.ini,userlist.txt,objects.yaml}\n"

@@ -80,6 +80,7 @@ int RunOperator(const RunOptions& options) {
                                .watch_timeout = options.watch_timeout,
                                .instance = identity,
                                .defaults = options.defaults,
+                               .policy = options.policy,
                                .database = &database});
   std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
@@ -141,7 +142,8 @@ int RunOperator(const RunOptions& options) {
        {"webhook", webhook ? webhook->address() : "off"},
        {"namespaces",
         options.namespaces.empty() ? "all" : std::to_string(options.namespaces.size())},
-       {"leader_elect", options.leader_elect ? "true" : "false"}});
+       {"leader_elect", options.leader_elect ? "true" : "false"},
+       {"allowed_pooler_images", options.policy.AllowedImages()}});
   // A thread the kernel refuses (a pids limit) ends the process with a message and exit 1, not
   // std::terminate: the message says which thread and why, and a restart may find room.
   if (auto started = manager.StartInformers(); !started) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "main/command_line.h"
+#include "main/policy_flags.h"
 
 namespace poolkeeper::cli {
 namespace {
@@ -62,6 +63,7 @@ struct RawFlags {
   int watch_timeout_seconds = 0;
   std::string default_image;
   std::string default_version;
+  PodPolicyFlags policy;
 };
 
 }  // namespace
@@ -143,6 +145,7 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
   run.add_option("--default-pgbouncer-version", raw->default_version,
                  "PgBouncer version of that image (default: from its tag)")
       ->option_text("X.Y");
+  raw->policy.Add(run);
 
   return [raw]() -> Result<RunOptions> {
     RunOptions options = raw->options;
@@ -159,6 +162,9 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
     auto defaults = api::MakeParseDefaults(raw->default_image, raw->default_version);
     if (!defaults) return std::unexpected(defaults.error());
     options.defaults = std::move(*defaults);
+    auto policy = raw->policy.Policy(options.defaults);
+    if (!policy) return std::unexpected(policy.error());
+    options.policy = std::move(*policy);
     return options;
   };
 }

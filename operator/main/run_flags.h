@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/parse.h"
+#include "api/pod_policy.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -37,6 +38,7 @@ struct RunOptions {
   std::chrono::seconds shutdown_timeout{20};
   std::chrono::seconds watch_timeout{300};
   api::ParseDefaults defaults;  // --default-pgbouncer-image / --default-pgbouncer-version
+  api::PodPolicy policy;        // --allowed-pooler-images and the scheduling flags (policy_flags.h)
 };
 
 // Declares the flags, with their help, on `run` (the subcommand of the one command line, or an app

@@ -38,7 +38,7 @@ start_operator() {
 	local port
 	port="$(free_ports 1)"
 	setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" --http-address "127.0.0.1:$port" --workers 4 \
-		--log-format json --watch-timeout-seconds 30 >>"$work/op.log" 2>&1 &
+		--log-format json --watch-timeout-seconds 30 --allowed-pooler-images 'localhost/poolkeeper-test/*' >>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"
 	disown # its kill -9 is an action, not news
 }

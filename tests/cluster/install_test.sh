@@ -173,6 +173,15 @@ test_helm_lint() {
 	helm template x "$chart" --set defaultPgbouncerImage=registry.example/pgbouncer:1.18.0 --set defaultPgbouncerVersion=1.18 |
 		has -- '--default-pgbouncer-version=1.18' || fail "--default-pgbouncer-version not passed"
 	lacks '--default-pgbouncer' helm template x "$chart" || fail "default-pgbouncer flags passed while unset"
+	# The pod policy: lists joined into one flag each, defaults (nothing passed) refuse.
+	helm template x "$chart" --set 'allowedPoolerImages={localhost/poolkeeper-test/*,ghcr.io/team/pgbouncer}' \
+		--set 'allowedPriorityClasses={system-cluster-critical}' --set allowBlanketTolerations=true >"$work/policy.yaml"
+	has -x -- ' *- --allowed-pooler-images=localhost/poolkeeper-test/\*,ghcr.io/team/pgbouncer' <"$work/policy.yaml" || fail "--allowed-pooler-images not passed"
+	has -x -- ' *- --allowed-priority-classes=system-cluster-critical' <"$work/policy.yaml" || fail "--allowed-priority-classes not passed"
+	has -x -- ' *- --allow-blanket-tolerations' <"$work/policy.yaml" || fail "--allow-blanket-tolerations not passed"
+	lacks '--allow' helm template x "$chart" || fail "pod policy flags passed while unset"
+	! helm template x "$chart" --set 'allowedPriorityClasses={high-priority}' >/dev/null 2>&1 || fail "a non-system priority class accepted"
+	! helm template x "$chart" --set 'allowedPoolerImages={a b}' >/dev/null 2>&1 || fail "an image rule with a space accepted"
 	chart_renders_network_policy_and_metrics_auth
 }
 
@@ -359,8 +368,29 @@ pool_removed() {
 	eventually 60 '[[ -z "$(k -n "$ns" get pods,svc,cm,pdb -o name | grep -v -e kube-root-ca.crt -e service/kubernetes)" ]]' || fail "owned objects left in $ns: $(k -n "$ns" get pods,svc,cm,pdb -o name)"
 }
 
+# The pools of this test run the locally built PgBouncer: the operator must allow its repository.
+allow_test_images=(--set 'allowedPoolerImages={localhost/poolkeeper-test/*}')
+# Issue 12's reproduction on the real path: kubectl apply of a pool that would mount its users' passwords into an
+# image of its author's choosing is denied by the chart's webhook, naming spec.pooler.image and what is allowed; so
+# is one tolerating every taint. Nothing is stored.
+webhook_refuses_foreign_image() {
+	local ns=$1 out
+	quickstart_in "$ns" | awk '/^---/{exit} {print}' | sed -e 's/^  name: app$/  name: thief/' \
+		-e 's#localhost/poolkeeper-test/pgbouncer:1.18.0#attacker.example/anything:1.18#' > "$work/thief.yaml"
+	has -F 'attacker.example/anything:1.18' <"$work/thief.yaml" || fail "the test's pool names no foreign image"
+	out=$(k apply -f "$work/thief.yaml" 2>&1) && fail "kubectl apply of a foreign image accepted: $out"
+	[[ "$out" == *'admission webhook "'*'" denied the request: ConnectionPool '"$ns"'/thief refused by the operator'"'"'s pod policy: spec.pooler.image: "attacker.example/anything:1.18" is not an allowed image (the operator allows: localhost/poolkeeper-test/*, ghcr.io/cloudnative-pg/pgbouncer:1.24.1; --allowed-pooler-images)'* ]] ||
+		fail "kubectl apply of a foreign image: $out"
+	! k -n "$ns" get cpool thief >/dev/null 2>&1 || fail "the refused pool was stored"
+	sed -e 's#attacker.example/anything:1.18#localhost/poolkeeper-test/pgbouncer:1.18.0#' \
+		-e 's/^  pooler:$/  pooler:\n    tolerations: [{operator: Exists}]/' "$work/thief.yaml" > "$work/squatter.yaml"
+	out=$(k apply -f "$work/squatter.yaml" 2>&1) && fail "kubectl apply of a blanket toleration accepted: $out"
+	[[ "$out" == *"denied the request: ConnectionPool $ns/thief refused by the operator's pod policy: spec.pooler.tolerations[0]: tolerates every taint"* ]] ||
+		fail "kubectl apply of a blanket toleration: $out"
+}
+
 test_helm_install_cluster_wide() {
-	h install "$REL" "$chart" -n "$NS" --create-namespace --wait --timeout 120s >/dev/null
+	h install "$REL" "$chart" -n "$NS" --create-namespace "${allow_test_images[@]}" --wait --timeout 120s >/dev/null
 	k wait --for=condition=Established crd/connectionpools.poolkeeper.io --timeout=10s >/dev/null
 	k -n "$NS" get serviceaccount/poolkeeper deployment/poolkeeper service/poolkeeper-metrics role/poolkeeper-leader-election rolebinding/poolkeeper-leader-election >/dev/null
 	k get clusterrole/poolkeeper clusterrolebinding/poolkeeper >/dev/null
@@ -375,6 +405,7 @@ test_helm_install_cluster_wide() {
 	k create namespace team-x >/dev/null
 	pool_reconciled team-x
 	webhook_refuses_overrun team-x
+	webhook_refuses_foreign_image team-x
 	pool_removed team-x
 	expect_operator_rights -n team-x
 	expect_operator_rights --all-namespaces
@@ -412,7 +443,7 @@ test_helm_uninstall() {
 
 test_helm_namespaced_mode() {
 	k create namespace team-a >/dev/null && k create namespace team-b >/dev/null && k create namespace team-c >/dev/null
-	h install "$REL" "$chart" -n "$NS" --create-namespace --set 'watchNamespaces={team-a,team-b}' --wait --timeout 120s >/dev/null
+	h install "$REL" "$chart" -n "$NS" --create-namespace --set 'watchNamespaces={team-a,team-b}' "${allow_test_images[@]}" --wait --timeout 120s >/dev/null
 	! k get clusterrole/poolkeeper >/dev/null 2>&1 || fail "ClusterRole in namespaced mode"
 	! k get clusterrolebinding/poolkeeper >/dev/null 2>&1 || fail "ClusterRoleBinding in namespaced mode"
 	k -n team-a get role/poolkeeper rolebinding/poolkeeper >/dev/null

@@ -30,7 +30,8 @@ start_operator() {
 	echo "$port" > "$work/$name.port"
 	POD_NAME="$name" POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$kubeconfig" \
 		--http-address "127.0.0.1:$port" --metrics-auth none --leader-elect --leader-election-namespace poolkeeper-system \
-		--workers 2 --log-format json --watch-timeout-seconds "$watch_timeout" >>"$work/$name.log" 2>&1 &
+		--workers 2 --log-format json --watch-timeout-seconds "$watch_timeout" \
+		--allowed-pooler-images 'localhost/poolkeeper-test/*' >>"$work/$name.log" 2>&1 &
 	echo $! > "$work/$name.pid"
 }
 op_pid() { cat "$work/$1.pid"; }
@@ -222,6 +223,38 @@ test_unlabelled_secret_is_refused_until_labelled() {
 	k get secret fourth-auth >/dev/null || fail "no userlist after the label was added"
 	k delete connectionpool fourth --wait=true --timeout=60s >/dev/null
 	k delete secret api-key >/dev/null
+}
+
+# Issue 12's reproduction: a pool that names another application's Secret and an image of its author's choosing
+# gets no pod and no userlist, so the key never reaches that image; nor do pods that would tolerate every taint or
+# take a system priority class. The condition and an Event say which field and what the operator allows.
+test_pod_policy_refuses_foreign_images_and_system_scheduling() {
+	k create secret generic payments-api-key --from-literal=password=payments-key-value >/dev/null
+	pool thief 1 1 1 | sed -e 's#localhost/poolkeeper-test/pgbouncer:1.18.0#attacker.example/anything:1.18#' \
+		-e 's/name: app-db/name: payments-api-key/' | k apply -f - >/dev/null
+	pool squatter 1 1 1 | sed 's/defaultPoolSize: 1}/defaultPoolSize: 1, priorityClassName: system-node-critical, tolerations: [{operator: Exists}]}/' |
+		k apply -f - >/dev/null
+	eventually 30 '[[ "$(reason thief Degraded)" == PolicyViolation && "$(reason squatter Degraded)" == PolicyViolation ]]' ||
+		fail "not refused: $(k get connectionpool thief squatter -o jsonpath='{.items[*].status.conditions}')"
+	local message=$(k get connectionpool thief -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')
+	[[ "$message" == "refused by the operator's pod policy, nothing rendered: spec.pooler.image: \"attacker.example/anything:1.18\" is not an allowed image (the operator allows: localhost/poolkeeper-test/*, ghcr.io/cloudnative-pg/pgbouncer:1.24.1; --allowed-pooler-images)" ]] ||
+		fail "thief's condition: $message"
+	message=$(k get connectionpool squatter -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')
+	has 'spec.pooler.tolerations\[0\]: tolerates every taint' <<<"$message" || fail "squatter's condition: $message"
+	has 'spec.pooler.priorityClassName: "system-node-critical" is a system priority class' <<<"$message" || fail "squatter's condition: $message"
+	[[ "$(cond thief Ready)" == False ]] || fail "thief Ready"
+	k get events --field-selector involvedObject.name=thief,reason=PolicyViolation -o name | has . || fail "no PolicyViolation event"
+	[[ -z "$(k get pods -l 'app.kubernetes.io/instance in (thief,squatter)' -o name)" ]] || fail "a pod of a refused pool"
+	local o
+	for o in secret/thief-auth configmap/thief-config service/thief secret/squatter-auth; do
+		! k get "$o" >/dev/null 2>&1 || fail "$o written"
+	done
+	lacks payments-key-value k get secrets,configmaps,pods,events -o yaml || fail "the key's value outside its Secret"
+	lacks payments-key-value k get connectionpool thief -o yaml || fail "the key's value in the status"
+	! grep -q payments-key-value "$work"/op1.log "$work"/op2.log || fail "the key's value in the operator log"
+	k delete connectionpool thief squatter --wait=true >/dev/null
+	k delete secret payments-api-key >/dev/null
+	log "attacker.example/anything, blanket toleration and system-node-critical refused: no pod, no userlist"
 }
 
 other_replica() { [[ $1 == op1 ]] && echo op2 || echo op1; }
@@ -570,6 +603,7 @@ run test_second_pool_waits_for_budget
 run test_password_rotation_reaches_the_pods
 run test_missing_secret_is_a_condition
 run test_unlabelled_secret_is_refused_until_labelled
+run test_pod_policy_refuses_foreign_images_and_system_scheduling
 run test_steady_state_writes_nothing
 run test_leader_fails_over_within_the_lease
 run test_expired_watch_relists

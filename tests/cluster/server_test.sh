@@ -36,6 +36,7 @@ start_operator() {
 	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
 		--http-address "127.0.0.1:$(cat "$work/op.port")" --metrics-auth none --workers 2 --log-format json \
 		--watch-timeout-seconds 5 --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port" \
+		--allowed-pooler-images 'localhost/poolkeeper-test/*' \
 		>>"$work/op.log" 2>&1 &
 	echo $! > "$work/op.pid"
 }

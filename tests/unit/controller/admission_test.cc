@@ -23,11 +23,11 @@ json PoolObject(const std::string& name, int pool_size, const std::string& polic
 }
 
 // 30 - 3 - 2 = 25 usable; "first" already holds (1 + 1) x 10 = 20 of it.
-std::optional<std::string> Admit(const json& candidate) {
+std::optional<std::string> Admit(const json& candidate, const api::PodPolicy& policy = {}) {
   const budget::ServerDirectory directory;
   auto first = api::ParseConnectionPool(PoolObject("first", 10));
   first->metadata.creation_timestamp = "2026-11-30T00:00:00Z";
-  return AdmitPool(candidate, {}, directory, [&](const api::ConnectionPool&) {
+  return AdmitPool(candidate, {}, policy, directory, [&](const api::ConnectionPool&) {
     return AdmissionInputs{{*first}, &directory, {{"db:5432", {{"shop/first", 20}}}}};
   });
 }
@@ -54,6 +54,54 @@ TEST(Admission, PassesOnInvalidSpecsAndRefusals) {
   denial = Admit(liar);
   ASSERT_TRUE(denial);
   EXPECT_NE(denial->find("ServerConflict"), std::string::npos);
+}
+
+// The reproduction of issue 12: a pool that would mount its users' passwords into an image of
+// its author's choosing, or schedule onto the cluster's own nodes, is denied on create and update
+// with the field and what the operator allows; it fits its budget, so nothing else would stop it.
+TEST(Admission, DeniesWhatThePodPolicyRefuses) {
+  struct Case {
+    std::string field;
+    json value;
+    std::string expected;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"image", "attacker.example/anything:1.18",
+            "ConnectionPool shop/second refused by the operator's pod policy: spec.pooler.image: "
+            "\"attacker.example/anything:1.18\" is not an allowed image (the operator allows: "
+            "ghcr.io/cloudnative-pg/pgbouncer, ghcr.io/cloudnative-pg/pgbouncer:1.24.1; "
+            "--allowed-pooler-images)"},
+           {"image", "ghcr.io/cloudnative-pg/pgbouncer-evil:1.24", "spec.pooler.image: "},
+           {"tolerations", json::array({{{"operator", "Exists"}}}),
+            "spec.pooler.tolerations[0]: tolerates every taint"},
+           {"priorityClassName", "system-node-critical",
+            "spec.pooler.priorityClassName: \"system-node-critical\" is a system priority class"},
+       }) {
+    json pool = PoolObject("second", 2);
+    pool["spec"]["pooler"][c.field] = c.value;
+    auto denial = Admit(pool);
+    ASSERT_TRUE(denial) << c.field;
+    EXPECT_NE(denial->find(c.expected), std::string::npos) << *denial;
+    // The same request as an update of a pool that was allowed.
+    json review = Review(json({{"request",
+                                {{"uid", "u"},
+                                 {"operation", "UPDATE"},
+                                 {"object", pool},
+                                 {"oldObject", PoolObject("second", 2)}}}})
+                             .dump(),
+                         [](const json& p) { return Admit(p); });
+    EXPECT_EQ(review["response"]["allowed"], false) << c.field;
+    // What the caches need not be synced for.
+    EXPECT_EQ(PolicyDenial(pool, {}, {}), Admit(pool)) << c.field;
+  }
+  json allowed = PoolObject("second", 2);
+  allowed["spec"]["pooler"]["image"] = "localhost/poolkeeper-test/pgbouncer:1.18.0";
+  allowed["spec"]["pooler"]["pgbouncerVersion"] = "1.18";
+  EXPECT_TRUE(Admit(allowed));
+  auto policy = api::MakePodPolicy({"localhost/poolkeeper-test/*"}, {}, false, {});
+  ASSERT_TRUE(policy);
+  EXPECT_FALSE(Admit(allowed, *policy));
+  EXPECT_FALSE(PolicyDenial(allowed, {}, *policy));
 }
 
 json ReviewOf(const json& object, const json& old = nullptr) {

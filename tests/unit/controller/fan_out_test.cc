@@ -23,7 +23,8 @@ json Pool(const std::string& name, const std::string& host, int64_t generation =
             {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
           {"spec",
            {{"server", {{"host", host}, {"maxConnections", 100}}},
-            {"pooler", {{"pgbouncerVersion", "1.18"}, {"image", "pgbouncer:1.18.0"}}},
+            {"pooler",
+             {{"pgbouncerVersion", "1.18"}, {"image", "ghcr.io/cloudnative-pg/pgbouncer:1.18.0"}}},
             {"databases", {{{"name", "app"}}}},
             {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", secret}}}}}}}}};
 }

@@ -41,7 +41,8 @@ json Pool(const std::string& name, json status = json::object()) {
             {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
           {"spec",
            {{"server", {{"host", "db"}, {"maxConnections", 100}}},
-            {"pooler", {{"pgbouncerVersion", "1.18"}, {"image", "pgbouncer:1.18.0"}}},
+            {"pooler",
+             {{"pgbouncerVersion", "1.18"}, {"image", "ghcr.io/cloudnative-pg/pgbouncer:1.18.0"}}},
             {"databases", {{{"name", "app"}}}},
             {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", "app-db"}}}}}}}},
           {"status", std::move(status)}};

@@ -16,7 +16,8 @@ json Pool(const std::string& name, const std::string& host, const std::string& c
        {{"name", name}, {"namespace", "shop"}, {"generation", 1}, {"creationTimestamp", created}}},
       {"spec",
        {{"server", {{"host", host}, {"maxConnections", 100}}},
-        {"pooler", {{"pgbouncerVersion", "1.18"}, {"image", "pgbouncer:1.18.0"}}},
+        {"pooler",
+         {{"pgbouncerVersion", "1.18"}, {"image", "ghcr.io/cloudnative-pg/pgbouncer:1.18.0"}}},
         {"databases", {{{"name", "app"}}}},
         {"users", {{{"name", "app"}, {"passwordSecretRef", {{"name", secret}}}}}}}}};
 }
@@ -52,6 +53,27 @@ TEST(PoolIndex, InvalidSpecIsKnownButOnNoServer) {
   ASSERT_TRUE(entry);
   EXPECT_FALSE(entry->pool);
   EXPECT_TRUE(index.OnServers({"db:5432"}).empty());
+}
+
+// A pool the pod policy refuses takes no share of any budget, and its Secrets are not read: the
+// operator watches only Secrets of pools it would render.
+TEST(PoolIndex, APoolThePolicyRefusesIsOnNoServerAndReadsNoSecret) {
+  PoolIndex index;
+  json thief = Pool("thief", "db", "t", "payments-api-key");
+  thief["spec"]["pooler"]["image"] = "attacker.example/anything:1.18";
+  index.Upsert(thief);
+  auto entry = index.Find("shop/thief");
+  ASSERT_TRUE(entry);
+  EXPECT_FALSE(entry->pool);
+  EXPECT_TRUE(index.OnServers({"db:5432"}).empty());
+  EXPECT_TRUE(index.ReferencedSecrets().empty());
+  // Under an operator that allows the image it is an ordinary pool.
+  auto policy = api::MakePodPolicy({"attacker.example/*"}, {}, false, {});
+  ASSERT_TRUE(policy);
+  PoolIndex allowing({}, *policy);
+  allowing.Upsert(thief);
+  EXPECT_EQ(allowing.OnServers({"db:5432"}).size(), 1u);
+  EXPECT_EQ(allowing.ReferencedSecrets(), std::set<std::string>{"shop/payments-api-key"});
 }
 
 TEST(PoolIndex, TracksWhichPoolsReferenceASecret) {

@@ -6,104 +6,13 @@
 
 #include "api/parse.h"
 #include "budget/planner.h"
+#include "reconciler_fixture.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
 namespace {
 
 using nlohmann::json;
-
-// The label that lets pools read a Secret (secrets::kExposeLabel).
-const std::map<std::string, std::string> kExposed = {{"poolkeeper.io/expose-to-pools", "true"}};
-
-json PoolJson(const std::string& name, int instances, int pool_size, const std::string& created) {
-  return json::parse(R"({
-    "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
-    "metadata": {"name": ")" +
-                     name + R"(", "namespace": "shop", "uid": "uid-)" + name + R"(",
-                 "generation": 3, "finalizers": ["poolkeeper.io/pods-drained"],
-                 "creationTimestamp": ")" +
-                     created + R"("},
-    "spec": {
-      "server": {"host": "db.shop", "maxConnections": 40, "overhead": 2},
-      "pooler": {"instances": )" +
-                     std::to_string(instances) + R"(, "pgbouncerVersion": "1.18",
-                 "image": "pgbouncer:1.18.0", "defaultPoolSize": )" +
-                     std::to_string(pool_size) + R"(},
-      "databases": [{"name": "orders", "maxDbConnections": )" +
-                     std::to_string(pool_size) + R"(}],
-      "users": [{"name": "app", "passwordSecretRef": {"name": "app-db"}}]}})");
-}
-
-class ReconcilerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    secrets_.Put({"shop", "app-db", "7", {{"password", "s3cret"}}, kExposed});
-  }
-
-  PoolInputs Inputs(const json& pool) {
-    PoolInputs in;
-    in.pool = pool;
-    auto parsed = api::ParseConnectionPool(pool);
-    if (parsed) in.server_pools.push_back(*parsed);
-    in.secrets = secrets_;
-    in.owned = owned_;
-    for (const auto& [name, pod] : pods_) in.pods.push_back(pod);
-    in.now = "2026-11-23T10:00:00Z";
-    return in;
-  }
-
-  // Stores what a reconcile wrote, as the API server (and then the cache) would hold it: pods it
-  // deleted are gone at once, pods it created are ready or not.
-  void Store(json& pool, const ReconcileResult& result, bool ready) {
-    for (const auto& object : result.apply) owned_[object["kind"]] = object;
-    for (const auto& kind : result.delete_kinds) owned_.erase(kind);
-    for (const auto& pod : result.delete_pods) pods_.erase(pod.name);
-    for (json pod : result.create_pods) {
-      std::string name = pod["metadata"]["name"];
-      pod["metadata"]["uid"] = "uid-" + name;
-      pod["status"] = {{"phase", "Running"},
-                       {"conditions", {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}}}};
-      pods_[name] = pod;
-    }
-    if (result.status) pool["status"] = *result.status;
-  }
-
-  // Reconciles until nothing more is written, the pods becoming ready at once.
-  void Settle(json& pool) {
-    for (int i = 0; i < 10; ++i) {
-      ReconcileResult result = Reconcile(Inputs(pool));
-      bool quiet = result.apply.empty() && result.create_pods.empty() &&
-                   result.delete_pods.empty() && !result.status;
-      Store(pool, result, true);
-      if (quiet) return;
-    }
-    FAIL() << "no steady state";
-  }
-
-  std::vector<std::string> PodNames() const {
-    std::vector<std::string> names;
-    for (const auto& [name, pod] : pods_) names.push_back(name);
-    return names;
-  }
-
-  static std::string Condition(const json& status, const std::string& type, const char* field) {
-    for (const auto& c : status["conditions"]) {
-      if (c["type"] == type) return c[field];
-    }
-    return "";
-  }
-
-  secrets::SecretMap secrets_;
-  std::map<std::string, json> owned_;
-  std::map<std::string, json> pods_;
-};
-
-std::vector<std::string> Names(const std::vector<json>& objects) {
-  std::vector<std::string> names;
-  for (const auto& o : objects) names.push_back(o["metadata"]["name"]);
-  return names;
-}
 
 TEST_F(ReconcilerTest, CreatesEveryOwnedObjectAndReportsTheBudget) {
   json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");

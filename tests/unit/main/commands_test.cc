@@ -104,6 +104,35 @@ TEST_F(CommandsTest, CheckAccountsPoolsOnTheSameServerTogether) {
   EXPECT_EQ(report["pools"][1]["verdict"], "BudgetExceeded");
 }
 
+// Issue 12's reproduction offline: with the operator's policy flags, a pool that would mount its
+// users' passwords into an image of its author's choosing is reported with its field and left out;
+// render writes nothing of it.
+TEST_F(CommandsTest, CheckAndRenderApplyThePodPolicyWhenGivenItsFlags) {
+  std::string text = Pool("thief", 40);
+  text.replace(text.find("\"pgbouncer:1.18.0\""), 18, "\"attacker.example/anything:1.18\"");
+  std::string file = Write("thief.yaml", text);
+  EXPECT_EQ(Run({"check", "-f", file}), kExitOk) << "no policy flag: the arithmetic alone";
+  EXPECT_EQ(Run({"check", "-f", file, "--allowed-pooler-images", "pgbouncer"}), kExitOverBudget);
+  EXPECT_EQ(err_.str(),
+            "error: shop/thief: refused by the pod policy: spec.pooler.image: "
+            "\"attacker.example/anything:1.18\" is not an allowed image (the operator allows: "
+            "pgbouncer, ghcr.io/cloudnative-pg/pgbouncer:1.24.1; --allowed-pooler-images)\n");
+  EXPECT_EQ(out_.str().find("thief"), std::string::npos) << "left out of the plan: " << out_.str();
+  // Any one flag applies the whole policy, the others at the operator's defaults.
+  EXPECT_EQ(Run({"check", "-f", file, "--allow-blanket-tolerations"}), kExitOverBudget);
+  EXPECT_NE(err_.str().find("spec.pooler.image"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"check", "-f", file, "--allowed-pooler-images=attacker.example/*"}), kExitOk)
+      << err_.str();
+  fs::path out = dir_ / "out";
+  EXPECT_EQ(Run({"render", "-f", file, "--allowed-pooler-images=pgbouncer", "--output-dir",
+                 out.string()}),
+            kExitOverBudget);
+  EXPECT_FALSE(fs::exists(out)) << "nothing written";
+  EXPECT_EQ(out_.str().find("pa"), std::string::npos);
+  EXPECT_EQ(Run({"check", "-f", file, "--allowed-pooler-images=bad*"}), kExitInvalid);
+  EXPECT_NE(err_.str().find("--allowed-pooler-images"), std::string::npos) << err_.str();
+}
+
 TEST_F(CommandsTest, RenderWritesEveryFileOfEveryPool) {
   std::string file = Write("ok.yaml", Pool("orders", 40));
   fs::path out = dir_ / "out";

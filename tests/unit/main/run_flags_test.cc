@@ -63,6 +63,32 @@ TEST(RunFlags, MetricsNeedAnAllowedTokenUnlessNoneIsAsked) {
   }
 }
 
+TEST(RunFlags, PodPolicyDefaultsToTheDefaultImagesRepositoryAndRefusesSystemScheduling) {
+  auto options = ParseRunFlags({});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->policy.AllowedImages(),
+            "ghcr.io/cloudnative-pg/pgbouncer, ghcr.io/cloudnative-pg/pgbouncer:1.24.1");
+  EXPECT_FALSE(options->policy.ImageAllowed("attacker.example/anything:1.18"));
+  EXPECT_FALSE(options->policy.allow_blanket_tolerations);
+  EXPECT_TRUE(options->policy.system_priority_classes.empty());
+  // The default follows --default-pgbouncer-image; "" (the chart's unset list) keeps it.
+  options = ParseRunFlags(
+      {"--default-pgbouncer-image", "registry.local/pgbouncer:1.22.1", "--allowed-pooler-images="});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_TRUE(options->policy.ImageAllowed("registry.local/pgbouncer:1.18.0"));
+  EXPECT_FALSE(options->policy.ImageAllowed(api::kDefaultImage));
+  options = ParseRunFlags({"--allowed-pooler-images", "localhost/poolkeeper-test/*, r.example/pgb",
+                           "--allowed-priority-classes=system-cluster-critical",
+                           "--allow-blanket-tolerations"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_TRUE(options->policy.ImageAllowed("localhost/poolkeeper-test/pgbouncer:1.24.1"));
+  EXPECT_TRUE(options->policy.ImageAllowed("r.example/pgb:1.18"));
+  EXPECT_FALSE(options->policy.ImageAllowed("r.example/pgb-evil:1.18"));
+  EXPECT_EQ(options->policy.system_priority_classes,
+            std::vector<std::string>{"system-cluster-critical"});
+  EXPECT_TRUE(options->policy.allow_blanket_tolerations);
+}
+
 TEST(RunFlags, LastOfARepeatedFlagWinsAndNumbersAreDecimal) {
   auto options = ParseRunFlags({"--workers", "2", "--workers=010",
                                 "--namespaces=", "--leader-elect", "--leader-elect=false"});
@@ -139,7 +165,12 @@ INSTANTIATE_TEST_SUITE_P(
         // the default image and its version, checked together
         BadFlag{{"--default-pgbouncer-image", "pgb:stable"}, "--default-pgbouncer-version"},
         BadFlag{{"--default-pgbouncer-image", "pgb:1.12.0"}, "--default-pgbouncer-version"},
-        BadFlag{{"--default-pgbouncer-version", "1.18"}, "--default-pgbouncer-version"}));
+        BadFlag{{"--default-pgbouncer-version", "1.18"}, "--default-pgbouncer-version"},
+        // the pod policy
+        BadFlag{{"--allowed-pooler-images", "r.example/pgbouncer*"}, "--allowed-pooler-images"},
+        BadFlag{{"--allowed-pooler-images", "R.example/UPPER"}, "--allowed-pooler-images"},
+        BadFlag{{"--allowed-priority-classes", "high"}, "--allowed-priority-classes"},
+        BadFlag{{"--allow-blanket-tolerations=yes"}, "--allow-blanket-tolerations"}));
 
 }  // namespace
 }  // namespace poolkeeper::cli
