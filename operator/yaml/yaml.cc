@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 
 namespace poolkeeper::yaml {
 namespace {
@@ -268,9 +269,51 @@ std::optional<YAML::Mark> FindStuckDocument(std::string_view text) {
   return std::nullopt;
 }
 
+// The first byte of `text` that does not start a well-formed UTF-8 sequence (no overlongs, no
+// surrogates, nothing past U+10FFFF), as line and column; nullopt when it is all UTF-8. Kubernetes
+// objects are UTF-8, and yaml-cpp would pass such bytes through and emit them altered.
+std::optional<std::pair<size_t, size_t>> FindInvalidUtf8(std::string_view text) {
+  size_t line = 0, line_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (byte < 0x80) {
+      length = 1;
+    } else if (byte >= 0xC2 && byte <= 0xDF) {
+      length = 2;
+    } else if (byte >= 0xE0 && byte <= 0xEF) {
+      length = 3;
+      if (byte == 0xE0) low = 0xA0;
+      if (byte == 0xED) high = 0x9F;
+    } else if (byte >= 0xF0 && byte <= 0xF4) {
+      length = 4;
+      if (byte == 0xF0) low = 0x90;
+      if (byte == 0xF4) high = 0x8F;
+    }
+    bool valid = length > 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = k == 1 ? (next >= low && next <= high) : (next >= 0x80 && next <= 0xBF);
+    }
+    if (!valid) return std::make_pair(line, i - line_start);
+    if (byte == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<std::vector<json>> ParseYamlDocuments(std::string_view text, std::string_view source) {
+  if (auto bad = FindInvalidUtf8(text)) {
+    return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(bad->first + 1) +
+                                         ":" + std::to_string(bad->second + 1) +
+                                         ": not UTF-8 (Kubernetes objects are UTF-8 text)");
+  }
   std::vector<YAML::Node> nodes;
   try {
     if (auto stuck = FindStuckDocument(text)) {

@@ -6,6 +6,8 @@
 # directory, to be fixed and then added to tests/fuzz/corpus/<target>/.
 #   tests/fuzz/run.sh [target...]       default: every target
 #   POOLKEEPER_FUZZ_SECONDS=40          time per target
+#   POOLKEEPER_FUZZ_SEED=1              libFuzzer's seed: fixed, so a failing run replays the same way;
+#                                       0 picks a new one each run (exploring beyond CI)
 #   POOLKEEPER_FUZZ_BUILD_DIR=build-fuzz
 #   POOLKEEPER_ARTIFACTS_DIR=build-fuzz/artifacts   crashers go to <dir>/<target>/
 # Ends with "N passed, M failed" (one per target).
@@ -13,6 +15,7 @@ source "$(dirname "$0")/../../scripts/lib.sh"
 
 dir="${POOLKEEPER_FUZZ_BUILD_DIR:-$REPO_ROOT/build-fuzz}"
 seconds="${POOLKEEPER_FUZZ_SECONDS:-40}"
+seed="${POOLKEEPER_FUZZ_SEED:-1}"
 artifacts="${POOLKEEPER_ARTIFACTS_DIR:-$dir/artifacts}"
 fuzz_dir="$REPO_ROOT/tests/fuzz"
 targets=(manifests render json_stream)
@@ -47,7 +50,7 @@ for target in "${targets[@]}"; do
   scratch="$(mktemp -d)"
   log "fuzz: $target for ${seconds}s"
   if "$dir/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=1024 \
-    -timeout=5 -max_len="$max_len" -dict="$dict" -print_final_stats=1 \
+    -timeout=5 -seed="$seed" -max_len="$max_len" -dict="$dict" -print_final_stats=1 \
     -artifact_prefix="$artifacts/$target/" "$scratch" "$fuzz_dir/corpus/$target"; then
     passed=$((passed + 1))
   else

@@ -42,6 +42,24 @@ TEST(ParseYamlDocuments, RefusesNumbersOutOfRangeWithoutCrashing) {
 
 // Found by the fuzz target render: yaml-cpp's LoadAll collected empty documents forever (and the
 // memory with them) when a document started with a flow indicator. Refused, naming the place.
+TEST(ParseYamlDocuments, RefusesBytesThatAreNotUtf8NamingTheirPlace) {
+  // Found by the fuzz target manifests: yaml-cpp passed such bytes through and its emitter
+  // rewrote them, so `render` printed another string than the one read.
+  for (std::string text : {std::string("a: \xff\n"), std::string("a: b\nc: \xc0\xaf\n"),
+                           std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n")}) {
+    auto docs = ParseYamlDocuments(text, "bytes.yaml");
+    ASSERT_FALSE(docs.has_value()) << text;
+    EXPECT_NE(docs.error().message.find("not UTF-8"), std::string::npos) << docs.error().message;
+  }
+  auto docs = ParseYamlDocuments("a: b\nc: \xc0\xaf\n", "bytes.yaml");
+  ASSERT_FALSE(docs.has_value());
+  EXPECT_NE(docs.error().message.find("bytes.yaml:2:4:"), std::string::npos)
+      << docs.error().message;
+  docs = ParseYamlDocuments("name: \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98\"\n", "ok.yaml");
+  ASSERT_TRUE(docs.has_value()) << docs.error().message;
+  EXPECT_EQ((*docs)[0]["name"], "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98");
+}
+
 TEST(ParseYamlDocuments, RefusesAStrayFlowIndicatorInsteadOfLoopingForever) {
   for (std::string text : {",\n", "a: 1\n---\n,\n", "[a]\n,\n", " , \n"}) {
     auto docs = ParseYamlDocuments(text, "stray.yaml");
