@@ -9,6 +9,7 @@
 #include "api/names.h"
 #include "api/parse_common.h"
 #include "api/pgbouncer_settings.h"
+#include "common/json_get.h"
 
 namespace poolkeeper::api {
 namespace {
@@ -367,10 +368,10 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   std::vector<FieldIssue> issues;
   if (!object.is_object()) return Invalid("", "a ConnectionPool must be an object");
   ConnectionPool pool;
-  if (object.value("apiVersion", "") != kApiVersion) {
+  if (JsonGet<std::string>(object, "apiVersion", "") != kApiVersion) {
     issues.push_back({"apiVersion", std::string("must be ") + kApiVersion});
   }
-  if (object.value("kind", "") != kKind)
+  if (JsonGet<std::string>(object, "kind", "") != kKind)
     issues.push_back({"kind", std::string("must be ") + kKind});
   ReadMetadata(object, pool.metadata, issues, kMaxPoolNameLength);
 

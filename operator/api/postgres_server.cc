@@ -151,10 +151,10 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
   if (!object.is_object()) return Invalid("", "a PostgresServer must be an object");
   std::vector<FieldIssue> issues;
   PostgresServer server;
-  if (object.value("apiVersion", "") != kApiVersion) {
+  if (JsonGet<std::string>(object, "apiVersion", "") != kApiVersion) {
     issues.push_back({"apiVersion", std::string("must be ") + kApiVersion});
   }
-  if (object.value("kind", "") != kServerKind) {
+  if (JsonGet<std::string>(object, "kind", "") != kServerKind) {
     issues.push_back({"kind", std::string("must be ") + kServerKind});
   }
   const json metadata = object.value("metadata", json::object());
@@ -183,8 +183,8 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
     }
     server.observed = ObservationFromJson(status.value("observed", json()));
     for (const auto& condition : status.value("conditions", json::array())) {
-      if (condition.is_object() && condition.value("type", "") == "Reachable" &&
-          condition.value("status", "") == "False") {
+      if (condition.is_object() && JsonGet<std::string>(condition, "type", "") == "Reachable" &&
+          JsonGet<std::string>(condition, "status", "") == "False") {
         server.unreachable = true;
       }
     }

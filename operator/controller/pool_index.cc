@@ -2,6 +2,7 @@
 
 #include "api/parse.h"
 #include "budget/servers.h"
+#include "common/json_get.h"
 #include "controller/object_key.h"
 #include "controller/reconciler.h"
 
@@ -22,8 +23,9 @@ void Unlink(Map& index, const std::string& bucket, const std::string& key) {
 std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   IndexedPool entry;
   const nlohmann::json metadata = object.value("metadata", nlohmann::json::object());
-  entry.key = metadata.value("namespace", "") + "/" + metadata.value("name", "");
-  entry.generation = metadata.value("generation", int64_t{0});
+  entry.key = JsonGet<std::string>(metadata, "namespace", "") + "/" +
+              JsonGet<std::string>(metadata, "name", "");
+  entry.generation = JsonGet<int64_t>(metadata, "generation", int64_t{0});
   auto parsed = api::ParseConnectionPool(object, defaults_);
   // A pool being deleted demands nothing more: its pods are charged as holdings until gone.
   // Nor does one the pod policy refuses: its reconcile says why.

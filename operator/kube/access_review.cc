@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/json_get.h"
+
 namespace poolkeeper::kube {
 namespace {
 
@@ -61,7 +63,7 @@ Result<AccessVerdict> AccessReviewer::Review(std::string_view token, std::string
   if (!authn) return std::unexpected(authn.error());
   // The answer echoes the token in its spec: only its status is read, and nothing is logged.
   const json status = authn->value("status", json::object());
-  if (!status.is_object() || !status.value("authenticated", false)) {
+  if (!status.is_object() || !JsonGet<bool>(status, "authenticated", false)) {
     return AccessVerdict::kUnauthenticated;
   }
   const json user = status.value("user", json::object());
@@ -74,8 +76,8 @@ Result<AccessVerdict> AccessReviewer::Review(std::string_view token, std::string
   auto authz = client_.CreateReview(kSubjectAccessReview, {{"spec", spec}});
   if (!authz) return std::unexpected(authz.error());
   const json decision = authz->value("status", json::object());
-  bool allowed =
-      decision.is_object() && decision.value("allowed", false) && !decision.value("denied", false);
+  bool allowed = decision.is_object() && JsonGet<bool>(decision, "allowed", false) &&
+                 !JsonGet<bool>(decision, "denied", false);
   return allowed ? AccessVerdict::kAllowed : AccessVerdict::kForbidden;
 }
 

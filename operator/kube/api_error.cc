@@ -1,5 +1,7 @@
 #include "kube/api_error.h"
 
+#include "common/json_get.h"
+
 namespace poolkeeper::kube {
 
 using nlohmann::json;
@@ -44,13 +46,14 @@ Error ApiError(int http_status, const std::string& body, const std::string& what
   json status = json::parse(body, nullptr, false);
   std::string reason, message;
   std::vector<FieldIssue> causes;
-  if (status.is_object() && status.value("kind", "") == "Status") {
-    reason = status.value("reason", "");
-    message = status.value("message", "");
+  if (status.is_object() && JsonGet<std::string>(status, "kind", "") == "Status") {
+    reason = JsonGet<std::string>(status, "reason", "");
+    message = JsonGet<std::string>(status, "message", "");
     if (auto details = status.find("details"); details != status.end() && details->is_object()) {
       for (const auto& cause : details->value("causes", json::array())) {
         if (cause.is_object()) {
-          causes.push_back({cause.value("field", ""), cause.value("message", "")});
+          causes.push_back({JsonGet<std::string>(cause, "field", ""),
+                            JsonGet<std::string>(cause, "message", "")});
         }
       }
       if (retry_after == 0) retry_after = details->value("retryAfterSeconds", 0);

@@ -5,6 +5,7 @@
 
 #include "common/base64.h"
 #include "common/files.h"
+#include "common/json_get.h"
 #include "common/log.h"
 
 namespace poolkeeper::kube {
@@ -35,12 +36,12 @@ Result<ExecCredentialStatus> ParseExecCredential(const std::string& output,
                                                  const std::string& api_version) {
   nlohmann::json doc = nlohmann::json::parse(output, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) return Fail(ErrorCode::kInvalid, "its output is not a JSON object");
-  std::string got = doc.value("apiVersion", "");
+  std::string got = JsonGet<std::string>(doc, "apiVersion", "");
   if (got != api_version) {
     return Fail(ErrorCode::kInvalid,
                 "it returned apiVersion \"" + got + "\", configured for \"" + api_version + "\"");
   }
-  if (doc.value("kind", "") != "ExecCredential") {
+  if (JsonGet<std::string>(doc, "kind", "") != "ExecCredential") {
     return Fail(ErrorCode::kInvalid, "its output is not an ExecCredential");
   }
   if (!doc.contains("status") || !doc["status"].is_object()) {

@@ -270,8 +270,10 @@ std::optional<YAML::Mark> FindStuckDocument(std::string_view text) {
 }
 
 // The first byte of `text` that does not start a well-formed UTF-8 sequence (no overlongs, no
-// surrogates, nothing past U+10FFFF), as line and column; nullopt when it is all UTF-8. Kubernetes
-// objects are UTF-8, and yaml-cpp would pass such bytes through and emit them altered.
+// surrogates, nothing past U+10FFFF) or is an ASCII control character YAML does not allow (NUL,
+// ...; tab and line breaks are allowed), as line and column; nullopt when it is all printable
+// UTF-8. Kubernetes objects are UTF-8, and yaml-cpp would pass such bytes through and emit them
+// altered (a NUL ended a document early).
 std::optional<std::pair<size_t, size_t>> FindInvalidUtf8(std::string_view text) {
   size_t line = 0, line_start = 0;
   for (size_t i = 0; i < text.size();) {
@@ -279,7 +281,9 @@ std::optional<std::pair<size_t, size_t>> FindInvalidUtf8(std::string_view text) 
     size_t length = 0;
     unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
     if (byte < 0x80) {
-      length = 1;
+      // YAML's printable set: no C0 control but tab and line breaks, no DEL.
+      length =
+          (byte >= 0x20 && byte != 0x7F) || byte == '\t' || byte == '\n' || byte == '\r' ? 1 : 0;
     } else if (byte >= 0xC2 && byte <= 0xDF) {
       length = 2;
     } else if (byte >= 0xE0 && byte <= 0xEF) {
@@ -310,9 +314,10 @@ std::optional<std::pair<size_t, size_t>> FindInvalidUtf8(std::string_view text) 
 
 Result<std::vector<json>> ParseYamlDocuments(std::string_view text, std::string_view source) {
   if (auto bad = FindInvalidUtf8(text)) {
-    return Fail(ErrorCode::kInvalid, std::string(source) + ":" + std::to_string(bad->first + 1) +
-                                         ":" + std::to_string(bad->second + 1) +
-                                         ": not UTF-8 (Kubernetes objects are UTF-8 text)");
+    return Fail(ErrorCode::kInvalid,
+                std::string(source) + ":" + std::to_string(bad->first + 1) + ":" +
+                    std::to_string(bad->second + 1) +
+                    ": not UTF-8 text, or a control character YAML does not allow");
   }
   std::vector<YAML::Node> nodes;
   try {

@@ -61,6 +61,18 @@ TEST(ParseConnectionPool, DefaultsImageAndReadsVersionFromImageTag) {
   EXPECT_EQ(pool->spec.pooler.pgbouncer_version, (PgBouncerVersion{1, 21}));
 }
 
+// Found by the fuzz target render: `apiVersion:` followed only by a comment is null, and
+// nlohmann's value() threw on it out of check. Identity fields of another type are errors.
+TEST(ParseConnectionPool, IdentityFieldsOfAnotherTypeAreErrorsNotExceptions) {
+  for (const char* text : {R"({"apiVersion": null, "kind": "ConnectionPool", "spec": {}})",
+                           R"({"apiVersion": "poolkeeper.io/v1alpha1", "kind": 7, "spec": {}})",
+                           R"({"apiVersion": ["x"], "kind": null, "metadata": null})"}) {
+    auto pool = ParseConnectionPool(json::parse(text));
+    ASSERT_FALSE(pool.has_value()) << text;
+    EXPECT_FALSE(pool.error().message.empty()) << text;
+  }
+}
+
 TEST(ParseConnectionPool, PercentOverheadRoundsUp) {
   EXPECT_EQ((Overhead{20, true}.Resolve(101)), 21);
   EXPECT_EQ((Overhead{20, true}.Resolve(100)), 20);
