@@ -282,8 +282,11 @@ std::optional<std::pair<size_t, size_t>> FindInvalidUtf8(std::string_view text) 
     unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
     if (byte < 0x80) {
       // YAML's printable set: no C0 control but tab and line breaks, no DEL.
-      length =
-          (byte >= 0x20 && byte != 0x7F) || byte == '\t' || byte == '\n' || byte == '\r' ? 1 : 0;
+      // A carriage return only before a line feed: yaml-cpp reads a lone one as text, not as
+      // the line break YAML says it is, so what it read would not be what was written.
+      const bool line_break =
+          byte == '\n' || (byte == '\r' && i + 1 < text.size() && text[i + 1] == '\n');
+      length = (byte >= 0x20 && byte != 0x7F) || byte == '\t' || line_break ? 1 : 0;
     } else if (byte >= 0xC2 && byte <= 0xDF) {
       length = 2;
     } else if (byte >= 0xE0 && byte <= 0xEF) {

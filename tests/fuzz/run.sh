@@ -5,7 +5,9 @@
 # timeout, memory over the limit) fails the target and its input is saved under the artifacts
 # directory, to be fixed and then added to tests/fuzz/corpus/<target>/.
 #   tests/fuzz/run.sh [target...]       default: every target
-#   POOLKEEPER_FUZZ_SECONDS=40          time per target
+#   POOLKEEPER_FUZZ_RUNS=20000          inputs per target: with the fixed seed the same inputs on every
+#                                       machine, so a run that passed here passes in CI
+#   POOLKEEPER_FUZZ_SECONDS=120         the most time per target (a slow machine runs a prefix)
 #   POOLKEEPER_FUZZ_SEED=1              libFuzzer's seed: fixed, so a failing run replays the same way;
 #                                       0 picks a new one each run (exploring beyond CI)
 #   POOLKEEPER_FUZZ_BUILD_DIR=build-fuzz
@@ -14,7 +16,8 @@
 source "$(dirname "$0")/../../scripts/lib.sh"
 
 dir="${POOLKEEPER_FUZZ_BUILD_DIR:-$REPO_ROOT/build-fuzz}"
-seconds="${POOLKEEPER_FUZZ_SECONDS:-40}"
+runs="${POOLKEEPER_FUZZ_RUNS:-20000}"
+seconds="${POOLKEEPER_FUZZ_SECONDS:-120}"
 seed="${POOLKEEPER_FUZZ_SEED:-1}"
 artifacts="${POOLKEEPER_ARTIFACTS_DIR:-$dir/artifacts}"
 fuzz_dir="$REPO_ROOT/tests/fuzz"
@@ -48,8 +51,8 @@ for target in "${targets[@]}"; do
   # New inputs go to a scratch directory (the first one libFuzzer is given); the checked-in corpus
   # is only read, so it stays the small, minimised set it is.
   scratch="$(mktemp -d)"
-  log "fuzz: $target for ${seconds}s"
-  if "$dir/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=1024 \
+  log "fuzz: $target, $runs inputs (seed $seed, at most ${seconds}s)"
+  if "$dir/fuzz_$target" -runs="$runs" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=1024 \
     -timeout=5 -seed="$seed" -max_len="$max_len" -dict="$dict" -print_final_stats=1 \
     -artifact_prefix="$artifacts/$target/" "$scratch" "$fuzz_dir/corpus/$target"; then
     passed=$((passed + 1))

@@ -48,7 +48,8 @@ TEST(ParseYamlDocuments, RefusesBytesThatAreNotUtf8NamingTheirPlace) {
   for (std::string text :
        {std::string("a: \xff\n"), std::string("a: b\nc: \xc0\xaf\n"),
         std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n"),
-        std::string("\0\0\0c\ntrue", 9), std::string("a: b\x7f\n"), std::string("a: \x01\n")}) {
+        std::string("\0\0\0c\ntrue", 9), std::string("a: b\x7f\n"), std::string("a: \x01\n"),
+        std::string("\r"), std::string("a: b\rc: d\n")}) {
     auto docs = ParseYamlDocuments(text, "bytes.yaml");
     ASSERT_FALSE(docs.has_value()) << text;
     EXPECT_NE(docs.error().message.find("not UTF-8"), std::string::npos) << docs.error().message;
