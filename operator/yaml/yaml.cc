@@ -163,8 +163,17 @@ Result<json> ToJson(const YAML::Node& node, std::string_view source, Budget& bud
   return json();
 }
 
+// Control characters only survive the trip in double quotes, as escapes: the reader refuses them
+// raw (a lone CR, a NUL; see FindInvalidUtf8).
+bool HasControl(std::string_view s) {
+  return std::ranges::any_of(s, [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
 bool NeedsQuotes(const std::string& s) {
-  if (s.empty() || IsNull(s) || AsBool(s) || IsInt(s) || IsFloat(s)) return true;
+  if (s.empty() || IsNull(s) || AsBool(s) || IsInt(s) || IsFloat(s) || HasControl(s)) return true;
   static const std::string kSpecialStart = "!&*-?:,[]{}#|>@`\"'% ";
   if (kSpecialStart.find(s.front()) != std::string::npos || s.back() == ' ') return true;
   if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
@@ -192,7 +201,9 @@ void Emit(YAML::Emitter& out, const json& value) {
     case json::value_t::object:
       out << YAML::BeginMap;
       for (const auto& [key, item] : value.items()) {
-        out << YAML::Key << key << YAML::Value;
+        out << YAML::Key;
+        if (HasControl(key)) out << YAML::DoubleQuoted;
+        out << key << YAML::Value;
         Emit(out, item);
       }
       out << YAML::EndMap;

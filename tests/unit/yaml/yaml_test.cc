@@ -126,6 +126,17 @@ TEST(ParseYamlDocuments, KeepsAliasesOfRealManifests) {
   EXPECT_EQ((*docs)[0]["use"], json::parse(R"({"pool":5})"));
 }
 
+// Found by the fuzz target manifests: a key or value holding a control character (here a CR) was
+// written raw, and the reader refuses a lone CR; both are double-quoted with escapes now.
+TEST(ToYaml, ControlCharactersInKeysAndValuesReadBackTheSame) {
+  const nlohmann::json value = {{"poo\rlMode", "a\rb"}, {"t\tab", "x\x01y"}, {"plain", "z"}};
+  auto again = ParseYamlDocuments(ToYaml(value), "again.yaml");
+  ASSERT_TRUE(again.has_value()) << again.error().message << "\n" << ToYaml(value);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0], value);
+  EXPECT_NE(ToYaml(value).find("plain: z"), std::string::npos) << ToYaml(value);
+}
+
 TEST(ToYaml, RoundTripsThroughTheParser) {
   json value = json::parse(R"({"a":"1","b":1,"c":"yes","d":"line1\nline2\n","e":[{"f":true}],
       "g":"plain text","h":"","i":null,"j":"- dash"})");
