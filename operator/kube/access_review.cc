@@ -1,34 +1,16 @@
 #include "kube/access_review.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
-#include <array>
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/digest.h"
 #include "common/json_get.h"
 
 namespace poolkeeper::kube {
 namespace {
 
 using json = nlohmann::json;
-
-// The cache key: the token's digest, so a heap dump or a debugger shows no usable token.
-std::string Digest(std::string_view token) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_Digest(token.data(), token.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    return {};
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
-}
 
 }  // namespace
 
@@ -42,7 +24,8 @@ size_t AccessReviewer::cached() const {
 
 Result<AccessVerdict> AccessReviewer::Check(std::string_view token, std::string_view path,
                                             std::string_view verb) {
-  std::string digest = Digest(token);
+  // The cache key is the token's digest, so a heap dump or a debugger shows no usable token.
+  std::string digest = Sha256Hex(token);
   if (token.empty() || digest.empty()) return AccessVerdict::kUnauthenticated;
   std::string key = digest + " " + std::string(verb) + " " + std::string(path);
   {

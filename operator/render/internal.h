@@ -6,10 +6,11 @@
 #include <string_view>
 
 #include "api/connection_pool.h"
+#include "common/digest.h"
 
 namespace poolkeeper::render::internal {
 
-std::string Sha256Hex(std::string_view data);
+using poolkeeper::Sha256Hex;  // the renderer's hashes (hash.cc)
 
 // A database or user name as a key of pgbouncer.ini: bare when it is only [A-Za-z0-9_.-] (what
 // PgBouncer's ini parser reads as a key), else double-quoted with '"' doubled as PgBouncer's
