@@ -3,9 +3,9 @@
 # warm):
 #   scripts/sanitize.sh address   AddressSanitizer + UndefinedBehaviorSanitizer over the unit and
 #                                 postgres tiers (build-asan/)
-#   scripts/sanitize.sh thread    ThreadSanitizer over the unit tests of the threaded modules, kube
-#                                 and controller: informers, work queue, workers, leader election
-#                                 (build-tsan/)
+#   scripts/sanitize.sh thread    ThreadSanitizer over the unit tests of the threaded modules, kube,
+#                                 controller and http: informers, work queue, workers, leader
+#                                 election, the HTTP server's I/O and handler threads (build-tsan/)
 # Any report fails the test that triggered it (-fno-sanitize-recover, halt_on_error).
 source "$(dirname "$0")/lib.sh"
 
@@ -16,12 +16,11 @@ case "$mode" in
     targets=()  # everything: the unit and postgres tiers cover every module
     export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-    export LSAN_OPTIONS="suppressions=$REPO_ROOT/scripts/sanitizers/lsan.supp:print_suppressions=0"
     ;;
   thread)
-    dir="$REPO_ROOT/build-tsan" sanitize="thread" labels='^unit_(kube|controller)$'
-    targets=(unit_kube unit_controller)
-    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+    dir="$REPO_ROOT/build-tsan" sanitize="thread" labels='^unit_(kube|controller|http)$'
+    targets=(unit_kube unit_controller unit_http)
+    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$REPO_ROOT/scripts/sanitizers/tsan.supp"
     ;;
   *) die "usage: scripts/sanitize.sh address|thread" ;;
 esac
