@@ -45,6 +45,9 @@ class FakeClock : public Clock {
 enum class TimePrecision { kSeconds, kMicroseconds };
 std::string FormatRfc3339(std::chrono::system_clock::time_point time,
                           TimePrecision precision = TimePrecision::kSeconds);
+// The same for Unix seconds, to the second: for times a time_point cannot hold (system_clock counts
+// nanoseconds, so it ends in 2262; an exec credential may say it expires in 2999).
+std::string FormatRfc3339(int64_t unix_seconds);
 // FormatRfc3339 of the wall clock now, to the second.
 std::string Rfc3339Now();
 // Seconds since the epoch of an RFC 3339 UTC time ("2026-11-30T06:00:00Z"), or nullopt.

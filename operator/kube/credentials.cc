@@ -169,9 +169,7 @@ Result<Credential> Credentials::RunPlugin() {
   Log(LogLevel::kInfo, "exec credential plugin ran",
       {{"user", exec.user},
        {"command", exec.command},
-       {"expires", expires_ == 0 ? "never"
-                                 : FormatRfc3339(std::chrono::system_clock::from_time_t(
-                                       static_cast<time_t>(expires_)))}});
+       {"expires", expires_ == 0 ? "never" : FormatRfc3339(expires_)}});
   return *cached_;
 }
 

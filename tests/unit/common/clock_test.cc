@@ -38,5 +38,14 @@ TEST(Rfc3339, FormatsUtcToTheSecondOrTheMicrosecond) {
   for (const auto& c : cases) EXPECT_EQ(FormatRfc3339(c.time, c.precision), c.want);
 }
 
+// An exec credential plugin may say its token expires in 2999: past the end of system_clock's
+// nanoseconds (2262), so Unix seconds are formatted without a time_point.
+TEST(Rfc3339, FormatsUnixSecondsPastTheEndOfSystemClock) {
+  auto far = ParseRfc3339("2999-01-01T00:00:00Z");
+  ASSERT_TRUE(far.has_value());
+  EXPECT_EQ(FormatRfc3339(*far), "2999-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(int64_t{0}), "1970-01-01T00:00:00Z");
+}
+
 }  // namespace
 }  // namespace poolkeeper
