@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
-watchdog 1200
+watchdog 1500
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
 # start_operator NAME [KUBECONFIG [WATCH-TIMEOUT]]: runs `poolkeeper run` as replica NAME; its HTTP port is in
@@ -527,6 +527,54 @@ test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
 	k delete connectionpool churn --wait=true >/dev/null
 }
 
+# Issue 12, item 3, the other way a leader falls behind: frozen (SIGSTOP stands for a long pause, a stalled VM, a
+# node thrashing) in the middle of its work, and woken after another replica took the Lease. Without a fence its
+# workers carry on where they stopped and write at once, before its renew loop learns the Lease is gone. The fence
+# compares the renew deadline with the replica's own monotonic clock, which ran on while it was stopped, so its
+# first write after waking is refused. The proxy (passing requests through) only gives the frozen replica a
+# source address of its own in the audit log.
+test_a_frozen_leader_writes_nothing_after_it_wakes() {
+	local r proxy_port proxy_pid churn_pid since new_writes
+	for r in op1 op2 op3 slow standby; do
+		if [[ -f "$work/$r.pid" ]]; then kill -TERM "$(op_pid $r)" 2>/dev/null || true; fi
+	done
+	for r in op1 op2 op3 slow standby; do
+		if [[ -f "$work/$r.pid" ]]; then poll 30 bash -c "! kill -0 $(op_pid $r) 2>/dev/null" || fail "$r did not stop"; fi
+	done
+	source "$C/env"
+	proxy_port=$(free_ports 1)
+	echo pass > "$work/proxy.mode"
+	python3 "$here/delay_proxy.py" "$proxy_port" "$HOST_IP" "$API_PORT" 127.0.0.1 "$work/proxy.mode" "$work/frozen-proxy.log" &
+	proxy_pid=$!
+	echo "$proxy_pid" > "$work/proxy.pid"
+	sed "s|server: https://.*|server: https://127.0.0.1:$proxy_port|" "$C/kubeconfig" > "$work/frozen.kubeconfig"
+	start_operator frozen "$work/frozen.kubeconfig"
+	poll 40 is_leader frozen || fail "frozen did not lead: $(tail -5 "$work/frozen.log")"
+	start_operator waker
+	poll 30 ready waker || fail "waker not ready"
+	pool frozen-churn 2 2 1 | sed 's/name: app-db/name: nowhere/' | k apply -f - >/dev/null
+	eventually 30 '[[ "$(reason frozen-churn Degraded)" == SecretNotFound ]]' || fail "frozen does not reconcile"
+	( n=0; while :; do n=$((n + 1))
+		k patch connectionpool frozen-churn --type=merge -p "{\"spec\":{\"pooler\":{\"defaultPoolSize\":$(( n % 2 + 1 ))}}}" >/dev/null 2>&1
+		sleep 0.3; done ) &
+	churn_pid=$!
+	echo "$churn_pid" > "$work/churn.pid"
+	local before=$(writes frozen)
+	eventually 30 '(( $(writes frozen) >= '"$before"' + 5 ))' || { kill $churn_pid; fail "frozen is not writing the churn's status"; }
+	since=$(date +%s.%N)
+	kill -STOP "$(op_pid frozen)"
+	poll 60 is_leader waker || { kill -CONT "$(op_pid frozen)"; kill $churn_pid; fail "waker did not take over"; }
+	new_writes=$(writes waker)
+	eventually 30 '(( $(writes waker) >= '"$new_writes"' + 3 ))' || { kill -CONT "$(op_pid frozen)"; kill $churn_pid; fail "waker does not write"; }
+	kill -CONT "$(op_pid frozen)"
+	poll 20 bash -c "! kill -0 $(op_pid frozen) 2>/dev/null" || { kill $churn_pid; fail "frozen still runs after waking without the lease"; }
+	has 'lost leadership\|the renew deadline passed' <"$work/frozen.log" || { kill $churn_pid; fail "frozen exited without losing the lease"; }
+	kill $churn_pid
+	kill "$proxy_pid"
+	python3 "$here/fence_check.py" "$work/audit.log" "$since" 127.0.0.1 "$HOST_IP" 0 10 >&2 || fail "two leaders wrote at once"
+	k delete connectionpool frozen-churn --wait=true >/dev/null
+}
+
 # Issue 12: one watch and one thread per referenced Secret (1,100 pools: 1,152 threads, file descriptors exhausted,
 # an abort under a pids limit). Sixty pools, each with a Secret of its own, leave every replica's threads and open
 # files where they were: the Secrets are one label-selected watch. (The constant is ~54 threads, most of them
@@ -615,5 +663,6 @@ run test_pgbouncer_1_24_serves_and_drains
 run test_threads_do_not_grow_with_secrets
 run test_exec_plugin_and_only_the_configured_ca
 run test_a_slowed_leader_stops_writing_before_the_next_one_starts
+run test_a_frozen_leader_writes_nothing_after_it_wakes
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
