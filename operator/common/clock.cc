@@ -34,8 +34,8 @@ std::string FormatRfc3339(std::chrono::system_clock::time_point time, TimePrecis
     fraction += 1'000'000;
     --seconds;
   }
-  return Format(seconds, precision == TimePrecision::kMicroseconds ? std::optional(fraction)
-                                                                   : std::nullopt);
+  return Format(seconds,
+                precision == TimePrecision::kMicroseconds ? std::optional(fraction) : std::nullopt);
 }
 
 std::string FormatRfc3339(int64_t unix_seconds) { return Format(unix_seconds, std::nullopt); }

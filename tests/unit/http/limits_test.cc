@@ -55,8 +55,8 @@ TEST(Limits, AHeaderOverTheLimitIs431AndMemoryStaysFlat) {
   long after = testing::VmRssKiB();
   // 8 MiB of header sent; the server kept at most its 16 KiB buffer per connection.
   if (kVmRssMeasuresTheServer) {
-    EXPECT_LT(after - before, 4 * 1024) << "VmRSS grew from " << before << " to " << after
-                                        << " KiB";
+    EXPECT_LT(after - before, 4 * 1024)
+        << "VmRSS grew from " << before << " to " << after << " KiB";
   }
   EXPECT_EQ(server->stats().requests_too_large, 9u);
   EXPECT_EQ(Request(server->address(), "GET", "/healthz").status, 200);
