@@ -158,6 +158,11 @@ std::chrono::seconds Client::JitteredTimeout(std::chrono::seconds base) {
   return base + std::chrono::seconds(extra(random_));
 }
 
+Result<Clock::Duration> Client::WriteWindow() const {
+  const RequestGate* gate = gate_.load();
+  return gate ? gate->Admit("PATCH") : Clock::Duration::max();
+}
+
 Result<HttpResponse> Client::Send(std::string_view verb, HttpRequest request) {
   request.timeout = options_.request_timeout;
   if (const RequestGate* gate = gate_.load()) {

@@ -158,6 +158,9 @@ class Client {
 
   RequestCountMap RequestCounts() const;
   const ClientOptions& options() const { return options_; }
+  // How long a write may take if it started now, as the gate says (unbounded without one): for
+  // writes that do not go through this client, such as PostgreSQL's, to obey the same fence.
+  Result<Clock::Duration> WriteWindow() const;
   // Every request from now on asks `gate` first (nullptr: none). `gate` must outlive the client's
   // use; safe to call while other threads send.
   void SetGate(const RequestGate* gate) { gate_.store(gate); }

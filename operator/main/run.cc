@@ -72,7 +72,12 @@ int RunOperator(const RunOptions& options) {
   // Its own client: the elector bounds each Lease request by the time left until the renew
   // deadline, and 4 s at most, so one slow attempt leaves room for another.
   kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
-  postgres::LibpqClient database;
+  // Role connection limits are written only inside the same fence as the API writes.
+  postgres::LibpqClient database([&client]() -> Result<std::chrono::milliseconds> {
+    auto left = client.WriteWindow();
+    if (!left) return std::unexpected(left.error());
+    return std::chrono::floor<std::chrono::milliseconds>(*left);
+  });
   controller::Manager manager(client, clock,
                               {.namespaces = options.namespaces,
                                .workers = options.workers,

@@ -17,7 +17,9 @@
 //   only "permission denied" otherwise.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -79,14 +81,27 @@ class ServerClient {
                                                  int64_t limit) = 0;
 };
 
+// How long a write may still take before this replica may no longer write (leader election's
+// fence, kube::Client::WriteWindow), or why it may not write at all.
+using WriteWindow = std::function<Result<std::chrono::milliseconds>()>;
+
 // The real client: libpq, application_name "poolkeeper-observer", statement_timeout 5 s, no
 // GSSAPI encryption probe (the credential is a password). Holds no state between calls.
+//
+// `window`, when given, is asked right before each write statement, after connecting and
+// reading: an error returns with nothing written (the transaction is rolled back), and otherwise
+// the write and its COMMIT each get half of what is left as their statement_timeout, so both end
+// before another replica could lead and write what it planned.
 class LibpqClient final : public ServerClient {
  public:
+  explicit LibpqClient(WriteWindow window = nullptr) : window_(std::move(window)) {}
   Result<Observation> Observe(const Endpoint& endpoint,
                               const std::set<std::string>& pooler_addresses) override;
   Result<int64_t> SetRoleConnectionLimit(const Endpoint& endpoint, const std::string& role,
                                          int64_t limit) override;
+
+ private:
+  WriteWindow window_;
 };
 
 }  // namespace poolkeeper::postgres

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/fmt/fmt.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <optional>
@@ -235,6 +236,45 @@ TEST_F(Observer, SetsAndRestoresRoleConnectionLimit) {
       client_.SetRoleConnectionLimit(EndpointOf(**server, "admin", "admin-password"), "capped", 5);
   ASSERT_TRUE(allowed) << allowed.error().ToString();
   EXPECT_EQ(*allowed, -1);
+}
+
+// Issue 12, item 3, for the writes that do not go to the API server: a replica that may no longer
+// write (leader election's fence says so) writes nothing, and one that may writes only within the
+// time it has left, even when the role's row is locked by someone else.
+TEST_F(Observer, RoleLimitWritesStayInsideTheWriteWindow) {
+  auto server = PostgresServer::Start({.max_connections = 20});
+  ASSERT_TRUE(server) << server.error();
+  ASSERT_TRUE((*server)->CreateRole("capped", "capped-password"));
+  const Endpoint superuser = SuperuserEndpoint(**server);
+
+  LibpqClient not_leader([]() -> Result<std::chrono::milliseconds> {
+    return Fail(ErrorCode::kNotLeader, "not the leader");
+  });
+  auto refused = not_leader.SetRoleConnectionLimit(superuser, "capped", 2);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kNotLeader);
+  auto seen = client_.Observe(superuser, {});
+  ASSERT_TRUE(seen) << seen.error().ToString();
+  EXPECT_FALSE(seen->role_limits.contains("capped")) << "written although fenced";
+
+  // Another session holds the role's row: the write waits for it only as long as the window
+  // allows (400 ms: 200 for the ALTER), not the session's 5 s.
+  auto holder = PgConnection::Connect((*server)->SuperuserConnInfo());
+  ASSERT_TRUE(holder) << holder.error();
+  ASSERT_TRUE(holder->Query("BEGIN; ALTER ROLE capped CONNECTION LIMIT 7"));
+  LibpqClient short_window(
+      []() -> Result<std::chrono::milliseconds> { return std::chrono::milliseconds(400); });
+  auto start = std::chrono::steady_clock::now();
+  auto bounded = short_window.SetRoleConnectionLimit(superuser, "capped", 2);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(bounded);
+  EXPECT_EQ(bounded.error().code, ErrorCode::kTimeout) << bounded.error().ToString();
+  EXPECT_LT(took, std::chrono::seconds(3)) << "the write waited past its window";
+  ASSERT_TRUE(holder->Query("ROLLBACK"));
+
+  auto written = short_window.SetRoleConnectionLimit(superuser, "capped", 2);
+  ASSERT_TRUE(written) << written.error().ToString();
+  EXPECT_EQ(*written, -1);
 }
 
 TEST_F(Observer, ObservesAsAMonitoringRole) {

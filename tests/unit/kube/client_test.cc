@@ -285,6 +285,24 @@ TEST_F(ClientTest, EveryWriteVerbAsksTheGateAndARefusalSendsNothing) {
   EXPECT_EQ(transport_.LastRequest().timeout, std::chrono::seconds(30));
 }
 
+// What writes outside the API (PostgreSQL's role limits) ask: the gate's answer for a write, and no
+// bound without a gate.
+TEST_F(ClientTest, WriteWindowIsTheGatesAnswerForAWrite) {
+  auto unbounded = client_.WriteWindow();
+  ASSERT_TRUE(unbounded);
+  EXPECT_EQ(*unbounded, Clock::Duration::max());
+  ScriptedGate gate;
+  client_.SetGate(&gate);
+  auto refused = client_.WriteWindow();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kNotLeader);
+  gate.refuse = false;
+  gate.window = std::chrono::seconds(7);
+  EXPECT_EQ(client_.WriteWindow().value_or(Clock::Duration::zero()), std::chrono::seconds(7));
+  EXPECT_EQ(gate.asked, (std::vector<std::string>{"PATCH", "PATCH"}));
+  EXPECT_TRUE(transport_.Requests().empty());
+}
+
 TEST_F(ClientTest, AWriteTakesNoLongerThanTheGateAllows) {
   ScriptedGate gate;
   gate.refuse = false;
