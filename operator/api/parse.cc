@@ -239,20 +239,29 @@ void ReadDatabases(FieldReader& spec, const PoolerSpec& pooler, std::vector<Data
   CheckUnique(spec.Path("databases"), names, issues);
 }
 
-void ReadUsers(FieldReader& spec, std::vector<UserSpec>& out, std::vector<FieldIssue>& issues) {
-  const json* list = spec.Array("users", true);
+// In authQuery mode users are optional (any role the lookup returns may log in) and carry only
+// per-user settings: a passwordSecretRef is not required, and is never read.
+void ReadUsers(FieldReader& spec, AuthMode mode, std::vector<UserSpec>& out,
+               std::vector<FieldIssue>& issues) {
+  const bool auth_query = mode == AuthMode::kAuthQuery;
+  const json* list = spec.Array("users", !auth_query);
   if (!list) return;
-  if (list->empty()) spec.Fail("users", "must list at least one user");
+  if (list->empty() && !auth_query) spec.Fail("users", "must list at least one user");
   std::vector<std::string> names;
   for (size_t i = 0; i < list->size(); ++i) {
     FieldReader reader(&(*list)[i], spec.Path("users") + "[" + std::to_string(i) + "]", issues);
     UserSpec user;
     if (auto name = reader.String("name", true)) {
       user.name = *name;
-      if (auto problem = CheckPgIdentifier(*name)) reader.Fail("name", *problem);
+      if (auto problem = CheckPgIdentifier(*name)) {
+        reader.Fail("name", *problem);
+      } else if (auth_query && *name == kAuthUser) {
+        reader.Fail("name", std::string("\"") + kAuthUser +
+                                "\" is the auth user poolkeeper sets up in authQuery mode");
+      }
     }
-    FieldReader ref(reader.Object("passwordSecretRef", true), reader.Path("passwordSecretRef"),
-                    issues);
+    FieldReader ref(reader.Object("passwordSecretRef", !auth_query),
+                    reader.Path("passwordSecretRef"), issues);
     if (ref.present()) {
       if (auto name = ref.String("name", true)) {
         user.password_secret_ref.name = *name;
@@ -292,6 +301,41 @@ void ReadClients(FieldReader& spec, std::vector<ClientSpec>& out, std::vector<Fi
     out.push_back(std::move(client));
   }
   CheckUnique(spec.Path("clients"), names, issues);
+}
+
+void ReadAuthentication(FieldReader& spec, AuthMode& mode, std::vector<FieldIssue>& issues) {
+  FieldReader reader(spec.Object("authentication"), spec.Path("authentication"), issues);
+  if (auto text = reader.String("mode")) {
+    if (*text == "userlist") {
+      mode = AuthMode::kUserlist;
+    } else if (*text == "authQuery") {
+      mode = AuthMode::kAuthQuery;
+    } else {
+      reader.Fail("mode", "must be userlist or authQuery, not \"" + *text + "\"");
+    }
+  }
+  reader.RejectUnknown();
+}
+
+// What authQuery needs beyond the fields themselves: a PostgresServer, whose credentials the
+// operator sets the lookup up with, and a cap on every database, since any role the lookup returns
+// can open a pool of its own there: only max_db_connections bounds a database's connections.
+void CheckAuthQuery(const ConnectionPool& pool, std::vector<FieldIssue>& issues) {
+  const ConnectionPoolSpec& spec = pool.spec;
+  if (spec.auth_mode != AuthMode::kAuthQuery) return;
+  if (spec.server_ref.empty()) {
+    issues.push_back({"spec.authentication.mode",
+                      "authQuery needs spec.serverRef: the operator sets the lookup up on a "
+                      "PostgresServer with the admin credentials of its credentialsSecretRef"});
+  }
+  for (size_t i = 0; i < spec.databases.size(); ++i) {
+    if (!pool.MaxDbConnections(spec.databases[i])) {
+      issues.push_back({"spec.databases[" + std::to_string(i) + "].maxDbConnections",
+                        "required in authQuery mode (here or as spec.pooler.maxDbConnections): "
+                        "any role that may log in gets a pool of its own, so only this cap "
+                        "bounds the database's server connections"});
+    }
+  }
 }
 
 void ReadBudget(FieldReader& spec, BudgetPolicy& policy, std::vector<FieldIssue>& issues) {
@@ -384,10 +428,12 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   FieldReader pooler(spec.Object("pooler"), "spec.pooler", issues);
   ReadPooler(pooler, defaults, pool.spec.pooler);
   ReadDatabases(spec, pool.spec.pooler, pool.spec.databases, issues);
-  ReadUsers(spec, pool.spec.users, issues);
+  ReadAuthentication(spec, pool.spec.auth_mode, issues);
+  ReadUsers(spec, pool.spec.auth_mode, pool.spec.users, issues);
   ReadBudget(spec, pool.spec.budget_policy, issues);
   ReadClients(spec, pool.spec.clients, issues);
   spec.RejectUnknown();
+  CheckAuthQuery(pool, issues);
 
   if (!issues.empty()) return Invalid(std::move(issues));
   return pool;
