@@ -23,6 +23,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "postgres/auth_query.h"
 
 namespace poolkeeper::postgres {
 
@@ -77,6 +78,17 @@ class ServerClient {
   // Writes nothing when the role already has `limit`.
   virtual Result<int64_t> SetRoleConnectionLimit(const Endpoint& endpoint, const std::string& role,
                                                  int64_t limit) = 0;
+  // authQuery mode (auth_query.h): creates or repairs the auth role and the lookup in every
+  // database of `setup`, connecting to each (endpoint.dbname is only where the role is managed).
+  // Idempotent: a second call changes nothing. kUnauthorized, before any write, when the
+  // endpoint's role is not a superuser; kNotFound when a database does not exist.
+  virtual Result<AuthQueryChanges> EnsureAuthQuery(const Endpoint& endpoint,
+                                                   const AuthQuerySetup& setup) = 0;
+  // Drops the lookup function and its schema in `databases` (the schema only when nothing else
+  // is in it), and the auth role when `drop_role` (it must have no other object or grant left).
+  // What does not exist is skipped; `setup.password` is not used.
+  virtual Status RemoveAuthQuery(const Endpoint& endpoint, const AuthQuerySetup& setup,
+                                 bool drop_role) = 0;
 };
 
 // The real client: libpq, application_name "poolkeeper-observer", statement_timeout 5 s, no
@@ -87,6 +99,10 @@ class LibpqClient final : public ServerClient {
                               const std::set<std::string>& pooler_addresses) override;
   Result<int64_t> SetRoleConnectionLimit(const Endpoint& endpoint, const std::string& role,
                                          int64_t limit) override;
+  Result<AuthQueryChanges> EnsureAuthQuery(const Endpoint& endpoint,
+                                           const AuthQuerySetup& setup) override;
+  Status RemoveAuthQuery(const Endpoint& endpoint, const AuthQuerySetup& setup,
+                         bool drop_role) override;
 };
 
 }  // namespace poolkeeper::postgres

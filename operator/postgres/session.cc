@@ -137,6 +137,10 @@ Result<Session> Session::Open(const Endpoint& endpoint) {
     std::string message = OneLine(PQerrorMessage(conn.get()));
     return Fail(ConnectFailureCode(conn.get(), message), where + ": " + message);
   }
+  // libpq prints the server's NOTICEs ("schema ... already exists, skipping") to stderr by
+  // default: the operator's log is structured, and these say nothing the caller needs.
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
   return Session(std::move(conn), std::move(where));
 }
 
@@ -194,6 +198,30 @@ Result<std::string> Session::QuoteIdentifier(const std::string& name) {
   }
   std::string result = quoted;
   PQfreemem(quoted);
+  return result;
+}
+
+Result<std::string> Session::QuoteLiteral(const std::string& text) {
+  char* quoted = PQescapeLiteral(conn_.get(), text.c_str(), text.size());
+  if (quoted == nullptr) {
+    return Fail(ErrorCode::kInvalid,
+                where_ + ": cannot quote a literal: " + OneLine(PQerrorMessage(conn_.get())));
+  }
+  std::string result = quoted;
+  PQfreemem(quoted);
+  return result;
+}
+
+Result<std::string> Session::ScramVerifier(const std::string& role, const std::string& password) {
+  char* verifier =
+      PQencryptPasswordConn(conn_.get(), password.c_str(), role.c_str(), "scram-sha-256");
+  if (verifier == nullptr) {
+    // The message is libpq's and names no password.
+    return Fail(ErrorCode::kInternal, where_ + ": cannot compute a SCRAM verifier: " +
+                                          OneLine(PQerrorMessage(conn_.get())));
+  }
+  std::string result = verifier;
+  PQfreemem(verifier);
   return result;
 }
 

@@ -39,6 +39,11 @@ class Session {
                                  std::string_view privilege = {});
   // `name` as a quoted SQL identifier.
   Result<std::string> QuoteIdentifier(const std::string& name);
+  // `text` as a quoted SQL string literal (for utility statements, which take no parameters).
+  Result<std::string> QuoteLiteral(const std::string& text);
+  // The SCRAM-SHA-256 verifier of `password` for `role`, computed by libpq on this side: a
+  // statement that sets a password then carries no plaintext that the server could log.
+  Result<std::string> ScramVerifier(const std::string& role, const std::string& password);
   const std::string& where() const { return where_; }
 
  private:

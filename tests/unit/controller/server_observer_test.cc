@@ -36,6 +36,20 @@ class FakeDatabase : public postgres::ServerClient {
   Result<int64_t> SetRoleConnectionLimit(const postgres::Endpoint&, const std::string&,
                                          int64_t) override {
     return -1;
+  }  // authQuery: what was asked, by database list; a failure when set.
+  std::vector<postgres::AuthQuerySetup> ensured;
+  std::vector<std::pair<postgres::AuthQuerySetup, bool>> removed;
+  std::optional<Error> auth_failure;
+  Result<postgres::AuthQueryChanges> EnsureAuthQuery(
+      const postgres::Endpoint&, const postgres::AuthQuerySetup& setup) override {
+    if (auth_failure) return std::unexpected(*auth_failure);
+    ensured.push_back(setup);
+    return postgres::AuthQueryChanges{};
+  }
+  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup& setup,
+                         bool drop_role) override {
+    removed.emplace_back(setup, drop_role);
+    return {};
   }
 };
 
