@@ -7,6 +7,7 @@
 
 #include "api/field_reader.h"
 #include "api/names.h"
+#include "api/parse_auth.h"
 #include "api/parse_common.h"
 #include "api/pgbouncer_settings.h"
 #include "common/json_get.h"
@@ -301,41 +302,6 @@ void ReadClients(FieldReader& spec, std::vector<ClientSpec>& out, std::vector<Fi
     out.push_back(std::move(client));
   }
   CheckUnique(spec.Path("clients"), names, issues);
-}
-
-void ReadAuthentication(FieldReader& spec, AuthMode& mode, std::vector<FieldIssue>& issues) {
-  FieldReader reader(spec.Object("authentication"), spec.Path("authentication"), issues);
-  if (auto text = reader.String("mode")) {
-    if (*text == "userlist") {
-      mode = AuthMode::kUserlist;
-    } else if (*text == "authQuery") {
-      mode = AuthMode::kAuthQuery;
-    } else {
-      reader.Fail("mode", "must be userlist or authQuery, not \"" + *text + "\"");
-    }
-  }
-  reader.RejectUnknown();
-}
-
-// What authQuery needs beyond the fields themselves: a PostgresServer, whose credentials the
-// operator sets the lookup up with, and a cap on every database, since any role the lookup returns
-// can open a pool of its own there: only max_db_connections bounds a database's connections.
-void CheckAuthQuery(const ConnectionPool& pool, std::vector<FieldIssue>& issues) {
-  const ConnectionPoolSpec& spec = pool.spec;
-  if (spec.auth_mode != AuthMode::kAuthQuery) return;
-  if (spec.server_ref.empty()) {
-    issues.push_back({"spec.authentication.mode",
-                      "authQuery needs spec.serverRef: the operator sets the lookup up on a "
-                      "PostgresServer with the admin credentials of its credentialsSecretRef"});
-  }
-  for (size_t i = 0; i < spec.databases.size(); ++i) {
-    if (!pool.MaxDbConnections(spec.databases[i])) {
-      issues.push_back({"spec.databases[" + std::to_string(i) + "].maxDbConnections",
-                        "required in authQuery mode (here or as spec.pooler.maxDbConnections): "
-                        "any role that may log in gets a pool of its own, so only this cap "
-                        "bounds the database's server connections"});
-    }
-  }
 }
 
 void ReadBudget(FieldReader& spec, BudgetPolicy& policy, std::vector<FieldIssue>& issues) {
