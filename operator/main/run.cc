@@ -73,15 +73,18 @@ int RunOperator(const RunOptions& options) {
   // deadline, and 4 s at most, so one slow attempt leaves room for another.
   kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
   postgres::LibpqClient database;
-  controller::Manager manager(client, clock,
-                              {.namespaces = options.namespaces,
-                               .workers = options.workers,
-                               .resync = options.resync,
-                               .watch_timeout = options.watch_timeout,
-                               .instance = identity,
-                               .defaults = options.defaults,
-                               .policy = options.policy,
-                               .database = &database});
+  controller::Manager manager(
+      client, clock,
+      {.namespaces = options.namespaces,
+       .workers = options.workers,
+       .resync = options.resync,
+       .watch_timeout = options.watch_timeout,
+       .instance = identity,
+       .defaults = options.defaults,
+       .policy = options.policy,
+       .database = &database,
+       // authQuery's Secrets: the operator's own namespace.
+       .operator_namespace = kube::ProcessGetenv("POD_NAMESPACE").value_or(config->namespace_)});
   std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};

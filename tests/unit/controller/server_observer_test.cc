@@ -165,5 +165,37 @@ TEST_F(ObserverTest, AMissingCredentialsSecretIsReportedNotObserved) {
       << LastStatus().dump();
 }
 
+// authQuery: with an authQuery pool on the server, the observer sets the lookup up for the pool's
+// databases with the auth role's Secret it creates, and records both in the server's status.
+TEST_F(ObserverTest, SetsAuthQueryUpForThePoolsOnTheServerAndRecordsIt) {
+  ServerObserver keeper{{client, clock, database, servers, registry, pools, holdings,
+                         "/tmp/poolkeeper-ca-test", "poolkeeper-system"}};
+  json pool = json::parse(R"({
+    "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
+    "metadata": {"name": "orders", "namespace": "shop", "uid": "u1", "generation": 1,
+                 "creationTimestamp": "2026-11-30T00:00:00Z"},
+    "spec": {"serverRef": {"name": "main"}, "authentication": {"mode": "authQuery"},
+             "databases": [{"name": "orders", "dbname": "orders_prod", "maxDbConnections": 5}]}})");
+  (void)pools.Upsert(pool);
+  constexpr char kAuthSecret[] =
+      "/api/v1/namespaces/poolkeeper-system/secrets/poolkeeper-auth-main";
+  ScriptPass();
+  transport.Respond("GET", kAuthSecret, 404, kube::testing::StatusBody(404, "NotFound"));
+  transport.RespondJson("PATCH", kAuthSecret, 200, json::object());
+  ASSERT_EQ(keeper.RunDue(), 1);
+  ASSERT_EQ(database.ensured.size(), 1u);
+  EXPECT_EQ(database.ensured[0].databases, std::vector<std::string>{"orders_prod"});
+  json status = LastStatus();
+  EXPECT_EQ(status["authQuery"]["databases"], json::array({"orders_prod"}));
+  EXPECT_EQ(status["authQuery"]["secret"], "poolkeeper-system/poolkeeper-auth-main");
+  bool ready = false;
+  for (const auto& c : status["conditions"]) {
+    if (c["type"] == "AuthQueryReady") ready = c["status"] == "True";
+  }
+  EXPECT_TRUE(ready) << status.dump();
+  // The generated password went to the Secret and the database, never into the status.
+  EXPECT_EQ(status.dump().find(database.ensured[0].password), std::string::npos);
+}
+
 }  // namespace
 }  // namespace poolkeeper::controller
