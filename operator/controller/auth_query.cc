@@ -62,10 +62,15 @@ std::string ReasonOf(const Error& error) {
   }
 }
 
-// The Secret with the auth role's password: read, created, or given a new password when the
-// server's rotation annotation asks for one. Returns the password.
-Result<std::string> KeepSecret(const AuthQueryDeps& deps, const api::PostgresServer& server,
-                               const json& stored_server) {
+// The auth role's password: the Secret's, or a new one (none yet, or the server's rotation
+// annotation asks for one) that is written only once the server has it.
+struct AuthPassword {
+  std::string password;
+  std::optional<json> to_write;  // the Secret to apply after a successful setup
+};
+
+Result<AuthPassword> ReadPassword(const AuthQueryDeps& deps, const api::PostgresServer& server,
+                                  const json& stored_server) {
   const std::string name = AuthSecretName(server.name);
   const std::string rotate = stored_server.value(
       json::json_pointer("/metadata/annotations/poolkeeper.io~1rotate-auth-password"), "");
@@ -78,7 +83,7 @@ Result<std::string> KeepSecret(const AuthQueryDeps& deps, const api::PostgresSer
     const std::string rotated_for =
         existing->value(json::json_pointer("/metadata/annotations/poolkeeper.io~1rotated-for"), "");
     if (parsed && parsed->data.contains(kAuthSecretKey) && rotated_for == rotate) {
-      return parsed->data.at(kAuthSecretKey);
+      return AuthPassword{parsed->data.at(kAuthSecretKey), std::nullopt};
     }
   }
   auto password = GeneratePassword();
@@ -95,9 +100,7 @@ Result<std::string> KeepSecret(const AuthQueryDeps& deps, const api::PostgresSer
                    {"annotations", {{kRotatedForAnnotation, rotate}}}}},
                  {"type", "Opaque"},
                  {"stringData", {{kAuthSecretKey, *password}}}};
-  auto applied = deps.client.Apply(kube::resources::kSecret, secret);
-  if (!applied) return std::unexpected(applied.error());
-  return *password;
+  return AuthPassword{*password, std::move(secret)};
 }
 
 }  // namespace
@@ -149,19 +152,29 @@ AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresSer
   }
 
   if (!wanted.empty()) {
-    auto password = KeepSecret(deps, server, stored);
+    auto password = ReadPassword(deps, server, stored);
     if (!password) {
       outcome.condition = MakeCondition(server, false, "SecretFailed",
                                         "Secret " + secret_key + ": " + password.error().message);
       return outcome;
     }
-    outcome.secret = secret_key;
-    auto ensured = deps.database.EnsureAuthQuery(*endpoint, SetupFor(*password, wanted));
+    auto ensured = deps.database.EnsureAuthQuery(*endpoint, SetupFor(password->password, wanted));
     if (!ensured) {
       outcome.condition =
           MakeCondition(server, false, ReasonOf(ensured.error()), ensured.error().message);
       return outcome;
     }
+    // Only now: the pools copy the Secret into their userlist, so it must not exist before the
+    // role has its password (a failed setup leaves no half-usable auth user behind).
+    if (password->to_write) {
+      auto applied = deps.client.Apply(kube::resources::kSecret, *password->to_write);
+      if (!applied) {
+        outcome.condition = MakeCondition(server, false, "SecretFailed",
+                                          "Secret " + secret_key + ": " + applied.error().message);
+        return outcome;
+      }
+    }
+    outcome.secret = secret_key;
     // What is set up now: the wanted databases, and the recorded ones until they are removed.
     std::set<std::string> now(wanted.begin(), wanted.end());
     now.insert(outcome.databases.begin(), outcome.databases.end());

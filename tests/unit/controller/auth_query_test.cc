@@ -173,6 +173,16 @@ TEST_F(AuthQueryTest, AMissingPrivilegeIsNamedAndNothingIsRecordedAsSetUp) {
   EXPECT_EQ(outcome.condition->message.find("kept-pw"), std::string::npos);
 }
 
+TEST_F(AuthQueryTest, ARefusedSetupWritesNoSecretForThePoolsToCopy) {
+  transport.RespondJson("GET", kSecretPath, 404, {{"kind", "Status"}, {"code", 404}});
+  database.failure = Error{ErrorCode::kUnauthorized, "db:5432: needs SUPERUSER", {}, 0};
+  AuthQueryOutcome outcome = Keep(Stored(), {"orders"});
+  EXPECT_EQ(AppliedPassword(), "");  // no PATCH of the Secret
+  EXPECT_TRUE(outcome.secret.empty());
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->reason, "AdminPrivilegeMissing");
+}
+
 TEST_F(AuthQueryTest, ADatabaseNoLongerServedIsRemovedAlone) {
   transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
   AuthQueryOutcome outcome = Keep(Stored({}, {"old", "orders"}), {"orders"});
