@@ -16,6 +16,7 @@ EXPECTED=(
   "fastapi-asyncpg-replicas.yaml         0  # primary 90 <= 157; replica 90 > 77, derived cap 38: 76 <= 77"
   "fastapi-session-mode-rls.yaml         0  # (1+1) x 20 = 40 <= 97, SessionModeQueueing warning"
   "railway-psycopg2-20-connections.yaml  1  # (1+1) x 20 = 40 > 15, BudgetExceeded"
+  "auth-query.yaml                       0  # authQuery: (1+1) x ((40+10) caps + (10+10) auth user) = 140 <= 177"
   "shared-server.yaml                    0  # PostgresServer orders-db: 75 + 40 (analytics quota 40) = 115 <= 177"
 )
 

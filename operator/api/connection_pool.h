@@ -143,6 +143,22 @@ struct ClientSpec {
   int max_overflow = 0;
 };
 
+// How clients are authenticated (spec.authentication.mode).
+// - kUserlist: every user's password is copied from its Secret into the pool's userlist.
+// - kAuthQuery: PgBouncer asks the server for a role's SCRAM verifier through a lookup function
+//   the operator sets up on the pool's PostgresServer (postgres/auth_query.h); the userlist holds
+//   only kAuthUser, and any role the function returns may log in without a Kubernetes change.
+enum class AuthMode { kUserlist, kAuthQuery };
+std::string_view AuthModeName(AuthMode mode);  // "userlist", "authQuery"
+
+// The role PgBouncer runs the lookup as, the schema and function the operator owns in every
+// database an authQuery pool serves, and the query pgbouncer.ini runs (in the client's database:
+// auth_dbname exists only from 1.19, and 1.18 is supported).
+inline constexpr char kAuthUser[] = "poolkeeper_auth";
+inline constexpr char kAuthSchema[] = "poolkeeper";
+inline constexpr char kAuthFunction[] = "lookup";
+inline constexpr char kAuthQuery[] = "SELECT usename, passwd FROM poolkeeper.lookup($1)";
+
 struct ConnectionPoolSpec {
   // The server: inline (server.host set by the spec), or a PostgresServer by name (server_ref), in
   // which case `server` is empty until budget::ServerDirectory places the pool.
@@ -150,7 +166,10 @@ struct ConnectionPoolSpec {
   std::string server_ref;
   PoolerSpec pooler;
   std::vector<DatabaseSpec> databases;  // at least one, names unique
-  std::vector<UserSpec> users;          // at least one, names unique
+  // Names unique. userlist: at least one, each with a passwordSecretRef. authQuery: optional
+  // (per-user settings only; a passwordSecretRef is ignored, never read).
+  std::vector<UserSpec> users;
+  AuthMode auth_mode = AuthMode::kUserlist;
   BudgetPolicy budget_policy = BudgetPolicy::kEnforce;
   std::vector<ClientSpec> clients;
 };

@@ -7,6 +7,7 @@
 
 #include "api/field_reader.h"
 #include "api/names.h"
+#include "api/parse_auth.h"
 #include "api/parse_common.h"
 #include "api/pgbouncer_settings.h"
 #include "common/json_get.h"
@@ -239,20 +240,29 @@ void ReadDatabases(FieldReader& spec, const PoolerSpec& pooler, std::vector<Data
   CheckUnique(spec.Path("databases"), names, issues);
 }
 
-void ReadUsers(FieldReader& spec, std::vector<UserSpec>& out, std::vector<FieldIssue>& issues) {
-  const json* list = spec.Array("users", true);
+// In authQuery mode users are optional (any role the lookup returns may log in) and carry only
+// per-user settings: a passwordSecretRef is not required, and is never read.
+void ReadUsers(FieldReader& spec, AuthMode mode, std::vector<UserSpec>& out,
+               std::vector<FieldIssue>& issues) {
+  const bool auth_query = mode == AuthMode::kAuthQuery;
+  const json* list = spec.Array("users", !auth_query);
   if (!list) return;
-  if (list->empty()) spec.Fail("users", "must list at least one user");
+  if (list->empty() && !auth_query) spec.Fail("users", "must list at least one user");
   std::vector<std::string> names;
   for (size_t i = 0; i < list->size(); ++i) {
     FieldReader reader(&(*list)[i], spec.Path("users") + "[" + std::to_string(i) + "]", issues);
     UserSpec user;
     if (auto name = reader.String("name", true)) {
       user.name = *name;
-      if (auto problem = CheckPgIdentifier(*name)) reader.Fail("name", *problem);
+      if (auto problem = CheckPgIdentifier(*name)) {
+        reader.Fail("name", *problem);
+      } else if (auth_query && *name == kAuthUser) {
+        reader.Fail("name", std::string("\"") + kAuthUser +
+                                "\" is the auth user poolkeeper sets up in authQuery mode");
+      }
     }
-    FieldReader ref(reader.Object("passwordSecretRef", true), reader.Path("passwordSecretRef"),
-                    issues);
+    FieldReader ref(reader.Object("passwordSecretRef", !auth_query),
+                    reader.Path("passwordSecretRef"), issues);
     if (ref.present()) {
       if (auto name = ref.String("name", true)) {
         user.password_secret_ref.name = *name;
@@ -384,10 +394,12 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   FieldReader pooler(spec.Object("pooler"), "spec.pooler", issues);
   ReadPooler(pooler, defaults, pool.spec.pooler);
   ReadDatabases(spec, pool.spec.pooler, pool.spec.databases, issues);
-  ReadUsers(spec, pool.spec.users, issues);
+  ReadAuthentication(spec, pool.spec.auth_mode, issues);
+  ReadUsers(spec, pool.spec.auth_mode, pool.spec.users, issues);
   ReadBudget(spec, pool.spec.budget_policy, issues);
   ReadClients(spec, pool.spec.clients, issues);
   spec.RejectUnknown();
+  CheckAuthQuery(pool, issues);
 
   if (!issues.empty()) return Invalid(std::move(issues));
   return pool;

@@ -52,7 +52,7 @@ constexpr SettingInfo Refused(std::string_view name, SettingType type, std::stri
 
 constexpr std::string_view kAuth =
     "poolkeeper sets up authentication (auth_type scram-sha-256 with the userlist built from "
-    "spec.users)";
+    "spec.users, or auth_user and auth_query in spec.authentication.mode authQuery)";
 constexpr std::string_view kClientTls =
     "client TLS needs a certificate and key that poolkeeper does not mount (yet)";
 constexpr std::string_view kNoFile = "it names a file the pod does not have";

@@ -18,6 +18,10 @@ std::string_view PoolModeName(PoolMode mode) {
   return "transaction";
 }
 
+std::string_view AuthModeName(AuthMode mode) {
+  return mode == AuthMode::kAuthQuery ? "authQuery" : "userlist";
+}
+
 std::string ServerSpec::Key() const {
   return budget_key.empty() ? EndpointKey(host, port) : budget_key;
 }

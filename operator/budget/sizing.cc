@@ -29,8 +29,13 @@ int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra) {
   const int db_count = static_cast<int>(databases.size());
   const int user_count = static_cast<int>(users.size());
   // Nodes: 0 source, 1 sink, then databases, then users.
+  // In authQuery mode any role the lookup returns may log in, each with a pool of its own: one
+  // more node, "every other role", with no cap of its own, stands for them (validation made sure
+  // every database has a cap, which then binds).
+  const bool open_users = pool.spec.auth_mode == api::AuthMode::kAuthQuery;
   const int source = 0, sink = 1, first_db = 2, first_user = 2 + db_count;
-  MaxFlow flow(2 + db_count + user_count);
+  const int others = first_user + user_count;
+  MaxFlow flow(2 + db_count + user_count + (open_users ? 1 : 0));
   for (int d = 0; d < db_count; ++d) {
     int64_t cap = Tighter(pool.MaxDbConnections(databases[d]), pool.spec.server.database_limits,
                           databases[d].dbname);
@@ -40,12 +45,27 @@ int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra) {
     // when clients have waited longer than reserve_pool_timeout.
     const int64_t pair = int64_t{pool.PoolSize(databases[d])} + pool.ReservePoolSize(databases[d]);
     for (int u = 0; u < user_count; ++u) flow.AddEdge(first_db + d, first_user + u, pair);
+    if (open_users) flow.AddEdge(first_db + d, others, kUnbounded);
   }
   for (int u = 0; u < user_count; ++u) {
     // max_user_connections counts a user's server connections across every database.
     flow.AddEdge(first_user + u, sink, UserCap(pool, users[u]));
   }
-  return flow.Run(source, sink);
+  if (open_users) flow.AddEdge(others, sink, kUnbounded);
+  return flow.Run(source, sink) + AuthUserPerInstance(pool);
+}
+
+int64_t AuthUserPerInstance(const api::ConnectionPool& pool) {
+  if (pool.spec.auth_mode != api::AuthMode::kAuthQuery) return 0;
+  // PgBouncer runs auth_query over server connections of the pool (database, auth_user), an
+  // ordinary pool of the client's database: pool_size + reserve_pool per database. Counted beside
+  // the databases' caps rather than inside them, so the bound holds whether or not a PgBouncer
+  // version counts that pool in max_db_connections.
+  int64_t total = 0;
+  for (const auto& db : pool.spec.databases) {
+    total += int64_t{pool.PoolSize(db)} + pool.ReservePoolSize(db);
+  }
+  return total;
 }
 
 std::vector<int64_t> DemandPerDatabase(const api::ConnectionPool& pool) {
@@ -57,6 +77,12 @@ std::vector<int64_t> DemandPerDatabase(const api::ConnectionPool& pool) {
     const int64_t pair = int64_t{pool.PoolSize(db)} + pool.ReservePoolSize(db);
     int64_t total = 0;
     for (const auto& user : pool.spec.users) total += std::min(pair, UserCap(pool, user));
+    // authQuery: the roles are open-ended, so a database can use its cap (required then).
+    if (pool.spec.auth_mode == api::AuthMode::kAuthQuery) {
+      total = std::min<int64_t>(
+          Tighter(pool.MaxDbConnections(db), pool.spec.server.database_limits, db.dbname),
+          int64_t{1} << 30);
+    }
     demand.push_back(total);
   }
   return demand;

@@ -18,6 +18,10 @@ using DbCaps = std::vector<std::optional<int64_t>>;
 // caps and, where given, `extra` caps (the smaller of the two binds). `extra` may be empty.
 int64_t FlowPerInstance(const api::ConnectionPool& pool, const DbCaps& extra);
 
+// The server connections one pgbouncer's auth_user may hold to run auth_query (authQuery mode;
+// 0 otherwise): FlowPerInstance includes them.
+int64_t AuthUserPerInstance(const api::ConnectionPool& pool);
+
 // What each database can use alone per instance (its pools, with the user caps), in spec order.
 // It is the largest cap worth giving a database: any more could never be used.
 std::vector<int64_t> DemandPerDatabase(const api::ConnectionPool& pool);

@@ -25,6 +25,15 @@ int64_t Generation(const kube::ObjectPtr& object) {
   return object ? object->value("/metadata/generation"_json_pointer, int64_t{0}) : 0;
 }
 
+// An authQuery pool came, went or changed: its PostgresServer sets the lookup up for its
+// databases (or removes it) now rather than at the next observation.
+void ObserveAuthQueryServer(const FanOutDeps& deps, const std::optional<IndexedPool>& entry) {
+  if (entry && entry->pool && entry->pool->spec.auth_mode == api::AuthMode::kAuthQuery &&
+      deps.observe_server) {
+    deps.observe_server(entry->pool->spec.server_ref);
+  }
+}
+
 }  // namespace
 
 void FanOut::EnqueueServer(const std::string& reference, const std::string& except) {
@@ -53,11 +62,16 @@ void FanOut::OnPool(const kube::ObjectPtr& before, const kube::ObjectPtr& after)
     auto removed = deps_.pools.Remove(key);
     // Its budget is free: the pools on its server may now be admitted.
     if (removed) EnqueueServer(removed->server, key);
+    ObserveAuthQueryServer(deps_, removed);
     return;
   }
   auto previous = deps_.pools.Upsert(*after);
   deps_.enqueue(key);
   // A changed spec changes what the pools after it on the same server can have.
+  if (!before || Generation(before) != Generation(after)) {
+    ObserveAuthQueryServer(deps_, previous);
+    ObserveAuthQueryServer(deps_, deps_.pools.Find(key));
+  }
   if (before && Generation(before) != Generation(after)) {
     auto now = deps_.pools.Find(key);
     if (previous) EnqueueServer(previous->server, key);

@@ -18,7 +18,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       options_(std::move(options)),
       queue_(clock),
       events_(client, clock, options_.instance),
-      index_(options_.defaults, options_.policy),
+      index_(options_.defaults, options_.policy, options_.operator_namespace),
       holdings_(clock),
       fan_out_({.pools = index_,
                 .holdings = holdings_,
@@ -65,7 +65,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
   if (options_.database) {
     server_observer_ = std::make_unique<ServerObserver>(
         ServerObserverDeps{client_, clock_, *options_.database, *servers_, registry_, index_,
-                           holdings_, options_.ca_dir});
+                           holdings_, options_.ca_dir, options_.operator_namespace});
   }
   pods_ = LabelSelectedInformer(kube::resources::kPod);
   pods_->AddHandlers({
@@ -238,6 +238,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   }
   PoolInputs in = Gather(caches, *target, options_.defaults);
   in.policy = options_.policy;
+  in.auth_secret_namespace = options_.operator_namespace;
   const kube::ObjectPtr& object = target->object;
 
   ReconcileResult result = Reconcile(in);

@@ -42,6 +42,9 @@ struct ManagerOptions {
   // declared figures only.
   postgres::ServerClient* database = nullptr;
   std::string ca_dir = "/tmp/poolkeeper-ca";  // CA bundles for libpq, from caSecretRef
+  // Where the auth role's Secret of each PostgresServer is kept (authQuery mode); empty: the
+  // operator does not set authQuery up, and authQuery pools wait.
+  std::string operator_namespace;
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".

@@ -3,6 +3,7 @@
 #include "api/parse.h"
 #include "budget/servers.h"
 #include "common/json_get.h"
+#include "controller/auth_query.h"
 #include "controller/object_key.h"
 #include "controller/reconciler.h"
 
@@ -32,8 +33,16 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
   if (parsed && !metadata.contains("deletionTimestamp") &&
       api::CheckPodPolicy(policy_, *parsed).empty()) {
     entry.server = budget::ServerDirectory::ReferenceKey(*parsed);
-    for (const auto& user : parsed->spec.users) {
-      entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, user.password_secret_ref.name));
+    if (parsed->spec.auth_mode == api::AuthMode::kAuthQuery) {
+      // No application Secret is read; the auth role's Secret of the server is.
+      if (!auth_secret_namespace_.empty()) {
+        entry.secrets.insert(
+            ObjectKey(auth_secret_namespace_, AuthSecretName(parsed->spec.server_ref)));
+      }
+    } else {
+      for (const auto& user : parsed->spec.users) {
+        entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, user.password_secret_ref.name));
+      }
     }
     entry.pool = std::move(*parsed);
   }

@@ -31,8 +31,13 @@ struct IndexedPool {
 
 class PoolIndex {
  public:
-  explicit PoolIndex(api::ParseDefaults defaults = {}, api::PodPolicy policy = {})
-      : defaults_(std::move(defaults)), policy_(std::move(policy)) {}
+  // `auth_secret_namespace`: where the auth role's Secret of each PostgresServer is
+  // (auth_query.h); an authQuery pool references that Secret, so its change reaches the pool.
+  explicit PoolIndex(api::ParseDefaults defaults = {}, api::PodPolicy policy = {},
+                     std::string auth_secret_namespace = {})
+      : defaults_(std::move(defaults)),
+        policy_(std::move(policy)),
+        auth_secret_namespace_(std::move(auth_secret_namespace)) {}
   // Parses and stores the pool; returns what was stored before (if anything).
   std::optional<IndexedPool> Upsert(const nlohmann::json& object);
   std::optional<IndexedPool> Remove(const std::string& key);
@@ -48,6 +53,7 @@ class PoolIndex {
  private:
   const api::ParseDefaults defaults_;
   const api::PodPolicy policy_;
+  const std::string auth_secret_namespace_;
   mutable std::mutex mutex_;
   std::map<std::string, IndexedPool> pools_;
   std::map<std::string, std::set<std::string>> by_server_;

@@ -8,6 +8,7 @@
 #include "api/parse.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
+#include "controller/auth_query.h"
 #include "controller/object_key.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
@@ -171,6 +172,25 @@ class Pass {
            std::to_string(status_.budget.usable) + " usable on " + mine_->server;
   }
 
+  // authQuery: the auth role's password from the Secret the operator keeps for the server; its
+  // resourceVersion joins the revision, so a rotation rolls the pods.
+  bool AddAuthPassword(secrets::ResolvedPasswords& passwords) {
+    const std::string name = AuthSecretName(pool_.spec.server_ref);
+    auto secret = in_.auth_secret_namespace.empty()
+                      ? std::nullopt
+                      : in_.secrets.Find(in_.auth_secret_namespace, name);
+    if (!secret || !secret->data.contains(kAuthSecretKey)) {
+      Block("AuthQueryNotReady",
+            "spec.authentication: waiting for the operator to set authQuery up on PostgresServer " +
+                pool_.spec.server_ref + " (its AuthQueryReady condition says why it is not)");
+      return false;
+    }
+    passwords.passwords[api::kAuthUser] = secret->data.at(kAuthSecretKey);
+    passwords.revision += (passwords.revision.empty() ? "" : ",") + in_.auth_secret_namespace +
+                          "/" + name + "@" + secret->resource_version;
+    return true;
+  }
+
   bool Render() {
     auto passwords = secrets::ResolvePasswords(pool_, in_.secrets);
     if (!passwords) {
@@ -178,6 +198,9 @@ class Pass {
       Block(passwords.error().code == ErrorCode::kUnauthorized ? "SecretNotExposed"
                                                                : "SecretNotFound",
             passwords.error().ToString());
+      return false;
+    }
+    if (pool_.spec.auth_mode == api::AuthMode::kAuthQuery && !AddAuthPassword(*passwords)) {
       return false;
     }
     auto built = render::BuildObjects(pool_, *mine_, passwords->passwords, passwords->revision);

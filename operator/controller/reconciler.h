@@ -47,6 +47,9 @@ struct PoolInputs {
   std::string now;              // RFC 3339, for condition transition times
   api::ParseDefaults defaults;  // what an unset image means
   api::PodPolicy policy;        // what the pods may run and where (the operator's flags)
+  // authQuery: where the auth role's Secret of the pool's PostgresServer is (auth_query.h); the
+  // Secret itself is in `secrets` once the operator created it.
+  std::string auth_secret_namespace;
 };
 
 // Held on deletion until the pool's pods are gone, so the budget they hold is not handed out while

@@ -188,6 +188,14 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
                           **in.observation, server.managed_role_limits);
     }
   }
+  // authQuery: not while the server cannot be reached (the Reachable condition says why).
+  const bool unreachable = endpoint && in.observation && !*in.observation;
+  if (in.server && !unreachable && !deps_.secret_namespace.empty()) {
+    const std::vector<std::string> wanted =
+        in.server->deleting ? std::vector<std::string>{} : AuthQueryDatabases(pools, name);
+    in.auth_query = KeepAuthQuery({deps_.client, deps_.database, deps_.secret_namespace},
+                                  *in.server, *stored, endpoint, wanted);
+  }
   if (Status kept = KeepFinalizer(*stored, in); !kept) return kept;
   json status = BuildServerStatus(in);
   if (status == stored->value("status", json::object())) return {};

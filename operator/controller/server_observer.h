@@ -36,7 +36,8 @@ struct ServerObserverDeps {
   const ServerRegistry& registry;
   const PoolIndex& pools;
   const HoldingsIndex& holdings;
-  std::string ca_dir;  // where CA bundles from caSecretRef are written for libpq
+  std::string ca_dir;                 // where CA bundles from caSecretRef are written for libpq
+  std::string secret_namespace = {};  // authQuery's Secrets (auth_query.h); empty: not set up
 };
 
 class ServerObserver {

@@ -153,6 +153,20 @@ json BuildServerStatus(const ServerStatusInputs& in) {
          server.generation, ""},
         now);
   }
+  if (in.auth_query) {
+    const AuthQueryOutcome& auth = *in.auth_query;
+    if (!auth.databases.empty() || !auth.secret.empty()) {
+      status["authQuery"] = {{"databases", auth.databases}, {"secret", auth.secret}};
+    }
+    if (auth.condition) {
+      api::SetCondition(conditions, *auth.condition, now);
+    } else {
+      std::erase_if(conditions,
+                    [](const api::Condition& c) { return c.type == kConditionAuthQueryReady; });
+    }
+  } else if (stored_status.contains("authQuery")) {
+    status["authQuery"] = stored_status["authQuery"];
+  }
   api::SetCondition(conditions, Reachability(in, server, conditions), now);
   const bool usable = status["budget"].contains("usable");
   api::SetCondition(conditions,

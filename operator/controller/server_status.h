@@ -13,6 +13,7 @@
 #include "budget/plan.h"
 #include "budget/servers.h"
 #include "common/error.h"
+#include "controller/auth_query.h"
 #include "controller/role_limits.h"
 
 namespace poolkeeper::controller {
@@ -31,6 +32,8 @@ struct ServerStatusInputs {
   std::string now;                                     // RFC 3339
   // This pass's enforcement of role limits, when it ran; else the stored status.roleLimits stand.
   std::optional<RoleLimitsOutcome> role_limits;
+  // This pass's authQuery setup (auth_query.h), when it ran; else status.authQuery stands.
+  std::optional<AuthQueryOutcome> auth_query;
 };
 
 nlohmann::json BuildServerStatus(const ServerStatusInputs& in);

@@ -72,21 +72,25 @@ int RunOperator(const RunOptions& options) {
   // Its own client: the elector bounds each Lease request by the time left until the renew
   // deadline, and 4 s at most, so one slow attempt leaves room for another.
   kube::Client election_client(**transport, {.request_timeout = std::chrono::seconds(4)});
-  // Role connection limits are written only inside the same fence as the API writes.
+  // Role connection limits and the authQuery setup are written only inside the same fence as the
+  // API writes.
   postgres::LibpqClient database([&client]() -> Result<std::chrono::milliseconds> {
     auto left = client.WriteWindow();
     if (!left) return std::unexpected(left.error());
     return std::chrono::floor<std::chrono::milliseconds>(*left);
   });
-  controller::Manager manager(client, clock,
-                              {.namespaces = options.namespaces,
-                               .workers = options.workers,
-                               .resync = options.resync,
-                               .watch_timeout = options.watch_timeout,
-                               .instance = identity,
-                               .defaults = options.defaults,
-                               .policy = options.policy,
-                               .database = &database});
+  controller::Manager manager(
+      client, clock,
+      {.namespaces = options.namespaces,
+       .workers = options.workers,
+       .resync = options.resync,
+       .watch_timeout = options.watch_timeout,
+       .instance = identity,
+       .defaults = options.defaults,
+       .policy = options.policy,
+       .database = &database,
+       // authQuery's Secrets: the operator's own namespace.
+       .operator_namespace = kube::ProcessGetenv("POD_NAMESPACE").value_or(config->namespace_)});
   std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};

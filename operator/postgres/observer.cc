@@ -102,23 +102,6 @@ Status CountClients(Session& session, const std::set<std::string>& poolers, Obse
   return {};
 }
 
-// Asks `window` and gives the rest of the open transaction's statements (a write and its
-// COMMIT) half of it each. Without a window the session's 5 s stay.
-Status BoundWrites(Session& session, const WriteWindow& window) {
-  if (!window) return {};
-  auto left = window();
-  if (!left) return std::unexpected(left.error());
-  const auto each = std::min<std::chrono::milliseconds>(*left / 2, std::chrono::seconds(5));
-  if (each < std::chrono::milliseconds(1)) {  // 0 would mean no timeout at all
-    return Fail(ErrorCode::kTimeout,
-                session.where() + ": no time left to write before the renew deadline");
-  }
-  auto set = session.Query("bounding the write by the leader's renew deadline",
-                           "SET LOCAL statement_timeout = " + std::to_string(each.count()));
-  if (!set) return std::unexpected(set.error());
-  return {};
-}
-
 }  // namespace
 
 Result<Observation> LibpqClient::Observe(const Endpoint& endpoint,
@@ -180,7 +163,10 @@ Result<int64_t> LibpqClient::SetRoleConnectionLimit(const Endpoint& endpoint,
 
   auto quoted = session->QuoteIdentifier(role);
   if (!quoted) return std::unexpected(quoted.error());
-  if (auto fenced = BoundWrites(*session, window_); !fenced) return std::unexpected(fenced.error());
+  // Two statements left to write: the ALTER and the COMMIT.
+  if (auto fenced = BoundWrites(*session, window_, 2); !fenced) {
+    return std::unexpected(fenced.error());
+  }
   auto altered =
       session->Query("ALTER ROLE " + *quoted + " CONNECTION LIMIT",
                      "ALTER ROLE " + *quoted + " CONNECTION LIMIT " + std::to_string(limit), {},

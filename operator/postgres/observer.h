@@ -25,6 +25,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "postgres/auth_query.h"
 
 namespace poolkeeper::postgres {
 
@@ -79,6 +80,17 @@ class ServerClient {
   // Writes nothing when the role already has `limit`.
   virtual Result<int64_t> SetRoleConnectionLimit(const Endpoint& endpoint, const std::string& role,
                                                  int64_t limit) = 0;
+  // authQuery mode (auth_query.h): creates or repairs the auth role and the lookup in every
+  // database of `setup`, connecting to each (endpoint.dbname is only where the role is managed).
+  // Idempotent: a second call changes nothing. kUnauthorized, before any write, when the
+  // endpoint's role is not a superuser; kNotFound when a database does not exist.
+  virtual Result<AuthQueryChanges> EnsureAuthQuery(const Endpoint& endpoint,
+                                                   const AuthQuerySetup& setup) = 0;
+  // Drops the lookup function and its schema in `databases` (the schema only when nothing else
+  // is in it), and the auth role when `drop_role` (it must have no other object or grant left).
+  // What does not exist is skipped; `setup.password` is not used.
+  virtual Status RemoveAuthQuery(const Endpoint& endpoint, const AuthQuerySetup& setup,
+                                 bool drop_role) = 0;
 };
 
 // How long a write may still take before this replica may no longer write (leader election's
@@ -89,9 +101,9 @@ using WriteWindow = std::function<Result<std::chrono::milliseconds>()>;
 // GSSAPI encryption probe (the credential is a password). Holds no state between calls.
 //
 // `window`, when given, is asked right before each write statement, after connecting and
-// reading: an error returns with nothing written (the transaction is rolled back), and otherwise
-// the write and its COMMIT each get half of what is left as their statement_timeout, so both end
-// before another replica could lead and write what it planned.
+// reading (BoundWrites, session.h): an error returns with nothing more written (an open
+// transaction is rolled back), and otherwise the writes still to come share what is left as their
+// statement_timeout, so they end before another replica could lead and write what it planned.
 class LibpqClient final : public ServerClient {
  public:
   explicit LibpqClient(WriteWindow window = nullptr) : window_(std::move(window)) {}
@@ -99,6 +111,10 @@ class LibpqClient final : public ServerClient {
                               const std::set<std::string>& pooler_addresses) override;
   Result<int64_t> SetRoleConnectionLimit(const Endpoint& endpoint, const std::string& role,
                                          int64_t limit) override;
+  Result<AuthQueryChanges> EnsureAuthQuery(const Endpoint& endpoint,
+                                           const AuthQuerySetup& setup) override;
+  Status RemoveAuthQuery(const Endpoint& endpoint, const AuthQuerySetup& setup,
+                         bool drop_role) override;
 
  private:
   WriteWindow window_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <chrono>
 #include <utility>
 
 namespace poolkeeper::postgres {
@@ -17,6 +18,7 @@ constexpr std::array<std::string_view, 6> kSslModes = {"disable", "allow",     "
 
 // Every statement ends within this; a server that holds a lock or is overloaded makes a call
 // fail with kTimeout instead of hanging a reconcile.
+constexpr std::chrono::milliseconds kStatementTimeout{5000};
 constexpr char kSessionOptions[] = "-c statement_timeout=5000";
 
 struct Clear {
@@ -137,6 +139,10 @@ Result<Session> Session::Open(const Endpoint& endpoint) {
     std::string message = OneLine(PQerrorMessage(conn.get()));
     return Fail(ConnectFailureCode(conn.get(), message), where + ": " + message);
   }
+  // libpq prints the server's NOTICEs ("schema ... already exists, skipping") to stderr by
+  // default: the operator's log is structured, and these say nothing the caller needs.
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
   return Session(std::move(conn), std::move(where));
 }
 
@@ -195,6 +201,46 @@ Result<std::string> Session::QuoteIdentifier(const std::string& name) {
   std::string result = quoted;
   PQfreemem(quoted);
   return result;
+}
+
+Result<std::string> Session::QuoteLiteral(const std::string& text) {
+  char* quoted = PQescapeLiteral(conn_.get(), text.c_str(), text.size());
+  if (quoted == nullptr) {
+    return Fail(ErrorCode::kInvalid,
+                where_ + ": cannot quote a literal: " + OneLine(PQerrorMessage(conn_.get())));
+  }
+  std::string result = quoted;
+  PQfreemem(quoted);
+  return result;
+}
+
+Result<std::string> Session::ScramVerifier(const std::string& role, const std::string& password) {
+  char* verifier =
+      PQencryptPasswordConn(conn_.get(), password.c_str(), role.c_str(), "scram-sha-256");
+  if (verifier == nullptr) {
+    // The message is libpq's and names no password.
+    return Fail(ErrorCode::kInternal, where_ + ": cannot compute a SCRAM verifier: " +
+                                          OneLine(PQerrorMessage(conn_.get())));
+  }
+  std::string result = verifier;
+  PQfreemem(verifier);
+  return result;
+}
+
+Status BoundWrites(Session& session, const WriteWindow& window, int statements_left) {
+  if (!window) return {};
+  auto left = window();
+  if (!left) return std::unexpected(left.error());
+  const auto each =
+      std::min<std::chrono::milliseconds>(*left / std::max(statements_left, 1), kStatementTimeout);
+  if (each < std::chrono::milliseconds(1)) {  // 0 would mean no timeout at all
+    return Fail(ErrorCode::kTimeout,
+                session.where() + ": no time left to write before the renew deadline");
+  }
+  auto set = session.Query("bounding the write by the leader's renew deadline",
+                           "SET statement_timeout = " + std::to_string(each.count()));
+  if (!set) return std::unexpected(set.error());
+  return {};
 }
 
 }  // namespace poolkeeper::postgres

@@ -39,17 +39,30 @@ class Session {
                                  std::string_view privilege = {});
   // `name` as a quoted SQL identifier.
   Result<std::string> QuoteIdentifier(const std::string& name);
+  // `text` as a quoted SQL string literal (for utility statements, which take no parameters).
+  Result<std::string> QuoteLiteral(const std::string& text);
+  // The SCRAM-SHA-256 verifier of `password` for `role`, computed by libpq on this side: a
+  // statement that sets a password then carries no plaintext that the server could log.
+  Result<std::string> ScramVerifier(const std::string& role, const std::string& password);
   const std::string& where() const { return where_; }
 
  private:
   struct Finish {
     void operator()(PGconn* conn) const { PQfinish(conn); }
   };
+
   Session(std::unique_ptr<PGconn, Finish> conn, std::string where)
       : conn_(std::move(conn)), where_(std::move(where)) {}
 
   std::unique_ptr<PGconn, Finish> conn_;
   std::string where_;
 };
+
+// Leader election's fence for writes to PostgreSQL (LibpqClient's `window`): asks `window` (none:
+// nothing to do) and sets the session's statement_timeout to what is left divided by
+// `statements_left`, the writes still to come in this call including a COMMIT, so that all of
+// them end before the window does; called again before each, the share follows the time left. An
+// error, with nothing written, when this replica may not write or no time is left.
+Status BoundWrites(Session& session, const WriteWindow& window, int statements_left);
 
 }  // namespace poolkeeper::postgres

@@ -110,6 +110,12 @@ std::map<std::string, std::string> ManagedSettings(const api::ConnectionPool& po
       {"reserve_pool_size", std::to_string(pooler.reserve_pool_size)},
       {"reserve_pool_timeout", std::to_string(pooler.reserve_pool_timeout_seconds)},
   };
+  if (pool.spec.auth_mode == api::AuthMode::kAuthQuery) {
+    // The userlist then holds only the auth user; every other role's verifier comes from the
+    // server, and PgBouncer logs in to the server with what the client's SCRAM exchange proved.
+    keys["auth_user"] = api::kAuthUser;
+    keys["auth_query"] = api::kAuthQuery;
+  }
   if (pooler.max_db_connections && *pooler.max_db_connections > 0) {
     keys["max_db_connections"] = std::to_string(*pooler.max_db_connections);
   }

@@ -28,10 +28,11 @@ using Passwords = std::map<std::string, std::string>;
 // pgbouncer.ini for the pool's pgbouncer version, with the plan's (declared or derived) caps.
 std::string RenderIni(const api::ConnectionPool& pool, const budget::PoolPlan& plan);
 
-// userlist.txt: one `"user" "password"` line per user, `"` doubled. Fails (kNotFound, naming
-// spec.users[i].passwordSecretRef) when a password is missing, and (kInvalid) when a password holds
-// a character the file cannot carry (newline, NUL) or is longer than PgBouncer reads
-// (kMaxUserlistPassword bytes or more once quotes are doubled).
+// userlist.txt: one `"user" "password"` line per user, `"` doubled; in authQuery mode only the
+// line of api::kAuthUser, from passwords[kAuthUser] (failing on spec.authentication without it).
+// Fails (kNotFound, naming spec.users[i].passwordSecretRef) when a password is missing, and
+// (kInvalid) when a password holds a character the file cannot carry (newline, NUL) or is longer
+// than PgBouncer reads (kMaxUserlistPassword bytes or more once quotes are doubled).
 inline constexpr size_t kMaxUserlistPassword = 2048;
 Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwords& passwords);
 

@@ -25,9 +25,48 @@ Error FieldError(ErrorCode code, std::string field, std::string message) {
   return Error{code, std::move(text), {{std::move(field), std::move(message)}}, 0};
 }
 
+// The line of one user, or why its password cannot be in the file.
+Result<std::string> UserLine(const std::string& user, const std::string& field,
+                             const std::string& source, const Passwords& passwords) {
+  auto found = passwords.find(user);
+  if (found == passwords.end()) {
+    return std::unexpected(
+        FieldError(ErrorCode::kNotFound, field,
+                   "no password for user \"" + user + "\" (" + source + " not found)"));
+  }
+  const std::string& password = found->second;
+  if (password.empty()) {
+    return std::unexpected(
+        FieldError(ErrorCode::kInvalid, field,
+                   "the password of user \"" + user + "\" in " + source + " is empty"));
+  }
+  if (password.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos) {
+    return std::unexpected(
+        FieldError(ErrorCode::kInvalid, field,
+                   "the password of user \"" + user + "\" in " + source +
+                       " contains a line break or a NUL byte, which the userlist cannot carry"));
+  }
+  // PgBouncer (1.18 to 1.24 at least) reads auth-file fields into 2048-byte buffers: at a longer
+  // one it stops reading the file, and every user after it fails to log in.
+  const std::string quoted = Quoted(password);
+  if (quoted.size() - 2 >= kMaxUserlistPassword) {
+    return std::unexpected(FieldError(
+        ErrorCode::kInvalid, field,
+        "the password of user \"" + user + "\" in " + source + " is " +
+            std::to_string(quoted.size() - 2) + " bytes in the userlist (quotes doubled); " +
+            "PgBouncer reads at most " + std::to_string(kMaxUserlistPassword - 1)));
+  }
+  return Quoted(user) + " " + quoted + "\n";
+}
+
 }  // namespace
 
 Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwords& passwords) {
+  if (pool.spec.auth_mode == api::AuthMode::kAuthQuery) {
+    // Only the auth user: no application password is ever copied in this mode.
+    return UserLine(api::kAuthUser, "spec.authentication",
+                    "the auth user's Secret the operator keeps for the PostgresServer", passwords);
+  }
   std::vector<std::pair<std::string, std::string>> lines;  // user name -> line, for sorting
   const auto& users = pool.spec.users;
   for (size_t i = 0; i < users.size(); ++i) {
@@ -35,35 +74,9 @@ Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwo
     std::string field = "spec.users[" + std::to_string(i) + "].passwordSecretRef";
     std::string source = "Secret \"" + user.password_secret_ref.name + "\" key \"" +
                          user.password_secret_ref.key + "\"";
-    auto found = passwords.find(user.name);
-    if (found == passwords.end()) {
-      return std::unexpected(
-          FieldError(ErrorCode::kNotFound, field,
-                     "no password for user \"" + user.name + "\" (" + source + " not found)"));
-    }
-    const std::string& password = found->second;
-    if (password.empty()) {
-      return std::unexpected(
-          FieldError(ErrorCode::kInvalid, field,
-                     "the password of user \"" + user.name + "\" in " + source + " is empty"));
-    }
-    if (password.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos) {
-      return std::unexpected(
-          FieldError(ErrorCode::kInvalid, field,
-                     "the password of user \"" + user.name + "\" in " + source +
-                         " contains a line break or a NUL byte, which the userlist cannot carry"));
-    }
-    // PgBouncer (1.18 to 1.24 at least) reads auth-file fields into 2048-byte buffers: at a longer
-    // one it stops reading the file, and every user after it fails to log in.
-    const std::string quoted = Quoted(password);
-    if (quoted.size() - 2 >= kMaxUserlistPassword) {
-      return std::unexpected(FieldError(
-          ErrorCode::kInvalid, field,
-          "the password of user \"" + user.name + "\" in " + source + " is " +
-              std::to_string(quoted.size() - 2) + " bytes in the userlist (quotes doubled); " +
-              "PgBouncer reads at most " + std::to_string(kMaxUserlistPassword - 1)));
-    }
-    lines.emplace_back(user.name, Quoted(user.name) + " " + quoted + "\n");
+    auto line = UserLine(user.name, field, source, passwords);
+    if (!line) return std::unexpected(line.error());
+    lines.emplace_back(user.name, std::move(*line));
   }
   std::ranges::sort(lines);
   std::string out;

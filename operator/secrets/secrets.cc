@@ -70,6 +70,8 @@ Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                                            const SecretSource& secrets) {
   ResolvedPasswords resolved;
   std::set<std::string> revisions;
+  // authQuery: no application password is read at all (the auth user's is the operator's own).
+  if (pool.spec.auth_mode == api::AuthMode::kAuthQuery) return resolved;
   for (size_t i = 0; i < pool.spec.users.size(); ++i) {
     const api::UserSpec& user = pool.spec.users[i];
     const api::SecretKeyRef& ref = user.password_secret_ref;

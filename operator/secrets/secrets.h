@@ -65,7 +65,8 @@ class SecretMap : public SecretSource {
 
 // The users' passwords of `pool`, or kNotFound naming spec.users[i].passwordSecretRef when a
 // Secret or key is missing, or kUnauthorized naming the Secret and the label to add when a Secret
-// is not exposed (its data is never looked at). Also returns the revision string that changes
+// is not exposed (its data is never looked at). In authQuery mode it reads nothing and returns no
+// password: the userlist holds only the auth user's. Also returns the revision string that changes
 // when any of them does.
 struct ResolvedPasswords {
   std::map<std::string, std::string> passwords;  // user -> password

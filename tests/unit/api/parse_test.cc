@@ -117,6 +117,69 @@ TEST(ParseConnectionPool, AcceptsQuotableNamesAndKnownParameters) {
   EXPECT_EQ(pool->spec.users[0].password_secret_ref.key, "pw");
 }
 
+// A pool in authQuery mode on a PostgresServer, with a cap on its database.
+json AuthQueryInput(const std::string& users_json) {
+  json input = LoadYaml("valid_pool.yaml");
+  input["spec"].erase("server");
+  input["spec"]["serverRef"] = {{"name", "main"}};
+  input["spec"]["authentication"] = {{"mode", "authQuery"}};
+  input["spec"]["databases"][0]["maxDbConnections"] = 30;
+  if (users_json.empty()) {
+    input["spec"].erase("users");
+  } else {
+    input["spec"]["users"] = json::parse(users_json);
+  }
+  return input;
+}
+
+TEST(ParseConnectionPool, AuthenticationDefaultsToUserlist) {
+  auto pool = ParseConnectionPool(LoadYaml("valid_pool.yaml"));
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+  EXPECT_EQ(pool->spec.auth_mode, AuthMode::kUserlist);
+}
+
+TEST(ParseConnectionPool, AuthQueryNeedsNoUsersAndNoPasswordSecrets) {
+  struct Case {
+    std::string name, users;
+    size_t expected_users;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"no users at all", "", 0},
+           {"an empty list", "[]", 0},
+           {"per-user settings without a Secret", R"([{"name":"app","maxUserConnections":5}])", 1},
+           {"a Secret reference is accepted and ignored",
+            R"([{"name":"app","passwordSecretRef":{"name":"s"}}])", 1},
+       }) {
+    auto pool = ParseConnectionPool(AuthQueryInput(c.users));
+    ASSERT_TRUE(pool.has_value()) << c.name << ": " << pool.error().message;
+    EXPECT_EQ(pool->spec.auth_mode, AuthMode::kAuthQuery) << c.name;
+    EXPECT_EQ(pool->spec.users.size(), c.expected_users) << c.name;
+  }
+}
+
+TEST(ParseConnectionPool, AuthQueryRefusesTheAuthUsersNameAsAUser) {
+  auto pool = ParseConnectionPool(AuthQueryInput(R"([{"name":"poolkeeper_auth"}])"));
+  ASSERT_FALSE(pool.has_value());
+  EXPECT_EQ(pool.error().fields.at(0).field, "spec.users[0].name") << pool.error().message;
+}
+
+TEST(ParseConnectionPool, AuthQueryAcceptsThePoolerWideCap) {
+  json input = AuthQueryInput("");
+  input["spec"]["databases"][0].erase("maxDbConnections");
+  input["spec"]["pooler"]["maxDbConnections"] = 12;
+  auto pool = ParseConnectionPool(input);
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+}
+
+TEST(ParseConnectionPool, UserlistModeStillNeedsUsersWithSecrets) {
+  json input = LoadYaml("valid_pool.yaml");
+  input["spec"]["authentication"] = {{"mode", "userlist"}};
+  input["spec"].erase("users");
+  auto pool = ParseConnectionPool(input);
+  ASSERT_FALSE(pool.has_value());
+  EXPECT_EQ(pool.error().fields.at(0).field, "spec.users") << pool.error().message;
+}
+
 TEST(ParsePgBouncerVersion, ReadsVersionsFromTags) {
   struct Case {
     std::string_view text;

@@ -161,5 +161,26 @@ TEST(FanOut, ObservesAPostgresServerWhenNewOrItsSpecChanges) {
   EXPECT_EQ(h.observed, (std::vector<std::string>{"main", "main"}));
 }
 
+TEST(FanOut, AnAuthQueryPoolThatComesChangesOrGoesObservesItsServer) {
+  Harness h;
+  auto auth_pool = [](int64_t generation) {
+    json pool = Pool("q", "db", generation);
+    pool["spec"].erase("server");
+    pool["spec"]["serverRef"] = {{"name", "main"}};
+    pool["spec"]["authentication"] = {{"mode", "authQuery"}};
+    pool["spec"]["databases"][0]["maxDbConnections"] = 5;
+    return pool;
+  };
+  h.fan_out.OnPool(nullptr, Ptr(auth_pool(1)));            // new: set up its databases
+  h.fan_out.OnPool(Ptr(auth_pool(1)), Ptr(auth_pool(1)));  // status only: nothing
+  h.fan_out.OnPool(Ptr(auth_pool(1)), Ptr(auth_pool(2)));  // spec: before and after
+  h.fan_out.OnPool(Ptr(auth_pool(2)), nullptr);            // gone: remove what it needed
+  EXPECT_EQ(h.observed, (std::vector<std::string>{"main", "main", "main", "main"}));
+  // A userlist pool never asks for an observation.
+  h.observed.clear();
+  h.fan_out.OnPool(nullptr, Ptr(Pool("u", "db")));
+  EXPECT_TRUE(h.observed.empty());
+}
+
 }  // namespace
 }  // namespace poolkeeper::controller

@@ -30,6 +30,14 @@ class FakeServer : public postgres::ServerClient {
     ++writes;
     return std::exchange(it->second, limit);
   }
+  Result<postgres::AuthQueryChanges> EnsureAuthQuery(const postgres::Endpoint&,
+                                                     const postgres::AuthQuerySetup&) override {
+    return Fail(ErrorCode::kInternal, "not here");
+  }
+  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup&,
+                         bool) override {
+    return Fail(ErrorCode::kInternal, "not here");
+  }
 };
 
 api::ServerObservation Seen(FakeServer& server) {

@@ -36,6 +36,20 @@ class FakeDatabase : public postgres::ServerClient {
   Result<int64_t> SetRoleConnectionLimit(const postgres::Endpoint&, const std::string&,
                                          int64_t) override {
     return -1;
+  }  // authQuery: what was asked, by database list; a failure when set.
+  std::vector<postgres::AuthQuerySetup> ensured;
+  std::vector<std::pair<postgres::AuthQuerySetup, bool>> removed;
+  std::optional<Error> auth_failure;
+  Result<postgres::AuthQueryChanges> EnsureAuthQuery(
+      const postgres::Endpoint&, const postgres::AuthQuerySetup& setup) override {
+    if (auth_failure) return std::unexpected(*auth_failure);
+    ensured.push_back(setup);
+    return postgres::AuthQueryChanges{};
+  }
+  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup& setup,
+                         bool drop_role) override {
+    removed.emplace_back(setup, drop_role);
+    return {};
   }
 };
 
@@ -149,6 +163,38 @@ TEST_F(ObserverTest, AMissingCredentialsSecretIsReportedNotObserved) {
   EXPECT_TRUE(database.asked.empty());
   EXPECT_NE(LastStatus().dump().find("CredentialsNotFound"), std::string::npos)
       << LastStatus().dump();
+}
+
+// authQuery: with an authQuery pool on the server, the observer sets the lookup up for the pool's
+// databases with the auth role's Secret it creates, and records both in the server's status.
+TEST_F(ObserverTest, SetsAuthQueryUpForThePoolsOnTheServerAndRecordsIt) {
+  ServerObserver keeper{{client, clock, database, servers, registry, pools, holdings,
+                         "/tmp/poolkeeper-ca-test", "poolkeeper-system"}};
+  json pool = json::parse(R"({
+    "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
+    "metadata": {"name": "orders", "namespace": "shop", "uid": "u1", "generation": 1,
+                 "creationTimestamp": "2026-11-30T00:00:00Z"},
+    "spec": {"serverRef": {"name": "main"}, "authentication": {"mode": "authQuery"},
+             "databases": [{"name": "orders", "dbname": "orders_prod", "maxDbConnections": 5}]}})");
+  (void)pools.Upsert(pool);
+  constexpr char kAuthSecret[] =
+      "/api/v1/namespaces/poolkeeper-system/secrets/poolkeeper-auth-main";
+  ScriptPass();
+  transport.Respond("GET", kAuthSecret, 404, kube::testing::StatusBody(404, "NotFound"));
+  transport.RespondJson("PATCH", kAuthSecret, 200, json::object());
+  ASSERT_EQ(keeper.RunDue(), 1);
+  ASSERT_EQ(database.ensured.size(), 1u);
+  EXPECT_EQ(database.ensured[0].databases, std::vector<std::string>{"orders_prod"});
+  json status = LastStatus();
+  EXPECT_EQ(status["authQuery"]["databases"], json::array({"orders_prod"}));
+  EXPECT_EQ(status["authQuery"]["secret"], "poolkeeper-system/poolkeeper-auth-main");
+  bool ready = false;
+  for (const auto& c : status["conditions"]) {
+    if (c["type"] == "AuthQueryReady") ready = c["status"] == "True";
+  }
+  EXPECT_TRUE(ready) << status.dump();
+  // The generated password went to the Secret and the database, never into the status.
+  EXPECT_EQ(status.dump().find(database.ensured[0].password), std::string::npos);
 }
 
 }  // namespace

@@ -30,6 +30,14 @@ class FakeServer : public postgres::ServerClient {
                                          int64_t) override {
     return Fail(ErrorCode::kInternal, "not here");
   }
+  Result<postgres::AuthQueryChanges> EnsureAuthQuery(const postgres::Endpoint&,
+                                                     const postgres::AuthQuerySetup&) override {
+    return Fail(ErrorCode::kInternal, "not here");
+  }
+  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup&,
+                         bool) override {
+    return Fail(ErrorCode::kInternal, "not here");
+  }
 };
 
 constexpr char kFiles[] = R"(

@@ -56,6 +56,19 @@ TEST(ResolvePasswords, ReadsEachUsersKeyAndARevisionOfEverySecret) {
   EXPECT_EQ(resolved->revision, "app-creds@3,ro-creds@9");
 }
 
+TEST(ResolvePasswords, AuthQueryModeReadsNoApplicationPassword) {
+  // The Secrets exist and are exposed: in authQuery mode they are still not read, and a missing
+  // one is no error (a passwordSecretRef is ignored there).
+  SecretMap secrets;
+  secrets.Put({"shop", "app-creds", "3", {{"password", "a"}}, Labelled()});
+  api::ConnectionPool pool = PoolWithUsers();
+  pool.spec.auth_mode = api::AuthMode::kAuthQuery;
+  auto resolved = ResolvePasswords(pool, secrets);
+  ASSERT_TRUE(resolved) << resolved.error().message;
+  EXPECT_TRUE(resolved->passwords.empty());
+  EXPECT_EQ(resolved->revision, "");
+}
+
 TEST(ResolvePasswords, AMissingSecretOrKeyNamesTheFieldToFix) {
   struct Case {
     std::vector<Secret> present;

@@ -1,0 +1,215 @@
+#include "controller/auth_query.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <set>
+
+#include "render/render.h"
+#include "secrets/secrets.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+using nlohmann::json;
+
+// 24 random bytes as hex: 192 bits, and nothing the userlist or a connection string must quote.
+Result<std::string> GeneratePassword() {
+  unsigned char bytes[24];
+  size_t filled = 0;
+  while (filled < sizeof(bytes)) {
+    ssize_t got = getrandom(bytes + filled, sizeof(bytes) - filled, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrorCode::kInternal, "getrandom failed for the auth role's password");
+    }
+    filled += static_cast<size_t>(got);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+postgres::AuthQuerySetup SetupFor(std::string password, std::vector<std::string> databases) {
+  return {api::kAuthUser, std::move(password), api::kAuthSchema, api::kAuthFunction,
+          std::move(databases)};
+}
+
+api::Condition MakeCondition(const api::PostgresServer& server, bool ok, std::string reason,
+                             std::string message) {
+  return {kConditionAuthQueryReady, ok ? "True" : "False", std::move(reason),
+          std::move(message),       server.generation,     ""};
+}
+
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+std::string ReasonOf(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::kUnauthorized:
+      return "AdminPrivilegeMissing";
+    case ErrorCode::kNotFound:
+      return "DatabaseNotFound";
+    default:
+      return "SetupFailed";
+  }
+}
+
+// The auth role's password: the Secret's, or a new one (none yet, or the server's rotation
+// annotation asks for one) that is written only once the server has it.
+struct AuthPassword {
+  std::string password;
+  std::optional<json> to_write;  // the Secret to apply after a successful setup
+};
+
+Result<AuthPassword> ReadPassword(const AuthQueryDeps& deps, const api::PostgresServer& server,
+                                  const json& stored_server) {
+  const std::string name = AuthSecretName(server.name);
+  const std::string rotate = stored_server.value(
+      json::json_pointer("/metadata/annotations/poolkeeper.io~1rotate-auth-password"), "");
+  auto existing = deps.client.Get(kube::resources::kSecret, deps.secret_namespace, name);
+  if (!existing && existing.error().code != ErrorCode::kNotFound) {
+    return std::unexpected(existing.error());
+  }
+  if (existing) {
+    auto parsed = secrets::ParseSecret(*existing);
+    const std::string rotated_for =
+        existing->value(json::json_pointer("/metadata/annotations/poolkeeper.io~1rotated-for"), "");
+    if (parsed && parsed->data.contains(kAuthSecretKey) && rotated_for == rotate) {
+      return AuthPassword{parsed->data.at(kAuthSecretKey), std::nullopt};
+    }
+  }
+  auto password = GeneratePassword();
+  if (!password) return std::unexpected(password.error());
+  json secret = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"metadata",
+                  {{"name", name},
+                   {"namespace", deps.secret_namespace},
+                   {"labels",
+                    {{render::kManagedByLabel, render::kManagedByValue},
+                     {std::string(secrets::kExposeLabel), std::string(secrets::kExposeValue)},
+                     {"poolkeeper.io/postgresserver", server.name}}},
+                   {"annotations", {{kRotatedForAnnotation, rotate}}}}},
+                 {"type", "Opaque"},
+                 {"stringData", {{kAuthSecretKey, *password}}}};
+  return AuthPassword{*password, std::move(secret)};
+}
+
+}  // namespace
+
+std::string AuthSecretName(std::string_view server) {
+  return kAuthSecretPrefix + std::string(server);
+}
+
+std::vector<std::string> AuthQueryDatabases(const std::vector<api::ConnectionPool>& pools,
+                                            std::string_view server) {
+  std::set<std::string> databases;
+  for (const auto& pool : pools) {
+    if (pool.spec.auth_mode != api::AuthMode::kAuthQuery || pool.spec.server_ref != server) {
+      continue;
+    }
+    for (const auto& db : pool.spec.databases) {
+      databases.insert(db.dbname.empty() ? db.name : db.dbname);
+    }
+  }
+  return {databases.begin(), databases.end()};
+}
+
+std::vector<std::string> RecordedAuthQueryDatabases(const json& server_status) {
+  std::vector<std::string> out;
+  const json databases =
+      server_status.value(json::json_pointer("/authQuery/databases"), json::array());
+  if (!databases.is_array()) return out;
+  for (const auto& db : databases) {
+    if (db.is_string()) out.push_back(db.get<std::string>());
+  }
+  std::ranges::sort(out);
+  return out;
+}
+
+AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresServer& server,
+                               const json& stored, const Result<postgres::Endpoint>& endpoint,
+                               const std::vector<std::string>& wanted) {
+  AuthQueryOutcome outcome;
+  outcome.databases = RecordedAuthQueryDatabases(stored.value("status", json::object()));
+  const std::string secret_key = deps.secret_namespace + "/" + AuthSecretName(server.name);
+  if (wanted.empty() && outcome.databases.empty()) return outcome;  // nothing here, ever
+  if (!endpoint) {
+    outcome.condition = MakeCondition(
+        server, false, "NoAdminCredentials",
+        "authQuery pools on this server need spec.credentialsSecretRef with a superuser's "
+        "credentials: " +
+            endpoint.error().message);
+    return outcome;
+  }
+
+  if (!wanted.empty()) {
+    auto password = ReadPassword(deps, server, stored);
+    if (!password) {
+      outcome.condition = MakeCondition(server, false, "SecretFailed",
+                                        "Secret " + secret_key + ": " + password.error().message);
+      return outcome;
+    }
+    auto ensured = deps.database.EnsureAuthQuery(*endpoint, SetupFor(password->password, wanted));
+    if (!ensured) {
+      outcome.condition =
+          MakeCondition(server, false, ReasonOf(ensured.error()), ensured.error().message);
+      return outcome;
+    }
+    // Only now: the pools copy the Secret into their userlist, so it must not exist before the
+    // role has its password (a failed setup leaves no half-usable auth user behind).
+    if (password->to_write) {
+      auto applied = deps.client.Apply(kube::resources::kSecret, *password->to_write);
+      if (!applied) {
+        outcome.condition = MakeCondition(server, false, "SecretFailed",
+                                          "Secret " + secret_key + ": " + applied.error().message);
+        return outcome;
+      }
+    }
+    outcome.secret = secret_key;
+    // What is set up now: the wanted databases, and the recorded ones until they are removed.
+    std::set<std::string> now(wanted.begin(), wanted.end());
+    now.insert(outcome.databases.begin(), outcome.databases.end());
+    outcome.databases.assign(now.begin(), now.end());
+  }
+
+  // Databases no pool serves any more; the role and the Secret once no database is left.
+  std::vector<std::string> stale;
+  std::ranges::set_difference(outcome.databases, wanted, std::back_inserter(stale));
+  if (!stale.empty() || wanted.empty()) {
+    Status removed = deps.database.RemoveAuthQuery(*endpoint, SetupFor("", stale), wanted.empty());
+    if (!removed) {
+      outcome.condition = MakeCondition(
+          server, false, "RemovalFailed",
+          "removing the lookup from " + Joined(stale) + ": " + removed.error().message);
+      return outcome;
+    }
+    outcome.databases = wanted;
+  }
+  if (wanted.empty()) {
+    auto deleted = deps.client.Delete(kube::resources::kSecret, deps.secret_namespace,
+                                      AuthSecretName(server.name));
+    if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
+      outcome.secret = secret_key;
+      outcome.condition = MakeCondition(server, false, "RemovalFailed",
+                                        "Secret " + secret_key + ": " + deleted.error().message);
+      return outcome;
+    }
+    outcome.secret.clear();
+    return outcome;  // nothing wanted, nothing left: the condition goes
+  }
+  outcome.condition = MakeCondition(server, true, "SetUp",
+                                    std::string(api::kAuthUser) + " and " + api::kAuthSchema + "." +
+                                        api::kAuthFunction + " in " + Joined(wanted));
+  return outcome;
+}
+
+}  // namespace poolkeeper::controller

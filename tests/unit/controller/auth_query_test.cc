@@ -1,0 +1,214 @@
+// authQuery, the operator's side of one PostgresServer (controller/auth_query.h), on a scripted
+// API server and an in-memory database: the auth role's Secret created once and reused, a new
+// password on request, the setup asked for exactly the databases the pools serve, nothing written
+// without usable credentials, a missing privilege named, and removal when no pool needs it.
+#include "controller/auth_query.h"
+
+#include <gtest/gtest.h>
+
+#include "../kube/fake_transport.h"
+#include "common/base64.h"
+
+namespace poolkeeper::controller {
+namespace {
+
+using kube::testing::FakeTransport;
+using nlohmann::json;
+
+constexpr char kNamespace[] = "poolkeeper-system";
+constexpr char kSecretPath[] = "/api/v1/namespaces/poolkeeper-system/secrets/poolkeeper-auth-main";
+
+class FakeDatabase : public postgres::ServerClient {
+ public:
+  std::vector<postgres::AuthQuerySetup> ensured;
+  std::vector<std::pair<postgres::AuthQuerySetup, bool>> removed;
+  std::optional<Error> failure;
+  Result<postgres::Observation> Observe(const postgres::Endpoint&,
+                                        const std::set<std::string>&) override {
+    return postgres::Observation{};
+  }
+  Result<int64_t> SetRoleConnectionLimit(const postgres::Endpoint&, const std::string&,
+                                         int64_t) override {
+    return -1;
+  }
+  Result<postgres::AuthQueryChanges> EnsureAuthQuery(
+      const postgres::Endpoint&, const postgres::AuthQuerySetup& setup) override {
+    if (failure) return std::unexpected(*failure);
+    ensured.push_back(setup);
+    return postgres::AuthQueryChanges{};
+  }
+  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup& setup,
+                         bool drop_role) override {
+    removed.emplace_back(setup, drop_role);
+    return {};
+  }
+};
+
+api::PostgresServer Server() {
+  api::PostgresServer server;
+  server.name = "main";
+  server.generation = 3;
+  return server;
+}
+
+json Stored(json annotations = json::object(), json databases = nullptr) {
+  json stored = {{"metadata", {{"name", "main"}, {"annotations", annotations}}}};
+  if (!databases.is_null()) stored["status"]["authQuery"]["databases"] = databases;
+  return stored;
+}
+
+json StoredSecret(const std::string& password, const std::string& rotated_for) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Secret"},
+          {"metadata",
+           {{"name", "poolkeeper-auth-main"},
+            {"namespace", kNamespace},
+            {"resourceVersion", "4"},
+            {"annotations", {{kRotatedForAnnotation, rotated_for}}}}},
+          {"data", {{"password", EncodeBase64(password)}}}};
+}
+
+api::ConnectionPool Pool(std::string server, api::AuthMode mode, std::vector<std::string> dbnames) {
+  api::ConnectionPool pool;
+  pool.spec.server_ref = std::move(server);
+  pool.spec.auth_mode = mode;
+  for (const auto& db : dbnames) pool.spec.databases.push_back({.name = db, .dbname = db});
+  return pool;
+}
+
+struct AuthQueryTest : ::testing::Test {
+  AuthQueryOutcome Keep(const json& stored, const std::vector<std::string>& wanted,
+                        Result<postgres::Endpoint> endpoint = postgres::Endpoint{}) {
+    return KeepAuthQuery({client, database, kNamespace}, Server(), stored, endpoint, wanted);
+  }
+  // The password the operator wrote into the Secret (server-side apply), or "".
+  std::string AppliedPassword() const {
+    for (const auto& request : transport.Requests()) {
+      if (request.method == "PATCH" && request.path.starts_with(kSecretPath)) {
+        return json::parse(request.body)["stringData"]["password"];
+      }
+    }
+    return "";
+  }
+  FakeTransport transport;
+  kube::Client client{transport};
+  FakeDatabase database;
+};
+
+TEST(AuthQueryDatabases, OnlyAuthQueryPoolsOfThisServerSortedOnce) {
+  std::vector<api::ConnectionPool> pools = {
+      Pool("main", api::AuthMode::kAuthQuery, {"orders", "catalog"}),
+      Pool("main", api::AuthMode::kAuthQuery, {"orders"}),
+      Pool("main", api::AuthMode::kUserlist, {"billing"}),
+      Pool("other", api::AuthMode::kAuthQuery, {"elsewhere"}),
+  };
+  EXPECT_EQ(AuthQueryDatabases(pools, "main"), (std::vector<std::string>{"catalog", "orders"}));
+  EXPECT_TRUE(AuthQueryDatabases(pools, "none").empty());
+}
+
+TEST_F(AuthQueryTest, FirstPassCreatesTheSecretAndSetsUpEveryDatabase) {
+  transport.RespondJson("GET", kSecretPath, 404, {{"kind", "Status"}, {"code", 404}});
+  transport.RespondJson("PATCH", kSecretPath, 200, json::object());
+  AuthQueryOutcome outcome = Keep(Stored(), {"catalog", "orders"});
+  ASSERT_EQ(database.ensured.size(), 1u);
+  const postgres::AuthQuerySetup& setup = database.ensured[0];
+  EXPECT_EQ(setup.role, "poolkeeper_auth");
+  EXPECT_EQ(setup.databases, (std::vector<std::string>{"catalog", "orders"}));
+  EXPECT_EQ(setup.password.size(), 48u);
+  EXPECT_EQ(setup.password, AppliedPassword());
+  EXPECT_EQ(outcome.secret, "poolkeeper-system/poolkeeper-auth-main");
+  EXPECT_EQ(outcome.databases, (std::vector<std::string>{"catalog", "orders"}));
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->status, "True");
+  EXPECT_EQ(outcome.condition->reason, "SetUp");
+}
+
+TEST_F(AuthQueryTest, ALaterPassReusesThePasswordAndWritesNoSecret) {
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
+  Keep(Stored({}, {"orders"}), {"orders"});
+  ASSERT_EQ(database.ensured.size(), 1u);
+  EXPECT_EQ(database.ensured[0].password, "kept-pw");
+  EXPECT_EQ(AppliedPassword(), "");
+}
+
+TEST_F(AuthQueryTest, TheRotationAnnotationGetsANewPassword) {
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("old-pw", ""));
+  transport.RespondJson("PATCH", kSecretPath, 200, json::object());
+  Keep(Stored({{kRotateAuthAnnotation, "2026-11-30"}}, {"orders"}), {"orders"});
+  const std::string fresh = AppliedPassword();
+  EXPECT_NE(fresh, "");
+  EXPECT_NE(fresh, "old-pw");
+  ASSERT_EQ(database.ensured.size(), 1u);
+  EXPECT_EQ(database.ensured[0].password, fresh);
+  for (const auto& request : transport.Requests()) {
+    if (request.method == "PATCH") {
+      EXPECT_EQ(json::parse(request.body)["metadata"]["annotations"][kRotatedForAnnotation],
+                "2026-11-30");
+    }
+  }
+}
+
+TEST_F(AuthQueryTest, WithoutCredentialsNothingIsWrittenAndTheConditionSaysWhy) {
+  AuthQueryOutcome outcome =
+      Keep(Stored(), {"orders"}, Fail(ErrorCode::kNotFound, "no credentialsSecretRef"));
+  EXPECT_TRUE(transport.Requests().empty());
+  EXPECT_TRUE(database.ensured.empty());
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->status, "False");
+  EXPECT_EQ(outcome.condition->reason, "NoAdminCredentials");
+  EXPECT_NE(outcome.condition->message.find("credentialsSecretRef"), std::string::npos);
+}
+
+TEST_F(AuthQueryTest, AMissingPrivilegeIsNamedAndNothingIsRecordedAsSetUp) {
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
+  database.failure = Error{ErrorCode::kUnauthorized,
+                           "db:5432: authQuery needs SUPERUSER for the credentials' role",
+                           {},
+                           0};
+  AuthQueryOutcome outcome = Keep(Stored(), {"orders"});
+  EXPECT_TRUE(outcome.databases.empty());
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->reason, "AdminPrivilegeMissing");
+  EXPECT_NE(outcome.condition->message.find("SUPERUSER"), std::string::npos);
+  EXPECT_EQ(outcome.condition->message.find("kept-pw"), std::string::npos);
+}
+
+TEST_F(AuthQueryTest, ARefusedSetupWritesNoSecretForThePoolsToCopy) {
+  transport.RespondJson("GET", kSecretPath, 404, {{"kind", "Status"}, {"code", 404}});
+  database.failure = Error{ErrorCode::kUnauthorized, "db:5432: needs SUPERUSER", {}, 0};
+  AuthQueryOutcome outcome = Keep(Stored(), {"orders"});
+  EXPECT_EQ(AppliedPassword(), "");  // no PATCH of the Secret
+  EXPECT_TRUE(outcome.secret.empty());
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->reason, "AdminPrivilegeMissing");
+}
+
+TEST_F(AuthQueryTest, ADatabaseNoLongerServedIsRemovedAlone) {
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
+  AuthQueryOutcome outcome = Keep(Stored({}, {"old", "orders"}), {"orders"});
+  ASSERT_EQ(database.removed.size(), 1u);
+  EXPECT_EQ(database.removed[0].first.databases, std::vector<std::string>{"old"});
+  EXPECT_FALSE(database.removed[0].second);  // the role stays
+  EXPECT_EQ(outcome.databases, std::vector<std::string>{"orders"});
+}
+
+TEST_F(AuthQueryTest, NoPoolLeftRemovesTheLookupTheRoleAndTheSecret) {
+  transport.Respond("DELETE", kSecretPath, 200);
+  AuthQueryOutcome outcome = Keep(Stored({}, {"orders"}), {});
+  ASSERT_EQ(database.removed.size(), 1u);
+  EXPECT_EQ(database.removed[0].first.databases, std::vector<std::string>{"orders"});
+  EXPECT_TRUE(database.removed[0].second);  // and the role
+  EXPECT_TRUE(outcome.databases.empty());
+  EXPECT_TRUE(outcome.secret.empty());
+  EXPECT_FALSE(outcome.condition);  // nothing wanted, nothing left
+}
+
+TEST_F(AuthQueryTest, AServerThatNeverHadAuthQueryIsLeftAlone) {
+  AuthQueryOutcome outcome = Keep(Stored(), {});
+  EXPECT_TRUE(transport.Requests().empty());
+  EXPECT_TRUE(database.ensured.empty() && database.removed.empty());
+  EXPECT_FALSE(outcome.condition);
+}
+
+}  // namespace
+}  // namespace poolkeeper::controller
