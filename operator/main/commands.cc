@@ -218,7 +218,15 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
       status = kExitInvalid;
       continue;
     }
-    auto objects = render::BuildObjects(pool, pool_plan, passwords->passwords, passwords->revision);
+    auto tls = secrets::ResolveTls(pool, manifests.secrets);
+    if (!tls) {
+      err << "error: " << id << ": ";
+      PrintError(tls.error(), err);
+      status = kExitInvalid;
+      continue;
+    }
+    auto objects = render::BuildObjects(pool, pool_plan, passwords->passwords,
+                                        passwords->revision + (tls->empty() ? "" : "," + *tls));
     auto userlist = render::RenderUserlist(pool, passwords->passwords);
     if (!objects || !userlist) {
       err << "error: " << id << ": ";
