@@ -17,6 +17,7 @@ EXPECTED=(
   "fastapi-session-mode-rls.yaml         0  # (1+1) x 20 = 40 <= 97, SessionModeQueueing warning"
   "railway-psycopg2-20-connections.yaml  1  # (1+1) x 20 = 40 > 15, BudgetExceeded"
   "shared-server.yaml                    0  # PostgresServer orders-db: 75 + 40 (analytics quota 40) = 115 <= 177"
+  "tls.yaml                              0  # (2+1) x 10 = 30 <= 87, client TLS and verify-full to the server"
 )
 
 passed=0
