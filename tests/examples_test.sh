@@ -18,6 +18,7 @@ EXPECTED=(
   "railway-psycopg2-20-connections.yaml  1  # (1+1) x 20 = 40 > 15, BudgetExceeded"
   "auth-query.yaml                       0  # authQuery: (1+1) x ((40+10) caps + (10+10) auth user) = 140 <= 177"
   "shared-server.yaml                    0  # PostgresServer orders-db: 75 + 40 (analytics quota 40) = 115 <= 177"
+  "tls.yaml                              0  # (2+1) x 10 = 30 <= 87, client TLS and verify-full to the server"
 )
 
 passed=0

@@ -159,6 +159,49 @@ inline constexpr char kAuthSchema[] = "poolkeeper";
 inline constexpr char kAuthFunction[] = "lookup";
 inline constexpr char kAuthQuery[] = "SELECT usename, passwd FROM poolkeeper.lookup($1)";
 
+// TLS on either side of the pooler (spec.tls). The sslmode names and meanings are PgBouncer's
+// client_tls_sslmode / server_tls_sslmode; docs/tls.md says what each does on which side.
+enum class SslMode { kDisable, kAllow, kPrefer, kRequire, kVerifyCa, kVerifyFull };
+std::string_view SslModeName(SslMode mode);  // "disable", ..., "verify-full"
+std::optional<SslMode> ParseSslMode(std::string_view text);
+inline bool SslModeVerifies(SslMode mode) {
+  return mode == SslMode::kVerifyCa || mode == SslMode::kVerifyFull;
+}
+
+// The oldest TLS version PgBouncer may negotiate: 1.2 (TLS 1.2 and 1.3) or 1.3 only.
+enum class TlsVersion { kTls12, kTls13 };
+
+// Clients -> pgbouncer. The certificate Secret is in the pool's namespace, of type
+// kubernetes.io/tls or any Secret with the keys tls.crt and tls.key (a cert-manager Certificate's
+// Secret as it is); its ca.crt verifies client certificates under verify-ca / verify-full.
+struct ClientTlsSpec {
+  SslMode ssl_mode = SslMode::kRequire;
+  std::string certificate_secret_name;  // required
+  TlsVersion min_version = TlsVersion::kTls12;
+  bool operator==(const ClientTlsSpec&) const = default;
+};
+
+// Where a CA certificate (PEM) is: a key of a Secret or a ConfigMap in the pool's namespace.
+struct CaRef {
+  std::string secret_name;  // exactly one of secret_name, config_map_name
+  std::string config_map_name;
+  std::string key = "ca.crt";
+  bool operator==(const CaRef&) const = default;
+};
+
+// pgbouncer -> PostgreSQL. The protocol versions stay PgBouncer's default ("secure": TLS 1.2 and
+// 1.3) unless pooler.parameters.server_tls_protocols says otherwise.
+struct ServerTlsSpec {
+  SslMode ssl_mode = SslMode::kPrefer;  // PgBouncer's own default
+  std::optional<CaRef> ca_ref;          // required by verify-ca / verify-full
+  bool operator==(const ServerTlsSpec&) const = default;
+};
+
+struct TlsSpec {
+  std::optional<ClientTlsSpec> client;  // absent: client TLS off (client_tls_sslmode disable)
+  std::optional<ServerTlsSpec> server;  // absent: PgBouncer's defaults (prefer, no CA)
+};
+
 struct ConnectionPoolSpec {
   // The server: inline (server.host set by the spec), or a PostgresServer by name (server_ref), in
   // which case `server` is empty until budget::ServerDirectory places the pool.
@@ -172,6 +215,7 @@ struct ConnectionPoolSpec {
   AuthMode auth_mode = AuthMode::kUserlist;
   BudgetPolicy budget_policy = BudgetPolicy::kEnforce;
   std::vector<ClientSpec> clients;
+  TlsSpec tls;
 };
 
 struct ObjectMeta {

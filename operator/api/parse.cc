@@ -9,6 +9,7 @@
 #include "api/names.h"
 #include "api/parse_auth.h"
 #include "api/parse_common.h"
+#include "api/parse_tls.h"
 #include "api/pgbouncer_settings.h"
 #include "common/json_get.h"
 
@@ -137,7 +138,8 @@ void ReadImageAndVersion(FieldReader& reader, const ParseDefaults& defaults, Poo
   pooler.pgbouncer_version = *version;
 }
 
-void ReadPooler(FieldReader& reader, const ParseDefaults& defaults, PoolerSpec& pooler) {
+void ReadPooler(FieldReader& reader, const ParseDefaults& defaults, PoolerSpec& pooler,
+                std::optional<std::string>& legacy_server_ssl_mode) {
   Assign(reader.Int("instances", 0, kMaxInstances), pooler.instances);
   Assign(reader.Int("maxSurge", 0, kMaxInstances), pooler.max_surge);
   ReadImageAndVersion(reader, defaults, pooler);
@@ -168,6 +170,10 @@ void ReadPooler(FieldReader& reader, const ParseDefaults& defaults, PoolerSpec& 
       }
       std::string text =
           value.is_string() ? value.get<std::string>() : std::to_string(value.get<int64_t>());
+      if (name == kLegacyServerSslModeParameter) {  // spec.tls.server.sslMode now; see ReadTls
+        legacy_server_ssl_mode = text;
+        continue;
+      }
       if (auto problem = CheckParameter(name, text, pooler.pgbouncer_version)) {
         reader.Fail(field, *problem);
         continue;
@@ -392,12 +398,14 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   }
   ReadServerOrRef(spec, pool.spec, issues);
   FieldReader pooler(spec.Object("pooler"), "spec.pooler", issues);
-  ReadPooler(pooler, defaults, pool.spec.pooler);
+  std::optional<std::string> legacy_server_ssl_mode;
+  ReadPooler(pooler, defaults, pool.spec.pooler, legacy_server_ssl_mode);
   ReadDatabases(spec, pool.spec.pooler, pool.spec.databases, issues);
   ReadAuthentication(spec, pool.spec.auth_mode, issues);
   ReadUsers(spec, pool.spec.auth_mode, pool.spec.users, issues);
   ReadBudget(spec, pool.spec.budget_policy, issues);
   ReadClients(spec, pool.spec.clients, issues);
+  ReadTls(spec, legacy_server_ssl_mode, pool.spec, issues);
   spec.RejectUnknown();
   CheckAuthQuery(pool, issues);
 

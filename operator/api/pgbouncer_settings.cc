@@ -53,11 +53,13 @@ constexpr SettingInfo Refused(std::string_view name, SettingType type, std::stri
 constexpr std::string_view kAuth =
     "poolkeeper sets up authentication (auth_type scram-sha-256 with the userlist built from "
     "spec.users, or auth_user and auth_query in spec.authentication.mode authQuery)";
-constexpr std::string_view kClientTls =
-    "client TLS needs a certificate and key that poolkeeper does not mount (yet)";
+constexpr std::string_view kClientTlsFiles =
+    "spec.tls.client.certificateSecretRef (the Secret's tls.crt, tls.key and ca.crt)";
+constexpr std::string_view kServerTlsCa = "spec.tls.server.caRef";
+constexpr std::string_view kServerClientCert =
+    "poolkeeper does not mount a client certificate for logging in to the server";
 constexpr std::string_view kNoFile = "it names a file the pod does not have";
 constexpr std::string_view kStderr = "the pod logs to stderr";
-constexpr std::string_view kSslModes = "disable|allow|prefer|require|verify-ca|verify-full";
 
 // One line per key, sorted by name (FindSetting relies on it; a test checks it).
 constexpr auto kSettings = std::to_array<SettingInfo>({
@@ -78,15 +80,15 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Allowed("cancel_wait_timeout", kInt, kV119),
     Managed("client_idle_timeout", kInt, "spec.pooler.clientIdleTimeoutSeconds"),
     Managed("client_login_timeout", kInt, "spec.pooler.clientLoginTimeoutSeconds"),
-    Refused("client_tls13_ciphers", kString, kClientTls, kV125),
-    Refused("client_tls_ca_file", kString, kClientTls),
-    Refused("client_tls_cert_file", kString, kClientTls),
-    Refused("client_tls_ciphers", kString, kClientTls),
-    Refused("client_tls_dheparams", kString, kClientTls),
-    Refused("client_tls_ecdhcurve", kString, kClientTls),
-    Refused("client_tls_key_file", kString, kClientTls),
-    Refused("client_tls_protocols", kString, kClientTls),
-    Refused("client_tls_sslmode", kEnum, kClientTls),
+    Allowed("client_tls13_ciphers", kString, kV125),
+    Managed("client_tls_ca_file", kString, kClientTlsFiles),
+    Managed("client_tls_cert_file", kString, kClientTlsFiles),
+    Allowed("client_tls_ciphers", kString),
+    Allowed("client_tls_dheparams", kString),
+    Allowed("client_tls_ecdhcurve", kString),
+    Managed("client_tls_key_file", kString, kClientTlsFiles),
+    Managed("client_tls_protocols", kString, "spec.tls.client.minProtocolVersion"),
+    Managed("client_tls_sslmode", kEnum, "spec.tls.client.sslMode"),
     Refused("conffile", kString, "the pod always runs /etc/pgbouncer/pgbouncer.ini"),
     Managed("default_pool_size", kInt, "spec.pooler.defaultPoolSize"),
     Allowed("disable_pqexec", kBool),
@@ -139,12 +141,12 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Allowed("server_reset_query_always", kBool),
     Allowed("server_round_robin", kBool),
     Allowed("server_tls13_ciphers", kString, kV125),
-    Refused("server_tls_ca_file", kString, kNoFile),
-    Refused("server_tls_cert_file", kString, kNoFile),
+    Managed("server_tls_ca_file", kString, kServerTlsCa),
+    Refused("server_tls_cert_file", kString, kServerClientCert),
     Allowed("server_tls_ciphers", kString),
-    Refused("server_tls_key_file", kString, kNoFile),
+    Refused("server_tls_key_file", kString, kServerClientCert),
     Allowed("server_tls_protocols", kString),
-    Allowed("server_tls_sslmode", kEnum, kV118, kSslModes),
+    Managed("server_tls_sslmode", kEnum, "spec.tls.server.sslMode"),
     Refused("so_reuseport", kBool, "each pod runs one pgbouncer: nothing shares its port"),
     Allowed("stats_period", kInt),
     Allowed("stats_users", kList),

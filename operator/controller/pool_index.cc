@@ -44,6 +44,15 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
         entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, user.password_secret_ref.name));
       }
     }
+    // The TLS Secrets too: a renewed certificate must reach the pool's pods like a new password.
+    const api::TlsSpec& tls = parsed->spec.tls;
+    if (tls.client) {
+      entry.secrets.insert(
+          ObjectKey(parsed->metadata.namespace_, tls.client->certificate_secret_name));
+    }
+    if (tls.server && tls.server->ca_ref && !tls.server->ca_ref->secret_name.empty()) {
+      entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, tls.server->ca_ref->secret_name));
+    }
     entry.pool = std::move(*parsed);
   }
   std::lock_guard guard(mutex_);

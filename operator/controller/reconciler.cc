@@ -203,7 +203,16 @@ class Pass {
     if (pool_.spec.auth_mode == api::AuthMode::kAuthQuery && !AddAuthPassword(*passwords)) {
       return false;
     }
-    auto built = render::BuildObjects(pool_, *mine_, passwords->passwords, passwords->revision);
+    // The TLS Secrets: same label rule and reasons; their certificates' hash joins the revision,
+    // so a renewed certificate rolls the pods (until a reload agent can apply it in place).
+    auto tls = secrets::ResolveTls(pool_, in_.secrets);
+    if (!tls) {
+      Block(tls.error().code == ErrorCode::kUnauthorized ? "SecretNotExposed" : "SecretNotFound",
+            tls.error().ToString());
+      return false;
+    }
+    auto built = render::BuildObjects(pool_, *mine_, passwords->passwords,
+                                      passwords->revision + (tls->empty() ? "" : "," + *tls));
     if (!built) {
       Block("InvalidSpec", built.error().ToString());
       return false;

@@ -92,6 +92,24 @@ std::string DatabaseLine(const api::ConnectionPool& pool, const budget::PoolPlan
   return line;
 }
 
+// spec.tls: modes and protocols from the spec, files at the fixed paths pod.cc mounts. Without a
+// client block nothing is rendered and PgBouncer's default (client_tls_sslmode disable) holds.
+void AddTlsSettings(const api::TlsSpec& tls, std::map<std::string, std::string>& keys) {
+  if (const auto& client = tls.client) {
+    const std::string dir = std::string(kClientTlsDir) + "/";
+    keys["client_tls_sslmode"] = api::SslModeName(client->ssl_mode);
+    keys["client_tls_cert_file"] = dir + kTlsCertFile;
+    keys["client_tls_key_file"] = dir + kTlsKeyFile;
+    if (api::SslModeVerifies(client->ssl_mode)) keys["client_tls_ca_file"] = dir + kCaFile;
+    keys["client_tls_protocols"] =
+        client->min_version == api::TlsVersion::kTls13 ? "tlsv1.3" : "tlsv1.2,tlsv1.3";
+  }
+  if (const auto& server = tls.server) {
+    keys["server_tls_sslmode"] = api::SslModeName(server->ssl_mode);
+    if (server->ca_ref) keys["server_tls_ca_file"] = std::string(kServerCaDir) + "/" + kCaFile;
+  }
+}
+
 // The [pgbouncer] keys poolkeeper owns, from the spec and the pod layout (render.h).
 std::map<std::string, std::string> ManagedSettings(const api::ConnectionPool& pool) {
   const auto& pooler = pool.spec.pooler;
@@ -137,6 +155,7 @@ std::map<std::string, std::string> ManagedSettings(const api::ConnectionPool& po
   for (const auto& [key, value] : timeouts) {
     if (*value) keys[key] = std::to_string(**value);
   }
+  AddTlsSettings(pool.spec.tls, keys);
   return keys;
 }
 

@@ -59,6 +59,49 @@ json Resources(const api::PoolerSpec& pooler) {
   };
 }
 
+// spec.tls volumes: only the keys pgbouncer reads, each projected to its fixed name (ini.cc
+// points at them). The key is 0440 like the userlist: the owner and fsGroup 70 (the uid pgbouncer
+// runs as) read it, nobody else. A missing key would keep the pod from starting; the operator
+// checks the keys before it renders (secrets::ResolveTls).
+void AddTlsVolumes(const api::TlsSpec& tls, json& volumes) {
+  if (const auto& client = tls.client) {
+    json items = json::array({{{"key", kTlsCertFile}, {"path", kTlsCertFile}},
+                              {{"key", kTlsKeyFile}, {"path", kTlsKeyFile}}});
+    if (api::SslModeVerifies(client->ssl_mode)) {
+      items.push_back({{"key", kCaFile}, {"path", kCaFile}});
+    }
+    volumes.push_back({{"name", "client-tls"},
+                       {"secret",
+                        {{"secretName", client->certificate_secret_name},
+                         {"defaultMode", 0440},
+                         {"items", std::move(items)}}}});
+  }
+  if (tls.server && tls.server->ca_ref) {
+    const api::CaRef& ca = *tls.server->ca_ref;
+    json items = json::array({{{"key", ca.key}, {"path", kCaFile}}});
+    if (!ca.secret_name.empty()) {
+      volumes.push_back(
+          {{"name", "server-ca"},
+           {"secret",
+            {{"secretName", ca.secret_name}, {"defaultMode", 0440}, {"items", std::move(items)}}}});
+    } else {
+      volumes.push_back(
+          {{"name", "server-ca"},
+           {"configMap",
+            {{"name", ca.config_map_name}, {"defaultMode", 0444}, {"items", std::move(items)}}}});
+    }
+  }
+}
+
+void AddTlsMounts(const api::TlsSpec& tls, json& mounts) {
+  if (tls.client) {
+    mounts.push_back({{"name", "client-tls"}, {"mountPath", kClientTlsDir}, {"readOnly", true}});
+  }
+  if (tls.server && tls.server->ca_ref) {
+    mounts.push_back({{"name", "server-ca"}, {"mountPath", kServerCaDir}, {"readOnly", true}});
+  }
+}
+
 json Container(const api::ConnectionPool& pool) {
   const auto& pooler = pool.spec.pooler;
   json container = {
@@ -84,6 +127,7 @@ json Container(const api::ConnectionPool& pool) {
                            {{"name", "auth"}, {"mountPath", kAuthDir}, {"readOnly", true}},
                        })},
   };
+  AddTlsMounts(pool.spec.tls, container["volumeMounts"]);
   if (!SigtermDrains(pooler.pgbouncer_version)) {
     // Before 1.23 the kubelet's SIGTERM would drop every client at once. SIGINT is pgbouncer's
     // safe shutdown (PAUSE, then exit once server connections are released); the hook waits for
@@ -123,6 +167,7 @@ json PodSpec(const api::ConnectionPool& pool) {
            {{"name", "auth"}, {"secret", {{"secretName", name + "-auth"}, {"defaultMode", 0440}}}},
        })},
   };
+  AddTlsVolumes(pool.spec.tls, spec["volumes"]);
   if (pooler.topology_spread_constraints.is_array()) {
     spec["topologySpreadConstraints"] = pooler.topology_spread_constraints;
   } else {

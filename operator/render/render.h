@@ -21,6 +21,13 @@ inline constexpr char kConfigDir[] = "/etc/pgbouncer";
 inline constexpr char kAuthDir[] = "/etc/pgbouncer-auth";
 inline constexpr char kIniFile[] = "pgbouncer.ini";
 inline constexpr char kUserlistFile[] = "userlist.txt";
+// spec.tls: the client certificate Secret's keys and the server CA, each projected to a fixed file
+// name, so no name from a resource reaches pgbouncer.ini.
+inline constexpr char kClientTlsDir[] = "/etc/pgbouncer-tls/client";
+inline constexpr char kServerCaDir[] = "/etc/pgbouncer-tls/server-ca";
+inline constexpr char kTlsCertFile[] = "tls.crt";
+inline constexpr char kTlsKeyFile[] = "tls.key";
+inline constexpr char kCaFile[] = "ca.crt";
 
 // user name -> password, resolved from the users' passwordSecretRefs. Never logged.
 using Passwords = std::map<std::string, std::string>;

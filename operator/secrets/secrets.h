@@ -75,4 +75,13 @@ struct ResolvedPasswords {
 Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                                            const SecretSource& secrets);
 
+// The Secrets spec.tls names (tls.client.certificateSecretRef, tls.server.caRef.secretName), held
+// to the same opt-in label as the passwords (a TLS key is as sensitive): kNotFound naming the field
+// when a Secret or a key pgbouncer will read is missing (tls.crt, tls.key, and ca.crt under a
+// verifying client sslMode), kUnauthorized when a Secret is not exposed. Returns the revision of
+// what the pods read: "tls=" + sha256 hex of the certificates (tls.crt, ca.crt), never of the key,
+// so a renewal rolls the pods and nothing readable is derived from a private key. "" without TLS
+// Secrets. A CA in a ConfigMap is not read here (the operator does not watch ConfigMaps).
+Result<std::string> ResolveTls(const api::ConnectionPool& pool, const SecretSource& secrets);
+
 }  // namespace poolkeeper::secrets

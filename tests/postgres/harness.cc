@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -363,18 +364,34 @@ Outcome<std::unique_ptr<PostgresServer>> PostgresServer::Start(const Options& op
        "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
       dir.path() + "/initdb.log", 120s);
   if (!init) return std::unexpected(init.error());
+  if (!options.hba.empty()) dir.WriteFile("data/pg_hba.conf", options.hba);
 
   // The port was free when the kernel picked it, but another test run may take it before the
   // server binds it: then the server exits saying so, and it gets another port.
   for (int attempt = 1;; ++attempt) {
     server->port_ = FreeLoopbackPort();
-    auto process = ChildProcess::Spawn(
-        {bin + "/postgres", "-D", data, "-p", std::to_string(server->port_), "-k", sockets, "-c",
-         "listen_addresses=127.0.0.1", "-c",
-         fmt::format("max_connections={}", options.max_connections), "-c",
-         fmt::format("superuser_reserved_connections={}", options.superuser_reserved_connections),
-         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"},
-        dir.path() + "/postgres.log", SIGINT);
+    std::vector<std::string> argv = {
+        bin + "/postgres",
+        "-D",
+        data,
+        "-p",
+        std::to_string(server->port_),
+        "-k",
+        sockets,
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        fmt::format("max_connections={}", options.max_connections),
+        "-c",
+        fmt::format("superuser_reserved_connections={}", options.superuser_reserved_connections),
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off"};
+    for (const auto& setting : options.settings) argv.insert(argv.end(), {"-c", setting});
+    auto process = ChildProcess::Spawn(argv, dir.path() + "/postgres.log", SIGINT);
     if (!process) return std::unexpected(process.error());
     server->process_ = std::move(*process);
 
@@ -391,7 +408,12 @@ Outcome<std::unique_ptr<PostgresServer>> PostgresServer::Start(const Options& op
 }
 
 std::string PostgresServer::SuperuserConnInfo(const std::string& dbname) const {
-  return LoopbackConnInfo(port_, dbname, kSuperuser, superuser_password_);
+  std::string conninfo = LoopbackConnInfo(port_, dbname, kSuperuser, superuser_password_);
+  // A server with ssl=on may take TCP only over TLS (a hostssl-only hba): the later keyword wins.
+  if (std::ranges::find(options_.settings, "ssl=on") != options_.settings.end()) {
+    conninfo += " sslmode=require";
+  }
+  return conninfo;
 }
 
 Outcome<PgConnection> PostgresServer::ConnectAsSuperuser(const std::string& dbname) const {

@@ -146,6 +146,10 @@ class PostgresServer {
   struct Options {
     int max_connections = 100;
     int superuser_reserved_connections = 3;
+    // Further `-c name=value` settings (e.g. ssl=on with ssl_cert_file), and a pg_hba.conf that
+    // replaces initdb's when not empty (e.g. hostssl only, to refuse plaintext TCP).
+    std::vector<std::string> settings;
+    std::string hba;
   };
   static Outcome<std::unique_ptr<PostgresServer>> Start(const Options& options);
   ~PostgresServer() = default;  // members stop the server, then remove its directory

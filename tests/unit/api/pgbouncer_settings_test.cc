@@ -164,8 +164,10 @@ TEST(CheckParameter, AcceptsAllowedTuning) {
   EXPECT_EQ(CheckParameter("log_connections", "0", k118), std::nullopt);
   EXPECT_EQ(CheckParameter("application_name_add_host", "1", k118), std::nullopt);
   EXPECT_EQ(CheckParameter("stats_period", "30", k118), std::nullopt);
-  EXPECT_EQ(CheckParameter("server_tls_sslmode", "verify-full", k118), std::nullopt);
   EXPECT_EQ(CheckParameter("server_tls_ciphers", "HIGH:!aNULL", k118), std::nullopt);
+  EXPECT_EQ(CheckParameter("server_tls_protocols", "tlsv1.3", k118), std::nullopt);
+  EXPECT_EQ(CheckParameter("client_tls_ciphers", "HIGH:!aNULL", k118), std::nullopt);
+  EXPECT_EQ(CheckParameter("client_tls_ecdhcurve", "auto", k118), std::nullopt);
   EXPECT_EQ(CheckParameter("max_prepared_statements", "100", k121), std::nullopt);
   EXPECT_EQ(CheckParameter("track_extra_parameters", "IntervalStyle,search_path", k124),
             std::nullopt);
@@ -192,10 +194,28 @@ TEST(CheckParameter, ManagedKeysNameTheSpecField) {
             std::string::npos);
 }
 
+// spec.tls sets the TLS modes and files: the parameter names the field to use instead.
+TEST(CheckParameter, TlsKeysTheOperatorSetsNameTheSpecTlsField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"client_tls_sslmode", "spec.tls.client.sslMode"},
+      {"client_tls_cert_file", "spec.tls.client.certificateSecretRef"},
+      {"client_tls_key_file", "spec.tls.client.certificateSecretRef"},
+      {"client_tls_ca_file", "spec.tls.client.certificateSecretRef"},
+      {"client_tls_protocols", "spec.tls.client.minProtocolVersion"},
+      {"server_tls_sslmode", "spec.tls.server.sslMode"},
+      {"server_tls_ca_file", "spec.tls.server.caRef"},
+  };
+  for (const auto& [name, field] : cases) {
+    std::string problem = Problem(name, "x", k118);
+    EXPECT_TRUE(problem.starts_with("managed by poolkeeper: set ")) << name << ": " << problem;
+    EXPECT_NE(problem.find(field), std::string::npos) << name << ": " << problem;
+  }
+}
+
 TEST(CheckParameter, RefusedKeysSayWhy) {
   for (const char* name : {"logfile", "pidfile", "user", "syslog", "conffile", "so_reuseport",
                            "admin_users", "auth_hba_file", "unix_socket_mode", "resolv_conf",
-                           "client_tls_sslmode", "server_tls_key_file"}) {
+                           "server_tls_cert_file", "server_tls_key_file"}) {
     EXPECT_TRUE(Problem(name, "1", k125).starts_with("not allowed: ")) << name;
   }
   EXPECT_TRUE(Problem("peer_id", "1", k125).starts_with("not allowed: "));
@@ -222,8 +242,6 @@ TEST(CheckParameter, Types) {
   EXPECT_EQ(CheckParameter("tcp_keepidle", "2147483647", k118), std::nullopt);
   EXPECT_EQ(Problem("log_connections", "true", k118), "must be 0 or 1");
   EXPECT_EQ(Problem("log_connections", "2", k118), "must be 0 or 1");
-  EXPECT_EQ(Problem("server_tls_sslmode", "sometimes", k118),
-            "must be one of disable,allow,prefer,require,verify-ca,verify-full, not \"sometimes\"");
   EXPECT_NE(Problem("ignore_startup_parameters", "a,,b", k118), "");
   EXPECT_NE(Problem("stats_users", "a b", k118), "");
 }
