@@ -11,6 +11,7 @@
 //   io_context, which ends a watch waiting on a quiet stream at once.
 #include <poll.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,7 +19,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <atomic>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -234,10 +234,8 @@ class BeastTransport : public Transport {
     if (ec) return ec;
     connection.Lowest().expires_at(deadline);
     ec = runner.Run([&](auto handler) {
-      connection.Lowest().async_connect(addresses,
-                                        [handler](error_code e, const tcp::endpoint&) mutable {
-                                          handler(e, 0);
-                                        });
+      connection.Lowest().async_connect(
+          addresses, [handler](error_code e, const tcp::endpoint&) mutable { handler(e, 0); });
     });
     if (ec || !connection.secure) return ec;
     return runner.Run([&](auto handler) {
@@ -279,8 +277,7 @@ class BeastTransport : public Transport {
                              size_t* transferred = nullptr) {
     return runner.Run(
         [&](auto handler) {
-          std::function<void(error_code, size_t)> done = [handler](error_code e,
-                                                                   size_t n) mutable {
+          std::function<void(error_code, size_t)> done = [handler](error_code e, size_t n) mutable {
             handler(e, n);
           };
           if (connection.secure) {
@@ -326,7 +323,7 @@ class BeastTransport : public Transport {
   };
   struct Outcome {
     Result<HttpResponse> result;
-    bool retry = false;                 // on a fresh connection: this one was dead
+    bool retry = false;                // on a fresh connection: this one was dead
     std::unique_ptr<Connection> keep;  // to reuse
   };
 
@@ -334,9 +331,9 @@ class BeastTransport : public Transport {
     const std::string& what = attempt.what;
     if (stopped) return {Fail(ErrorCode::kUnavailable, what + ": stopped")};
     if (ec == beast::error::timeout) {
-      return {Fail(ErrorCode::kTimeout, what + ": no answer within " +
-                                            std::to_string(attempt.request.timeout.count()) +
-                                            " ms")};
+      return {Fail(
+          ErrorCode::kTimeout,
+          what + ": no answer within " + std::to_string(attempt.request.timeout.count()) + " ms")};
     }
     return {Fail(ErrorCode::kUnavailable, what + ": " + ec.message())};
   }
@@ -360,10 +357,10 @@ class BeastTransport : public Transport {
         &written);
     // A kept-alive connection the server closed meanwhile: once more on a fresh one when
     // nothing can have arrived there or the method may be repeated.
-    const bool may_retry =
-        connection->reused && !runner.stopped() && ec != beast::error::timeout;
+    const bool may_retry = connection->reused && !runner.stopped() && ec != beast::error::timeout;
     if (ec) {
-      if (may_retry && (written == 0 || Idempotent(request.method))) return {Result<HttpResponse>(), true};
+      if (may_retry && (written == 0 || Idempotent(request.method)))
+        return {Result<HttpResponse>(), true};
       return Failure(attempt, ec, runner.stopped());
     }
     bhttp::response_parser<bhttp::buffer_body> parser;
@@ -374,8 +371,7 @@ class BeastTransport : public Transport {
     });
     if (ec) {
       bool closed = ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-                    ec == asio::error::connection_reset ||
-                    ec == asio::ssl::error::stream_truncated;
+                    ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated;
       if (may_retry && closed && Idempotent(request.method)) return {Result<HttpResponse>(), true};
       return Failure(attempt, ec, runner.stopped());
     }

@@ -8,11 +8,11 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "keepalive_test_server.h"
 #include "kube/client.h"
 #include "kube/credentials.h"
 #include "kube/informer.h"
 #include "kube/transport.h"
-#include "keepalive_test_server.h"
 
 namespace poolkeeper::kube {
 namespace {
@@ -142,8 +142,9 @@ TEST(HttpTransportConnections, InformerStopReturnsWithinASecondWhileItsWatchIsQu
   Fixture f;
   Client client(*f.transport);
   SystemClock clock;
-  Informer informer(client, clock,
-                    {.type = resources::kConfigMap, .ns = "x", .watch_timeout = std::chrono::hours(1)});
+  Informer informer(
+      client, clock,
+      {.type = resources::kConfigMap, .ns = "x", .watch_timeout = std::chrono::hours(1)});
   ASSERT_TRUE(informer.Start().has_value());
   ASSERT_TRUE(f.server.WaitForWatch());
 
