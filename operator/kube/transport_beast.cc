@@ -227,7 +227,7 @@ class BeastTransport : public Transport {
   // Resolves (on this thread: asio's asynchronous resolver would start a thread per
   // io_context), connects and, for https, shakes hands, all before `deadline`.
   error_code Open(Connection& connection, Runner& runner,
-                  std::chrono::steady_clock::time_point deadline) {
+                  std::chrono::steady_clock::time_point deadline, bool* handshake) {
     error_code ec;
     tcp::resolver resolver(connection.io);
     auto addresses = resolver.resolve(endpoint_.host, endpoint_.port, ec);
@@ -238,6 +238,7 @@ class BeastTransport : public Transport {
           addresses, [handler](error_code e, const tcp::endpoint&) mutable { handler(e, 0); });
     });
     if (ec || !connection.secure) return ec;
+    *handshake = true;
     return runner.Run([&](auto handler) {
       connection.secure->async_handshake(asio::ssl::stream_base::client,
                                          [handler](error_code e) mutable { handler(e, 0); });
@@ -327,7 +328,8 @@ class BeastTransport : public Transport {
     std::unique_ptr<Connection> keep;  // to reuse
   };
 
-  Outcome Failure(const Attempt& attempt, const error_code& ec, bool stopped) const {
+  Outcome Failure(const Attempt& attempt, const error_code& ec, bool stopped,
+                  const std::string& stage = "") const {
     const std::string& what = attempt.what;
     if (stopped) return {Fail(ErrorCode::kUnavailable, what + ": stopped")};
     if (ec == beast::error::timeout) {
@@ -335,7 +337,7 @@ class BeastTransport : public Transport {
           ErrorCode::kTimeout,
           what + ": no answer within " + std::to_string(attempt.request.timeout.count()) + " ms")};
     }
-    return {Fail(ErrorCode::kUnavailable, what + ": " + ec.message())};
+    return {Fail(ErrorCode::kUnavailable, what + ": " + stage + ec.message())};
   }
 
   // The request on `connection` (opened first when new), its response read to the end or
@@ -344,9 +346,10 @@ class BeastTransport : public Transport {
     const HttpRequest& request = attempt.request;
     Runner runner(*connection, request.stop);
     if (!connection->reused) {
-      if (error_code ec = Open(*connection, runner, attempt.deadline)) {
+      bool handshake = false;
+      if (error_code ec = Open(*connection, runner, attempt.deadline, &handshake)) {
         // A refused certificate lands here, before any request bytes were written.
-        return Failure(attempt, ec, runner.stopped());
+        return Failure(attempt, ec, runner.stopped(), handshake ? "TLS handshake: " : "");
       }
     }
     connection->Lowest().expires_at(attempt.deadline);

@@ -469,7 +469,7 @@ EOF
 		-keyout "$work/other-ca.key" -out "$work/other-ca.crt" 2>/dev/null
 	exec_kubeconfig "$work/other-ca.kubeconfig" exec-user "$work/plugin.sh" "$work/other-ca.crt"
 	SSL_CERT_FILE="$C/pki/ca.crt" start_operator opotherca "$work/other-ca.kubeconfig"
-	eventually 30 'has -F "SSL handshake" < "$work/opotherca.log"' || { tail -5 "$work/opotherca.log" >&2; fail "no TLS refusal with another CA"; }
+	eventually 30 'has -F "TLS handshake: certificate verify failed" < "$work/opotherca.log"' || { tail -5 "$work/opotherca.log" >&2; fail "no TLS refusal with another CA"; }
 	! ready opotherca || fail "ready against a server its CA does not vouch for"
 	stop_operator opotherca
 	k delete clusterrolebinding exec-user >/dev/null

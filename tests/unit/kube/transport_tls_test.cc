@@ -84,6 +84,7 @@ TEST(HttpTransportTls, RefusesAServerFromTheDefaultStoreWhenTheKubeconfigNamesAn
 
   ASSERT_FALSE(response.has_value()) << "status " << response->status;
   EXPECT_EQ(response.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(response.error().message, "GET /api: TLS handshake: certificate verify failed");
   EXPECT_FALSE(SawToken(server));
   for (const auto& connection : server.Connections()) EXPECT_EQ(connection.request, "");
 }
