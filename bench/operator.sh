@@ -80,7 +80,7 @@ start_operator() { # NAME extra-flags...
 	local name="$1"; shift
 	op_port="$(free_ports 1)"
 	setsid "$POOLKEEPER" run --kubeconfig "$C/kubeconfig" --http-address "127.0.0.1:$op_port" \
-		--workers "$WORKERS" --log-format json --allowed-pooler-images 'localhost/poolkeeper-test/*' "$@" >>"$work/$name.log" 2>&1 </dev/null &
+		--workers "$WORKERS" --log-format json --metrics-auth none --allowed-pooler-images 'localhost/poolkeeper-test/*' "$@" >>"$work/$name.log" 2>&1 </dev/null &
 	op_pid=$!
 	op_started="$(now)"
 }
