@@ -1,7 +1,8 @@
 // A keep-alive HTTPS/1.1 server on loopback for the transport's connection tests: one thread per
 // connection, many requests per connection, and counts of handshakes and requests. Paths decide
 // the answer: /hold waits until Release() (or the server's end), /watch answers with a chunked
-// stream that sends one event and then stays quiet, anything else is 200 {}. With
+// stream that sends one event and then stays quiet, /watch-twice one event, another after
+// Release() and the end of the stream; anything else is 200 {}. With
 // drop_second_request, a connection's second request is read and the connection closed without
 // an answer (a kept-alive connection the server dropped).
 #pragma once
@@ -153,6 +154,16 @@ class KeepAliveServer {
             ++watching_;
           }
           changed_.notify_all();
+          if (line.find(" /watch-twice") != std::string::npos) {
+            // A second event once released, then the end of the stream.
+            {
+              std::unique_lock lock(mutex_);
+              uint64_t release = release_;
+              changed_.wait(lock, [&] { return stop_ || release_ != release; });
+            }
+            Write(ssl, size + event + "\r\n0\r\n\r\n");
+            continue;
+          }
           // Quiet until the client goes (or the server stops).
           SSL_read(ssl, buffer, sizeof buffer);
           break;

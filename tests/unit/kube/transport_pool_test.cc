@@ -138,6 +138,24 @@ TEST(HttpTransportConnections, AStopEndsAQuietStreamAtOnceAsItsEnd) {
   EXPECT_EQ(response->status, 200);
 }
 
+TEST(HttpTransportConnections, AnEventAfterAQuietSpellIsDeliveredAndTheConnectionKept) {
+  Fixture f;
+  int events = 0;
+
+  auto response = f.transport->Stream(
+      {.method = "GET", .path = "/watch-twice", .timeout = std::chrono::seconds(30)},
+      [&](std::string_view data) {
+        for (char c : data) events += c == '\n' ? 1 : 0;
+        if (events == 1) f.server.Release();  // the second comes only now
+        return true;
+      });
+
+  ASSERT_TRUE(response.has_value()) << response.error().message;
+  EXPECT_EQ(events, 2);
+  ASSERT_TRUE(f.Send("GET", "/ok").has_value());
+  EXPECT_EQ(f.server.handshakes(), 1);
+}
+
 TEST(HttpTransportConnections, InformerStopReturnsWithinASecondWhileItsWatchIsQuiet) {
   Fixture f;
   Client client(*f.transport);
