@@ -529,8 +529,8 @@ test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
 
 # Issue 12: one watch and one thread per referenced Secret (1,100 pools: 1,152 threads, file descriptors exhausted,
 # an abort under a pids limit). Sixty pools, each with a Secret of its own, leave every replica's threads and open
-# files where they were: the Secrets are one label-selected watch. (The constant is ~54 threads, most of them
-# cpprestsdk's I/O thread pool; 60 pools once meant 60 more.)
+# files where they were: the Secrets are one label-selected watch. (The constant is ~16 threads since the Beast
+# transport runs requests on their callers' threads; ~54 with cpprestsdk's I/O pool; 60 pools once meant 60 more.)
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 fds_of() { ls "/proc/$1/fd" | wc -l; }
 live_operators() { local f; for f in "$work"/op*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; done; }
