@@ -9,20 +9,8 @@
 // - Every connection has its own io_context, run on the calling thread for the duration of one
 //   operation: no I/O thread pool, and a stop (HttpRequest::stop) from another thread stops that
 //   io_context, which ends a watch waiting on a quiet stream at once.
-#include <poll.h>
-
-#include <atomic>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <limits>
 #include <mutex>
-#include <optional>
-#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -30,106 +18,10 @@
 #include "kube/credentials.h"
 #include "kube/tls.h"
 #include "kube/transport.h"
+#include "kube/transport_beast_parts.h"
 
-namespace poolkeeper::kube {
+namespace poolkeeper::kube::beast_transport {
 namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-using tcp = asio::ip::tcp;
-using error_code = boost::system::error_code;
-
-// Where requests go: scheme, host and port of the server URL, and any path before /api.
-struct Endpoint {
-  bool tls = true;
-  std::string host;       // without IPv6 brackets
-  std::string port;       // "443" when the URL has none
-  std::string authority;  // the Host header: host[:port] as written in the URL
-  std::string prefix;     // e.g. "/k8s/clusters/c-1" behind a proxy; "" usually
-};
-
-Endpoint ParseEndpoint(const std::string& server) {
-  Endpoint out;
-  out.tls = server.rfind("https://", 0) == 0;
-  std::string rest = server.substr(server.find("://") + 3);
-  size_t slash = rest.find('/');
-  out.authority = rest.substr(0, slash);
-  if (slash != std::string::npos) out.prefix = rest.substr(slash);
-  while (!out.prefix.empty() && out.prefix.back() == '/') out.prefix.pop_back();
-  out.host = UrlHost(server);
-  size_t colon = out.authority.rfind(':');
-  bool has_port = colon != std::string::npos && out.authority.find(']', colon) == std::string::npos;
-  out.port = has_port ? out.authority.substr(colon + 1) : (out.tls ? "443" : "80");
-  return out;
-}
-
-// A TLS context and the client certificate it holds; shared by the connections made from it.
-struct TlsContext {
-  explicit TlsContext(uint64_t id_) : context(asio::ssl::context::tls_client), id(id_) {}
-  asio::ssl::context context;
-  std::string cert_pem;
-  std::string key_pem;
-  uint64_t id;
-};
-
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-// One connection, used by one request at a time. The io_context is declared first so that it
-// outlives the streams whose operations it holds.
-struct Connection {
-  asio::io_context io{1};
-  std::shared_ptr<TlsContext> context;  // null for http://
-  std::optional<beast::tcp_stream> plain;
-  std::optional<TlsStream> secure;
-  beast::flat_buffer buffer;
-  bool reused = false;
-
-  beast::tcp_stream& Lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
-  // Idle, the server sends nothing: readable (or hung up) means it closed its end.
-  bool ServerClosed() {
-    pollfd fd{Lowest().socket().native_handle(), POLLIN, 0};
-    return ::poll(&fd, 1, 0) != 0;
-  }
-};
-
-bool Idempotent(const std::string& method) {
-  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
-         method == "OPTIONS";
-}
-
-// Runs one asynchronous operation of `connection` to its end on this thread. Returns
-// operation_aborted when a stop was requested before or while it ran; the operation may then
-// still be pending, so the connection must not be used again.
-class Runner {
- public:
-  Runner(Connection& connection, const std::stop_token& stop)
-      : connection_(connection), on_stop_(stop, [this] {
-          stopped_ = true;
-          connection_.io.stop();
-        }) {}
-
-  template <typename Start>
-  error_code Run(Start&& start, size_t* transferred = nullptr) {
-    error_code result;
-    bool done = false;
-    start([&](error_code ec, size_t n = 0) {
-      result = ec;
-      if (transferred != nullptr) *transferred = n;
-      done = true;
-    });
-    connection_.io.restart();
-    if (!stopped_) connection_.io.run();
-    if (!done) return asio::error::operation_aborted;
-    return result;
-  }
-  bool stopped() const { return stopped_; }
-
- private:
-  Connection& connection_;
-  std::atomic<bool> stopped_{false};
-  std::stop_callback<std::function<void()>> on_stop_;
-};
 
 class BeastTransport : public Transport {
  public:
@@ -427,6 +319,9 @@ class BeastTransport : public Transport {
 };
 
 }  // namespace
+}  // namespace poolkeeper::kube::beast_transport
+
+namespace poolkeeper::kube {
 
 Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config,
                                                      std::shared_ptr<Credentials> credentials,
@@ -443,8 +338,8 @@ Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config
         "path can read the operator's credentials",
         {{"server", config.server}});
   }
-  return std::unique_ptr<Transport>(std::make_unique<BeastTransport>(
-      ParseEndpoint(config.server), *tls, std::move(credentials), options));
+  return std::unique_ptr<Transport>(std::make_unique<beast_transport::BeastTransport>(
+      beast_transport::ParseEndpoint(config.server), *tls, std::move(credentials), options));
 }
 
 Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config) {
