@@ -19,8 +19,8 @@ FROM debian:${DEBIAN_RELEASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ccache \
-      libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev \
-      prometheus-cpp-dev libcli11-dev libpq-dev \
+      libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev \
+      prometheus-cpp-dev libcli11-dev libpq-dev libboost-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads (see .dockerignore): a change to docs or tests does not rebuild the binary.
@@ -41,13 +41,12 @@ RUN --mount=type=cache,target=/root/.ccache \
 
 # ---- runtime ----------------------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim
-# The shared libraries the binary links (ldd build/poolkeeper): cpprestsdk (with its brotli and zlib
-# dependencies, pulled by the package), yaml-cpp, spdlog and fmt, OpenSSL, prometheus-cpp's core (the
+# The shared libraries the binary links (ldd build/poolkeeper): yaml-cpp, spdlog and fmt, OpenSSL, prometheus-cpp's core (the
 # metrics registry; not its pull/push parts), libpq (observing PostgresServers); ca-certificates for
-# TLS to the API server when its CA is a public one. CLI11 is header-only.
+# TLS to the API server when its CA is a public one. CLI11 and Boost (Beast, Asio) are header-only.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcpprest2.10 libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 libprometheus-cpp-core1.0 libpq5 ca-certificates \
+      libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 libprometheus-cpp-core1.0 libpq5 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/ /
 ARG VERSION=0.1.0

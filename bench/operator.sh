@@ -80,7 +80,7 @@ start_operator() { # NAME extra-flags...
 	local name="$1"; shift
 	op_port="$(free_ports 1)"
 	setsid "$POOLKEEPER" run --kubeconfig "$C/kubeconfig" --http-address "127.0.0.1:$op_port" \
-		--workers "$WORKERS" --log-format json "$@" >>"$work/$name.log" 2>&1 </dev/null &
+		--workers "$WORKERS" --log-format json --metrics-auth none --allowed-pooler-images 'localhost/poolkeeper-test/*' "$@" >>"$work/$name.log" 2>&1 </dev/null &
 	op_pid=$!
 	op_started="$(now)"
 }
@@ -96,6 +96,9 @@ stop_operator() {
 metrics() { curl -sf --max-time 10 "http://127.0.0.1:$op_port/metrics"; }
 op_ready() { curl -sf --max-time 5 "http://127.0.0.1:$op_port/readyz" >/dev/null; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$op_pid/status"; }
+threads() { awk '/^Threads:/ { print $2 }' "/proc/$op_pid/status"; }
+# CPU seconds (user + system) the operator has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$op_pid/stat"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$op_pid/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 alive() { kill -0 "$op_pid" 2>/dev/null || die "the operator exited; see $work/*.log (run with KEEP=1)"; }
@@ -289,6 +292,7 @@ snapshot "$work/bulk-before.snap"
 start_watch "$work/bulk.watch" -A
 sleep 2
 log "bulk: applying $POOLS pools (2 kubectl apply --server-side in parallel)"
+cpu_before_bulk=$(cpu_s)
 t0="$(now)"
 k apply --server-side -f "$work/bulk-0.yaml" >"$work/apply-0.log" 2>&1 & a0=$!
 k apply --server-side -f "$work/bulk-1.yaml" >"$work/apply-1.log" 2>&1 & a1=$!
@@ -319,6 +323,8 @@ while :; do
 done
 quiesce 5
 snapshot "$work/bulk-after.snap"
+cpu_bulk=$(awk -v a="$cpu_before_bulk" -v b="$(cpu_s)" 'BEGIN { printf "%.1f", b - a }')
+threads_bulk=$(threads)
 read -r n_status n_ready t_status t_ready <<<"$(settled_figures)"
 # Check with a fresh list, not only the watch.
 listed_ready=$(k get connectionpools -A -o jsonpath='{range .items[*]}{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
@@ -397,6 +403,7 @@ say "   Ready=True for its generation (0 instances: no pod to wait for): $n_read
 say "   owned objects: $owned (ConfigMap, Secret, Service per pool; no pod or PodDisruptionBudget at 0 instances)"
 say "   API requests: $b_req ($(per_pool "$b_req" "$POOLS") per pool): $b_verbs"
 say "   writes (create/update/apply/patch/delete): $b_wr ($(per_pool "$b_wr" "$POOLS") per pool), of which Events $b_ev${event_reasons:+ ($event_reasons)}"
+say "   operator CPU from the first apply to quiet: $cpu_bulk s; threads after the bulk: $threads_bulk"
 say "   reconciles: $b_rec ($(per_pool "$b_rec" "$POOLS") per pool): $b_outcomes; work-queue retries $b_retries; mean reconcile $(per_pool "$b_ms" "$b_rec") ms"
 say ""
 say "3. steady state: the operator restarted (--resync-seconds $RESYNC) with nothing changed"

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 PACKAGES=(
   build-essential cmake ninja-build pkg-config python3 ccache clang-format clang-tidy-19
   clang-19 libclang-rt-19-dev  # the fuzz tier: clang's libFuzzer and sanitizer runtimes
-  libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libssl-dev libpq-dev
+  libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libssl-dev libpq-dev
   prometheus-cpp-dev libcli11-dev libboost-dev
   googletest libgtest-dev libgmock-dev
   postgresql postgresql-contrib postgresql-client pgbouncer

@@ -365,7 +365,8 @@ Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchO
   // for a server that went silent.
   HttpRequest request{.method = "GET",
                       .path = ResourcePath(type, ns, "", "", query),
-                      .timeout = server_timeout + options_.request_timeout};
+                      .timeout = server_timeout + options_.request_timeout,
+                      .stop = options.stop};
 
   JsonStreamSplitter splitter;
   std::optional<Error> failure;
@@ -414,7 +415,7 @@ Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchO
   Count("watch", response ? response->status : 0);
   // What the events said comes first: a transport may report the stream we cut short as broken.
   if (failure) return std::unexpected(*failure);
-  if (stopped) return {};
+  if (stopped || options.stop.stop_requested()) return {};
   if (!response) return std::unexpected(response.error());
   if (!Success(response->status)) {
     return std::unexpected(ApiError(response->status, response->body, what, response->retry_after));

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -87,6 +88,8 @@ struct WatchOptions {
   // The server ends the watch after timeoutSeconds, jittered in [timeout, 2 x timeout) so that
   // many watches opened together do not all reconnect together (as client-go does).
   std::chrono::seconds timeout{300};
+  // Ends the watch at once when a stop is requested, however quiet the stream (Informer::Stop).
+  std::stop_token stop;
 };
 
 struct WatchEvent {

@@ -39,6 +39,7 @@ Status Informer::Start() {
   std::lock_guard guard(mutex_);
   if (thread_.joinable()) return {};
   stopping_ = false;
+  stop_ = std::stop_source();
   auto started = StartThread("inf-" + std::string(options_.type.plural), [this] { Run(); });
   if (!started) return std::unexpected(started.error());
   thread_ = std::move(*started);
@@ -49,6 +50,7 @@ void Informer::Stop() {
   {
     std::lock_guard guard(mutex_);
     stopping_ = true;
+    stop_.request_stop();
   }
   changed_.notify_all();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
@@ -160,6 +162,7 @@ Status Informer::WatchOnce() {
   {
     std::lock_guard guard(mutex_);
     watch.resource_version = resource_version_;
+    watch.stop = stop_.get_token();
   }
   bool worked = false;
   Status status = client_.Watch(options_.type, options_.ns, watch, [&](const WatchEvent& event) {

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,11 +73,9 @@ class Informer {
   // Runs Step() on a thread of its own, waiting out the backoff after each failure, until Stop().
   // Fails (kUnavailable) when the thread cannot be created, e.g. at a pids limit; nothing runs.
   Status Start();
-  // Ends the loop and joins its thread (never call it from a handler). A watch in flight ends
-  // when the next data arrives (an event, or a bookmark, which the API server sends
-  // periodically) or when the server closes it at the jittered timeoutSeconds: the transport
-  // cannot interrupt a read that is waiting, so a quiet stream holds Stop() until then. A shorter
-  // watch_timeout bounds that wait.
+  // Ends the loop and joins its thread (never call it from a handler). A watch in flight is
+  // stopped through its stop token: the transport closes the connection at once, however quiet
+  // the stream.
   void Stop();
 
   // One attempt, no waiting: a LIST when the cache needs one, else one WATCH until it ends.
@@ -137,6 +136,7 @@ class Informer {
   uint64_t relists_ = 0;
   Clock::TimePoint next_attempt_{};
   bool stopping_ = false;
+  std::stop_source stop_;  // a new one per Start(); Stop() requests it to end the watch in flight
   std::thread thread_;
 };
 

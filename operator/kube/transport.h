@@ -1,12 +1,13 @@
 // HTTP to the API server, as a small interface: the client (client.h) speaks Kubernetes over it,
 // tests can hand it an in-memory double, and the only implementation that touches the network
-// (cpprestsdk over OpenSSL, transport_cpprest.cc) stays behind it, the one place cpprestsdk is
-// included.
+// (Boost.Beast over OpenSSL, transport_beast.cc) stays behind it.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,9 @@ struct HttpRequest {
   // How long the request may take. Milliseconds, not seconds: a write fenced by leader election
   // gets exactly the time left until the renew deadline (client.h, RequestGate).
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+  // A stop requested here ends the request at once, even a watch waiting on a quiet stream (the
+  // informer's Stop); the connection is closed, not reused. Default: cannot be stopped.
+  std::stop_token stop;
 };
 
 struct HttpResponse {
@@ -46,11 +50,21 @@ class Transport {
 
 class Credentials;
 
+struct TransportOptions {
+  // Idle kept-alive connections kept for reuse; more are closed when they are handed back. A
+  // watch holds its connection for as long as it runs, so this bounds what is idle, not what is
+  // open.
+  size_t max_idle_connections = 16;
+};
+
 // The real transport for `config`: TLS trusting only the config's CA (tls.h), client certificate
 // and bearer token from `credentials` (credentials.h: token file re-read on every request, exec
 // plugins run when their credential expires or is refused with 401, then the request once more).
+// One TLS context per client certificate (built again only when the plugin hands out another
+// one), connections kept alive and reused; requests run on the calling thread (no I/O threads).
 Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config,
-                                                     std::shared_ptr<Credentials> credentials);
+                                                     std::shared_ptr<Credentials> credentials,
+                                                     TransportOptions options = {});
 // The same with the config's own credentials, plugins run as real processes.
 Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config);
 

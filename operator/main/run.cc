@@ -43,9 +43,10 @@ sigset_t BlockStopSignals() {
   return signals;
 }
 
-// Ends the process without running destructors: informer threads may sit in a quiet watch until
-// its next event, and nothing they hold needs flushing.
-[[noreturn]] void Exit(int code) {
+// Ends the process at once, without running destructors: for a replica that lost its Lease (it
+// must go before anything else is attempted) and for reconciles the drain timeout left running
+// (joining them could wait out their requests). A normal stop returns from RunOperator instead.
+[[noreturn]] void ExitNow(int code) {
   FlushLogs();
   std::_Exit(code);
 }
@@ -157,7 +158,7 @@ int RunOperator(const RunOptions& options) {
   // std::terminate: the message says which thread and why, and a restart may find room.
   if (auto started = manager.StartInformers(); !started) {
     Log(LogLevel::kError, "cannot start the caches", {{"error", started.error().message}});
-    Exit(1);
+    return 1;
   }
 
   std::unique_ptr<kube::LeaderElector> elector;
@@ -191,7 +192,7 @@ int RunOperator(const RunOptions& options) {
         StartJThread("leader-election", [&elector](std::stop_token stop) { elector->Run(stop); });
     if (!started) {
       Log(LogLevel::kError, "cannot start leader election", {{"error", started.error().message}});
-      Exit(1);
+      return 1;
     }
     election = std::move(*started);
   }
@@ -206,12 +207,12 @@ int RunOperator(const RunOptions& options) {
     }
     if (lost) {
       Log(LogLevel::kError, "lost the leader Lease; exiting so another replica leads");
-      Exit(1);
+      ExitNow(1);
     }
     if (!workers_started && leading && manager.Synced()) {
       if (auto started = manager.StartWorkers(); !started) {
         Log(LogLevel::kError, "cannot start the workers", {{"error", started.error().message}});
-        Exit(1);
+        ExitNow(1);
       }
       workers_started = true;
       Log(LogLevel::kInfo, "caches synced, reconciling",
@@ -232,7 +233,10 @@ int RunOperator(const RunOptions& options) {
   }
   Log(drained ? LogLevel::kInfo : LogLevel::kWarn, "stopped",
       {{"drained", drained ? "true" : "false"}});
-  Exit(0);
+  if (!drained) ExitNow(0);
+  // The destructors stop the caches: each informer's watch is stopped through its token, so a
+  // quiet stream does not hold the exit.
+  return 0;
 }
 
 }  // namespace poolkeeper::cli

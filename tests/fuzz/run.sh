@@ -25,7 +25,7 @@ targets=(manifests render json_stream)
 [ "$#" -eq 0 ] || targets=("$@")
 
 command -v clang++-19 >/dev/null || die "clang++-19 missing: scripts/setup.sh installs it"
-# Only the fuzz targets are built: they link the pure modules, never cpprestsdk.
+# Only the fuzz targets are built: they link the pure modules, never the transport (pk_kube).
 POOLKEEPER_BUILD_DIR="$dir" POOLKEEPER_CMAKE_ARGS="-DCMAKE_CXX_COMPILER=clang++-19 \
 -DPOOLKEEPER_BUILD_TESTS=OFF -DPOOLKEEPER_FUZZ=ON -DPOOLKEEPER_SANITIZE=address,undefined" \
   bash "$REPO_ROOT/scripts/build.sh" "${targets[@]/#/fuzz_}"
