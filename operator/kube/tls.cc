@@ -8,9 +8,9 @@
 namespace poolkeeper::kube {
 namespace {
 
-// cpprestsdk installs its own per-certificate callback (an RFC 2818 check of the URL's host).
-// The chain is verified here instead, with the name set in the context's parameters, so
-// tls-server-name can differ from the URL's host; the verdict is OpenSSL's own.
+// The chain is verified here, with the name set in the context's parameters rather than by a
+// per-certificate callback checking the URL's host, so tls-server-name can differ from the URL's
+// host; the verdict is OpenSSL's own.
 int KeepVerdict(int preverified, X509_STORE_CTX* /*context*/) { return preverified; }
 
 int VerifyChain(X509_STORE_CTX* context, void* /*arg*/) {
@@ -74,8 +74,8 @@ TlsSettings::~TlsSettings() { X509_STORE_free(store_); }
 void TlsSettings::Apply(SSL_CTX* context) const {
   SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
   if (insecure_) return;
-  // Replaces the store (and the system's default paths, which cpprestsdk loads into every
-  // context before this runs); the store is shared, each context holds a reference.
+  // Replaces the store (and with it any default paths loaded into the context): only the
+  // configured CA is trusted. The store is shared, each context holds a reference.
   if (store_ != nullptr) SSL_CTX_set1_cert_store(context, store_);
   X509_VERIFY_PARAM* param = SSL_CTX_get0_param(context);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
