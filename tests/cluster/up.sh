@@ -186,6 +186,9 @@ spawn kube-scheduler "$bin/kube-scheduler" \
 
 # The images the node gets (images.sh builds them once and caches them): "REF ARCHIVE" lines.
 "$here/images.sh" pause pgbouncer coredns ${UP_EXTRA_IMAGES:-} > "$D/images"
+# The node's own wait starts now: building an image (the operator's after a Dockerfile change took
+# 132 s) is not the cluster starting, and used to eat the whole budget before the kubelet ran.
+deadline=$(( $(date +%s) + timeout_s ))
 "$here/node.sh" start "$D" $(awk '{print $2}' "$D/images" | sort -u)
 containerd_sock="$D/node/containerd.sock"
 
