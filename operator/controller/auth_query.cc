@@ -1,10 +1,9 @@
 #include "controller/auth_query.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <set>
 
+#include "common/digest.h"
 #include "render/render.h"
 #include "secrets/secrets.h"
 
@@ -12,27 +11,6 @@ namespace poolkeeper::controller {
 namespace {
 
 using nlohmann::json;
-
-// 24 random bytes as hex: 192 bits, and nothing the userlist or a connection string must quote.
-Result<std::string> GeneratePassword() {
-  unsigned char bytes[24];
-  size_t filled = 0;
-  while (filled < sizeof(bytes)) {
-    ssize_t got = getrandom(bytes + filled, sizeof(bytes) - filled, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return Fail(ErrorCode::kInternal, "getrandom failed for the auth role's password");
-    }
-    filled += static_cast<size_t>(got);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
 
 postgres::AuthQuerySetup SetupFor(std::string password, std::vector<std::string> databases) {
   return {api::kAuthUser, std::move(password), api::kAuthSchema, api::kAuthFunction,
@@ -86,7 +64,7 @@ Result<AuthPassword> ReadPassword(const AuthQueryDeps& deps, const api::Postgres
       return AuthPassword{parsed->data.at(kAuthSecretKey), std::nullopt};
     }
   }
-  auto password = GeneratePassword();
+  auto password = RandomHex(24);  // 192 bits
   if (!password) return std::unexpected(password.error());
   json secret = {{"apiVersion", "v1"},
                  {"kind", "Secret"},
