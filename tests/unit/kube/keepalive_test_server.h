@@ -22,18 +22,8 @@ class KeepAliveServer {
   explicit KeepAliveServer(const KeyAndCert& identity, bool drop_second_request = false)
       : drop_second_request_(drop_second_request) {
     signal(SIGPIPE, SIG_IGN);  // answers written after the client went
-    context_ = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_use_certificate(context_, identity.cert.get());
-    SSL_CTX_use_PrivateKey(context_, identity.key.get());
-    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    listen(listener_, 64);
-    socklen_t length = sizeof address;
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    context_ = ServerContext(identity);
+    listener_ = ListenOnLoopback(64, port_);
     acceptor_ = std::thread([this] { Accept(); });
   }
   ~KeepAliveServer() {

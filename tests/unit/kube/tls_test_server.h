@@ -77,6 +77,28 @@ inline KeyAndCert MakeCert(const std::string& common_name, const KeyAndCert* iss
   return out;
 }
 
+// A TLS server context presenting `identity`.
+inline SSL_CTX* ServerContext(const KeyAndCert& identity) {
+  SSL_CTX* context = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_use_certificate(context, identity.cert.get());
+  SSL_CTX_use_PrivateKey(context, identity.key.get());
+  return context;
+}
+
+// A listening socket on 127.0.0.1 and a port the kernel chose, written to `port`.
+inline int ListenOnLoopback(int backlog, int& port) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  listen(listener, backlog);
+  socklen_t length = sizeof address;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  port = ntohs(address.sin_port);
+  return listener;
+}
+
 class TlsServer {
  public:
   struct Connection {
@@ -86,18 +108,8 @@ class TlsServer {
   };
 
   explicit TlsServer(const KeyAndCert& identity) {
-    context_ = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_use_certificate(context_, identity.cert.get());
-    SSL_CTX_use_PrivateKey(context_, identity.key.get());
-    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    listen(listener_, 16);
-    socklen_t length = sizeof address;
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    context_ = ServerContext(identity);
+    listener_ = ListenOnLoopback(16, port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~TlsServer() {
