@@ -8,6 +8,7 @@
 
 #include "../kube/fake_transport.h"
 #include "common/base64.h"
+#include "fake_database.h"
 
 namespace poolkeeper::controller {
 namespace {
@@ -18,31 +19,7 @@ using nlohmann::json;
 constexpr char kNamespace[] = "poolkeeper-system";
 constexpr char kSecretPath[] = "/api/v1/namespaces/poolkeeper-system/secrets/poolkeeper-auth-main";
 
-class FakeDatabase : public postgres::ServerClient {
- public:
-  std::vector<postgres::AuthQuerySetup> ensured;
-  std::vector<std::pair<postgres::AuthQuerySetup, bool>> removed;
-  std::optional<Error> failure;
-  Result<postgres::Observation> Observe(const postgres::Endpoint&,
-                                        const std::set<std::string>&) override {
-    return postgres::Observation{};
-  }
-  Result<int64_t> SetRoleConnectionLimit(const postgres::Endpoint&, const std::string&,
-                                         int64_t) override {
-    return -1;
-  }
-  Result<postgres::AuthQueryChanges> EnsureAuthQuery(
-      const postgres::Endpoint&, const postgres::AuthQuerySetup& setup) override {
-    if (failure) return std::unexpected(*failure);
-    ensured.push_back(setup);
-    return postgres::AuthQueryChanges{};
-  }
-  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup& setup,
-                         bool drop_role) override {
-    removed.emplace_back(setup, drop_role);
-    return {};
-  }
-};
+using testing::FakeDatabase;
 
 api::PostgresServer Server() {
   api::PostgresServer server;
@@ -161,10 +138,10 @@ TEST_F(AuthQueryTest, WithoutCredentialsNothingIsWrittenAndTheConditionSaysWhy) 
 
 TEST_F(AuthQueryTest, AMissingPrivilegeIsNamedAndNothingIsRecordedAsSetUp) {
   transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
-  database.failure = Error{ErrorCode::kUnauthorized,
-                           "db:5432: authQuery needs SUPERUSER for the credentials' role",
-                           {},
-                           0};
+  database.auth_failure = Error{ErrorCode::kUnauthorized,
+                                "db:5432: authQuery needs SUPERUSER for the credentials' role",
+                                {},
+                                0};
   AuthQueryOutcome outcome = Keep(Stored(), {"orders"});
   EXPECT_TRUE(outcome.databases.empty());
   ASSERT_TRUE(outcome.condition);
@@ -175,7 +152,7 @@ TEST_F(AuthQueryTest, AMissingPrivilegeIsNamedAndNothingIsRecordedAsSetUp) {
 
 TEST_F(AuthQueryTest, ARefusedSetupWritesNoSecretForThePoolsToCopy) {
   transport.RespondJson("GET", kSecretPath, 404, {{"kind", "Status"}, {"code", 404}});
-  database.failure = Error{ErrorCode::kUnauthorized, "db:5432: needs SUPERUSER", {}, 0};
+  database.auth_failure = Error{ErrorCode::kUnauthorized, "db:5432: needs SUPERUSER", {}, 0};
   AuthQueryOutcome outcome = Keep(Stored(), {"orders"});
   EXPECT_EQ(AppliedPassword(), "");  // no PATCH of the Secret
   EXPECT_TRUE(outcome.secret.empty());

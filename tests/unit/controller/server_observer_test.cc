@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "../kube/fake_transport.h"
+#include "fake_database.h"
 
 namespace poolkeeper::controller {
 namespace {
@@ -19,7 +20,8 @@ constexpr char kServers[] = "/apis/poolkeeper.io/v1alpha1/postgresservers";
 constexpr char kStatus[] = "/apis/poolkeeper.io/v1alpha1/postgresservers/main/status";
 constexpr char kSecret[] = "/api/v1/namespaces/ops/secrets/observer";
 
-class FakeDatabase : public postgres::ServerClient {
+// Observes as a server with 60 connections, recording whom it was asked as.
+class FakeDatabase : public testing::FakeDatabase {
  public:
   std::vector<postgres::Endpoint> asked;
   std::optional<Error> failure;
@@ -32,24 +34,6 @@ class FakeDatabase : public postgres::ServerClient {
     seen.superuser_reserved_connections = 3;
     seen.system_identifier = "7001";
     return seen;
-  }
-  Result<int64_t> SetRoleConnectionLimit(const postgres::Endpoint&, const std::string&,
-                                         int64_t) override {
-    return -1;
-  }  // authQuery: what was asked, by database list; a failure when set.
-  std::vector<postgres::AuthQuerySetup> ensured;
-  std::vector<std::pair<postgres::AuthQuerySetup, bool>> removed;
-  std::optional<Error> auth_failure;
-  Result<postgres::AuthQueryChanges> EnsureAuthQuery(
-      const postgres::Endpoint&, const postgres::AuthQuerySetup& setup) override {
-    if (auth_failure) return std::unexpected(*auth_failure);
-    ensured.push_back(setup);
-    return postgres::AuthQueryChanges{};
-  }
-  Status RemoveAuthQuery(const postgres::Endpoint&, const postgres::AuthQuerySetup& setup,
-                         bool drop_role) override {
-    removed.emplace_back(setup, drop_role);
-    return {};
   }
 };
 
