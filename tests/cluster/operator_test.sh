@@ -475,6 +475,30 @@ EOF
 	k delete clusterrolebinding exec-user >/dev/null
 }
 
+# stop_replicas NAME...: SIGTERM to each running replica, then waits until each has exited.
+stop_replicas() {
+	local r
+	for r in "$@"; do
+		if [[ -f "$work/$r.pid" ]]; then kill -TERM "$(op_pid $r)" 2>/dev/null || true; fi
+	done
+	for r in "$@"; do
+		if [[ -f "$work/$r.pid" ]]; then poll 30 bash -c "! kill -0 $(op_pid $r) 2>/dev/null" || fail "$r did not stop"; fi
+	done
+}
+# start_proxy LOG KUBECONFIG: delay_proxy.py in front of the API server, passing requests through
+# ($work/proxy.mode says how), logging to $work/LOG; $work/KUBECONFIG reaches the API server through
+# it, from 127.0.0.1 in the audit log. Sets proxy_pid (also in $work/proxy.pid for the cleanup).
+start_proxy() {
+	local port
+	source "$C/env"
+	port=$(free_ports 1)
+	echo pass > "$work/proxy.mode"
+	python3 "$here/delay_proxy.py" "$port" "$HOST_IP" "$API_PORT" 127.0.0.1 "$work/proxy.mode" "$work/$1" &
+	proxy_pid=$!
+	echo "$proxy_pid" > "$work/proxy.pid"
+	sed "s|server: https://.*|server: https://127.0.0.1:$port|" "$C/kubeconfig" > "$work/$2"
+}
+
 # Issue 12, item 3: with the API server slowed, the old leader kept writing 3.4 s after the new one started. Here the
 # leader reaches the API server through delay_proxy.py, from its own source address; the proxy then forwards its
 # bytes 1.5 s late each way (a request on a fresh TLS connection takes four crossings, 6 s: a renewal, GET then PUT,
@@ -486,20 +510,9 @@ EOF
 # What the fence alone stops (a write sent after the deadline, a timeout past it) is shown by
 # tests/unit/kube/leader_fence_test.cc.
 test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
-	local r delay=1.5 proxy_port proxy_pid churn_pid
-	for r in op1 op2 op3; do
-		if [[ -f "$work/$r.pid" ]]; then kill -TERM "$(op_pid $r)" 2>/dev/null || true; fi
-	done
-	for r in op1 op2 op3; do
-		if [[ -f "$work/$r.pid" ]]; then poll 30 bash -c "! kill -0 $(op_pid $r) 2>/dev/null" || fail "$r did not stop"; fi
-	done
-	source "$C/env"
-	proxy_port=$(free_ports 1)
-	echo pass > "$work/proxy.mode"
-	python3 "$here/delay_proxy.py" "$proxy_port" "$HOST_IP" "$API_PORT" 127.0.0.1 "$work/proxy.mode" "$work/proxy.log" &
-	proxy_pid=$!
-	echo "$proxy_pid" > "$work/proxy.pid"
-	sed "s|server: https://.*|server: https://127.0.0.1:$proxy_port|" "$C/kubeconfig" > "$work/slow.kubeconfig"
+	local delay=1.5 churn_pid
+	stop_replicas op1 op2 op3
+	start_proxy proxy.log slow.kubeconfig
 	start_operator slow "$work/slow.kubeconfig" 300
 	poll 40 is_leader slow || fail "slow did not lead: $(tail -5 "$work/slow.log")"
 	start_operator standby
@@ -534,20 +547,9 @@ test_a_slowed_leader_stops_writing_before_the_next_one_starts() {
 # first write after waking is refused. The proxy (passing requests through) only gives the frozen replica a
 # source address of its own in the audit log.
 test_a_frozen_leader_writes_nothing_after_it_wakes() {
-	local r proxy_port proxy_pid churn_pid since new_writes
-	for r in op1 op2 op3 slow standby; do
-		if [[ -f "$work/$r.pid" ]]; then kill -TERM "$(op_pid $r)" 2>/dev/null || true; fi
-	done
-	for r in op1 op2 op3 slow standby; do
-		if [[ -f "$work/$r.pid" ]]; then poll 30 bash -c "! kill -0 $(op_pid $r) 2>/dev/null" || fail "$r did not stop"; fi
-	done
-	source "$C/env"
-	proxy_port=$(free_ports 1)
-	echo pass > "$work/proxy.mode"
-	python3 "$here/delay_proxy.py" "$proxy_port" "$HOST_IP" "$API_PORT" 127.0.0.1 "$work/proxy.mode" "$work/frozen-proxy.log" &
-	proxy_pid=$!
-	echo "$proxy_pid" > "$work/proxy.pid"
-	sed "s|server: https://.*|server: https://127.0.0.1:$proxy_port|" "$C/kubeconfig" > "$work/frozen.kubeconfig"
+	local churn_pid since new_writes
+	stop_replicas op1 op2 op3 slow standby
+	start_proxy frozen-proxy.log frozen.kubeconfig
 	start_operator frozen "$work/frozen.kubeconfig"
 	poll 40 is_leader frozen || fail "frozen did not lead: $(tail -5 "$work/frozen.log")"
 	start_operator waker
