@@ -8,16 +8,6 @@
 namespace poolkeeper::kube {
 namespace {
 
-// The chain is verified here, with the name set in the context's parameters rather than by a
-// per-certificate callback checking the URL's host, so tls-server-name can differ from the URL's
-// host; the verdict is OpenSSL's own.
-int KeepVerdict(int preverified, X509_STORE_CTX* /*context*/) { return preverified; }
-
-int VerifyChain(X509_STORE_CTX* context, void* /*arg*/) {
-  X509_STORE_CTX_set_verify_cb(context, KeepVerdict);
-  return X509_verify_cert(context);
-}
-
 // Before the ClientHello is written: SNI carries the name the certificate is checked against
 // (the URL's host, or tls-server-name), as client-go's ServerName does.
 void SetServerName(const SSL* ssl, int where, int /*ret*/) {
@@ -74,9 +64,13 @@ TlsSettings::~TlsSettings() { X509_STORE_free(store_); }
 void TlsSettings::Apply(SSL_CTX* context) const {
   SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
   if (insecure_) return;
-  // Replaces the store (and with it any default paths loaded into the context): only the
-  // configured CA is trusted. The store is shared, each context holds a reference.
-  if (store_ != nullptr) SSL_CTX_set1_cert_store(context, store_);
+  // Only the configured CA is trusted (the store is shared, each context holds a reference);
+  // the system's, as a kubeconfig without a CA wants, only when none is configured.
+  if (store_ != nullptr) {
+    SSL_CTX_set1_cert_store(context, store_);
+  } else {
+    SSL_CTX_set_default_verify_paths(context);
+  }
   X509_VERIFY_PARAM* param = SSL_CTX_get0_param(context);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   if (name_is_ip_) {
@@ -85,7 +79,6 @@ void TlsSettings::Apply(SSL_CTX* context) const {
     X509_VERIFY_PARAM_set1_host(param, name_.c_str(), name_.size());
   }
   SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
-  SSL_CTX_set_cert_verify_callback(context, VerifyChain, nullptr);
   SSL_CTX_set_info_callback(context, SetServerName);
 }
 

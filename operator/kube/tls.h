@@ -29,9 +29,6 @@ class TlsSettings {
   // so a failure ends the connection before any request bytes are written.
   void Apply(SSL_CTX* context) const;
 
-  bool verify() const { return !insecure_; }
-  const std::string& server_name() const { return name_; }  // what the certificate must name
-
  private:
   TlsSettings() = default;
   X509_STORE* store_ = nullptr;  // owned; null: the system store (no CA configured)

@@ -64,11 +64,8 @@ class BeastTransport : public Transport {
         context_->key_pem == credential.client_key_pem) {
       return context_;
     }
-    auto context = std::make_shared<TlsContext>(++contexts_);
+    auto context = std::make_shared<TlsContext>();
     try {
-      // The system store first, as a kubeconfig without a CA wants; Apply replaces it with the
-      // configured CA when there is one.
-      context->context.set_default_verify_paths();
       tls_->Apply(context->context.native_handle());
       if (!credential.client_cert_pem.empty()) {
         context->context.use_certificate_chain(asio::buffer(credential.client_cert_pem));
@@ -312,9 +309,8 @@ class BeastTransport : public Transport {
   const std::shared_ptr<const TlsSettings> tls_;
   const std::shared_ptr<Credentials> credentials_;
   const TransportOptions options_;
-  std::mutex mutex_;  // guards context_, contexts_ and idle_
+  std::mutex mutex_;  // guards context_ and idle_
   std::shared_ptr<TlsContext> context_;
-  uint64_t contexts_ = 0;
   std::vector<std::unique_ptr<Connection>> idle_;
 };
 

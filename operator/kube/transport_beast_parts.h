@@ -55,11 +55,9 @@ inline Endpoint ParseEndpoint(const std::string& server) {
 
 // A TLS context and the client certificate it holds; shared by the connections made from it.
 struct TlsContext {
-  explicit TlsContext(uint64_t id_) : context(asio::ssl::context::tls_client), id(id_) {}
-  asio::ssl::context context;
+  asio::ssl::context context{asio::ssl::context::tls_client};
   std::string cert_pem;
   std::string key_pem;
-  uint64_t id;
 };
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
