@@ -18,7 +18,7 @@ inline constexpr char kLegacyServerSslModeParameter[] = "server_tls_sslmode";
 // Reads spec.tls into `spec.tls`. `legacy_server_mode` is pooler.parameters.server_tls_sslmode
 // when the spec set it: it keeps working as the server sslmode when spec.tls.server is absent and
 // the mode needs no CA (disable, allow, prefer, require); otherwise the problem names the field.
-// Runs after spec.server was read: verify-full is checked against the inline host.
+// Whether the server's certificate matches the host is only knowable at run time (docs/tls.md).
 void ReadTls(FieldReader& spec, const std::optional<std::string>& legacy_server_mode,
              ConnectionPoolSpec& out, std::vector<FieldIssue>& issues);
 

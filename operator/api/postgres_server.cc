@@ -12,9 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kSslModes[] = {"disable", "allow",     "prefer",
-                                     "require", "verify-ca", "verify-full"};
-
 std::optional<NamespacedSecretRef> ReadSecretRef(FieldReader& parent, std::string_view key,
                                                  std::vector<FieldIssue>& issues) {
   FieldReader ref(parent.Object(key), parent.Path(key), issues);
@@ -92,7 +89,7 @@ void ReadSpec(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue
     }
   }
   if (auto mode = spec.String("sslMode")) {
-    if (std::ranges::find(kSslModes, *mode) == std::end(kSslModes)) {
+    if (!ParseSslMode(*mode)) {
       spec.Fail("sslMode",
                 "must be one of disable, allow, prefer, require, verify-ca, verify-full, not \"" +
                     *mode + "\"");

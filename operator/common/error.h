@@ -57,11 +57,14 @@ std::string_view CodeName(ErrorCode code);
 inline std::unexpected<Error> Fail(ErrorCode code, std::string message) {
   return std::unexpected(Error{code, std::move(message), {}, 0});
 }
+// An error naming exactly one field, e.g. a Secret a field names that is missing (kNotFound).
+inline std::unexpected<Error> FieldFail(ErrorCode code, std::string field, std::string message) {
+  std::string text = field + ": " + message;
+  return std::unexpected(Error{code, std::move(text), {{std::move(field), std::move(message)}}, 0});
+}
 // A validation error naming exactly one field.
 inline std::unexpected<Error> Invalid(std::string field, std::string message) {
-  std::string text = field + ": " + message;
-  return std::unexpected(
-      Error{ErrorCode::kInvalid, std::move(text), {{std::move(field), std::move(message)}}, 0});
+  return FieldFail(ErrorCode::kInvalid, std::move(field), std::move(message));
 }
 // A validation error naming several fields (all of them, so the user fixes them in one go).
 std::unexpected<Error> Invalid(std::vector<FieldIssue> issues);

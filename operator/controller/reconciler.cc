@@ -212,7 +212,7 @@ class Pass {
       return false;
     }
     auto built = render::BuildObjects(pool_, *mine_, passwords->passwords,
-                                      passwords->revision + (tls->empty() ? "" : "," + *tls));
+                                      secrets::WithTlsRevision(passwords->revision, *tls));
     if (!built) {
       Block("InvalidSpec", built.error().ToString());
       return false;

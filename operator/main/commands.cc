@@ -231,7 +231,7 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
       continue;
     }
     auto objects = render::BuildObjects(pool, pool_plan, passwords->passwords,
-                                        passwords->revision + (tls->empty() ? "" : "," + *tls));
+                                        secrets::WithTlsRevision(passwords->revision, *tls));
     auto userlist = render::RenderUserlist(pool, passwords->passwords);
     if (!objects || !userlist) {
       err << "error: " << id << ": ";

@@ -20,41 +20,33 @@ std::string Quoted(std::string_view text) {
   return out;
 }
 
-Error FieldError(ErrorCode code, std::string field, std::string message) {
-  std::string text = field + ": " + message;
-  return Error{code, std::move(text), {{std::move(field), std::move(message)}}, 0};
-}
-
 // The line of one user, or why its password cannot be in the file.
 Result<std::string> UserLine(const std::string& user, const std::string& field,
                              const std::string& source, const Passwords& passwords) {
   auto found = passwords.find(user);
   if (found == passwords.end()) {
-    return std::unexpected(
-        FieldError(ErrorCode::kNotFound, field,
-                   "no password for user \"" + user + "\" (" + source + " not found)"));
+    return FieldFail(ErrorCode::kNotFound, field,
+                     "no password for user \"" + user + "\" (" + source + " not found)");
   }
   const std::string& password = found->second;
   if (password.empty()) {
-    return std::unexpected(
-        FieldError(ErrorCode::kInvalid, field,
-                   "the password of user \"" + user + "\" in " + source + " is empty"));
+    return FieldFail(ErrorCode::kInvalid, field,
+                     "the password of user \"" + user + "\" in " + source + " is empty");
   }
   if (password.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos) {
-    return std::unexpected(
-        FieldError(ErrorCode::kInvalid, field,
-                   "the password of user \"" + user + "\" in " + source +
-                       " contains a line break or a NUL byte, which the userlist cannot carry"));
+    return FieldFail(ErrorCode::kInvalid, field,
+                     "the password of user \"" + user + "\" in " + source +
+                         " contains a line break or a NUL byte, which the userlist cannot carry");
   }
   // PgBouncer (1.18 to 1.24 at least) reads auth-file fields into 2048-byte buffers: at a longer
   // one it stops reading the file, and every user after it fails to log in.
   const std::string quoted = Quoted(password);
   if (quoted.size() - 2 >= kMaxUserlistPassword) {
-    return std::unexpected(FieldError(
-        ErrorCode::kInvalid, field,
-        "the password of user \"" + user + "\" in " + source + " is " +
-            std::to_string(quoted.size() - 2) + " bytes in the userlist (quotes doubled); " +
-            "PgBouncer reads at most " + std::to_string(kMaxUserlistPassword - 1)));
+    return FieldFail(ErrorCode::kInvalid, field,
+                     "the password of user \"" + user + "\" in " + source + " is " +
+                         std::to_string(quoted.size() - 2) +
+                         " bytes in the userlist (quotes doubled); " + "PgBouncer reads at most " +
+                         std::to_string(kMaxUserlistPassword - 1));
   }
   return Quoted(user) + " " + quoted + "\n";
 }

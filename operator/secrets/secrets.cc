@@ -66,6 +66,20 @@ Result<Secret> ParseSecret(const json& object) {
   return secret;
 }
 
+Result<Secret> FindExposed(const SecretSource& secrets, const std::string& ns,
+                           const std::string& name, const std::string& field) {
+  std::optional<Secret> secret = secrets.Find(ns, name);
+  const std::string who = ns + "/" + name;
+  if (!secret) return FieldFail(ErrorCode::kNotFound, field, "Secret " + who + " not found");
+  if (!Exposed(*secret)) {
+    return FieldFail(ErrorCode::kUnauthorized, field,
+                     "Secret " + who + " is not labelled " + ExposeSelector() +
+                         ": pools only read Secrets that opt in (kubectl label secret -n " + ns +
+                         " " + name + " " + ExposeSelector() + ")");
+  }
+  return *secret;
+}
+
 Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                                            const SecretSource& secrets) {
   ResolvedPasswords resolved;
@@ -76,35 +90,13 @@ Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
     const api::UserSpec& user = pool.spec.users[i];
     const api::SecretKeyRef& ref = user.password_secret_ref;
     std::string field = "spec.users[" + std::to_string(i) + "].passwordSecretRef";
-    std::optional<Secret> secret = secrets.Find(pool.metadata.namespace_, ref.name);
-    if (!secret) {
-      Error error{ErrorCode::kNotFound,
-                  {},
-                  {{field + ".name",
-                    "Secret " + pool.metadata.namespace_ + "/" + ref.name + " not found"}}};
-      error.message = error.ToString();
-      return std::unexpected(std::move(error));
-    }
-    if (!Exposed(*secret)) {
-      const std::string who = pool.metadata.namespace_ + "/" + ref.name;
-      Error error{ErrorCode::kUnauthorized,
-                  {},
-                  {{field + ".name", "Secret " + who + " is not labelled " + ExposeSelector() +
-                                         ": pools only read Secrets that opt in (kubectl label "
-                                         "secret -n " +
-                                         pool.metadata.namespace_ + " " + ref.name + " " +
-                                         ExposeSelector() + ")"}}};
-      error.message = error.ToString();
-      return std::unexpected(std::move(error));
-    }
+    auto secret = FindExposed(secrets, pool.metadata.namespace_, ref.name, field + ".name");
+    if (!secret) return std::unexpected(secret.error());
     auto it = secret->data.find(ref.key);
     if (it == secret->data.end()) {
-      Error error{ErrorCode::kNotFound,
-                  {},
-                  {{field + ".key", "Secret " + pool.metadata.namespace_ + "/" + ref.name +
-                                        " has no key \"" + ref.key + "\""}}};
-      error.message = error.ToString();
-      return std::unexpected(std::move(error));
+      return FieldFail(ErrorCode::kNotFound, field + ".key",
+                       "Secret " + pool.metadata.namespace_ + "/" + ref.name + " has no key \"" +
+                           ref.key + "\"");
     }
     resolved.passwords[user.name] = it->second;
     revisions.insert(ref.name + "@" + secret->resource_version);

@@ -74,6 +74,10 @@ struct ResolvedPasswords {
 };
 Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                                            const SecretSource& secrets);
+// The Secret `ns`/`name` that `field` names, when it exists and opts in (Exposed): otherwise an
+// error naming `field`, kNotFound or kUnauthorized (with the kubectl label command that opts in).
+Result<Secret> FindExposed(const SecretSource& secrets, const std::string& ns,
+                           const std::string& name, const std::string& field);
 
 // The Secrets spec.tls names (tls.client.certificateSecretRef, tls.server.caRef.secretName), held
 // to the same opt-in label as the passwords (a TLS key is as sensitive): kNotFound naming the field
@@ -83,5 +87,9 @@ Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
 // so a renewal rolls the pods and nothing readable is derived from a private key. "" without TLS
 // Secrets. A CA in a ConfigMap is not read here (the operator does not watch ConfigMaps).
 Result<std::string> ResolveTls(const api::ConnectionPool& pool, const SecretSource& secrets);
+// The revision of everything a pool's pods read from Secrets: the passwords' and ResolveTls's.
+inline std::string WithTlsRevision(const std::string& passwords, const std::string& tls) {
+  return tls.empty() ? passwords : passwords + "," + tls;
+}
 
 }  // namespace poolkeeper::secrets

@@ -7,12 +7,6 @@
 namespace poolkeeper::secrets {
 namespace {
 
-Error Problem(ErrorCode code, std::string field, std::string message) {
-  Error error{code, {}, {{std::move(field), std::move(message)}}};
-  error.message = error.ToString();
-  return error;
-}
-
 // One Secret the pods mount and the keys they read from it.
 struct TlsSecretUse {
   std::string field;  // the spec field that names the Secret, e.g.
@@ -46,22 +40,12 @@ Result<std::string> ResolveTls(const api::ConnectionPool& pool, const SecretSour
   const std::string& ns = pool.metadata.namespace_;
   std::string certificates;
   for (const auto& use : uses) {
-    std::optional<Secret> secret = secrets.Find(ns, use.name);
-    const std::string who = ns + "/" + use.name;
-    if (!secret)
-      return std::unexpected(
-          Problem(ErrorCode::kNotFound, use.field, "Secret " + who + " not found"));
-    if (!Exposed(*secret)) {
-      return std::unexpected(
-          Problem(ErrorCode::kUnauthorized, use.field,
-                  "Secret " + who + " is not labelled " + ExposeSelector() +
-                      ": pools only read Secrets that opt in (kubectl label secret -n " + ns + " " +
-                      use.name + " " + ExposeSelector() + ")"));
-    }
+    auto secret = FindExposed(secrets, ns, use.name, use.field);
+    if (!secret) return std::unexpected(secret.error());
     for (const auto& key : use.keys) {
       if (!secret->data.contains(key)) {
-        return std::unexpected(Problem(ErrorCode::kNotFound, use.field,
-                                       "Secret " + who + " has no key \"" + key + "\""));
+        return FieldFail(ErrorCode::kNotFound, use.field,
+                         "Secret " + ns + "/" + use.name + " has no key \"" + key + "\"");
       }
     }
     for (const auto& key : use.public_keys) {
