@@ -159,6 +159,7 @@ Status Manager::StartWorkers() {
     if (!worker) return std::unexpected(worker.error());
     workers_.push_back(std::move(*worker));
   }
+  if (auto started = events_.Start(); !started) return started;
   if (server_observer_) return server_observer_->Start();
   return {};
 }
@@ -175,6 +176,10 @@ bool Manager::Stop(std::chrono::milliseconds drain) {
     for (auto& worker : workers_) worker.join();
     workers_.clear();
   }
+  // What the last reconciles queued gets the rest of the drain to be written.
+  events_.WaitIdle(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
+      deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration{})));
+  events_.Stop();
   return drained;
 }
 
@@ -191,6 +196,7 @@ bool Manager::RunOne() {
   auto key = queue_.TryGet();
   if (!key) return false;
   Process(*key);
+  events_.WriteQueued();  // no writer thread when a test drives the manager
   return true;
 }
 
