@@ -1,9 +1,11 @@
 #include "controller/events.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "common/log.h"
+#include "common/thread.h"
 
 namespace poolkeeper::controller {
 
@@ -39,22 +41,50 @@ json MakeEvent(const json& pool, const EventRecord& event, const std::string& na
 }
 
 EventRecorder::EventRecorder(kube::Client& client, const Clock& clock, std::string instance,
-                             Clock::Duration dedupe_window)
-    : client_(client), clock_(clock), instance_(std::move(instance)), window_(dedupe_window) {}
+                             EventRecorderOptions options)
+    : client_(client), clock_(clock), instance_(std::move(instance)), options_(options) {}
+
+EventRecorder::~EventRecorder() { Stop(); }
+
+bool EventRecorder::TakeToken(const std::string& uid, Clock::TimePoint now) {
+  auto [it, added] = buckets_.try_emplace(uid, Bucket{static_cast<double>(options_.burst), now});
+  Bucket& bucket = it->second;
+  if (options_.refill.count() > 0) {
+    bucket.tokens = std::min<double>(
+        options_.burst, bucket.tokens + std::chrono::duration<double>(now - bucket.at) /
+                                            std::chrono::duration<double>(options_.refill));
+  }
+  bucket.at = now;
+  if (bucket.tokens < 1) return false;
+  bucket.tokens -= 1;
+  return true;
+}
 
 void EventRecorder::Record(const json& pool, const EventRecord& event, const std::string& now) {
   const json metadata = pool.value("metadata", json::object());
   std::string uid = metadata.value("uid", "");
-  std::string name;
   {
     std::lock_guard guard(mutex_);
     auto key = std::make_tuple(uid, event.type, event.reason, event.message);
     const Clock::TimePoint now_steady = clock_.Now();
     auto it = last_.find(key);
-    if (it != last_.end() && now_steady - it->second < window_) return;
+    if (it != last_.end() && now_steady - it->second < options_.dedupe_window) return;
     // Entries past the window decide nothing any more: without this the map grows with every
     // distinct message (budget arithmetic changes with every plan) for the life of the process.
-    std::erase_if(last_, [&](const auto& entry) { return now_steady - entry.second >= window_; });
+    std::erase_if(last_, [&](const auto& entry) {
+      return now_steady - entry.second >= options_.dedupe_window;
+    });
+    // A bucket that would be full again by now is the same as none.
+    std::erase_if(buckets_, [&](const auto& entry) {
+      return entry.first != uid && options_.refill.count() > 0 &&
+             entry.second.tokens + std::chrono::duration<double>(now_steady - entry.second.at) /
+                                       std::chrono::duration<double>(options_.refill) >=
+                 options_.burst;
+    });
+    if (queue_.size() >= options_.capacity || !TakeToken(uid, now_steady)) {
+      ++dropped_;
+      return;
+    }
     last_[key] = now_steady;
     // As client-go names them: the object's name and a unique suffix.
     auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -63,19 +93,67 @@ void EventRecorder::Record(const json& pool, const EventRecord& event, const std
     char suffix[40];
     std::snprintf(suffix, sizeof suffix, ".%llx",
                   static_cast<unsigned long long>(nanos + sequence_++));
-    name = metadata.value("name", "pool") + suffix;
+    queue_.push_back(
+        MakeEvent(pool, event, metadata.value("name", "pool") + suffix, instance_, now));
   }
-  auto created =
-      client_.Create(kube::resources::kCoreEvent, MakeEvent(pool, event, name, instance_, now));
+  changed_.notify_all();
+}
+
+bool EventRecorder::WriteOne(std::unique_lock<std::mutex>& lock) {
+  if (queue_.empty()) return false;
+  json event = std::move(queue_.front());
+  queue_.pop_front();
+  ++in_flight_;
+  lock.unlock();
+  auto created = client_.Create(kube::resources::kCoreEvent, event);
   if (!created) {
     Log(LogLevel::kWarn, "event not recorded",
-        {{"pool", kube::ObjectKey(pool)},
-         {"reason", event.reason},
+        {{"pool", event.value("/involvedObject/namespace"_json_pointer, "") + "/" +
+                      event.value("/involvedObject/name"_json_pointer, "")},
+         {"reason", event.value("reason", "")},
          {"error", created.error().message}});
-    return;
   }
-  std::lock_guard guard(mutex_);
-  ++written_;
+  lock.lock();
+  --in_flight_;
+  if (created) ++written_;
+  changed_.notify_all();
+  return true;
+}
+
+size_t EventRecorder::WriteQueued() {
+  std::unique_lock lock(mutex_);
+  size_t taken = 0;
+  while (WriteOne(lock)) ++taken;
+  return taken;
+}
+
+void EventRecorder::Run(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    changed_.wait(lock, stop, [this] { return !queue_.empty(); });
+    while (!stop.stop_requested() && WriteOne(lock)) {
+    }
+  }
+}
+
+Status EventRecorder::Start() {
+  if (writer_.joinable()) return {};
+  auto started = StartJThread("events", [this](std::stop_token stop) { Run(std::move(stop)); });
+  if (!started) return std::unexpected(started.error());
+  writer_ = std::move(*started);
+  return {};
+}
+
+void EventRecorder::Stop() {
+  if (!writer_.joinable()) return;
+  writer_.request_stop();
+  changed_.notify_all();
+  writer_.join();
+}
+
+bool EventRecorder::WaitIdle(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [this] { return queue_.empty() && in_flight_ == 0; });
 }
 
 size_t EventRecorder::Remembered() const {
@@ -86,6 +164,16 @@ size_t EventRecorder::Remembered() const {
 uint64_t EventRecorder::Written() const {
   std::lock_guard guard(mutex_);
   return written_;
+}
+
+uint64_t EventRecorder::Dropped() const {
+  std::lock_guard guard(mutex_);
+  return dropped_;
+}
+
+size_t EventRecorder::Queued() const {
+  std::lock_guard guard(mutex_);
+  return queue_.size();
 }
 
 }  // namespace poolkeeper::controller

@@ -1,6 +1,8 @@
 // The label-selected Secret cache and the metadata-only look-up of an unlabelled Secret.
 #include "controller/exposed_secrets.h"
 
+#include "controller/cache_trim.h"
+
 namespace poolkeeper::controller {
 
 ExposedSecrets::ExposedSecrets(kube::Client& client, const Clock& clock,
@@ -11,7 +13,8 @@ ExposedSecrets::ExposedSecrets(kube::Client& client, const Clock& clock,
       informers_(client, clock,
                  kube::InformerOptions{.type = kube::resources::kSecret,
                                        .label_selector = secrets::ExposeSelector(),
-                                       .watch_timeout = watch_timeout},
+                                       .watch_timeout = watch_timeout,
+                                       .trim = DropLastApplied},
                  namespaces) {
   auto changed = [this](const kube::ObjectPtr& object) {
     if (on_change_) on_change_(kube::ObjectKey(*object));

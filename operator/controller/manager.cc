@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/thread.h"
+#include "controller/cache_trim.h"
 #include "controller/pool_inputs.h"
 #include "controller/pool_writer.h"
 #include "controller/reconciler.h"
@@ -31,7 +32,8 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       secrets_(client, clock, options_.watch_timeout, options_.namespaces,
                [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }) {
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
-                                     .watch_timeout = options_.watch_timeout};
+                                     .watch_timeout = options_.watch_timeout,
+                                     .trim = TrimFor(kConnectionPoolType.kind)};
   pools_ =
       std::make_unique<kube::InformerGroup>(client_, clock_, pool_options, options_.namespaces);
   pools_->AddHandlers({
@@ -55,7 +57,9 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
   }
   servers_ = std::make_unique<kube::Informer>(
       client_, clock_,
-      kube::InformerOptions{.type = kPostgresServerType, .watch_timeout = options_.watch_timeout});
+      kube::InformerOptions{.type = kPostgresServerType,
+                            .watch_timeout = options_.watch_timeout,
+                            .trim = TrimFor(kPostgresServerType.kind)});
   servers_->AddHandlers({
       .on_add = [this](const kube::ObjectPtr& o) { fan_out_.OnServer(nullptr, o); },
       .on_update = [this](const kube::ObjectPtr& b,
@@ -78,8 +82,10 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
 
 std::unique_ptr<kube::InformerGroup> Manager::LabelSelectedInformer(
     const kube::ResourceType& type) {
-  kube::InformerOptions options{
-      .type = type, .label_selector = ManagedBySelector(), .watch_timeout = options_.watch_timeout};
+  kube::InformerOptions options{.type = type,
+                                .label_selector = ManagedBySelector(),
+                                .watch_timeout = options_.watch_timeout,
+                                .trim = TrimFor(type.kind)};
   return std::make_unique<kube::InformerGroup>(client_, clock_, options, options_.namespaces);
 }
 
@@ -153,6 +159,7 @@ Status Manager::StartWorkers() {
     if (!worker) return std::unexpected(worker.error());
     workers_.push_back(std::move(*worker));
   }
+  if (auto started = events_.Start(); !started) return started;
   if (server_observer_) return server_observer_->Start();
   return {};
 }
@@ -169,6 +176,10 @@ bool Manager::Stop(std::chrono::milliseconds drain) {
     for (auto& worker : workers_) worker.join();
     workers_.clear();
   }
+  // What the last reconciles queued gets the rest of the drain to be written.
+  events_.WaitIdle(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
+      deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration{})));
+  events_.Stop();
   return drained;
 }
 
@@ -185,6 +196,7 @@ bool Manager::RunOne() {
   auto key = queue_.TryGet();
   if (!key) return false;
   Process(*key);
+  events_.WriteQueued();  // no writer thread when a test drives the manager
   return true;
 }
 

@@ -111,6 +111,7 @@ class Manager {
   std::vector<ServerFigures> Servers() const;
   QueueFigures Queue() const;
   uint64_t EventsWritten() const { return events_.Written(); }
+  uint64_t EventsDropped() const { return events_.Dropped(); }
   // LISTs the caches made after their first (a watch expired or broke), over every informer.
   uint64_t Relists() const;
 

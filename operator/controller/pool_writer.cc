@@ -1,5 +1,6 @@
 #include "controller/pool_writer.h"
 
+#include "controller/parallel.h"
 #include "controller/resources.h"
 #include "render/render.h"
 
@@ -33,22 +34,40 @@ std::string DescribeForeign(std::string_view kind, const json& object) {
 
 Result<bool> PoolWriter::CheckNamesFree(PoolInputs& in, const ReconcileResult& result) {
   const std::string uid = PoolUid(in.pool);
-  bool changed = false;
+  struct Lookup {
+    std::string kind;
+    const json* desired;
+    Result<json> stored = json();
+  };
+  std::vector<Lookup> lookups;
   for (const json& desired : result.apply) {
     const std::string kind = desired.value("kind", "");
     const render::OwnedKind* owned = render::FindOwnedKind(kind);
     if (!owned || in.owned.contains(kind) || in.conflicts.contains(kind)) continue;
-    auto stored = client_.Get(ResourceTypeOf(*owned), desired["metadata"].value("namespace", ""),
-                              desired["metadata"].value("name", ""));
-    if (!stored) {
-      if (stored.error().code == ErrorCode::kNotFound) continue;
-      return std::unexpected(stored.error());
+    lookups.push_back({kind, &desired});
+  }
+  // The GETs at once; what they found is merged below, in order, on this thread.
+  std::vector<std::function<Status()>> gets;
+  for (Lookup& lookup : lookups) {
+    gets.emplace_back([this, &lookup]() -> Status {
+      const json& metadata = (*lookup.desired)["metadata"];
+      lookup.stored = client_.Get(ResourceTypeOf(*render::FindOwnedKind(lookup.kind)),
+                                  metadata.value("namespace", ""), metadata.value("name", ""));
+      return {};
+    });
+  }
+  (void)RunBounded(gets, parallel_);
+  bool changed = false;
+  for (Lookup& lookup : lookups) {
+    if (!lookup.stored) {
+      if (lookup.stored.error().code == ErrorCode::kNotFound) continue;
+      return std::unexpected(lookup.stored.error());
     }
     changed = true;
-    if (OwnedBy(*stored, uid)) {
-      in.owned[kind] = std::move(*stored);
+    if (OwnedBy(*lookup.stored, uid)) {
+      in.owned[lookup.kind] = std::move(*lookup.stored);
     } else {
-      in.conflicts[kind] = DescribeForeign(kind, *stored);
+      in.conflicts[lookup.kind] = DescribeForeign(lookup.kind, *lookup.stored);
     }
   }
   return changed;
@@ -81,21 +100,32 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   if (result.finalizer == FinalizerChange::kAdd) {
     if (auto written = WriteFinalizer(in.pool, result.finalizer); !written) return written;
   }
+  // The owned objects at once (they do not depend on each other), and all of them before any
+  // pod: the ConfigMap carries what the pods are admitted with, and a pod mounts the ConfigMap
+  // and the Secret.
+  std::vector<std::function<Status()>> writes;
   for (const json& desired : result.apply) {
     const render::OwnedKind* kind = render::FindOwnedKind(desired.value("kind", ""));
     if (!kind) return Fail(ErrorCode::kInternal, "no resource type for " + desired.dump());
-    auto applied = client_.Apply(ResourceTypeOf(*kind), desired);
-    if (!applied) return std::unexpected(applied.error());
+    writes.emplace_back([this, kind, &desired]() -> Status {
+      auto applied = client_.Apply(ResourceTypeOf(*kind), desired);
+      if (!applied) return std::unexpected(applied.error());
+      return {};
+    });
   }
   for (const auto& kind_name : result.delete_kinds) {
     const render::OwnedKind* kind = render::FindOwnedKind(kind_name);
     const std::string uid = in.owned.at(kind_name).value("/metadata/uid"_json_pointer, "");
-    auto deleted = client_.Delete(ResourceTypeOf(*kind), ns, name + std::string(kind->suffix),
-                                  {.precondition_uid = uid});
-    if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
-      return std::unexpected(deleted.error());
-    }
+    writes.emplace_back([this, kind, uid, &ns, &name]() -> Status {
+      auto deleted = client_.Delete(ResourceTypeOf(*kind), ns, name + std::string(kind->suffix),
+                                    {.precondition_uid = uid});
+      if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
+        return std::unexpected(deleted.error());
+      }
+      return {};
+    });
   }
+  if (auto written = RunBounded(writes, parallel_); !written) return written;
   for (const auto& pod : result.delete_pods) {
     auto deleted = client_.Delete(
         kube::resources::kPod, ns, pod.name,

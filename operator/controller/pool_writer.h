@@ -1,9 +1,9 @@
 // The write side of a reconcile: what the pure Reconcile decided, carried out through the API in a
 // safe order (the finalizer first, so nothing exists that a deletion would not wait for; then the
-// owned objects, deletions, the pods, the status), plus the one read a decision needs that the
-// caches cannot answer: whether an owned object's name is free before its first write. The caches
-// hold only objects labelled as poolkeeper's, and a forced server-side apply would take over anyone
-// else's.
+// owned objects and deletions, at once; then the pods, the status), plus the one read a decision
+// needs that the caches cannot answer: whether an owned object's name is free before its first
+// write. The caches hold only objects labelled as poolkeeper's, and a forced server-side apply
+// would take over anyone else's.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -30,8 +30,11 @@ class PoolWriter {
  public:
   // Pods it creates enter `holdings` at once, before the informer sees them, so the next plan on
   // the same server counts them even if the cache is behind.
-  PoolWriter(kube::Client& client, HoldingsIndex& holdings)
-      : client_(client), holdings_(holdings) {}
+  // `parallel`: at most this many of the pool's requests at once (parallel.h).
+  PoolWriter(kube::Client& client, HoldingsIndex& holdings, size_t parallel = kParallelWrites)
+      : client_(client), holdings_(holdings), parallel_(parallel) {}
+  // ConfigMap, Secret, Service and PodDisruptionBudget together.
+  static constexpr size_t kParallelWrites = 4;
 
   // For every object `result` would apply that `in.owned` lacks: GET it. One the pool owns (the
   // cache is behind our own write) joins in.owned; any other is a conflict in in.conflicts.
@@ -45,6 +48,7 @@ class PoolWriter {
   Status WriteFinalizer(const nlohmann::json& pool, FinalizerChange change);
   kube::Client& client_;
   HoldingsIndex& holdings_;
+  size_t parallel_;
 };
 
 }  // namespace poolkeeper::controller

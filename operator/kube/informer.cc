@@ -93,6 +93,7 @@ ObjectPtr Informer::Keep(json object) const {
       metadata->erase("managedFields");
     }
   }
+  if (options_.trim) options_.trim(object);
   return std::make_shared<const json>(std::move(object));
 }
 

@@ -3,7 +3,8 @@
 // when the server ends it. An expired version (ERROR event or HTTP 410) or a broken stream means
 // events may have been missed, so the informer lists again, after a capped exponential backoff
 // read from a Clock. Objects are stored as JSON without metadata.managedFields (the largest part
-// of most objects, and never read by the operator), shared read-only with the readers.
+// of most objects, and never read by the operator) and without what the options' trim drops,
+// shared read-only with the readers.
 //
 // A relist replaces the store as client-go's Replace does: objects missing from the new list are
 // reported deleted with the last state the cache had (the events that removed them were missed),
@@ -51,6 +52,10 @@ struct InformerOptions {
   Clock::Duration initial_backoff = std::chrono::milliseconds(500);
   Clock::Duration max_backoff = std::chrono::seconds(30);
   bool strip_managed_fields = true;
+  // Drops what no reader of this cache needs, once per object as it is decoded (listed or
+  // watched), before it is stored or handed to the handlers: the caches keep what the reconciler
+  // reads, not whole objects. Runs on the informer's thread; must not throw.
+  std::function<void(nlohmann::json&)> trim;
 };
 
 // Called on the informer's thread after the store changed, outside its lock (a handler may read

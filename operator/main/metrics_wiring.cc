@@ -79,6 +79,9 @@ class ScrapedFigures : public prometheus::Collectable {
            MetricType::Counter, static_cast<double>(queue.retries));
     single("poolkeeper_events_total", "Kubernetes Events written.", MetricType::Counter,
            static_cast<double>(sources_.events_written()));
+    single("poolkeeper_events_dropped_total",
+           "Kubernetes Events not written: the write queue was full or the pool over its rate.",
+           MetricType::Counter, static_cast<double>(sources_.events_dropped()));
     single("poolkeeper_informer_relists_total",
            "Cache relists after the first list (an expired or broken watch).", MetricType::Counter,
            static_cast<double>(sources_.relists()));
@@ -162,6 +165,7 @@ MetricSources SourcesOf(const controller::Manager& manager, const kube::Client& 
   return {
       .queue = [&manager] { return manager.Queue(); },
       .events_written = [&manager] { return manager.EventsWritten(); },
+      .events_dropped = [&manager] { return manager.EventsDropped(); },
       .relists = [&manager] { return manager.Relists(); },
       .api_requests = [&client] { return client.RequestCounts(); },
       .election_requests = [&election_client] { return election_client.RequestCounts(); },

@@ -30,6 +30,7 @@ namespace poolkeeper::cli {
 struct MetricSources {
   std::function<controller::QueueFigures()> queue;
   std::function<uint64_t()> events_written;
+  std::function<uint64_t()> events_dropped;
   std::function<uint64_t()> relists;
   std::function<kube::RequestCountMap()> api_requests;
   std::function<kube::RequestCountMap()> election_requests;

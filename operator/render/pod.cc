@@ -43,6 +43,14 @@ int TerminationGracePeriodSeconds(const api::ConnectionPool& pool) {
 
 namespace {
 
+// The probes, a TCP connect to pgbouncer's port (it listens once it has read its config):
+// - readiness every second, 5 failures: the kubelet runs it at container start and again when the
+//   pod's status syncs, so a pod is Ready about when pgbouncer listens; every second bounds the
+//   case where the first try came too early (a 5 s period made that case 5 s late). A pooler that
+//   stops answering leaves its Service after ~5 s.
+// - liveness every 10 s, 6 failures: a restart drops every client, so only after a minute of
+//   silence, which also covers a slow start. No startup probe: it holds readiness back until it
+//   succeeds, and at its 1 s minimum period that added a second to every start (bench/ready.sh).
 json TcpProbe(int period_seconds, int failure_threshold) {
   return {
       {"tcpSocket", {{"port", "pgbouncer"}}},
@@ -113,7 +121,7 @@ json Container(const api::ConnectionPool& pool) {
                     {"containerPort", pooler.port},
                     {"protocol", "TCP"},
                 }})},
-      {"readinessProbe", TcpProbe(5, 3)},
+      {"readinessProbe", TcpProbe(1, 5)},
       {"livenessProbe", TcpProbe(10, 6)},
       {"resources", Resources(pooler)},
       {"securityContext",

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include "../kube/fake_transport.h"
 
 namespace poolkeeper::controller {
@@ -24,6 +26,7 @@ TEST(EventRecorder, WritesACoreEventAboutThePool) {
   EventRecorder recorder(client, clock, "op-0");
   recorder.Record(kPool, {"Warning", "BudgetExceeded", "(2 + 1) x 20 = 60 > 35"},
                   "2026-11-23T10:00:00Z");
+  EXPECT_EQ(recorder.WriteQueued(), 1u);
   ASSERT_EQ(transport.Requests().size(), 1u);
   json event = json::parse(transport.LastRequest().body);
   EXPECT_TRUE(event["metadata"]["name"].get<std::string>().starts_with("orders."));
@@ -42,17 +45,21 @@ TEST(EventRecorder, SameEventIsWrittenOncePerWindow) {
   transport.Respond("POST", kEvents, 201);
   kube::Client client(transport);
   FakeClock clock;
-  EventRecorder recorder(client, clock, "op-0", std::chrono::minutes(10));
+  EventRecorder recorder(client, clock, "op-0", {.dedupe_window = std::chrono::minutes(10)});
   const EventRecord refused{"Warning", "BudgetExceeded", "60 > 35"};
   recorder.Record(kPool, refused, "t");
   clock.Advance(std::chrono::minutes(9));
   recorder.Record(kPool, refused, "t");  // a resync: not announced again
+  recorder.WriteQueued();
   EXPECT_EQ(transport.Requests().size(), 1u);
   recorder.Record(kPool, {"Warning", "BudgetExceeded", "70 > 35"}, "t");  // news
+  recorder.WriteQueued();
   EXPECT_EQ(transport.Requests().size(), 2u);
   clock.Advance(std::chrono::minutes(2));
   recorder.Record(kPool, refused, "t");
+  recorder.WriteQueued();
   EXPECT_EQ(transport.Requests().size(), 3u);
+  EXPECT_EQ(recorder.Dropped(), 0u) << "a duplicate is not a drop";
 }
 
 // Issue 12, item 8: the de-duplication map forgot nothing, and every distinct message (the budget
@@ -62,7 +69,8 @@ TEST(EventRecorder, ForgetsEventsOnceTheirWindowHasPassed) {
   for (int i = 0; i < 101; ++i) transport.Respond("POST", kEvents, 201);
   kube::Client client(transport);
   FakeClock clock;
-  EventRecorder recorder(client, clock, "op-0", std::chrono::minutes(10));
+  EventRecorder recorder(client, clock, "op-0",
+                         {.dedupe_window = std::chrono::minutes(10), .burst = 200});
   for (int i = 0; i < 100; ++i) {
     recorder.Record(kPool, {"Warning", "BudgetExceeded", std::to_string(i) + " > 35"}, "t");
   }
@@ -79,7 +87,98 @@ TEST(EventRecorder, AFailedWriteIsNotFatalAndNotCounted) {
   FakeClock clock;
   EventRecorder recorder(client, clock, "op-0");
   recorder.Record(kPool, {"Normal", "Applied", "applied configuration abc"}, "t");
+  EXPECT_EQ(recorder.WriteQueued(), 1u);
   EXPECT_EQ(recorder.Written(), 0u);
+}
+
+TEST(EventRecorder, RecordQueuesAndReturnsTheWriterPostsLater) {
+  kube::testing::FakeTransport transport;
+  transport.Respond("POST", kEvents, 201);
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0");
+  recorder.Record(kPool, {"Normal", "Created", "created"}, "t");
+  EXPECT_TRUE(transport.Requests().empty()) << "nothing written on the reconcile's thread";
+  EXPECT_EQ(recorder.Queued(), 1u);
+  EXPECT_EQ(recorder.WriteQueued(), 1u);
+  EXPECT_EQ(recorder.Queued(), 0u);
+  EXPECT_EQ(recorder.Written(), 1u);
+}
+
+// The API server is slow: the writer is stuck in a POST, and reconciles keep recording at once.
+TEST(EventRecorder, ASlowApiServerNeverBlocksRecord) {
+  kube::testing::FakeTransport transport;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> entered;
+  transport.Queue("POST", kEvents,
+                  {.response = {.status = 201, .body = "{}"}, .before = [&, released] {
+                     entered.set_value();
+                     released.wait_for(std::chrono::seconds(30));
+                   }});
+  for (int i = 0; i < 2; ++i) transport.Respond("POST", kEvents, 201);
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0");
+  ASSERT_TRUE(recorder.Start());
+  recorder.Record(kPool, {"Normal", "Created", "one"}, "t");
+  ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  recorder.Record(kPool, {"Normal", "Applied", "two"}, "t");
+  recorder.Record(kPool, {"Normal", "Applied", "three"}, "t");
+  EXPECT_EQ(recorder.Queued(), 2u) << "queued while the first write is in flight";
+  EXPECT_EQ(recorder.Written(), 0u);
+  release.set_value();
+  ASSERT_TRUE(recorder.WaitIdle(std::chrono::seconds(30)));
+  EXPECT_EQ(recorder.Written(), 3u);
+  recorder.Stop();
+}
+
+TEST(EventRecorder, AFullQueueDropsTheNewEventAndCountsIt) {
+  kube::testing::FakeTransport transport;
+  for (int i = 0; i < 2; ++i) transport.Respond("POST", kEvents, 201);
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0", {.capacity = 2});
+  for (const char* message : {"a", "b", "c"}) recorder.Record(kPool, {"Normal", "X", message}, "t");
+  EXPECT_EQ(recorder.Queued(), 2u);
+  EXPECT_EQ(recorder.Dropped(), 1u);
+  EXPECT_EQ(recorder.WriteQueued(), 2u);
+  recorder.Record(kPool, {"Normal", "X", "c"}, "t");  // room again; a dropped one was not seen
+  EXPECT_EQ(recorder.Queued(), 1u);
+}
+
+// client-go's spam filter: a burst per object, then one token per refill period.
+TEST(EventRecorder, EachPoolHasABurstThenOneEventPerRefillPeriod) {
+  kube::testing::FakeTransport transport;
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0", {.burst = 3, .refill = std::chrono::minutes(5)});
+  json other = kPool;
+  other["metadata"]["uid"] = "u-2";
+  struct Step {
+    int advance_minutes;
+    const json* pool;
+    const char* message;
+    bool queued;
+  };
+  const std::vector<Step> steps = {
+      {0, &kPool, "1", true},   {0, &kPool, "2", true}, {0, &kPool, "3", true},
+      {0, &kPool, "4", false},  // burst spent
+      {0, &other, "1", true},   // another pool has its own
+      {4, &kPool, "5", false},  {1, &kPool, "6", true}, {0, &kPool, "7", false},
+      {15, &kPool, "8", true},  {0, &kPool, "9", true}, {0, &kPool, "10", true},
+      {0, &kPool, "11", false},  // refilled up to the burst, no more
+  };
+  uint64_t dropped = 0;
+  for (const Step& step : steps) {
+    SCOPED_TRACE(step.message);
+    clock.Advance(std::chrono::minutes(step.advance_minutes));
+    size_t before = recorder.Queued();
+    recorder.Record(*step.pool, {"Normal", "X", step.message}, "t");
+    if (!step.queued) ++dropped;
+    EXPECT_EQ(recorder.Queued(), before + (step.queued ? 1 : 0));
+    EXPECT_EQ(recorder.Dropped(), dropped);
+  }
 }
 
 TEST(MakeEvent, CapsTheMessageAtTheApiServersLimit) {

@@ -307,6 +307,29 @@ TEST_F(InformerTest, StoresObjectsWithoutManagedFields) {
   EXPECT_TRUE((*raw.Get("shop/a"))["metadata"].contains("managedFields"));
 }
 
+TEST(Informer, TrimsListedAndWatchedObjectsBeforeStoringAndHandingThemOn) {
+  Harness h;
+  Informer trimmed{
+      h.client, h.clock, {.type = resources::kConfigMap, .ns = "shop", .trim = [](json& object) {
+                            object.erase("data");
+                          }}};
+  std::vector<json> handed;
+  trimmed.AddHandlers(
+      {.on_add = [&](const ObjectPtr& o) { handed.push_back(*o); },
+       .on_update = [&](const ObjectPtr&, const ObjectPtr& o) { handed.push_back(*o); }});
+  h.transport.RespondJson("GET", kConfigMaps, 200, ListBody("10", {ConfigMap("a", "3")}));
+  ASSERT_TRUE(trimmed.Step());
+  h.transport.QueueWatch(kConfigMaps, {Event("MODIFIED", ConfigMap("a", "11"))}, 13);
+  ASSERT_TRUE(trimmed.Step());
+
+  ASSERT_EQ(handed.size(), 2u);
+  for (const json& object : handed) EXPECT_FALSE(object.contains("data")) << object;
+  const json& stored = *trimmed.Get("shop/a");
+  EXPECT_FALSE(stored.contains("data"));
+  EXPECT_FALSE(stored["metadata"].contains("managedFields"));
+  EXPECT_EQ(stored["metadata"]["resourceVersion"], "11");
+}
+
 TEST_F(InformerTest, PassesSelectorsToListAndWatch) {
   Harness h;
   Informer selected{h.client,

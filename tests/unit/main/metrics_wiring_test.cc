@@ -17,6 +17,7 @@ namespace {
 struct Figures {
   controller::QueueFigures queue{.depth = 3, .adds = 12, .retries = 2};
   uint64_t events = 5;
+  uint64_t events_dropped = 6;
   uint64_t relists = 1;
   kube::RequestCountMap api = {{{"get", 200}, 7}, {{"apply", 200}, 4}, {{"list", 0}, 1}};
   kube::RequestCountMap election = {{{"update", 200}, 9}};
@@ -36,6 +37,7 @@ struct Figures {
 MetricSources SourcesFor(const Figures& f) {
   return {.queue = [&f] { return f.queue; },
           .events_written = [&f] { return f.events; },
+          .events_dropped = [&f] { return f.events_dropped; },
           .relists = [&f] { return f.relists; },
           .api_requests = [&f] { return f.api; },
           .election_requests = [&f] { return f.election; },
@@ -124,6 +126,7 @@ TEST(OperatorMetrics, ScrapesReportTheSourcesFiguresOfThatMoment) {
            "poolkeeper_workqueue_adds_total 12",
            "poolkeeper_workqueue_retries_total 2",
            "poolkeeper_events_total 5",
+           "poolkeeper_events_dropped_total 6",
            "poolkeeper_informer_relists_total 1",
            "poolkeeper_leader 1",
            "poolkeeper_api_requests_total{code=\"0\",verb=\"list\"} 1",
@@ -196,6 +199,7 @@ TEST(OperatorMetrics, ExposesEveryDocumentedFamilyWithItsTypeAndLabels) {
       {"poolkeeper_workqueue_adds_total", {"counter", ""}},
       {"poolkeeper_workqueue_retries_total", {"counter", ""}},
       {"poolkeeper_events_total", {"counter", ""}},
+      {"poolkeeper_events_dropped_total", {"counter", ""}},
       {"poolkeeper_informer_relists_total", {"counter", ""}},
       {"poolkeeper_api_requests_total", {"counter", "{code=\"200\",verb="}},
       {"poolkeeper_leader_election_requests_total", {"counter", "{code=\"200\",verb="}},

@@ -198,6 +198,27 @@ TEST(BuildObjects, HardenedPod) {
             pool.spec.pooler.resources);
 }
 
+// Ready follows pgbouncer's own start within about a second: readiness every second (no startup
+// probe, which would hold readiness back a period), liveness slow enough to ride out a slow start.
+TEST(BuildObjects, ReadinessEverySecondLivenessAfterAMinuteNoStartupProbe) {
+  const OwnedObjects objects = Orders();
+  const json& container = Container(objects);
+  struct Want {
+    const char* probe;
+    int period;
+    int failures;
+  };
+  for (const Want& want : {Want{"readinessProbe", 1, 5}, Want{"livenessProbe", 10, 6}}) {
+    SCOPED_TRACE(want.probe);
+    const json& probe = container[want.probe];
+    EXPECT_EQ(probe["tcpSocket"]["port"], "pgbouncer");
+    EXPECT_EQ(probe["periodSeconds"], want.period);
+    EXPECT_EQ(probe["failureThreshold"], want.failures);
+    EXPECT_FALSE(probe.contains("initialDelaySeconds"));
+  }
+  EXPECT_FALSE(container.contains("startupProbe"));
+}
+
 TEST(BuildObjects, PodsCarryTheirServerAndCharge) {
   const json annotations = Orders().pod_template["metadata"]["annotations"];
   EXPECT_EQ(annotations["poolkeeper.io/server"], OrdersPlan().server);
