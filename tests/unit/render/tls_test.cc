@@ -130,6 +130,45 @@ TEST(RenderTls, ServerCaFromASecretOrAConfigMapIsProjectedToAFixedName) {
   }
 }
 
+// The PostgresServer's CA (placement set ca_from_server): copied into the pool's own ConfigMap,
+// projected like any ConfigMap CA, and hashed, so a new CA rolls the pods; without it nothing is
+// built.
+TEST(RenderTls, ServerCaFromThePostgresServerIsCopiedIntoTheConfigMapAndHashed) {
+  api::ConnectionPool pool = OrdersPool();
+  pool.spec.tls.server = api::ServerTlsSpec{
+      .ssl_mode = api::SslMode::kVerifyFull,
+      .ca_ref = api::CaRef{.config_map_name = "orders-config", .key = api::kServerCaKey},
+      .ca_from_server = true};
+  auto built = BuildObjects(pool, OrdersPlan(), OrdersPasswords(), "rev-1", "CA-1");
+  ASSERT_TRUE(built) << built.error().message;
+  EXPECT_EQ(built->config_map["data"][api::kServerCaKey], "CA-1");
+  EXPECT_TRUE(Contains(built->config_map["data"]["pgbouncer.ini"].get<std::string>(),
+                       "\nserver_tls_ca_file = /etc/pgbouncer-tls/server-ca/ca.crt\n"));
+  const json* volume = Find(built->pod_template["spec"]["volumes"], "server-ca");
+  ASSERT_NE(volume, nullptr);
+  EXPECT_EQ((*volume)["configMap"]["name"], "orders-config");
+  EXPECT_EQ((*volume)["configMap"]["items"],
+            json::parse(R"([{"key":"server-ca.crt","path":"ca.crt"}])"));
+
+  auto renewed = BuildObjects(pool, OrdersPlan(), OrdersPasswords(), "rev-1", "CA-2");
+  ASSERT_TRUE(renewed);
+  EXPECT_NE(renewed->config_hash, built->config_hash) << "a new CA rolls the pods";
+  EXPECT_EQ(renewed->pod_template["spec"], built->pod_template["spec"]);
+
+  auto missing = BuildObjects(pool, OrdersPlan(), OrdersPasswords(), "rev-1", "");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  ASSERT_EQ(missing.error().fields.size(), 1u);
+  EXPECT_EQ(missing.error().fields[0].field, "spec.tls.server.caRef");
+
+  // A pool that does not take the server's CA ignores one given, and its hash is as before.
+  api::ConnectionPool own = TlsPool();
+  auto ignored = BuildObjects(own, OrdersPlan(), OrdersPasswords(), "rev-1", "CA-1");
+  ASSERT_TRUE(ignored);
+  EXPECT_FALSE(ignored->config_map["data"].contains(api::kServerCaKey));
+  EXPECT_EQ(ignored->config_hash, Build(own).config_hash);
+}
+
 TEST(RenderTls, ServerModeWithoutACaMountsNothing) {
   api::ConnectionPool pool = OrdersPool();
   pool.spec.tls.server = api::ServerTlsSpec{.ssl_mode = api::SslMode::kRequire};
