@@ -71,6 +71,9 @@ fi
 if [ -f "$REPO_ROOT/tests/cluster/auth_query_test.sh" ]; then
   run_tier authquery bash "$REPO_ROOT/tests/cluster/auth_query_test.sh"
 fi
+if [ -f "$REPO_ROOT/tests/cluster/tls_test.sh" ]; then
+  run_tier tls bash "$REPO_ROOT/tests/cluster/tls_test.sh"
+fi
 if [ -f "$REPO_ROOT/tests/cluster/chaos_test.sh" ]; then
   run_tier chaos bash "$REPO_ROOT/tests/cluster/chaos_test.sh"
 fi

@@ -167,6 +167,9 @@ std::optional<SslMode> ParseSslMode(std::string_view text);
 inline bool SslModeVerifies(SslMode mode) {
   return mode == SslMode::kVerifyCa || mode == SslMode::kVerifyFull;
 }
+// The key of a pool's own ConfigMap (<pool>-config) that holds its PostgresServer's CA certificate
+// when the pool verifies the server with it (ServerTlsSpec::ca_from_server).
+inline constexpr char kServerCaKey[] = "server-ca.crt";
 
 // The oldest TLS version PgBouncer may negotiate: 1.2 (TLS 1.2 and 1.3) or 1.3 only.
 enum class TlsVersion { kTls12, kTls13 };
@@ -182,6 +185,7 @@ struct ClientTlsSpec {
 };
 
 // Where a CA certificate (PEM) is: a key of a Secret or a ConfigMap in the pool's namespace.
+// Both carry the opt-in label (secrets::kExposeLabel): the operator watches only labelled ones.
 struct CaRef {
   std::string secret_name;  // exactly one of secret_name, config_map_name
   std::string config_map_name;
@@ -193,7 +197,12 @@ struct CaRef {
 // 1.3) unless pooler.parameters.server_tls_protocols says otherwise.
 struct ServerTlsSpec {
   SslMode ssl_mode = SslMode::kPrefer;  // PgBouncer's own default
-  std::optional<CaRef> ca_ref;          // required by verify-ca / verify-full
+  // Required by verify-ca / verify-full, unless the pool is on a PostgresServer that names a CA
+  // (its caSecretRef): placement then points it at the copy in the pool's ConfigMap.
+  std::optional<CaRef> ca_ref;
+  // Set by placement (budget::ServerDirectory::Place), never parsed: ca_ref is the pool's own
+  // ConfigMap, key kServerCaKey, which the operator fills with its PostgresServer's CA certificate.
+  bool ca_from_server = false;
   bool operator==(const ServerTlsSpec&) const = default;
 };
 

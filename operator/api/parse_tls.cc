@@ -77,13 +77,17 @@ void ReadCaRef(FieldReader& reader, CaRef& ca) {
   reader.RejectUnknown();
 }
 
-// What can be known before any connection: a verifying mode needs a CA to verify with. Whether the
-// server's certificate matches spec.server.host (a DNS SAN for a name, an IP SAN for an address:
-// PgBouncer's TLS library checks both) is only knowable at run time; docs/tls.md says so.
-void CheckServer(FieldReader& reader, const ServerTlsSpec& server) {
-  if (SslModeVerifies(server.ssl_mode) && !server.ca_ref) {
-    reader.Fail("caRef", "required: sslMode " + std::string(SslModeName(server.ssl_mode)) +
-                             " verifies the server's certificate against a CA");
+// What can be known before any connection: a verifying mode needs a CA to verify with, the pool's
+// own or, for a pool on a PostgresServer, the server's (its caSecretRef: placement checks that it
+// names one, budget::ServerDirectory::Place). Whether the server's certificate matches the host (a
+// DNS SAN for a name, an IP SAN for an address: PgBouncer's TLS library checks both) is only
+// knowable at run time; docs/tls.md says so.
+void CheckServer(FieldReader& reader, const ServerTlsSpec& server, bool on_postgres_server) {
+  if (SslModeVerifies(server.ssl_mode) && !server.ca_ref && !on_postgres_server) {
+    reader.Fail("caRef",
+                "required: sslMode " + std::string(SslModeName(server.ssl_mode)) +
+                    " verifies the server's certificate against a CA (or use "
+                    "spec.serverRef to a PostgresServer whose spec.caSecretRef names one)");
   }
 }
 
@@ -116,7 +120,7 @@ void ReadTls(FieldReader& spec, const std::optional<std::string>& legacy_server_
       FieldReader ca(server.Object("caRef"), server.Path("caRef"), issues);
       if (ca.present()) ReadCaRef(ca, s.ca_ref.emplace());
       server.RejectUnknown();
-      CheckServer(server, s);
+      CheckServer(server, s, !out.server_ref.empty());
     }
     tls.RejectUnknown();
   }

@@ -225,6 +225,21 @@ Placement ServerDirectory::Place(const api::ConnectionPool& pool) const {
     server.namespace_quota = quota->second;
   }
   placement.pool.spec.server = std::move(server);
+  if (auto& tls = placement.pool.spec.tls.server;
+      by_ref && tls && api::SslModeVerifies(tls->ssl_mode) && !tls->ca_ref) {
+    // The pool verifies the server with the server's own CA. Its Secret may be in any namespace
+    // and pods mount only their own, so the operator copies the certificate (never a key) into
+    // the pool's ConfigMap, and the pods read it from there.
+    if (!member->spec.ca_secret_ref) {
+      return refuse("ServerCaMissing", "spec.tls.server.caRef: required: sslMode " +
+                                           std::string(api::SslModeName(tls->ssl_mode)) +
+                                           " verifies the server's certificate, and " +
+                                           server_text + " names no CA (its spec.caSecretRef)");
+    }
+    tls->ca_ref =
+        api::CaRef{.config_map_name = pool.metadata.name + "-config", .key = api::kServerCaKey};
+    tls->ca_from_server = true;
+  }
   if (pool.spec.budget_policy != group.policy && group.policy == api::BudgetPolicy::kEnforce) {
     placement.notes.push_back({Severity::kWarning, "PolicySetByServer",
                                "spec.budget.policy: Warn is ignored: " + server_text +

@@ -21,10 +21,12 @@ namespace poolkeeper::budget {
 
 struct Placement {
   // The pool with spec.server set to the server it is planned against (its budget key, limits,
-  // CONNECTION LIMITs, namespace quota) and spec.budget_policy to the server's.
+  // CONNECTION LIMITs, namespace quota) and spec.budget_policy to the server's; a pool that
+  // verifies the server without a caRef of its own gets the server's CA
+  // (ServerTlsSpec::ca_from_server).
   api::ConnectionPool pool;
   // Why it cannot be planned at all (ServerNotFound, NamespaceNotAllowed, ServerConflict,
-  // ServerNotObserved): it blocks itself only, and what it holds stays charged.
+  // ServerNotObserved, ServerCaMissing): it blocks itself only, and what it holds stays charged.
   std::optional<Finding> refusal;
   std::vector<Finding> notes;  // e.g. PolicySetByServer, when the pool asked for Warn
 };

@@ -10,6 +10,12 @@
 // Secret is missing. A labelled Secret's add, change or delete, and a label added or removed (the
 // watch reports it as an add or a delete), is reported by key so the pools using it reconcile.
 // Thread-safe.
+//
+// The same class, given kube::resources::kConfigMap, is the cache of the ConfigMaps pools may read
+// (a server CA in spec.tls.server.caRef.configMapName), with the same label: a ConfigMap is not
+// secret, but only a selector keeps the operator from holding every ConfigMap of the cluster, and
+// a CA that is not watched would not roll the pods when it changes. Its values are
+// secrets::ParseConfigMap's.
 #pragma once
 
 #include <chrono>
@@ -32,9 +38,10 @@ class ExposedSecrets : public secrets::SecretSource {
   // deleted, or gained or lost the label.
   using OnChange = std::function<void(const std::string& secret_key)>;
 
-  // `namespaces` as ManagerOptions: empty for all namespaces.
+  // `namespaces` as ManagerOptions: empty for all namespaces. `type`: kSecret or kConfigMap.
   ExposedSecrets(kube::Client& client, const Clock& clock, std::chrono::seconds watch_timeout,
-                 const std::vector<std::string>& namespaces, OnChange on_change);
+                 const std::vector<std::string>& namespaces, OnChange on_change,
+                 const kube::ResourceType& type = kube::resources::kSecret);
 
   Status Start();  // the informers' threads (kUnavailable when one cannot be created)
   void Stop();
@@ -52,7 +59,11 @@ class ExposedSecrets : public secrets::SecretSource {
   const kube::InformerGroup& informers() const { return informers_; }
 
  private:
+  // Parses what the cache or a metadata read holds, by the type given.
+  Result<secrets::Secret> Parse(const nlohmann::json& object) const;
+
   kube::Client& client_;
+  const kube::ResourceType type_;
   const OnChange on_change_;
   kube::InformerGroup informers_;
 };

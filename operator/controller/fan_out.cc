@@ -115,4 +115,8 @@ void FanOut::OnSecret(const std::string& secret_key) {
   for (const auto& key : deps_.pools.KeysReferencing(secret_key)) deps_.enqueue(key);
 }
 
+void FanOut::OnConfigMap(const std::string& config_map_key) {
+  for (const auto& key : deps_.pools.KeysReferencingConfigMap(config_map_key)) deps_.enqueue(key);
+}
+
 }  // namespace poolkeeper::controller

@@ -39,6 +39,8 @@ class FanOut {
   // A labelled Secret ("namespace/name") was listed, changed or deleted, or gained or lost the
   // label: the pools referencing it.
   void OnSecret(const std::string& secret_key);
+  // A labelled ConfigMap likewise (a server CA): the pools whose caRef names it.
+  void OnConfigMap(const std::string& config_map_key);
 
  private:
   // Every pool of the budget `reference` (a pool's or pod's server reference) belongs to, but

@@ -12,6 +12,10 @@
 #include "render/render.h"
 
 namespace poolkeeper::controller {
+namespace {
+// How long a PostgresServer's CA Secret, once read, serves the pools of that server.
+constexpr std::chrono::seconds kServerCaTtl{10};
+}  // namespace
 
 Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions options)
     : client_(client),
@@ -30,7 +34,12 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
                       if (server_observer_) server_observer_->Poke(name);
                     }}),
       secrets_(client, clock, options_.watch_timeout, options_.namespaces,
-               [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }) {
+               [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }),
+      config_maps_(
+          client, clock, options_.watch_timeout, options_.namespaces,
+          [this](const std::string& config_map_key) { fan_out_.OnConfigMap(config_map_key); },
+          kube::resources::kConfigMap),
+      server_ca_secrets_(client, clock, kServerCaTtl) {
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout,
                                      .trim = TrimFor(kConnectionPoolType.kind)};
@@ -105,6 +114,7 @@ void Manager::StopInformers() {
   pods_->Stop();
   servers_->Stop();
   secrets_.Stop();
+  config_maps_.Stop();
 }
 
 void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(observer); }
@@ -116,6 +126,7 @@ Status Manager::StartInformers() {
   if (auto started = pods_->Start(); !started) return started;
   if (auto started = servers_->Start(); !started) return started;
   if (auto started = secrets_.Start(); !started) return started;
+  if (auto started = config_maps_.Start(); !started) return started;
   return pools_->Start();
 }
 
@@ -126,11 +137,13 @@ void Manager::StepCaches() {
   }
   for (const auto& informer : pods_->informers()) (void)informer->Step();
   secrets_.Step();
+  config_maps_.Step();
   for (const auto& informer : pools_->informers()) (void)informer->Step();
 }
 
 bool Manager::Synced() const {
-  if (!pools_->HasSynced() || !pods_->HasSynced() || !ServersSynced() || !secrets_.HasSynced()) {
+  if (!pools_->HasSynced() || !pods_->HasSynced() || !ServersSynced() || !secrets_.HasSynced() ||
+      !config_maps_.HasSynced()) {
     return false;
   }
   for (const auto& [kind, group] : owned_) {
@@ -238,14 +251,16 @@ Result<Manager::Outcome> Manager::ReconcileGuarded(const std::string& key) {
 }
 
 Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
-  const PoolCaches caches{*pools_, owned_, index_, holdings_, registry_, secrets_};
+  const PoolCaches caches{*pools_,   owned_,   index_,       holdings_,
+                          registry_, secrets_, config_maps_, server_ca_secrets_};
   auto target = Locate(caches, key);
   if (!target) return Outcome{};  // gone: the garbage collector removes what it owned
   // Pools of one budget are planned and their pods created one at a time: each plan must see
   // the pods the one before it created.
   std::unique_lock server_lock(ServerMutex(target->budget_key));
   // The Secret cache has not listed yet: wait for it rather than report the Secret missing.
-  if (target->entry && !target->entry->secrets.empty() && !secrets_.HasSynced()) {
+  if (target->entry && ((!target->entry->secrets.empty() && !secrets_.HasSynced()) ||
+                        (!target->entry->config_maps.empty() && !config_maps_.HasSynced()))) {
     return Outcome{.requeue_after = std::chrono::milliseconds(200)};
   }
   PoolInputs in = Gather(caches, *target, options_.defaults);

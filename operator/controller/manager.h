@@ -22,6 +22,7 @@
 #include "controller/fan_out.h"
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
+#include "controller/server_ca_secrets.h"
 #include "controller/server_observer.h"
 #include "controller/server_registry.h"
 #include "controller/work_queue.h"
@@ -142,6 +143,8 @@ class Manager {
   ServerRegistry registry_;
   FanOut fan_out_;
   ExposedSecrets secrets_;
+  ExposedSecrets config_maps_;  // the labelled ConfigMaps (server CAs), same label as Secrets
+  ServerCaSecrets server_ca_secrets_;  // PostgresServers' CA Secrets, read by name
   std::mutex server_mutexes_mutex_;
   std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
   std::unique_ptr<kube::InformerGroup> pools_;

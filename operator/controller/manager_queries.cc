@@ -80,7 +80,8 @@ uint64_t Manager::Relists() const {
   }
   for (const auto& informer : pods_->informers()) count(*informer);
   count(*servers_);
-  return relists + secrets_.Relists();  // one informer per namespace, whatever the pools
+  return relists + secrets_.Relists() +
+         config_maps_.Relists();  // one informer per namespace, whatever the pools
 }
 
 QueueFigures Manager::Queue() const { return {queue_.Depth(), adds_.load(), retries_.load()}; }

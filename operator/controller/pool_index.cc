@@ -52,6 +52,9 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
     }
     if (tls.server && tls.server->ca_ref && !tls.server->ca_ref->secret_name.empty()) {
       entry.secrets.insert(ObjectKey(parsed->metadata.namespace_, tls.server->ca_ref->secret_name));
+    } else if (tls.server && tls.server->ca_ref) {
+      entry.config_maps.insert(
+          ObjectKey(parsed->metadata.namespace_, tls.server->ca_ref->config_map_name));
     }
     entry.pool = std::move(*parsed);
   }
@@ -61,9 +64,11 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
     before = std::move(it->second);
     Unlink(by_server_, before->server, entry.key);
     for (const auto& secret : before->secrets) Unlink(by_secret_, secret, entry.key);
+    for (const auto& map : before->config_maps) Unlink(by_config_map_, map, entry.key);
   }
   if (entry.pool) by_server_[entry.server].insert(entry.key);
   for (const auto& secret : entry.secrets) by_secret_[secret].insert(entry.key);
+  for (const auto& map : entry.config_maps) by_config_map_[map].insert(entry.key);
   pools_[entry.key] = std::move(entry);
   return before;
 }
@@ -76,6 +81,7 @@ std::optional<IndexedPool> PoolIndex::Remove(const std::string& key) {
   pools_.erase(it);
   Unlink(by_server_, removed.server, key);
   for (const auto& secret : removed.secrets) Unlink(by_secret_, secret, key);
+  for (const auto& map : removed.config_maps) Unlink(by_config_map_, map, key);
   return removed;
 }
 
@@ -109,6 +115,14 @@ std::vector<std::string> PoolIndex::KeysReferencing(const std::string& secret_ke
   std::lock_guard guard(mutex_);
   auto it = by_secret_.find(secret_key);
   if (it == by_secret_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+std::vector<std::string> PoolIndex::KeysReferencingConfigMap(
+    const std::string& config_map_key) const {
+  std::lock_guard guard(mutex_);
+  auto it = by_config_map_.find(config_map_key);
+  if (it == by_config_map_.end()) return {};
   return {it->second.begin(), it->second.end()};
 }
 

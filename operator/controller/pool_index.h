@@ -27,6 +27,8 @@ struct IndexedPool {
   // pool is in no ledger and its Secrets are not read.
   std::optional<api::ConnectionPool> pool;
   std::set<std::string> secrets;  // namespace/name of referenced password Secrets
+  // namespace/name of referenced ConfigMaps (a server CA: spec.tls.server.caRef.configMapName)
+  std::set<std::string> config_maps;
 };
 
 class PoolIndex {
@@ -46,6 +48,7 @@ class PoolIndex {
   std::vector<api::ConnectionPool> OnServers(const std::set<std::string>& references) const;
   std::vector<std::string> KeysOnServers(const std::set<std::string>& references) const;
   std::vector<std::string> KeysReferencing(const std::string& secret_key) const;
+  std::vector<std::string> KeysReferencingConfigMap(const std::string& config_map_key) const;
   std::set<std::string> ReferencedSecrets() const;
   std::optional<IndexedPool> Find(const std::string& key) const;
   size_t Size() const;
@@ -58,6 +61,7 @@ class PoolIndex {
   std::map<std::string, IndexedPool> pools_;
   std::map<std::string, std::set<std::string>> by_server_;
   std::map<std::string, std::set<std::string>> by_secret_;
+  std::map<std::string, std::set<std::string>> by_config_map_;
 };
 
 }  // namespace poolkeeper::controller

@@ -6,6 +6,23 @@
 #include "render/render.h"
 
 namespace poolkeeper::controller {
+namespace {
+
+// The PostgresServer's CA, for a pool that verifies its server with it ("" for any other pool).
+Result<std::string> ServerCa(const PoolCaches& caches, const budget::ServerDirectory& directory,
+                             const IndexedPool& entry) {
+  if (!entry.pool) return std::string();
+  const api::ConnectionPool placed = directory.Place(*entry.pool).pool;
+  const auto& tls = placed.spec.tls.server;
+  if (!tls || !tls->ca_from_server) return std::string();
+  const api::PostgresServer* server = directory.Find(placed.spec.server_ref);
+  if (!server || !server->spec.ca_secret_ref) return std::string();  // placement refused it
+  const api::NamespacedSecretRef& ref = *server->spec.ca_secret_ref;
+  return secrets::ResolveServerCa(server->name, ref.namespace_, ref.name, caches.server_secrets);
+}
+
+}  // namespace
+
 std::optional<PassTarget> Locate(const PoolCaches& caches, const std::string& key) {
   auto [ns, name] = SplitObjectKey(key);
   PassTarget target{.key = key, .object = caches.pools.Get(ns, name)};
@@ -35,6 +52,11 @@ PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
       auto [secret_ns, secret_name] = SplitObjectKey(secret_key);
       if (auto secret = caches.secrets.Find(secret_ns, secret_name)) in.secrets.Put(*secret);
     }
+    for (const auto& map_key : target.entry->config_maps) {
+      auto [map_ns, map_name] = SplitObjectKey(map_key);
+      if (auto map = caches.config_maps.Find(map_ns, map_name)) in.config_maps.Put(*map);
+    }
+    in.server_ca = ServerCa(caches, *target.directory, *target.entry);
   }
   const std::string uid = PoolUid(*target.object);
   for (const auto& kind : render::kOwnedKinds) {

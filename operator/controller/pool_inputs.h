@@ -28,6 +28,8 @@ struct PoolCaches {
   const HoldingsIndex& holdings;
   const ServerRegistry& registry;
   const secrets::SecretSource& secrets;
+  const secrets::SecretSource& config_maps;     // labelled ConfigMaps (secrets::ParseConfigMap)
+  const secrets::SecretSource& server_secrets;  // PostgresServers' CA Secrets (ServerCaSecrets)
 };
 
 // A pass's pool and the budget it is planned in.

@@ -205,14 +205,22 @@ class Pass {
     }
     // The TLS Secrets: same label rule and reasons; their certificates' hash joins the revision,
     // so a renewed certificate rolls the pods (until a reload agent can apply it in place).
-    auto tls = secrets::ResolveTls(pool_, in_.secrets);
+    // A CA in a ConfigMap likewise (same label); one copied from the PostgresServer joins the
+    // hash in BuildObjects.
+    auto tls = secrets::ResolveTls(pool_, in_.secrets, &in_.config_maps);
     if (!tls) {
       Block(tls.error().code == ErrorCode::kUnauthorized ? "SecretNotExposed" : "SecretNotFound",
             tls.error().ToString());
       return false;
     }
+    const bool copies_ca = pool_.spec.tls.server && pool_.spec.tls.server->ca_from_server;
+    if (copies_ca && !in_.server_ca) {
+      Block("SecretNotFound", in_.server_ca.error().ToString());
+      return false;
+    }
     auto built = render::BuildObjects(pool_, *mine_, passwords->passwords,
-                                      secrets::WithTlsRevision(passwords->revision, *tls));
+                                      secrets::WithTlsRevision(passwords->revision, *tls),
+                                      copies_ca ? *in_.server_ca : std::string());
     if (!built) {
       Block("InvalidSpec", built.error().ToString());
       return false;

@@ -37,6 +37,11 @@ struct PoolInputs {
   budget::Holdings holdings;
   // The password Secrets the pool references, as the caches hold them (a missing one is absent).
   secrets::SecretMap secrets;
+  // The ConfigMaps it references (a server CA), likewise (secrets::ParseConfigMap's values).
+  secrets::SecretMap config_maps;
+  // Its PostgresServer's CA certificate (PEM) when it verifies the server with it
+  // (api::ServerTlsSpec::ca_from_server), or why it could not be read; "" for other pools.
+  Result<std::string> server_ca = std::string();
   // Owned objects as stored, by kind (render::kOwnedKinds); absent when not created yet.
   std::map<std::string, nlohmann::json> owned;
   // Kinds whose object name is taken by an object this pool does not own, with a description of

@@ -184,6 +184,21 @@ struct RenderedPool {
   std::string objects_yaml;
 };
 
+// The PostgresServer's CA for a pool that verifies its server with it: from the files when they
+// hold its caSecretRef Secret; else, offline, a note saying where the operator will copy it from.
+std::string ServerCaOffline(const api::ConnectionPool& pool,
+                            const budget::ServerDirectory& directory,
+                            const secrets::SecretSource& files) {
+  if (!pool.spec.tls.server || !pool.spec.tls.server->ca_from_server) return {};
+  const api::PostgresServer* server = directory.Find(pool.spec.server_ref);
+  if (!server || !server->spec.ca_secret_ref) return {};
+  const api::NamespacedSecretRef& ref = *server->spec.ca_secret_ref;
+  auto ca = secrets::ResolveServerCa(server->name, ref.namespace_, ref.name, files);
+  if (ca) return *ca;
+  return "# copied by the operator from Secret " + ref.namespace_ + "/" + ref.name +
+         ", key ca.crt\n";
+}
+
 int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto planned = LoadAndPlan(flags, nullptr, out, err);
   if (!planned) return planned.error();
@@ -231,7 +246,8 @@ int Render(const Flags& flags, std::ostream& out, std::ostream& err) {
       continue;
     }
     auto objects = render::BuildObjects(pool, pool_plan, passwords->passwords,
-                                        secrets::WithTlsRevision(passwords->revision, *tls));
+                                        secrets::WithTlsRevision(passwords->revision, *tls),
+                                        ServerCaOffline(pool, directory, manifests.secrets));
     auto userlist = render::RenderUserlist(pool, passwords->passwords);
     if (!objects || !userlist) {
       err << "error: " << id << ": ";

@@ -100,7 +100,12 @@ void AddTlsSettings(const api::TlsSpec& tls, std::map<std::string, std::string>&
     keys["client_tls_sslmode"] = api::SslModeName(client->ssl_mode);
     keys["client_tls_cert_file"] = dir + kTlsCertFile;
     keys["client_tls_key_file"] = dir + kTlsKeyFile;
-    if (api::SslModeVerifies(client->ssl_mode)) keys["client_tls_ca_file"] = dir + kCaFile;
+    // PgBouncer (libusual's TLS) loads a CA for its client side even when it asks clients for no
+    // certificate, and without client_tls_ca_file it loads the system bundle: on an image with
+    // none (no ca-certificates) it exits at start ("failed to load CA"). Below verify-ca the
+    // pool's own certificate stands in: a readable PEM that verifies nothing, as nothing is asked.
+    keys["client_tls_ca_file"] =
+        dir + (api::SslModeVerifies(client->ssl_mode) ? kCaFile : kTlsCertFile);
     keys["client_tls_protocols"] =
         client->min_version == api::TlsVersion::kTls13 ? "tlsv1.3" : "tlsv1.2,tlsv1.3";
   }

@@ -112,13 +112,22 @@ json PodDisruptionBudget(const api::ConnectionPool& pool) {
 
 Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget::PoolPlan& plan,
                                   const Passwords& passwords,
-                                  const std::string& credentials_revision) {
+                                  const std::string& credentials_revision,
+                                  const std::string& server_ca) {
   auto userlist = RenderUserlist(pool, passwords);
   if (!userlist) return std::unexpected(userlist.error());
+  const bool copies_ca = pool.spec.tls.server && pool.spec.tls.server->ca_from_server;
+  if (copies_ca && server_ca.empty()) {
+    return FieldFail(ErrorCode::kNotFound, "spec.tls.server.caRef",
+                     "no CA certificate from the pool's PostgresServer to verify it with");
+  }
   std::string ini = RenderIni(pool, plan);
   OwnedObjects objects;
-  objects.config_hash = ConfigHash(ini, credentials_revision);
+  objects.config_hash =
+      ConfigHash(ini, copies_ca ? credentials_revision + ",server-ca=" + Sha256Hex(server_ca)
+                                : credentials_revision);
   objects.config_map = ConfigMap(pool, ini);
+  if (copies_ca) objects.config_map["data"][api::kServerCaKey] = server_ca;
   objects.secret = Secret(pool, *userlist);
   // The ledger keeps charging the admitted figure while a later spec of the pool is refused, read
   // back from the ConfigMap in the operator's cache; and each pod, draining or not, is charged what

@@ -117,8 +117,13 @@ std::string PodSelector(const api::ConnectionPool& pool);
 // `credentials_revision` changes whenever a password changes (the operator passes the referenced
 // Secrets' resourceVersions) so pods roll on rotation without putting a hash of a password
 // anywhere readable.
+// `server_ca` is the PEM of the pool's PostgresServer's CA when placement gave the pool that CA
+// (spec.tls.server.ca_from_server): it goes into the ConfigMap under api::kServerCaKey, and its
+// SHA-256 into the config hash, so a new CA rolls the pods. Fails (kNotFound, naming
+// spec.tls.server.caRef) when the pool needs it and it is empty.
 Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget::PoolPlan& plan,
                                   const Passwords& passwords,
-                                  const std::string& credentials_revision);
+                                  const std::string& credentials_revision,
+                                  const std::string& server_ca = {});
 
 }  // namespace poolkeeper::render

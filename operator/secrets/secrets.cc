@@ -1,6 +1,7 @@
 // Secrets: decoding one, holding them in memory, and resolving a pool's passwords from any source.
 #include "secrets/secrets.h"
 
+#include <cctype>
 #include <set>
 
 #include "api/field_reader.h"
@@ -66,15 +67,31 @@ Result<Secret> ParseSecret(const json& object) {
   return secret;
 }
 
+Result<Secret> ParseConfigMap(const json& object) {
+  json as_secret = object;
+  as_secret.erase("data");  // a ConfigMap's data is text, not base64
+  auto parsed = ParseSecret(as_secret);
+  if (!parsed) return parsed;
+  if (auto data = object.find("data"); data != object.end() && data->is_object()) {
+    for (const auto& [key, value] : data->items()) {
+      if (value.is_string()) parsed->data[key] = value.get<std::string>();
+    }
+  }
+  return parsed;
+}
+
 Result<Secret> FindExposed(const SecretSource& secrets, const std::string& ns,
-                           const std::string& name, const std::string& field) {
+                           const std::string& name, const std::string& field,
+                           std::string_view kind) {
   std::optional<Secret> secret = secrets.Find(ns, name);
-  const std::string who = ns + "/" + name;
-  if (!secret) return FieldFail(ErrorCode::kNotFound, field, "Secret " + who + " not found");
+  const std::string who = std::string(kind) + " " + ns + "/" + name;
+  if (!secret) return FieldFail(ErrorCode::kNotFound, field, who + " not found");
   if (!Exposed(*secret)) {
+    std::string lower(kind);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return FieldFail(ErrorCode::kUnauthorized, field,
-                     "Secret " + who + " is not labelled " + ExposeSelector() +
-                         ": pools only read Secrets that opt in (kubectl label secret -n " + ns +
+                     who + " is not labelled " + ExposeSelector() + ": pools only read " +
+                         std::string(kind) + "s that opt in (kubectl label " + lower + " -n " + ns +
                          " " + name + " " + ExposeSelector() + ")");
   }
   return *secret;

@@ -38,6 +38,10 @@ struct Secret {
 };
 
 Result<Secret> ParseSecret(const nlohmann::json& object);
+// A ConfigMap as a Secret value (its data as it is, not base64): a CA certificate in a ConfigMap
+// (spec.tls.server.caRef.configMapName) is looked up like a Secret, through a SecretSource of
+// ConfigMaps, and opts in with the same label (the operator watches only labelled ones).
+Result<Secret> ParseConfigMap(const nlohmann::json& object);
 // Whether pools may read it: it carries kExposeLabel=kExposeValue.
 bool Exposed(const Secret& secret);
 
@@ -76,8 +80,10 @@ Result<ResolvedPasswords> ResolvePasswords(const api::ConnectionPool& pool,
                                            const SecretSource& secrets);
 // The Secret `ns`/`name` that `field` names, when it exists and opts in (Exposed): otherwise an
 // error naming `field`, kNotFound or kUnauthorized (with the kubectl label command that opts in).
+// `kind` is what the source holds, for the message ("Secret", or "ConfigMap").
 Result<Secret> FindExposed(const SecretSource& secrets, const std::string& ns,
-                           const std::string& name, const std::string& field);
+                           const std::string& name, const std::string& field,
+                           std::string_view kind = "Secret");
 
 // The Secrets spec.tls names (tls.client.certificateSecretRef, tls.server.caRef.secretName), held
 // to the same opt-in label as the passwords (a TLS key is as sensitive): kNotFound naming the field
@@ -85,8 +91,18 @@ Result<Secret> FindExposed(const SecretSource& secrets, const std::string& ns,
 // verifying client sslMode), kUnauthorized when a Secret is not exposed. Returns the revision of
 // what the pods read: "tls=" + sha256 hex of the certificates (tls.crt, ca.crt), never of the key,
 // so a renewal rolls the pods and nothing readable is derived from a private key. "" without TLS
-// Secrets. A CA in a ConfigMap is not read here (the operator does not watch ConfigMaps).
-Result<std::string> ResolveTls(const api::ConnectionPool& pool, const SecretSource& secrets);
+// Secrets. `config_maps` holds the ConfigMaps of spec.tls.server.caRef.configMapName (same label,
+// same errors, its CA hashed too); nullptr: not looked up (the CLI's files hold no ConfigMaps). A
+// CA copied from the PostgresServer (ca_from_server) is not read here: see ResolveServerCa.
+Result<std::string> ResolveTls(const api::ConnectionPool& pool, const SecretSource& secrets,
+                               const SecretSource* config_maps = nullptr);
+// The CA certificate (key ca.crt) of the Secret a PostgresServer names (spec.caSecretRef), for a
+// pool that verifies that server with it. No label is asked of it: only cluster administrators
+// create PostgresServers, and only the certificate is taken. kNotFound naming
+// spec.tls.server.caRef when the Secret or its key is missing.
+Result<std::string> ResolveServerCa(const std::string& server_name,
+                                    const std::string& secret_namespace,
+                                    const std::string& secret_name, const SecretSource& secrets);
 // The revision of everything a pool's pods read from Secrets: the passwords' and ResolveTls's.
 inline std::string WithTlsRevision(const std::string& passwords, const std::string& tls) {
   return tls.empty() ? passwords : passwords + "," + tls;

@@ -112,6 +112,46 @@ TEST(ParseTls, OlderServerSslModeParameterIsRefusedWhereItCannotWork) {
   }
 }
 
+// A verifying mode needs a CA: the pool's own caRef, or for a pool on a PostgresServer the
+// server's (placement then checks the server names one: budget/servers_test.cc).
+TEST(ParseTls, VerifyingServerModeNeedsACaOfThePoolOrOfItsPostgresServer) {
+  struct Case {
+    const char* name;
+    const char* patch;
+    bool valid;
+  };
+  const Case cases[] = {
+      {"inline server, no caRef", R"({"spec":{"tls":{"server":{"sslMode":"verify-full"}}}})",
+       false},
+      {"inline server, verify-ca, no caRef",
+       R"({"spec":{"tls":{"server":{"sslMode":"verify-ca"}}}})", false},
+      {"inline server with caRef",
+       R"({"spec":{"tls":{"server":{"sslMode":"verify-full","caRef":{"secretName":"db-ca"}}}}})",
+       true},
+      {"on a PostgresServer, no caRef",
+       R"({"spec":{"server":null,"serverRef":{"name":"main"},
+           "tls":{"server":{"sslMode":"verify-full"}}}})",
+       true},
+      {"on a PostgresServer with its own caRef",
+       R"({"spec":{"server":null,"serverRef":{"name":"main"},
+           "tls":{"server":{"sslMode":"verify-ca","caRef":{"configMapName":"db-ca"}}}}})",
+       true},
+      {"require needs none", R"({"spec":{"tls":{"server":{"sslMode":"require"}}}})", true},
+  };
+  for (const auto& c : cases) {
+    auto pool = ParseConnectionPool(Pool(c.patch));
+    ASSERT_EQ(pool.has_value(), c.valid) << c.name << ": " << (pool ? "" : Fields(pool.error()));
+    if (c.valid) {
+      EXPECT_FALSE(pool->spec.tls.server->ca_from_server) << c.name << ": only placement sets it";
+      continue;
+    }
+    ASSERT_EQ(pool.error().fields.size(), 1u) << Fields(pool.error());
+    EXPECT_EQ(pool.error().fields[0].field, "spec.tls.server.caRef");
+    EXPECT_NE(pool.error().fields[0].message.find("spec.caSecretRef"), std::string::npos)
+        << Fields(pool.error());
+  }
+}
+
 TEST(ParseTls, UnknownFieldsAreNamed) {
   auto pool = ParseConnectionPool(Pool(R"({"spec":{"tls":{"clients":{}}}})"));
   ASSERT_FALSE(pool.has_value());

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "pool_builder.h"
 
@@ -224,6 +225,52 @@ TEST(ServerDirectory, MeasuredOverheadTakesWhatOtherClientsUse) {
   EXPECT_EQ(PlanOnServers({OnRef("p")}, ServerDirectory({server})).servers[0].usable, 75);
   server.observed->in_use_by_others = 4;  // the declared 10 stays aside
   EXPECT_EQ(PlanOnServers({OnRef("p")}, ServerDirectory({server})).servers[0].usable, 90);
+}
+
+// A pool on a PostgresServer that verifies the server with no caRef of its own uses the server's
+// CA, copied into its ConfigMap; a server that names none refuses it, naming the field.
+TEST(ServerDirectory, PoolVerifyingItsServerWithoutACaRefUsesTheServersCa) {
+  api::PostgresServer with_ca = Server();
+  with_ca.spec.ca_secret_ref = api::NamespacedSecretRef{"ops", "db-ca"};
+  const api::CaRef own{.secret_name = "own-ca"};
+  struct Case {
+    const char* name;
+    bool server_has_ca;
+    api::SslMode mode;
+    std::optional<api::CaRef> pool_ca;
+    const char* refusal;                  // "" when placed
+    std::optional<api::CaRef> placed_ca;  // spec.tls.server.caRef once placed
+    bool from_server;
+  };
+  const api::CaRef copied{.config_map_name = "p-config", .key = api::kServerCaKey};
+  const Case cases[] = {
+      {"server's CA copied", true, api::SslMode::kVerifyFull, std::nullopt, "", copied, true},
+      {"verify-ca too", true, api::SslMode::kVerifyCa, std::nullopt, "", copied, true},
+      {"the pool's own caRef wins", true, api::SslMode::kVerifyFull, own, "", own, false},
+      {"own caRef, server without CA", false, api::SslMode::kVerifyFull, own, "", own, false},
+      {"no CA anywhere", false, api::SslMode::kVerifyFull, std::nullopt, "ServerCaMissing",
+       std::nullopt, false},
+      {"require copies nothing", true, api::SslMode::kRequire, std::nullopt, "", std::nullopt,
+       false},
+  };
+  for (const auto& c : cases) {
+    ServerDirectory directory({c.server_has_ca ? with_ca : Server()});
+    api::ConnectionPool pool = OnRef("p");
+    pool.spec.tls.server = api::ServerTlsSpec{.ssl_mode = c.mode, .ca_ref = c.pool_ca};
+    Placement placement = directory.Place(pool);
+    if (*c.refusal) {
+      ASSERT_TRUE(placement.refusal) << c.name;
+      EXPECT_EQ(placement.refusal->code, c.refusal) << c.name;
+      EXPECT_TRUE(placement.refusal->message.starts_with("spec.tls.server.caRef: "))
+          << placement.refusal->message;
+      EXPECT_NE(placement.refusal->message.find("spec.caSecretRef"), std::string::npos);
+      continue;
+    }
+    ASSERT_FALSE(placement.refusal) << c.name << ": " << placement.refusal->message;
+    const api::ServerTlsSpec& tls = *placement.pool.spec.tls.server;
+    EXPECT_EQ(tls.ca_ref, c.placed_ca) << c.name;
+    EXPECT_EQ(tls.ca_from_server, c.from_server) << c.name;
+  }
 }
 
 TEST(RoleGrants, PodsTimesWhatOnePgbouncerOpensAsTheRolePlusOnePerPod) {

@@ -169,5 +169,51 @@ TEST_F(ExposedSecretsTest, RelistsCountOnlyTheListsAfterTheFirst) {
   EXPECT_EQ(secrets.Relists(), 1u);
 }
 
+// The ConfigMaps pools may read (a server CA) are the same cache over another type: one LIST and
+// one WATCH with the label, data taken as text, and a change reported by key.
+TEST(ExposedConfigMaps, OneLabelSelectedWatchDataAsText) {
+  FakeTransport transport;
+  FakeClock clock;
+  kube::Client client{transport};
+  std::vector<std::string> changes;
+  ExposedSecrets config_maps{client,
+                             clock,
+                             std::chrono::seconds(60),
+                             {},
+                             [&](const std::string& key) { changes.push_back(key); },
+                             kube::resources::kConfigMap};
+  auto map = [](const std::string& version, const std::string& pem) {
+    return json{{"apiVersion", "v1"},
+                {"kind", "ConfigMap"},
+                {"metadata",
+                 {{"name", "db-ca"},
+                  {"namespace", "shop"},
+                  {"resourceVersion", version},
+                  {"labels", {{"poolkeeper.io/expose-to-pools", "true"}}}}},
+                {"data", {{"ca.crt", pem}}}};
+  };
+  constexpr char kAllMaps[] = "/api/v1/configmaps";
+  transport.RespondJson("GET", Selected(kAllMaps), 200, List({map("5", "CA-1")}));
+  config_maps.Step();
+  EXPECT_TRUE(config_maps.HasSynced());
+  EXPECT_EQ(config_maps.Find("shop", "db-ca")->data.at("ca.crt"), "CA-1");
+  transport.QueueWatch(Selected(kAllMaps), {Event("MODIFIED", map("6", "CA-2"))});
+  config_maps.Step();
+  EXPECT_EQ(changes, (std::vector<std::string>{"shop/db-ca", "shop/db-ca"}));
+  EXPECT_EQ(config_maps.Find("shop", "db-ca")->data.at("ca.crt"), "CA-2");
+  for (const auto& request : transport.Requests()) {
+    EXPECT_TRUE(request.path.starts_with(kAllMaps)) << request.path;
+    EXPECT_NE(request.path.find(kSelector), std::string::npos) << request.path;
+  }
+  // An unlabelled one is asked for as metadata of a ConfigMap.
+  transport.RespondJson("GET", "/api/v1/namespaces/shop/configmaps/plain", 200,
+                        {{"kind", "PartialObjectMetadata"},
+                         {"apiVersion", "meta.k8s.io/v1"},
+                         {"metadata", {{"name", "plain"}, {"namespace", "shop"}}}});
+  auto plain = config_maps.Find("shop", "plain");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(secrets::Exposed(*plain));
+}
+
 }  // namespace
 }  // namespace poolkeeper::controller

@@ -22,6 +22,9 @@ constexpr char kServers[] = "/apis/poolkeeper.io/v1alpha1/postgresservers";
 // The one label-selected cache of the Secrets pools may read (all namespaces).
 constexpr char kPasswordSecrets[] =
     "/api/v1/secrets?*labelSelector=poolkeeper.io%2Fexpose-to-pools%3Dtrue";
+// And of the ConfigMaps they may read (a server CA), with the same label.
+constexpr char kExposedConfigMaps[] =
+    "/api/v1/configmaps?*labelSelector=poolkeeper.io%2Fexpose-to-pools%3Dtrue";
 constexpr char kSecretMetadata[] = "/api/v1/namespaces/shop/secrets/app-db";
 constexpr char kStatus[] =
     "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status";
@@ -76,6 +79,7 @@ struct ManagerTest : ::testing::Test {
     for (const char* path : kOwnedAndPods) transport.RespondJson("GET", path, 200, List("", {}));
     transport.RespondJson("GET", kPools, 200, List("ConnectionPool", std::move(pools)));
     transport.RespondJson("GET", kPasswordSecrets, 200, List("Secret", {}));
+    transport.RespondJson("GET", kExposedConfigMaps, 200, List("ConfigMap", {}));
     manager.StepCaches();
     ASSERT_TRUE(manager.Synced());
   }

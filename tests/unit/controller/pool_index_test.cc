@@ -88,5 +88,27 @@ TEST(PoolIndex, TracksWhichPoolsReferenceASecret) {
   EXPECT_FALSE(index.Remove("shop/c"));
 }
 
+// A server CA in a ConfigMap is tracked like a Secret, so its change reaches the pools naming it;
+// one in a Secret is a referenced Secret.
+TEST(PoolIndex, TracksWhichPoolsReferenceACaConfigMap) {
+  PoolIndex index;
+  auto with_ca = [](const std::string& name, const json& ca_ref) {
+    json pool = Pool(name, "db", "t");
+    pool["spec"]["tls"] = {{"server", {{"sslMode", "verify-full"}, {"caRef", ca_ref}}}};
+    return pool;
+  };
+  index.Upsert(with_ca("a", {{"configMapName", "db-ca"}}));
+  index.Upsert(with_ca("b", {{"configMapName", "db-ca"}}));
+  index.Upsert(with_ca("c", {{"secretName", "db-ca"}}));
+  EXPECT_EQ(index.KeysReferencingConfigMap("shop/db-ca"),
+            (std::vector<std::string>{"shop/a", "shop/b"}));
+  EXPECT_EQ(index.KeysReferencing("shop/db-ca"), std::vector<std::string>{"shop/c"});
+  index.Upsert(with_ca("b", {{"configMapName", "other-ca"}}));
+  EXPECT_EQ(index.KeysReferencingConfigMap("shop/db-ca"), std::vector<std::string>{"shop/a"});
+  index.Remove("shop/a");
+  EXPECT_TRUE(index.KeysReferencingConfigMap("shop/db-ca").empty());
+  EXPECT_EQ(index.Find("shop/b")->config_maps, std::set<std::string>{"shop/other-ca"});
+}
+
 }  // namespace
 }  // namespace poolkeeper::controller

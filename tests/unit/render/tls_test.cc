@@ -85,7 +85,11 @@ TEST(RenderTls, ClientModesProtocolsAndCaFile) {
     EXPECT_TRUE(Contains(ini, "\nclient_tls_cert_file = /etc/pgbouncer-tls/client/tls.crt\n"));
     EXPECT_TRUE(Contains(ini, "\nclient_tls_key_file = /etc/pgbouncer-tls/client/tls.key\n"));
     EXPECT_TRUE(Contains(ini, "\nclient_tls_protocols = " + std::string(c.protocols) + "\n"));
-    EXPECT_EQ(Contains(ini, "\nclient_tls_ca_file = /etc/pgbouncer-tls/client/ca.crt\n"), c.ca_file)
+    // Below verify-ca the certificate stands in for a CA that is never used (PgBouncer would
+    // otherwise load the system bundle, which a minimal image lacks).
+    EXPECT_TRUE(Contains(ini, c.ca_file
+                                  ? "\nclient_tls_ca_file = /etc/pgbouncer-tls/client/ca.crt\n"
+                                  : "\nclient_tls_ca_file = /etc/pgbouncer-tls/client/tls.crt\n"))
         << mode;
     EXPECT_FALSE(Contains(ini, "server_tls")) << "no server block: PgBouncer's defaults";
 
@@ -128,6 +132,45 @@ TEST(RenderTls, ServerCaFromASecretOrAConfigMapIsProjectedToAFixedName) {
     EXPECT_EQ((*mount)["mountPath"], "/etc/pgbouncer-tls/server-ca");
     EXPECT_EQ((*mount)["readOnly"], true);
   }
+}
+
+// The PostgresServer's CA (placement set ca_from_server): copied into the pool's own ConfigMap,
+// projected like any ConfigMap CA, and hashed, so a new CA rolls the pods; without it nothing is
+// built.
+TEST(RenderTls, ServerCaFromThePostgresServerIsCopiedIntoTheConfigMapAndHashed) {
+  api::ConnectionPool pool = OrdersPool();
+  pool.spec.tls.server = api::ServerTlsSpec{
+      .ssl_mode = api::SslMode::kVerifyFull,
+      .ca_ref = api::CaRef{.config_map_name = "orders-config", .key = api::kServerCaKey},
+      .ca_from_server = true};
+  auto built = BuildObjects(pool, OrdersPlan(), OrdersPasswords(), "rev-1", "CA-1");
+  ASSERT_TRUE(built) << built.error().message;
+  EXPECT_EQ(built->config_map["data"][api::kServerCaKey], "CA-1");
+  EXPECT_TRUE(Contains(built->config_map["data"]["pgbouncer.ini"].get<std::string>(),
+                       "\nserver_tls_ca_file = /etc/pgbouncer-tls/server-ca/ca.crt\n"));
+  const json* volume = Find(built->pod_template["spec"]["volumes"], "server-ca");
+  ASSERT_NE(volume, nullptr);
+  EXPECT_EQ((*volume)["configMap"]["name"], "orders-config");
+  EXPECT_EQ((*volume)["configMap"]["items"],
+            json::parse(R"([{"key":"server-ca.crt","path":"ca.crt"}])"));
+
+  auto renewed = BuildObjects(pool, OrdersPlan(), OrdersPasswords(), "rev-1", "CA-2");
+  ASSERT_TRUE(renewed);
+  EXPECT_NE(renewed->config_hash, built->config_hash) << "a new CA rolls the pods";
+  EXPECT_EQ(renewed->pod_template["spec"], built->pod_template["spec"]);
+
+  auto missing = BuildObjects(pool, OrdersPlan(), OrdersPasswords(), "rev-1", "");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  ASSERT_EQ(missing.error().fields.size(), 1u);
+  EXPECT_EQ(missing.error().fields[0].field, "spec.tls.server.caRef");
+
+  // A pool that does not take the server's CA ignores one given, and its hash is as before.
+  api::ConnectionPool own = TlsPool();
+  auto ignored = BuildObjects(own, OrdersPlan(), OrdersPasswords(), "rev-1", "CA-1");
+  ASSERT_TRUE(ignored);
+  EXPECT_FALSE(ignored->config_map["data"].contains(api::kServerCaKey));
+  EXPECT_EQ(ignored->config_hash, Build(own).config_hash);
 }
 
 TEST(RenderTls, ServerModeWithoutACaMountsNothing) {

@@ -138,5 +138,76 @@ TEST(ResolveTls, MissingOrUnexposedSecretsAndKeysNameTheField) {
   EXPECT_TRUE(Resolve(TlsPool(api::SslMode::kRequire), {no_ca, DbCa()}));
 }
 
+// A CA in a ConfigMap follows the same label and joins the revision, when the caller looks
+// ConfigMaps up (the operator does; the CLI's files hold none).
+TEST(ResolveTls, ConfigMapCaFollowsTheLabelAndJoinsTheRevision) {
+  api::ConnectionPool pool = TlsPool();
+  pool.spec.tls.server->ca_ref = api::CaRef{.config_map_name = "db-ca", .key = "root.pem"};
+  auto with_maps = [&](std::vector<Secret> maps) {
+    SecretMap secrets, config_maps;
+    secrets.Put(Certificate());
+    for (auto& map : maps) config_maps.Put(std::move(map));
+    return ResolveTls(pool, secrets, &config_maps);
+  };
+  auto base = with_maps({DbCa()});
+  ASSERT_TRUE(base) << base.error().message;
+  auto rotated = with_maps({DbCa("DB-CA-2")});
+  ASSERT_TRUE(rotated);
+  EXPECT_NE(*rotated, *base) << "a new CA in the ConfigMap rolls the pods";
+
+  Secret unlabelled = DbCa();
+  unlabelled.labels.clear();
+  Secret wrong_key = DbCa();
+  wrong_key.data = {{"ca.crt", "x"}};
+  struct Case {
+    const char* name;
+    std::vector<Secret> maps;
+    ErrorCode code;
+    const char* message_part;
+  };
+  const Case cases[] = {
+      {"missing", {}, ErrorCode::kNotFound, "ConfigMap shop/db-ca not found"},
+      {"unlabelled", {unlabelled}, ErrorCode::kUnauthorized, "kubectl label configmap -n shop"},
+      {"no key", {wrong_key}, ErrorCode::kNotFound, "ConfigMap shop/db-ca has no key"},
+  };
+  for (const auto& c : cases) {
+    auto revision = with_maps(c.maps);
+    ASSERT_FALSE(revision) << c.name;
+    EXPECT_EQ(revision.error().code, c.code) << c.name;
+    ASSERT_EQ(revision.error().fields.size(), 1u) << c.name;
+    EXPECT_EQ(revision.error().fields[0].field, "spec.tls.server.caRef.configMapName");
+    EXPECT_NE(revision.error().message.find(c.message_part), std::string::npos)
+        << c.name << ": " << revision.error().message;
+  }
+}
+
+TEST(ResolveServerCa, TakesTheCertificateOfThePostgresServersSecretWithoutALabel) {
+  SecretMap secrets;
+  secrets.Put({"ops", "db-ca", "1", {{"ca.crt", "SERVER-CA"}}, {}});
+  secrets.Put({"ops", "no-ca", "1", {{"tls.crt", "x"}}, {}});
+  auto ca = ResolveServerCa("main", "ops", "db-ca", secrets);
+  ASSERT_TRUE(ca) << ca.error().message;
+  EXPECT_EQ(*ca, "SERVER-CA");
+  for (const char* name : {"absent", "no-ca"}) {
+    auto missing = ResolveServerCa("main", "ops", name, secrets);
+    ASSERT_FALSE(missing) << name;
+    EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+    ASSERT_EQ(missing.error().fields.size(), 1u);
+    EXPECT_EQ(missing.error().fields[0].field, "spec.tls.server.caRef");
+    EXPECT_NE(missing.error().message.find("PostgresServer \"main\""), std::string::npos)
+        << missing.error().message;
+  }
+}
+
+TEST(ParseConfigMap, DataIsTakenAsTextWithTheLabels) {
+  auto map = ParseConfigMap(nlohmann::json::parse(R"({"metadata":{"name":"db-ca",
+      "namespace":"shop","resourceVersion":"7","labels":{"poolkeeper.io/expose-to-pools":"true"}},
+      "data":{"ca.crt":"-----BEGIN CERTIFICATE-----"}})"));
+  ASSERT_TRUE(map) << map.error().message;
+  EXPECT_EQ(map->data.at("ca.crt"), "-----BEGIN CERTIFICATE-----");
+  EXPECT_TRUE(Exposed(*map));
+  EXPECT_EQ(map->resource_version, "7");
+}
+
 }  // namespace
 }  // namespace poolkeeper::secrets
