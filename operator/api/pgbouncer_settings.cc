@@ -65,7 +65,7 @@ constexpr std::string_view kStderr = "the pod logs to stderr";
 constexpr auto kSettings = std::to_array<SettingInfo>({
     Refused("admin_users", kList,
             "the admin console can SET settings, RELOAD, PAUSE and SHUTDOWN at run time, around "
-            "the connection budget and the rollout"),
+            "the connection budget and the rollout; its only user is poolkeeper's pooler agent"),
     Allowed("application_name_add_host", kBool),
     Managed("auth_dbname", kString, kAuth, kV119),
     Managed("auth_file", kString,
@@ -164,7 +164,7 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Allowed("track_extra_parameters", kList, kV120),
     Allowed("transaction_timeout", kInt, kV125),
     Managed("unix_socket_dir", kString,
-            "poolkeeper's layout (no Unix socket: the pod's root filesystem is read-only)"),
+            "poolkeeper's layout (the pooler agent's socket in a shared emptyDir, or none)"),
     Refused("unix_socket_group", kString, "the pod has no Unix socket"),
     Refused("unix_socket_mode", kInt, "the pod has no Unix socket"),
     Refused("user", kString, "the pod already runs as a non-root user"),
