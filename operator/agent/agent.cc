@@ -208,6 +208,8 @@ json Agent::Status() {
       up = true;
       const ConsoleTable& table = tables->front();
       for (size_t row = 0; row < table.rows.size(); ++row) {
+        // The admin console's own pool: the agent's session, never a server connection.
+        if (table.Value(row, "database") == "pgbouncer") continue;
         double pool_servers = 0;
         for (const char* column : {"sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login"}) {
           pool_servers += Number(table.Value(row, column));

@@ -34,12 +34,13 @@ credentials change and confirms the running settings with SHOW CONFIG, pauses an
 the ConfigMap's `paused` key says, and serves /metrics (pgbouncer_exporter's names), /status and
 /readyz.)";
 
-// Sleeps `period`, or less when asked to stop.
-bool SleepUnlessStopped(std::stop_token stop, std::chrono::milliseconds period) {
+// Sleeps `period`, or less when asked to stop; false once asked to stop.
+bool SleepUnlessStopped(const std::stop_token& stop, std::chrono::milliseconds period) {
   std::mutex mutex;
   std::condition_variable_any wake;
   std::unique_lock lock(mutex);
-  return !wake.wait_for(lock, stop, period, [] { return false; });
+  wake.wait_for(lock, stop, period, [] { return false; });
+  return !stop.stop_requested();
 }
 
 }  // namespace

@@ -5,9 +5,14 @@
 // until RESUME.
 #include "agent/agent.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <thread>
 
@@ -21,6 +26,29 @@ namespace {
 
 constexpr char kAgentUser[] = "poolkeeper_agent";
 constexpr char kAgentPassword[] = "agent-Pw-19ab";
+
+// The status code and body of GET `path` on 127.0.0.1:`port`, or {0, error}.
+std::pair<int, std::string> Get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    if (fd >= 0) ::close(fd);
+    return {0, "connect failed"};
+  }
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n";
+  (void)!::write(fd, request.data(), request.size());
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) response.append(buffer, n);
+  ::close(fd);
+  if (response.size() < 12) return {0, response};
+  size_t body = response.find("\r\n\r\n");
+  return {std::atoi(response.substr(9, 3).c_str()),
+          body == std::string::npos ? "" : response.substr(body + 4)};
+}
 
 class AgentTier : public ::testing::Test {
  protected:
@@ -170,6 +198,35 @@ TEST_F(AgentTier, PauseHoldsAQueryUntilResume) {
   EXPECT_FALSE(agent_->figures().paused);
   EXPECT_TRUE(WaitFor([&] { return answered.load(); }, 5s));
   query.join();
+}
+
+// `poolkeeper agent` itself: ready once PgBouncer runs its files; on SIGTERM not ready at once but
+// still serving while PgBouncer runs (its drain is PgBouncer's own); gone, with status 0, once
+// PgBouncer is.
+TEST_F(AgentTier, TheBinaryStopsNotReadyFirstAndOutlivesPgBouncer) {
+  StartPooler(2);
+  const int port = FreeLoopbackPort();
+  auto agent = ChildProcess::Spawn(
+      {POOLKEEPER_BINARY, "agent", "--config-dir", dir_, "--password-file", password_file_,
+       "--http-address", "127.0.0.1:" + std::to_string(port), "--poll-ms", "100"},
+      secrets_->path() + "/agent.log", SIGTERM);
+  ASSERT_TRUE(agent) << agent.error();
+  ASSERT_TRUE(WaitFor([&] { return Get(port, "/readyz").first == 200; }, 10s))
+      << (*agent)->LogTail() << Get(port, "/readyz").second;
+  EXPECT_NE(Get(port, "/metrics").second.find("pgbouncer_up 1\n"), std::string::npos);
+  EXPECT_NE(Get(port, "/status").second.find("\"loadedConfigHash\":\"hash-1\""), std::string::npos);
+
+  ::kill((*agent)->pid(), SIGTERM);
+  EXPECT_TRUE(WaitFor([&] { return Get(port, "/readyz").first == 503; }, 5s));
+  EXPECT_NE(Get(port, "/metrics").second.find("pgbouncer_up 1\n"), std::string::npos);
+  EXPECT_TRUE((*agent)->Running());
+
+  bouncer_.reset();  // PgBouncer is gone
+  EXPECT_TRUE(WaitFor([&] { return !(*agent)->Running(); }, 10s)) << (*agent)->LogTail();
+  ASSERT_TRUE((*agent)->exit_status().has_value());
+  EXPECT_TRUE(WIFEXITED(*(*agent)->exit_status()) && WEXITSTATUS(*(*agent)->exit_status()) == 0)
+      << (*agent)->LogTail();
+  EXPECT_EQ((*agent)->LogTail(100000).find(kAgentPassword), std::string::npos);
 }
 
 }  // namespace

@@ -233,7 +233,8 @@ TEST_F(AgentTest, StatusSumsServerConnectionsWaitingClientsAndTheLongestWait) {
       {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used",
        "sv_tested", "sv_login", "maxwait", "maxwait_us"},
       {{"app", "alice", "3", "2", "3", "1", "0", "0", "1", "1", "500000"},
-       {"app", "bob", "1", "0", "1", "0", "2", "0", "0", "0", "0"}}};
+       {"app", "bob", "1", "0", "1", "0", "2", "0", "0", "0", "0"},
+       {"pgbouncer", "pgbouncer", "1", "0", "0", "0", "0", "0", "0", "0", "0"}}};
   nlohmann::json status = agent_.Status();
   EXPECT_EQ(status["serverConnections"], 8);  // 3+1+1 and 1+2: every state a budget charges
   EXPECT_EQ(status["clientsWaiting"], 2);
