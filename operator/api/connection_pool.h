@@ -86,9 +86,12 @@ struct Timeouts {
 };
 
 struct PoolerSpec {
-  int instances = 1;                   // >= 0
-  int max_surge = 1;                   // >= 0; pods that coexist with `instances` during a rollout
-  std::string image;                   // defaulted to the project's default PgBouncer image
+  int instances = 1;  // >= 0
+  int max_surge = 1;  // >= 0; pods that coexist with `instances` during a rollout
+  std::string image;  // defaulted to the project's default PgBouncer image
+  // The pooler agent's image (the operator's --agent-image), never from the spec: empty means pods
+  // without the agent (they roll on every change, as before the agent).
+  std::string agent_image;
   PgBouncerVersion pgbouncer_version;  // given, or read from the image tag
   int port = 6432;
   PoolMode pool_mode = PoolMode::kTransaction;
@@ -155,6 +158,9 @@ std::string_view AuthModeName(AuthMode mode);  // "userlist", "authQuery"
 // database an authQuery pool serves, and the query pgbouncer.ini runs (in the client's database:
 // auth_dbname exists only from 1.19, and 1.18 is supported).
 inline constexpr char kAuthUser[] = "poolkeeper_auth";
+// The pooler agent's admin console user: in admin_users and the userlist, with a password the
+// operator generates into the pool's auth Secret.
+inline constexpr char kAgentUser[] = "poolkeeper_agent";
 inline constexpr char kAuthSchema[] = "poolkeeper";
 inline constexpr char kAuthFunction[] = "lookup";
 inline constexpr char kAuthQuery[] = "SELECT usename, passwd FROM poolkeeper.lookup($1)";

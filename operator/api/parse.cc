@@ -262,6 +262,9 @@ void ReadUsers(FieldReader& spec, AuthMode mode, std::vector<UserSpec>& out,
       user.name = *name;
       if (auto problem = CheckPgIdentifier(*name)) {
         reader.Fail("name", *problem);
+      } else if (*name == kAgentUser) {
+        reader.Fail("name", std::string("\"") + kAgentUser +
+                                "\" is the pooler agent's admin user, which poolkeeper sets up");
       } else if (auth_query && *name == kAuthUser) {
         reader.Fail("name", std::string("\"") + kAuthUser +
                                 "\" is the auth user poolkeeper sets up in authQuery mode");
@@ -400,6 +403,7 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   FieldReader pooler(spec.Object("pooler"), "spec.pooler", issues);
   std::optional<std::string> legacy_server_ssl_mode;
   ReadPooler(pooler, defaults, pool.spec.pooler, legacy_server_ssl_mode);
+  pool.spec.pooler.agent_image = defaults.agent_image;
   ReadDatabases(spec, pool.spec.pooler, pool.spec.databases, issues);
   ReadAuthentication(spec, pool.spec.auth_mode, issues);
   ReadUsers(spec, pool.spec.auth_mode, pool.spec.users, issues);

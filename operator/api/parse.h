@@ -23,6 +23,7 @@ inline constexpr PgBouncerVersion kNewestSupportedVersion{1, 25};
 struct ParseDefaults {
   std::string image = kDefaultImage;
   PgBouncerVersion image_version = kDefaultImageVersion;
+  std::string agent_image;  // --agent-image: every pool's pods get the agent; empty: none
 };
 // From the flags: an empty image keeps the built-in default; an empty version is read from the
 // image's tag. Errors name the flag.

@@ -16,6 +16,13 @@
 //           server_tls13_ciphers, transaction_timeout
 //  - service_name exists only in Windows builds, so it is not a setting here.
 //
+// Apply: the keys marked Restart(...) are those SHOW CONFIG of the Debian 1.18.0 reports with
+// `changeable = no` (measured: disable_pqexec, job_name, listen_addr, listen_backlog, listen_port,
+// pidfile, pkt_buf, resolv_conf, so_reuseport, unix_socket_dir, unix_socket_group,
+// unix_socket_mode, user), plus peer_id (1.19+, read at start: pgbouncer(5) "peering"). Every other
+// key, the [databases] and [users] sections and the auth_file's content, PgBouncer applies on
+// RELOAD.
+//
 // Access: kManaged keys are rendered by poolkeeper from the spec or its pod layout; kRefused keys
 // would move files the read-only pod does not have, change authentication, or let something change
 // settings around the budget; everything else is tuning and logging a user may set.
@@ -50,6 +57,12 @@ constexpr SettingInfo Refused(std::string_view name, SettingType type, std::stri
   return {name, since, std::nullopt, type, SettingAccess::kRefused, {}, why};
 }
 
+// A key only a new process applies (see Apply above).
+constexpr SettingInfo Restart(SettingInfo setting) {
+  setting.apply = SettingApply::kRestart;
+  return setting;
+}
+
 constexpr std::string_view kAuth =
     "poolkeeper sets up authentication (auth_type scram-sha-256 with the userlist built from "
     "spec.users, or auth_user and auth_query in spec.authentication.mode authQuery)";
@@ -65,7 +78,7 @@ constexpr std::string_view kStderr = "the pod logs to stderr";
 constexpr auto kSettings = std::to_array<SettingInfo>({
     Refused("admin_users", kList,
             "the admin console can SET settings, RELOAD, PAUSE and SHUTDOWN at run time, around "
-            "the connection budget and the rollout"),
+            "the connection budget and the rollout; its only user is poolkeeper's pooler agent"),
     Allowed("application_name_add_host", kBool),
     Managed("auth_dbname", kString, kAuth, kV119),
     Managed("auth_file", kString,
@@ -91,16 +104,16 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Managed("client_tls_sslmode", kEnum, "spec.tls.client.sslMode"),
     Refused("conffile", kString, "the pod always runs /etc/pgbouncer/pgbouncer.ini"),
     Managed("default_pool_size", kInt, "spec.pooler.defaultPoolSize"),
-    Allowed("disable_pqexec", kBool),
+    Restart(Allowed("disable_pqexec", kBool)),
     Allowed("dns_max_ttl", kInt),
     Allowed("dns_nxdomain_ttl", kInt),
     Allowed("dns_zone_check_period", kInt),
     Managed("idle_transaction_timeout", kInt, "spec.pooler.idleTransactionTimeoutSeconds"),
     Allowed("ignore_startup_parameters", kList),
-    Refused("job_name", kString, "it only names a Windows service"),
-    Managed("listen_addr", kList, "poolkeeper's layout (every address of the pod)"),
-    Allowed("listen_backlog", kInt),
-    Managed("listen_port", kInt, "spec.pooler.port"),
+    Restart(Refused("job_name", kString, "it only names a Windows service")),
+    Restart(Managed("listen_addr", kList, "poolkeeper's layout (every address of the pod)")),
+    Restart(Allowed("listen_backlog", kInt)),
+    Restart(Managed("listen_port", kInt, "spec.pooler.port")),
     Allowed("log_connections", kBool),
     Allowed("log_disconnections", kBool),
     Allowed("log_pooler_errors", kBool),
@@ -114,20 +127,21 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Allowed("max_user_client_connections", kInt, kV124),
     Managed("max_user_connections", kInt, "spec.pooler.maxUserConnections"),
     Managed("min_pool_size", kInt, "spec.pooler.minPoolSize"),
-    Refused("peer_id", kInt,
-            "every pod reads the same file, so all replicas would share one peer_id; poolkeeper "
-            "does not configure peering",
-            kV119),
-    Refused("pidfile", kString,
-            "pgbouncer runs in the foreground and the pod's root filesystem is read-only"),
-    Allowed("pkt_buf", kInt),
+    Restart(Refused(
+        "peer_id", kInt,
+        "every pod reads the same file, so all replicas would share one peer_id; poolkeeper "
+        "does not configure peering",
+        kV119)),
+    Restart(Refused("pidfile", kString,
+                    "pgbouncer runs in the foreground and the pod's root filesystem is read-only")),
+    Restart(Allowed("pkt_buf", kInt)),
     Managed("pool_mode", kEnum, "spec.pooler.poolMode"),
     Managed("query_timeout", kInt, "spec.pooler.queryTimeoutSeconds"),
     Allowed("query_wait_notify", kInt, kV125),
     Managed("query_wait_timeout", kInt, "spec.pooler.queryWaitTimeoutSeconds"),
     Managed("reserve_pool_size", kInt, "spec.pooler.reservePoolSize"),
     Managed("reserve_pool_timeout", kInt, "spec.pooler.reservePoolTimeoutSeconds"),
-    Refused("resolv_conf", kString, kNoFile),
+    Restart(Refused("resolv_conf", kString, kNoFile)),
     Allowed("sbuf_loopcnt", kInt),
     Allowed("scram_iterations", kInt, kV125),
     Allowed("server_check_delay", kInt),
@@ -147,7 +161,7 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Refused("server_tls_key_file", kString, kServerClientCert),
     Allowed("server_tls_protocols", kString),
     Managed("server_tls_sslmode", kEnum, "spec.tls.server.sslMode"),
-    Refused("so_reuseport", kBool, "each pod runs one pgbouncer: nothing shares its port"),
+    Restart(Refused("so_reuseport", kBool, "each pod runs one pgbouncer: nothing shares its port")),
     Allowed("stats_period", kInt),
     Allowed("stats_users", kList),
     Allowed("suspend_timeout", kInt),
@@ -163,11 +177,12 @@ constexpr auto kSettings = std::to_array<SettingInfo>({
     Allowed("tcp_user_timeout", kInt),
     Allowed("track_extra_parameters", kList, kV120),
     Allowed("transaction_timeout", kInt, kV125),
-    Managed("unix_socket_dir", kString,
-            "poolkeeper's layout (no Unix socket: the pod's root filesystem is read-only)"),
-    Refused("unix_socket_group", kString, "the pod has no Unix socket"),
-    Refused("unix_socket_mode", kInt, "the pod has no Unix socket"),
-    Refused("user", kString, "the pod already runs as a non-root user"),
+    Restart(
+        Managed("unix_socket_dir", kString,
+                "poolkeeper's layout (the pooler agent's socket in a shared emptyDir, or none)")),
+    Restart(Refused("unix_socket_group", kString, "the pod has no Unix socket")),
+    Restart(Refused("unix_socket_mode", kInt, "the pod has no Unix socket")),
+    Restart(Refused("user", kString, "the pod already runs as a non-root user")),
     Allowed("verbose", kInt),
 });
 
@@ -275,6 +290,12 @@ const SettingInfo* FindSetting(std::string_view name) {
 
 bool SettingExistsIn(const SettingInfo& setting, PgBouncerVersion version) {
   return version >= setting.since && (!setting.until || version < *setting.until);
+}
+
+bool NeedsRestart(std::string_view name, PgBouncerVersion version) {
+  const SettingInfo* setting = FindSetting(name);
+  if (setting == nullptr || !SettingExistsIn(*setting, version)) return true;
+  return setting->apply == SettingApply::kRestart;
 }
 
 std::optional<std::string> CheckParameter(std::string_view name, std::string_view value,

@@ -252,6 +252,7 @@ bool PodPolicy::ImageAllowed(std::string_view image) const {
   auto ref = ParseImageReference(image);
   if (!ref) return false;
   if (!default_image.empty() && image == default_image) return true;
+  if (!agent_image.empty() && image == agent_image) return true;
   return std::ranges::any_of(images, [&](const ImageRule& rule) { return rule.Matches(*ref); });
 }
 
@@ -268,6 +269,7 @@ Result<PodPolicy> MakePodPolicy(const std::vector<std::string>& images,
   PodPolicy policy;
   policy.images.clear();
   policy.default_image = defaults.image;
+  policy.agent_image = defaults.agent_image;
   policy.allow_blanket_tolerations = allow_blanket_tolerations;
   std::vector<FieldIssue> issues;
   for (const auto& text : images) {

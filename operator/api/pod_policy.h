@@ -59,6 +59,9 @@ struct PodPolicy {
   // The default image (the operator's --default-pgbouncer-image) is always allowed on top of these.
   std::vector<ImageRule> images;
   std::string default_image;
+  // The pooler agent's image (--agent-image, the operator's own): the renderer puts it in every
+  // pod, so it is allowed too; users cannot name it (spec.pooler.image is PgBouncer's).
+  std::string agent_image;
   // system-* priority classes allowed (others are not the policy's business: any is allowed).
   std::vector<std::string> system_priority_classes;
   // Tolerations of every taint (no key, operator Exists) and of the reserved taints

@@ -1,6 +1,7 @@
 // A reconcile's inputs, read from the caches.
 #include "controller/pool_inputs.h"
 
+#include "common/digest.h"
 #include "controller/object_key.h"
 #include "controller/pool_writer.h"
 #include "render/render.h"
@@ -70,6 +71,10 @@ PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
   }
   in.now = Rfc3339Now();
   in.defaults = defaults;
+  if (!defaults.agent_image.empty()) {
+    // RAND_bytes does not fail once OpenSSL is up; if it did, the reconciler says so.
+    in.new_agent_password = RandomHex(24).value_or("");
+  }
   return in;
 }
 

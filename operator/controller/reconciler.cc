@@ -8,6 +8,7 @@
 #include "api/parse.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
+#include "common/base64.h"
 #include "controller/auth_query.h"
 #include "controller/object_key.h"
 #include "controller/pods.h"
@@ -191,6 +192,21 @@ class Pass {
     return true;
   }
 
+  // The pooler agent's password: the one the pool's auth Secret holds (so it never changes under
+  // a running agent), else the fresh one Gather made.
+  std::string AgentPassword() const {
+    auto stored = in_.owned.find("Secret");
+    if (stored != in_.owned.end()) {
+      const json& data = stored->second.value("data", json::object());
+      if (auto it = data.find(render::kAgentPasswordKey); it != data.end() && it->is_string()) {
+        if (auto decoded = DecodeBase64(it->get<std::string>()); decoded && !decoded->empty()) {
+          return *decoded;
+        }
+      }
+    }
+    return in_.new_agent_password;
+  }
+
   bool Render() {
     auto passwords = secrets::ResolvePasswords(pool_, in_.secrets);
     if (!passwords) {
@@ -202,6 +218,14 @@ class Pass {
     }
     if (pool_.spec.auth_mode == api::AuthMode::kAuthQuery && !AddAuthPassword(*passwords)) {
       return false;
+    }
+    if (!pool_.spec.pooler.agent_image.empty()) {
+      std::string agent = AgentPassword();
+      if (agent.empty()) {
+        Block("AgentPasswordUnavailable", "no password could be generated for the pooler agent");
+        return false;
+      }
+      passwords->passwords[api::kAgentUser] = std::move(agent);
     }
     // The TLS Secrets: same label rule and reasons; their certificates' hash joins the revision,
     // so a renewed certificate rolls the pods (until a reload agent can apply it in place).

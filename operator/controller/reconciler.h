@@ -55,6 +55,9 @@ struct PoolInputs {
   // authQuery: where the auth role's Secret of the pool's PostgresServer is (auth_query.h); the
   // Secret itself is in `secrets` once the operator created it.
   std::string auth_secret_namespace;
+  // A fresh random password for the pooler agent, used only when the pool's auth Secret does not
+  // hold one yet (Gather makes it; the reconciler stays free of randomness).
+  std::string new_agent_password;
 };
 
 // Held on deletion until the pool's pods are gone, so the budget they hold is not handed out while

@@ -107,6 +107,15 @@ Reply Route(const ServerOptions& options, std::string_view method, std::string_v
       return Text(500, "metrics failed");
     }
   }
+  if (options.get) {
+    try {
+      if (std::optional<Reply> reply = options.get(path)) return *reply;
+    } catch (const std::exception& e) {
+      return Text(500, std::string("request failed: ") + e.what());
+    } catch (...) {
+      return Text(500, "request failed");
+    }
+  }
   return Text(404, "not found");
 }
 

@@ -90,6 +90,9 @@ struct ServerOptions {
   // the path. A request without a token is answered 401 without calling it. Empty: /metrics is
   // open to anyone who reaches the port. The probes never ask it: the kubelet sends no token.
   std::function<Access(std::string_view token, std::string_view path)> authorize;
+  // Other GET paths (e.g. the pooler agent's /status): the reply for a path it serves, nullopt
+  // for a 404. Asked after /healthz, /readyz and /metrics; answered without the authorizer.
+  std::function<std::optional<Reply>(std::string_view path)> get;
   // POST requests: the reply for a path it serves, nullopt for a 404. Empty: POST is a 405.
   std::function<std::optional<Reply>(std::string_view path, const std::string& body)> post;
   // PEM files of the serving certificate (chain) and its key: serve HTTPS instead of HTTP. They

@@ -8,6 +8,7 @@
 #include "budget/servers.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "main/agent_command.h"
 #include "main/command_line.h"
 #include "main/observe.h"
 #include "main/policy_flags.h"
@@ -325,6 +326,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   CLI::App* run = app.add_subcommand("run");
   auto run_options = AddRunFlags(*run);
+  AgentFlags agent_flags;
+  CLI::App* agent = app.add_subcommand("agent", "Runs the pooler agent beside PgBouncer.");
+  AddAgentFlags(*agent, agent_flags);
   CLI::App* version = app.add_subcommand("version", "Prints the version.");
   version->footer("");
   CLI::App* help = app.add_subcommand("help", "Prints this help.")->group("");  // as --help
@@ -345,6 +349,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   if (parsed->command == check) return Check(flags, database, out, err);
   if (parsed->command == render) return Render(flags, out, err);
+  if (parsed->command == agent) return RunAgent(agent_flags);
   if (parsed->command == run) {
     auto options = run_options();
     if (!options) {

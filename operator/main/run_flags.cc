@@ -63,6 +63,7 @@ struct RawFlags {
   int watch_timeout_seconds = 0;
   std::string default_image;
   std::string default_version;
+  std::string agent_image;
   PodPolicyFlags policy;
 };
 
@@ -145,6 +146,10 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
   run.add_option("--default-pgbouncer-version", raw->default_version,
                  "PgBouncer version of that image (default: from its tag)")
       ->option_text("X.Y");
+  run.add_option("--agent-image", raw->agent_image,
+                 "image of the pooler agent sidecar, normally the operator's own (default\n"
+                 "empty: pods without the agent, restarted on every change)")
+      ->option_text("IMAGE");
   raw->policy.Add(run);
 
   return [raw]() -> Result<RunOptions> {
@@ -162,6 +167,11 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
     auto defaults = api::MakeParseDefaults(raw->default_image, raw->default_version);
     if (!defaults) return std::unexpected(defaults.error());
     options.defaults = std::move(*defaults);
+    if (std::ranges::any_of(raw->agent_image,
+                            [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); })) {
+      return Invalid("--agent-image", "must be an image reference without spaces");
+    }
+    options.defaults.agent_image = raw->agent_image;
     auto policy = raw->policy.Policy(options.defaults);
     if (!policy) return std::unexpected(policy.error());
     options.policy = std::move(*policy);

@@ -122,7 +122,8 @@ std::map<std::string, std::string> ManagedSettings(const api::ConnectionPool& po
       // The pod's own addresses; the local test kubelet rewrites it to the pod IP.
       {"listen_addr", "*"},
       {"listen_port", std::to_string(pooler.port)},
-      // No Unix socket: the root filesystem is read-only and nothing in the pod needs one.
+      // No Unix socket unless the pooler agent needs one (below): the root filesystem is
+      // read-only.
       {"unix_socket_dir", ""},
       {"auth_type", "scram-sha-256"},
       {"auth_file", std::string(kAuthDir) + "/" + kUserlistFile},
@@ -133,6 +134,11 @@ std::map<std::string, std::string> ManagedSettings(const api::ConnectionPool& po
       {"reserve_pool_size", std::to_string(pooler.reserve_pool_size)},
       {"reserve_pool_timeout", std::to_string(pooler.reserve_pool_timeout_seconds)},
   };
+  if (!pooler.agent_image.empty()) {
+    // The pooler agent's console: a socket in the emptyDir it shares with pgbouncer, and its user.
+    keys["unix_socket_dir"] = kSocketDir;
+    keys["admin_users"] = api::kAgentUser;
+  }
   if (pool.spec.auth_mode == api::AuthMode::kAuthQuery) {
     // The userlist then holds only the auth user; every other role's verifier comes from the
     // server, and PgBouncer logs in to the server with what the client's SCRAM exchange proved.

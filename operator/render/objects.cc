@@ -129,6 +129,12 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   objects.config_map = ConfigMap(pool, ini);
   if (copies_ca) objects.config_map["data"][api::kServerCaKey] = server_ca;
   objects.secret = Secret(pool, *userlist);
+  if (!pool.spec.pooler.agent_image.empty()) {
+    // The agent reports this hash once PgBouncer runs what it names (a RELOAD, no restart).
+    objects.config_map["data"][kConfigHashKey] = objects.config_hash;
+    // RenderUserlist has checked that the password is there.
+    objects.secret["data"][kAgentPasswordKey] = EncodeBase64(passwords.at(api::kAgentUser));
+  }
   // The ledger keeps charging the admitted figure while a later spec of the pool is refused, read
   // back from the ConfigMap in the operator's cache; and each pod, draining or not, is charged what
   // its own configuration can open on its own server.

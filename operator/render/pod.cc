@@ -149,6 +149,65 @@ json Container(const api::ConnectionPool& pool) {
   return container;
 }
 
+// The pooler agent (`poolkeeper agent`, operator/agent): the operator's image beside pgbouncer. It
+// reads the ConfigMap's mount (pgbouncer.ini, config-hash, paused) and only its own password,
+// reaches the console over the socket in the shared emptyDir, and serves /metrics, /status and
+// /readyz on kAgentPort. Its readiness is the pod's: not ready until PgBouncer runs the mounted
+// configuration, and not ready from the moment it is told to stop.
+json AgentContainer(const api::ConnectionPool& pool) {
+  const std::string port_name = "metrics";
+  return {
+      {"name", "agent"},
+      {"image", pool.spec.pooler.agent_image},
+      {"args",
+       {"agent", std::string("--config-dir=") + kConfigDir,
+        std::string("--password-file=") + kAgentPasswordDir + "/password",
+        "--http-address=0.0.0.0:" + std::to_string(kAgentPort)}},
+      {"ports", json::array({{
+                    {"name", port_name},
+                    {"containerPort", kAgentPort},
+                    {"protocol", "TCP"},
+                }})},
+      {"readinessProbe",
+       {{"httpGet", {{"path", "/readyz"}, {"port", port_name}}},
+        {"periodSeconds", 2},
+        {"failureThreshold", 1}}},
+      {"livenessProbe",
+       {{"httpGet", {{"path", "/healthz"}, {"port", port_name}}},
+        {"periodSeconds", 10},
+        {"failureThreshold", 6}}},
+      {"resources",
+       {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}, {"limits", {{"memory", "64Mi"}}}}},
+      {"securityContext",
+       {
+           {"allowPrivilegeEscalation", false},
+           {"readOnlyRootFilesystem", true},
+           {"capabilities", {{"drop", {"ALL"}}}},
+       }},
+      {"volumeMounts",
+       json::array({
+           {{"name", "config"}, {"mountPath", kConfigDir}, {"readOnly", true}},
+           {{"name", "agent-password"}, {"mountPath", kAgentPasswordDir}, {"readOnly", true}},
+           {{"name", "run"}, {"mountPath", kSocketDir}},
+       })},
+  };
+}
+
+// The agent's volumes: the socket's emptyDir, and its password alone out of the auth Secret.
+void AddAgent(const api::ConnectionPool& pool, json& spec) {
+  if (pool.spec.pooler.agent_image.empty()) return;
+  spec["containers"][0]["volumeMounts"].push_back({{"name", "run"}, {"mountPath", kSocketDir}});
+  spec["containers"].push_back(AgentContainer(pool));
+  spec["volumes"].push_back(
+      {{"name", "run"}, {"emptyDir", {{"medium", "Memory"}, {"sizeLimit", "1Mi"}}}});
+  spec["volumes"].push_back(
+      {{"name", "agent-password"},
+       {"secret",
+        {{"secretName", pool.metadata.name + "-auth"},
+         {"defaultMode", 0440},
+         {"items", json::array({{{"key", kAgentPasswordKey}, {"path", "password"}}})}}}});
+}
+
 json PodSpec(const api::ConnectionPool& pool) {
   const auto& pooler = pool.spec.pooler;
   const std::string name = pool.metadata.name;
@@ -161,7 +220,8 @@ json PodSpec(const api::ConnectionPool& pool) {
        {
            // uid/gid 70 is postgres in the Alpine-based PgBouncer images; a numeric user lets
            // the kubelet verify runAsNonRoot for images whose USER is a name. pgbouncer writes
-           // nothing (stderr logs, no pidfile, no Unix socket), so any uid works.
+           // nothing but, with the agent, its Unix socket in the shared emptyDir (stderr logs,
+           // no pidfile), so any uid works.
            {"runAsNonRoot", true},
            {"runAsUser", 70},
            {"runAsGroup", 70},
@@ -176,6 +236,7 @@ json PodSpec(const api::ConnectionPool& pool) {
        })},
   };
   AddTlsVolumes(pool.spec.tls, spec["volumes"]);
+  AddAgent(pool, spec);
   if (pooler.topology_spread_constraints.is_array()) {
     spec["topologySpreadConstraints"] = pooler.topology_spread_constraints;
   } else {

@@ -29,6 +29,16 @@ inline constexpr char kTlsCertFile[] = "tls.crt";
 inline constexpr char kTlsKeyFile[] = "tls.key";
 inline constexpr char kCaFile[] = "ca.crt";
 
+// The pooler agent (operator/agent), when the pool has an agent image: PgBouncer's Unix socket in
+// an emptyDir both containers mount, the agent's password projected alone from the auth Secret,
+// the ConfigMap key with the config hash the agent reports once loaded, and its HTTP port
+// (pgbouncer_exporter's).
+inline constexpr char kSocketDir[] = "/var/run/pgbouncer";
+inline constexpr char kAgentPasswordDir[] = "/etc/poolkeeper-agent";
+inline constexpr char kAgentPasswordKey[] = "agent-password";
+inline constexpr char kConfigHashKey[] = "config-hash";
+inline constexpr int kAgentPort = 9127;
+
 // user name -> password, resolved from the users' passwordSecretRefs. Never logged.
 using Passwords = std::map<std::string, std::string>;
 
@@ -114,6 +124,8 @@ std::string AppliedHash(const nlohmann::json& object);
 // "key=value,..." of the labels that select the pool's pods (for the scale subresource).
 std::string PodSelector(const api::ConnectionPool& pool);
 
+// With an agent image, passwords[api::kAgentUser] is the agent's password (the operator keeps the
+// one its Secret holds, else generates one): kInvalid without it.
 // `credentials_revision` changes whenever a password changes (the operator passes the referenced
 // Secrets' resourceVersions) so pods roll on rotation without putting a hash of a password
 // anywhere readable.

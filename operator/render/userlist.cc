@@ -53,11 +53,27 @@ Result<std::string> UserLine(const std::string& user, const std::string& field,
 
 }  // namespace
 
+namespace {
+
+// The pooler agent's line, when the pool's pods run the agent; else "".
+Result<std::string> AgentLine(const api::ConnectionPool& pool, const Passwords& passwords) {
+  if (pool.spec.pooler.agent_image.empty()) return std::string();
+  return UserLine(api::kAgentUser, "spec.pooler",
+                  "the pooler agent's password the operator generates", passwords);
+}
+
+}  // namespace
+
 Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwords& passwords) {
+  auto agent = AgentLine(pool, passwords);
+  if (!agent) return std::unexpected(agent.error());
   if (pool.spec.auth_mode == api::AuthMode::kAuthQuery) {
     // Only the auth user: no application password is ever copied in this mode.
-    return UserLine(api::kAuthUser, "spec.authentication",
-                    "the auth user's Secret the operator keeps for the PostgresServer", passwords);
+    auto line =
+        UserLine(api::kAuthUser, "spec.authentication",
+                 "the auth user's Secret the operator keeps for the PostgresServer", passwords);
+    if (!line) return std::unexpected(line.error());
+    return *line + *agent;
   }
   std::vector<std::pair<std::string, std::string>> lines;  // user name -> line, for sorting
   const auto& users = pool.spec.users;
@@ -70,6 +86,7 @@ Result<std::string> RenderUserlist(const api::ConnectionPool& pool, const Passwo
     if (!line) return std::unexpected(line.error());
     lines.emplace_back(user.name, std::move(*line));
   }
+  if (!agent->empty()) lines.emplace_back(api::kAgentUser, std::move(*agent));
   std::ranges::sort(lines);
   std::string out;
   for (const auto& [name, line] : lines) out += line;

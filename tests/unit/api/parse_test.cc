@@ -163,6 +163,21 @@ TEST(ParseConnectionPool, AuthQueryRefusesTheAuthUsersNameAsAUser) {
   EXPECT_EQ(pool.error().fields.at(0).field, "spec.users[0].name") << pool.error().message;
 }
 
+TEST(ParseConnectionPool, TheAgentsUserIsNotAUserNameAndItsImageComesOnlyFromTheOperator) {
+  json input = LoadYaml("valid_pool.yaml");
+  input["spec"]["users"][0]["name"] = "poolkeeper_agent";
+  auto refused = ParseConnectionPool(input);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().fields.at(0).field, "spec.users[0].name") << refused.error().message;
+
+  ParseDefaults defaults;
+  defaults.agent_image = "localhost/poolkeeper:dev";
+  auto pool = ParseConnectionPool(LoadYaml("valid_pool.yaml"), defaults);
+  ASSERT_TRUE(pool.has_value()) << pool.error().message;
+  EXPECT_EQ(pool->spec.pooler.agent_image, "localhost/poolkeeper:dev");
+  EXPECT_EQ(ParseConnectionPool(LoadYaml("valid_pool.yaml"))->spec.pooler.agent_image, "");
+}
+
 TEST(ParseConnectionPool, AuthQueryAcceptsThePoolerWideCap) {
   json input = AuthQueryInput("");
   input["spec"]["databases"][0].erase("maxDbConnections");

@@ -155,6 +155,49 @@ TEST(PgBouncerSettings, LaterReleasesAddTheirKeys) {
   }
 }
 
+// The keys `SHOW CONFIG` of the real 1.18.0 reports with `changeable = no` (measured on the Debian
+// binary): a change of any of them needs a new process; every other key RELOAD applies.
+TEST(PgBouncerSettings, RestartKeysOf118AreThoseTheRealBinaryCannotChange) {
+  const std::set<std::string> not_changeable_118 = {
+      "disable_pqexec",    "job_name",         "listen_addr", "listen_backlog", "listen_port",
+      "pidfile",           "pkt_buf",          "resolv_conf", "so_reuseport",   "unix_socket_dir",
+      "unix_socket_group", "unix_socket_mode", "user"};
+  std::set<std::string> restart;
+  for (const auto& setting : AllSettings()) {
+    if (!SettingExistsIn(setting, {1, 18})) continue;
+    if (NeedsRestart(setting.name, {1, 18})) restart.insert(std::string(setting.name));
+  }
+  EXPECT_EQ(restart, not_changeable_118);
+}
+
+TEST(PgBouncerSettings, ReloadOrRestartPerSettingAndVersion) {
+  struct Case {
+    std::string name;
+    PgBouncerVersion version;
+    bool restart;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"default_pool_size", {1, 18}, false},
+           {"max_db_connections", {1, 18}, false},
+           {"max_client_conn", {1, 25}, false},
+           {"query_wait_timeout", {1, 18}, false},
+           {"auth_file", {1, 18}, false},
+           {"client_tls_cert_file", {1, 18}, false},
+           {"listen_port", {1, 18}, true},
+           {"listen_addr", {1, 25}, true},
+           {"unix_socket_dir", {1, 18}, true},
+           {"pkt_buf", {1, 24}, true},
+           {"peer_id", {1, 19}, true},
+           {"max_prepared_statements", {1, 21}, false},
+           {"transaction_timeout", {1, 25}, false},
+           // A key the version does not have, or nobody knows: nothing says RELOAD applies it.
+           {"transaction_timeout", {1, 18}, true},
+           {"no_such_setting", {1, 25}, true},
+       }) {
+    EXPECT_EQ(NeedsRestart(c.name, c.version), c.restart) << c.name << " " << c.version.ToString();
+  }
+}
+
 TEST(CheckParameter, AcceptsAllowedTuning) {
   EXPECT_EQ(CheckParameter("server_reset_query", "DISCARD ALL", k118), std::nullopt);
   EXPECT_EQ(CheckParameter("server_reset_query", "", k118), std::nullopt);

@@ -64,6 +64,21 @@ TEST(Route, PostGoesToItsHandlerWithTheBody) {
   EXPECT_EQ(Route(options, "PUT", "/validate", "{}").allow, "GET, POST");
 }
 
+TEST(Route, OtherGetPathsGoToTheirHandlerAfterTheBuiltInOnes) {
+  ServerOptions options;
+  EXPECT_EQ(Route(options, "GET", "/status").status, 404);
+  options.get = [](std::string_view path) -> std::optional<Reply> {
+    if (path == "/boom") throw std::runtime_error("console gone");
+    if (path != "/status" && path != "/readyz") return std::nullopt;
+    return Reply{200, "application/json", "{}", ""};
+  };
+  EXPECT_EQ(Route(options, "GET", "/status").body, "{}");
+  EXPECT_EQ(Route(options, "GET", "/status").content_type, "application/json");
+  EXPECT_EQ(Route(options, "GET", "/readyz").body, "ok");  // the probe is not overridden
+  EXPECT_EQ(Route(options, "GET", "/other").status, 404);
+  EXPECT_EQ(Route(options, "GET", "/boom").status, 500);
+}
+
 TEST(Server, RefusesTlsFilesItCannotRead) {
   auto server = Server::Start({.address = "127.0.0.1:0",
                                .tls_cert_file = "/nonexistent/tls.crt",

@@ -48,6 +48,21 @@ TEST(RunFlags, DefaultImageAndItsVersionFromTheTag) {
   EXPECT_EQ(options->defaults.image, api::kDefaultImage);
 }
 
+TEST(RunFlags, AgentImageReachesThePoolDefaultsAndThePodPolicy) {
+  auto none = ParseRunFlags({});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->defaults.agent_image, "");  // no sidecar unless asked
+  auto options = ParseRunFlags({"--agent-image", "localhost/poolkeeper:dev"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->defaults.agent_image, "localhost/poolkeeper:dev");
+  // The operator's own image runs in every pooler pod, whatever --allowed-pooler-images says.
+  EXPECT_TRUE(options->policy.ImageAllowed("localhost/poolkeeper:dev"));
+  EXPECT_FALSE(options->policy.ImageAllowed("localhost/poolkeeper:other"));
+  auto bad = ParseRunFlags({"--agent-image", "has space"});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().ToString().find("--agent-image"), std::string::npos);
+}
+
 TEST(RunFlags, MetricsNeedAnAllowedTokenUnlessNoneIsAsked) {
   auto defaults = ParseRunFlags({});
   ASSERT_TRUE(defaults);
