@@ -1,7 +1,11 @@
 // SHOW tables to the Prometheus text format (see metrics.h). One table row per metric: which SHOW,
-// which column, the exporter's name, type, and the factor to its unit (PgBouncer reports times in
+// which column, the exporter's name, type, and the divisor to its unit (PgBouncer reports times in
 // microseconds; the exporter's *_seconds* metrics are seconds).
 #include "agent/metrics.h"
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
 #include <array>
 #include <cmath>
@@ -9,7 +13,6 @@
 #include <map>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <string_view>
 #include <tuple>
 #include <vector>
@@ -24,7 +27,7 @@ struct ColumnMetric {
   std::string_view column;
   std::string_view name;
   std::string_view type;  // "gauge" or "counter"
-  double factor;
+  double divisor;
   std::string_view help;
 };
 
@@ -46,17 +49,17 @@ constexpr auto kColumnMetrics = std::to_array<ColumnMetric>({
     {"SHOW STATS", "total_query_count", "pgbouncer_stats_queries_pooled_total", "counter", 1,
      "Total number of SQL queries pooled"},
     {"SHOW STATS", "total_query_time", "pgbouncer_stats_queries_duration_seconds_total", "counter",
-     1e-6, "Total seconds spent by pgbouncer actively connected to PostgreSQL, executing queries"},
+     1e6, "Total seconds spent by pgbouncer actively connected to PostgreSQL, executing queries"},
     {"SHOW STATS", "total_received", "pgbouncer_stats_received_bytes_total", "counter", 1,
      "Total bytes of network traffic received by pgbouncer"},
     {"SHOW STATS", "total_sent", "pgbouncer_stats_sent_bytes_total", "counter", 1,
      "Total bytes of network traffic sent by pgbouncer"},
-    {"SHOW STATS", "total_wait_time", "pgbouncer_stats_client_wait_seconds_total", "counter", 1e-6,
+    {"SHOW STATS", "total_wait_time", "pgbouncer_stats_client_wait_seconds_total", "counter", 1e6,
      "Time spent by clients waiting for a server, in seconds"},
     {"SHOW STATS", "total_xact_count", "pgbouncer_stats_sql_transactions_pooled_total", "counter",
      1, "Total number of SQL transactions pooled"},
     {"SHOW STATS", "total_xact_time", "pgbouncer_stats_server_in_transaction_seconds_total",
-     "counter", 1e-6, "Total seconds spent by pgbouncer connected to PostgreSQL in a transaction"},
+     "counter", 1e6, "Total seconds spent by pgbouncer connected to PostgreSQL in a transaction"},
     {"SHOW DATABASES", "pool_size", "pgbouncer_databases_pool_size", "gauge", 1,
      "Maximum number of server connections"},
     {"SHOW DATABASES", "reserve_pool", "pgbouncer_databases_reserve_pool", "gauge", 1,
@@ -114,34 +117,33 @@ std::optional<double> Number(const std::string& text) {
   return value;
 }
 
-std::string Format(double value) {
-  std::ostringstream out;
-  out.precision(15);
-  out << value;
-  return out.str();
-}
-
+// Families in the order written, serialized by prometheus-cpp (as the operator's own /metrics is),
+// which escapes label values and help texts.
 class Writer {
  public:
   void Family(std::string_view name, std::string_view type, std::string_view help) {
-    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+    families_.push_back(
+        {std::string(name),
+         std::string(help),
+         type == "counter" ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge,
+         {}});
   }
-  void Sample(std::string_view name, const std::vector<std::pair<std::string, std::string>>& labels,
-              double value) {
-    out_ << name;
-    if (!labels.empty()) {
-      out_ << "{";
-      for (size_t i = 0; i < labels.size(); ++i) {
-        out_ << (i ? "," : "") << labels[i].first << "=\"" << EscapeLabel(labels[i].second) << "\"";
-      }
-      out_ << "}";
+  // A sample of the family written last.
+  void Sample(const std::vector<std::pair<std::string, std::string>>& labels, double value) {
+    prometheus::MetricFamily& family = families_.back();
+    prometheus::ClientMetric metric;
+    for (const auto& [name, label_value] : labels) metric.label.push_back({name, label_value});
+    if (family.type == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
     }
-    out_ << " " << Format(value) << "\n";
+    family.metric.push_back(std::move(metric));
   }
-  std::string str() const { return out_.str(); }
+  std::string str() const { return prometheus::TextSerializer().Serialize(families_); }
 
  private:
-  std::ostringstream out_;
+  std::vector<prometheus::MetricFamily> families_;
 };
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
@@ -167,8 +169,7 @@ void ColumnMetrics(const std::map<std::string, ConsoleTable>& shows, Writer& out
     out.Family(metric.name, metric.type, metric.help);
     for (size_t row = 0; row < table->rows.size(); ++row) {
       auto value = Number(table->Value(row, std::string(metric.column)));
-      if (value)
-        out.Sample(metric.name, RowLabels(*table, row, metric.show), *value * metric.factor);
+      if (value) out.Sample(RowLabels(*table, row, metric.show), *value / metric.divisor);
     }
   }
   // maxwait is whole seconds and maxwait_us the microseconds beyond them.
@@ -178,8 +179,8 @@ void ColumnMetrics(const std::map<std::string, ConsoleTable>& shows, Writer& out
     out.Family(kName, "gauge", "Age of oldest unserved client connection, in seconds");
     for (size_t row = 0; row < pools->rows.size(); ++row) {
       double seconds = Number(pools->Value(row, "maxwait")).value_or(0) +
-                       Number(pools->Value(row, "maxwait_us")).value_or(0) * 1e-6;
-      out.Sample(kName, RowLabels(*pools, row, "SHOW POOLS"), seconds);
+                       Number(pools->Value(row, "maxwait_us")).value_or(0) / 1e6;
+      out.Sample(RowLabels(*pools, row, "SHOW POOLS"), seconds);
     }
   }
 }
@@ -196,7 +197,7 @@ void ConnectionCounts(const ConsoleTable* table, std::string_view name, std::str
   out.Family(name, "gauge", help);
   for (const auto& [key, count] : counts) {
     const auto& [database, user, state] = key;
-    out.Sample(name, {{"database", database}, {"user", user}, {"state", state}}, count);
+    out.Sample({{"database", database}, {"user", user}, {"state", state}}, count);
   }
 }
 
@@ -209,28 +210,12 @@ void ItemMetrics(const ConsoleTable* table, std::string_view key_column,
       auto value = Number(table->Value(row, std::string(value_column)));
       if (!value) continue;
       out.Family(metric.name, "gauge", metric.help);
-      out.Sample(metric.name, {}, *value);
+      out.Sample({}, *value);
     }
   }
 }
 
 }  // namespace
-
-std::string EscapeLabel(const std::string& value) {
-  std::string escaped;
-  for (char c : value) {
-    if (c == '\\') {
-      escaped += "\\\\";
-    } else if (c == '"') {
-      escaped += "\\\"";
-    } else if (c == '\n') {
-      escaped += "\\n";
-    } else {
-      escaped += c;
-    }
-  }
-  return escaped;
-}
 
 const std::vector<std::string>& MetricCommands() {
   static const std::vector<std::string> commands = {
@@ -243,11 +228,11 @@ std::string RenderMetrics(const std::map<std::string, ConsoleTable>& shows, bool
                           const AgentFigures& figures) {
   Writer out;
   out.Family("pgbouncer_up", "gauge", "The pgbouncer scrape succeeded");
-  out.Sample("pgbouncer_up", {}, up ? 1 : 0);
+  out.Sample({}, up ? 1 : 0);
   if (const ConsoleTable* version = Find(shows, "SHOW VERSION");
       version && !version->rows.empty()) {
     out.Family("pgbouncer_version_info", "gauge", "The pgbouncer version info");
-    out.Sample("pgbouncer_version_info", {{"version", version->Value(0, "version")}}, 1);
+    out.Sample({{"version", version->Value(0, "version")}}, 1);
   }
   ColumnMetrics(shows, out);
   ConnectionCounts(Find(shows, "SHOW SERVERS"), "pgbouncer_server_connections",
@@ -260,18 +245,17 @@ std::string RenderMetrics(const std::map<std::string, ConsoleTable>& shows, bool
   out.Family(
       "poolkeeper_agent_config_info", "gauge",
       "The configuration PgBouncer was last confirmed to run (config_hash of its ConfigMap)");
-  out.Sample("poolkeeper_agent_config_info", {{"config_hash", figures.loaded_config_hash}}, 1);
+  out.Sample({{"config_hash", figures.loaded_config_hash}}, 1);
   out.Family("poolkeeper_agent_config_current", "gauge",
              "1 when SHOW CONFIG matched the mounted pgbouncer.ini after the last reload");
-  out.Sample("poolkeeper_agent_config_current", {}, figures.config_current ? 1 : 0);
+  out.Sample({}, figures.config_current ? 1 : 0);
   out.Family("poolkeeper_agent_paused", "gauge", "1 while the agent holds PgBouncer paused");
-  out.Sample("poolkeeper_agent_paused", {}, figures.paused ? 1 : 0);
+  out.Sample({}, figures.paused ? 1 : 0);
   out.Family("poolkeeper_agent_reloads_total", "counter", "RELOADs PgBouncer accepted");
-  out.Sample("poolkeeper_agent_reloads_total", {}, static_cast<double>(figures.reloads));
+  out.Sample({}, static_cast<double>(figures.reloads));
   out.Family("poolkeeper_agent_reload_failures_total", "counter",
              "RELOADs that failed or whose SHOW CONFIG did not match the file");
-  out.Sample("poolkeeper_agent_reload_failures_total", {},
-             static_cast<double>(figures.reload_failures));
+  out.Sample({}, static_cast<double>(figures.reload_failures));
   return out.str();
 }
 

@@ -32,7 +32,4 @@ std::string RenderMetrics(const std::map<std::string, postgres::ConsoleTable>& s
 // The commands RenderMetrics reads, in the order the agent runs them.
 const std::vector<std::string>& MetricCommands();
 
-// A label value in the exposition format: backslash, double quote and newline escaped.
-std::string EscapeLabel(const std::string& value);
-
 }  // namespace poolkeeper::agent

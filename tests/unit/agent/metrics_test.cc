@@ -125,7 +125,10 @@ TEST(RenderMetrics, LabelValuesAreEscapedAndNonNumbersSkipped) {
   };
   for (const Case& c : std::vector<Case>{
            {"plain", "plain"}, {"a\"b", "a\\\"b"}, {"a\\b", "a\\\\b"}, {"a\nb", "a\\nb"}}) {
-    EXPECT_EQ(EscapeLabel(c.value), c.escaped);
+    std::map<std::string, ConsoleTable> version = {{"SHOW VERSION", {{"version"}, {{c.value}}}}};
+    EXPECT_TRUE(Has(RenderMetrics(version, true, {}),
+                    "pgbouncer_version_info{version=\"" + c.escaped + "\"} 1\n"))
+        << c.value;
   }
   std::map<std::string, ConsoleTable> shows = {
       {"SHOW POOLS",
