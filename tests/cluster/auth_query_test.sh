@@ -13,23 +13,14 @@ poolkeeper="${POOLKEEPER_BIN:-$repo/build/poolkeeper}"
 
 cleanup() {
 	trap - EXIT INT TERM
-	[[ -f "$work/op.pid" ]] && kill -KILL "$(cat "$work/op.pid")" 2>/dev/null
-	"$here/down.sh" "$C" >/dev/null 2>&1
-	stop_postgres
-	finish_work
+	end_host_operator_tier
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 900
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
-start_operator() {
-	free_ports 1 > "$work/op.port"
-	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
-		--http-address "127.0.0.1:$(cat "$work/op.port")" --metrics-auth none --workers 2 --log-format json \
-		--watch-timeout-seconds 5 --allowed-pooler-images 'localhost/poolkeeper-test/*' >>"$work/op.log" 2>&1 &
-	echo $! > "$work/op.pid"
-}
+start_operator() { start_host_operator; }
 stop_operator() { kill -TERM "$(cat "$work/op.pid")" 2>/dev/null; poll 30 bash -c "! kill -0 $(cat "$work/op.pid")"; }
 metrics() { curl -sf --max-time 5 "http://127.0.0.1:$(cat "$work/op.port")/metrics"; }
 scond() { k get postgresserver "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].${3:-status}}"; }

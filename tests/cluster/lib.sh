@@ -124,6 +124,24 @@ stop_postgres() {
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
 	fi
 }
+# `poolkeeper run` on the host against the cluster in $C, as the single-operator tiers run it: POD_NAME op in
+# poolkeeper-system, plain-HTTP metrics on a free port ($work/op.port), the test images allowed; pid in
+# $work/op.pid, log $work/op.log. Extra arguments are added to the command line.
+start_host_operator() {
+	free_ports 1 > "$work/op.port"
+	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
+		--http-address "127.0.0.1:$(cat "$work/op.port")" --metrics-auth none --workers 2 --log-format json \
+		--watch-timeout-seconds 5 --allowed-pooler-images 'localhost/poolkeeper-test/*' "$@" >>"$work/op.log" 2>&1 &
+	echo $! > "$work/op.pid"
+}
+# The single-operator tiers' exit: that operator killed, the cluster in $C and the test's PostgreSQL stopped,
+# the work directory removed (or kept).
+end_host_operator_tier() {
+	[[ -f "$work/op.pid" ]] && kill -KILL "$(cat "$work/op.pid")" 2>/dev/null
+	"$here/down.sh" "$C" >/dev/null 2>&1
+	stop_postgres
+	finish_work
+}
 # Removes the work directory unless KEEP=1 or something failed.
 finish_work() {
 	if [[ -n "${watchdog_pid:-}" ]]; then

@@ -15,11 +15,8 @@ poolkeeper="${POOLKEEPER_BIN:-$repo/build/poolkeeper}"
 
 cleanup() {
 	trap - EXIT INT TERM
-	[[ -f "$work/op.pid" ]] && kill -KILL "$(cat "$work/op.pid")" 2>/dev/null
 	[[ -f "$work/holders.pids" ]] && kill $(cat "$work/holders.pids") 2>/dev/null
-	"$here/down.sh" "$C" >/dev/null 2>&1
-	stop_postgres
-	finish_work
+	end_host_operator_tier
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
@@ -32,13 +29,7 @@ start_operator() {
 	mkdir -p "$work/webhook"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
 		-keyout "$work/webhook/tls.key" -out "$work/webhook/tls.crt" >/dev/null 2>&1
-	free_ports 1 > "$work/op.port"
-	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
-		--http-address "127.0.0.1:$(cat "$work/op.port")" --metrics-auth none --workers 2 --log-format json \
-		--watch-timeout-seconds 5 --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port" \
-		--allowed-pooler-images 'localhost/poolkeeper-test/*' \
-		>>"$work/op.log" 2>&1 &
-	echo $! > "$work/op.pid"
+	start_host_operator --webhook-cert-dir "$work/webhook" --webhook-address "127.0.0.1:$webhook_port"
 }
 sjson() { k get postgresserver "$1" -o jsonpath="$2"; }
 scond() { sjson "$1" "{.status.conditions[?(@.type==\"$2\")].${3:-status}}"; }

@@ -15,23 +15,14 @@ certs="$work/certs"
 
 cleanup() {
 	trap - EXIT INT TERM
-	[[ -f "$work/op.pid" ]] && kill -KILL "$(cat "$work/op.pid")" 2>/dev/null
-	"$here/down.sh" "$C" >/dev/null 2>&1
-	stop_postgres
-	finish_work
+	end_host_operator_tier
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
 watchdog 900
 k() { kubectl --kubeconfig "$C/kubeconfig" "$@"; }
 
-start_operator() {
-	free_ports 1 > "$work/op.port"
-	POD_NAME=op POD_NAMESPACE=poolkeeper-system setsid "$poolkeeper" run --kubeconfig "$C/kubeconfig" \
-		--http-address "127.0.0.1:$(cat "$work/op.port")" --metrics-auth none --workers 2 --log-format json \
-		--watch-timeout-seconds 5 --allowed-pooler-images 'localhost/poolkeeper-test/*' >>"$work/op.log" 2>&1 &
-	echo $! > "$work/op.pid"
-}
+start_operator() { start_host_operator; }
 # The pool's newest pod that is not terminating (a roll moves it to the next free slot: pool-1, pool-0, ...).
 pod_name() {
 	k get pod -l "poolkeeper.io/pool=$1" -o json |
