@@ -75,6 +75,29 @@ void ReadTenancy(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIs
   }
 }
 
+// spec.authQuery: the roles the authQuery lookup may return.
+void ReadAuthQuery(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue>& issues) {
+  FieldReader auth(spec.Object("authQuery"), spec.Path("authQuery"), issues);
+  if (!auth.present()) return;
+  if (auto role = auth.String("memberOf")) {
+    out.auth_query_member_of = *role;
+    // The name reaches SQL only quoted (identifier and literal), but is held to what a pool's user
+    // names may be, so that it reads the same in every place it shows up.
+    if (auto problem = CheckPgIdentifier(*role)) {
+      auth.Fail("memberOf", *problem);
+    } else if (role->starts_with("pg_")) {
+      auth.Fail("memberOf", "must not start with pg_ (PostgreSQL reserves those role names)");
+    } else if (*role == "public" || *role == kAuthUser || *role == kAgentUser) {
+      auth.Fail("memberOf", "must not be \"" + *role +
+                                "\" (reserved by PostgreSQL or by poolkeeper's own roles)");
+    }
+    if (!out.credentials_secret_ref) {
+      auth.Fail("memberOf", "needs credentialsSecretRef (the operator creates the role)");
+    }
+  }
+  auth.RejectUnknown();
+}
+
 void ReadSpec(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue>& issues) {
   ReadHostPort(spec, out.host, out.port);
   if (const json* aliases = spec.Array("aliases")) {
@@ -129,6 +152,7 @@ void ReadSpec(FieldReader& spec, PostgresServerSpec& out, std::vector<FieldIssue
   if (out.enforce_role_limits && !out.credentials_secret_ref) {
     spec.Fail("enforceRoleLimits", "needs credentialsSecretRef (a role with CREATEROLE)");
   }
+  ReadAuthQuery(spec, out, issues);
   spec.RejectUnknown();
 }
 

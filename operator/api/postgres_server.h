@@ -68,6 +68,11 @@ struct PostgresServerSpec {
   int observe_interval_seconds = 30;
   // When true the operator sets each pooled role's CONNECTION LIMIT to what it granted that role.
   bool enforce_role_limits = false;
+  // spec.authQuery.memberOf: when set, authQuery pools on this server let in only the roles that
+  // are members (directly or through other roles) of this PostgreSQL role; the operator creates
+  // it NOLOGIN when missing. Empty: every login role the lookup allows (not a superuser, not pg_*,
+  // not expired), as before the field existed, so an upgrade locks nobody out.
+  std::string auth_query_member_of;
   bool operator==(const PostgresServerSpec&) const = default;
 };
 

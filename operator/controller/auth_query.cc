@@ -12,9 +12,10 @@ namespace {
 
 using nlohmann::json;
 
-postgres::AuthQuerySetup SetupFor(std::string password, std::vector<std::string> databases) {
-  return {api::kAuthUser, std::move(password), api::kAuthSchema, api::kAuthFunction,
-          std::move(databases)};
+postgres::AuthQuerySetup SetupFor(const api::PostgresServer& server, std::string password,
+                                  std::vector<std::string> databases) {
+  return {api::kAuthUser,     std::move(password),  api::kAuthSchema,
+          api::kAuthFunction, std::move(databases), server.spec.auth_query_member_of};
 }
 
 api::Condition MakeCondition(const api::PostgresServer& server, bool ok, std::string reason,
@@ -136,7 +137,8 @@ AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresSer
                                         "Secret " + secret_key + ": " + password.error().message);
       return outcome;
     }
-    auto ensured = deps.database.EnsureAuthQuery(*endpoint, SetupFor(password->password, wanted));
+    auto ensured =
+        deps.database.EnsureAuthQuery(*endpoint, SetupFor(server, password->password, wanted));
     if (!ensured) {
       outcome.condition =
           MakeCondition(server, false, ReasonOf(ensured.error()), ensured.error().message);
@@ -163,7 +165,8 @@ AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresSer
   std::vector<std::string> stale;
   std::ranges::set_difference(outcome.databases, wanted, std::back_inserter(stale));
   if (!stale.empty() || wanted.empty()) {
-    Status removed = deps.database.RemoveAuthQuery(*endpoint, SetupFor("", stale), wanted.empty());
+    Status removed =
+        deps.database.RemoveAuthQuery(*endpoint, SetupFor(server, "", stale), wanted.empty());
     if (!removed) {
       outcome.condition = MakeCondition(
           server, false, "RemovalFailed",
@@ -184,9 +187,13 @@ AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresSer
     outcome.secret.clear();
     return outcome;  // nothing wanted, nothing left: the condition goes
   }
-  outcome.condition = MakeCondition(server, true, "SetUp",
-                                    std::string(api::kAuthUser) + " and " + api::kAuthSchema + "." +
-                                        api::kAuthFunction + " in " + Joined(wanted));
+  const std::string& gate = server.spec.auth_query_member_of;
+  outcome.condition = MakeCondition(
+      server, true, "SetUp",
+      std::string(api::kAuthUser) + " and " + api::kAuthSchema + "." + api::kAuthFunction + " in " +
+          Joined(wanted) +
+          (gate.empty() ? "; every login role but superusers may log in (no authQuery.memberOf)"
+                        : "; members of role " + gate + " may log in"));
   return outcome;
 }
 

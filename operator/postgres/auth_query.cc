@@ -20,13 +20,22 @@ constexpr char kRoleSql[] =
 constexpr char kSearchPath[] = "search_path=pg_catalog, pg_temp";
 
 // The function's body: the verifier of a role that may log in through the pooler, else no row.
-// pg_shadow lists login roles only (rolcanlogin).
-std::string LookupBody(const std::string& quoted_role) {
-  return "\n  SELECT s.usename, s.passwd FROM pg_catalog.pg_shadow s\n"
-         "  WHERE s.usename = $1 AND NOT s.usesuper AND s.usename <> " +
-         quoted_role +
-         "\n    AND s.usename::text NOT LIKE 'pg\\_%'"
-         "\n    AND (s.valuntil IS NULL OR s.valuntil > pg_catalog.now())\n";
+// pg_shadow lists login roles only (rolcanlogin). With a gate (`quoted_gate`, a literal, or empty)
+// only its members: the gate is looked up by name in the EXISTS, so a gate role that is gone
+// matches nobody instead of failing every lookup with an error. pg_has_role is true for a
+// superuser and any role, which NOT usesuper has already refused.
+std::string LookupBody(const std::string& quoted_role, const std::string& quoted_gate) {
+  std::string body =
+      "\n  SELECT s.usename, s.passwd FROM pg_catalog.pg_shadow s\n"
+      "  WHERE s.usename = $1 AND NOT s.usesuper AND s.usename <> " +
+      quoted_role +
+      "\n    AND s.usename::text NOT LIKE 'pg\\_%'"
+      "\n    AND (s.valuntil IS NULL OR s.valuntil > pg_catalog.now())\n";
+  if (!quoted_gate.empty()) {
+    body += "    AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles g WHERE g.rolname = " + quoted_gate +
+            "\n      AND pg_catalog.pg_has_role(s.usesysid, g.oid, 'MEMBER'))\n";
+  }
+  return body;
 }
 
 // Whether the schema and function are exactly as wanted: owned by the session's role, the body,
@@ -97,10 +106,12 @@ Result<bool> EnsureInDatabase(const Endpoint& endpoint, const AuthQuerySetup& se
   auto role_id = session->QuoteIdentifier(setup.role);
   auto schema = session->QuoteIdentifier(setup.schema);
   auto function = session->QuoteIdentifier(setup.function);
-  for (const auto* quoted : {&role, &role_id, &schema, &function}) {
+  Result<std::string> gate = std::string();
+  if (!setup.member_of.empty()) gate = session->QuoteLiteral(setup.member_of);
+  for (const auto* quoted : {&role, &role_id, &schema, &function, &gate}) {
     if (!*quoted) return std::unexpected(quoted->error());
   }
-  const std::string body = LookupBody(*role);
+  const std::string body = LookupBody(*role, *gate);
   auto state = session->Query("reading the lookup function's state", kStateSql,
                               {setup.schema, setup.function, setup.role, body, kSearchPath});
   if (!state) return std::unexpected(state.error());
@@ -189,6 +200,24 @@ Status EnsureRole(Session& admin, const Endpoint& endpoint, const AuthQuerySetup
   return {};
 }
 
+// The gate role, created NOLOGIN when missing; one that exists is left as its owner made it.
+Status EnsureGate(Session& admin, const AuthQuerySetup& setup, const WriteWindow& window,
+                  AuthQueryChanges& changes) {
+  if (setup.member_of.empty()) return {};
+  auto rows =
+      admin.Query("reading the memberOf role",
+                  "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", {setup.member_of});
+  if (!rows) return std::unexpected(rows.error());
+  if (!rows->empty()) return {};
+  auto quoted = admin.QuoteIdentifier(setup.member_of);
+  if (!quoted) return std::unexpected(quoted.error());
+  Status created =
+      Write(admin, window, 1, "CREATE ROLE (memberOf)", "CREATE ROLE " + *quoted + " NOLOGIN");
+  if (!created) return created;
+  changes.gate_created = true;
+  return {};
+}
+
 }  // namespace
 
 Result<AuthQueryChanges> LibpqClient::EnsureAuthQuery(const Endpoint& endpoint,
@@ -223,6 +252,10 @@ Result<AuthQueryChanges> LibpqClient::EnsureAuthQuery(const Endpoint& endpoint,
   AuthQueryChanges changes;
   if (Status role = EnsureRole(*admin, endpoint, setup, window_, changes); !role) {
     return std::unexpected(role.error());
+  }
+  // Before the functions that name it: a lookup naming a missing gate would let nobody in.
+  if (Status gate = EnsureGate(*admin, setup, window_, changes); !gate) {
+    return std::unexpected(gate.error());
   }
   for (const std::string& db : setup.databases) {
     auto wrote = EnsureInDatabase(InDatabase(endpoint, db), setup, window_);

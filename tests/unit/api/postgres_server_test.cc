@@ -67,6 +67,20 @@ TEST(ParsePostgresServer, RefusesBadInputNamingTheField) {
       {R"({"credentialsSecretRef":{"name":"x"}})", "spec.credentialsSecretRef.namespace"},
       {R"({"observeIntervalSeconds":1})", "spec.observeIntervalSeconds"},
       {R"({"typo":1})", "spec.typo"},
+      {R"({"authQuery":{"memberOf":"pooler"}})", "spec.authQuery.memberOf"},  // no credentials
+      {R"({"credentialsSecretRef":{"namespace":"ops","name":"admin"},
+           "authQuery":{"memberOf":"pooler users"}})",
+       "spec.authQuery.memberOf"},
+      {R"({"credentialsSecretRef":{"namespace":"ops","name":"admin"},
+           "authQuery":{"memberOf":"pg_monitor"}})",
+       "spec.authQuery.memberOf"},
+      {R"({"credentialsSecretRef":{"namespace":"ops","name":"admin"},
+           "authQuery":{"memberOf":"poolkeeper_auth"}})",
+       "spec.authQuery.memberOf"},
+      {R"({"credentialsSecretRef":{"namespace":"ops","name":"admin"},
+           "authQuery":{"memberOf":""}})",
+       "spec.authQuery.memberOf"},
+      {R"({"authQuery":{"loginRole":"x"}})", "spec.authQuery.loginRole"},
   };
   for (const Case& c : cases) {
     json input = Minimal();
@@ -77,6 +91,19 @@ TEST(ParsePostgresServer, RefusesBadInputNamingTheField) {
                                     [&](const FieldIssue& f) { return f.field == c.field; }))
         << c.patch << ": " << server.error().message;
   }
+}
+
+// Unset, every login role the lookup allows may log in, as before the field existed.
+TEST(ParsePostgresServer, ReadsTheAuthQueryMembershipGate) {
+  json input = Minimal();
+  input["spec"]["credentialsSecretRef"] = {{"namespace", "ops"}, {"name", "admin"}};
+  auto open = ParsePostgresServer(input);
+  ASSERT_TRUE(open) << open.error().message;
+  EXPECT_EQ(open->spec.auth_query_member_of, "");
+  input["spec"]["authQuery"] = {{"memberOf", "Pooler_Users"}};
+  auto gated = ParsePostgresServer(input);
+  ASSERT_TRUE(gated) << gated.error().message;
+  EXPECT_EQ(gated->spec.auth_query_member_of, "Pooler_Users");  // case kept: it is quoted in SQL
 }
 
 TEST(ParsePostgresServer, ReadsTheRecordedObservationAndReachability) {

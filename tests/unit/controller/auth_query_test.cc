@@ -100,6 +100,28 @@ TEST_F(AuthQueryTest, FirstPassCreatesTheSecretAndSetsUpEveryDatabase) {
   EXPECT_EQ(outcome.condition->reason, "SetUp");
 }
 
+// spec.authQuery.memberOf reaches the setup (the function and the gate role are the database's
+// business, tests/postgres/auth_query_test.cc), and the condition says who may log in.
+TEST_F(AuthQueryTest, TheMembershipGateIsPassedToTheSetupAndNamedInTheCondition) {
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
+  api::PostgresServer gated = Server();
+  gated.spec.auth_query_member_of = "pooler_users";
+  AuthQueryOutcome outcome =
+      KeepAuthQuery({client, database, kNamespace}, gated, Stored({}, {"orders"}),
+                    postgres::Endpoint{}, {"orders"});
+  ASSERT_EQ(database.ensured.size(), 1u);
+  EXPECT_EQ(database.ensured[0].member_of, "pooler_users");
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->status, "True");
+  EXPECT_NE(outcome.condition->message.find("members of role pooler_users"), std::string::npos)
+      << outcome.condition->message;
+
+  AuthQueryOutcome open = Keep(Stored({}, {"orders"}), {"orders"});
+  ASSERT_EQ(database.ensured.size(), 2u);
+  EXPECT_EQ(database.ensured[1].member_of, "");
+  EXPECT_NE(open.condition->message.find("no authQuery.memberOf"), std::string::npos);
+}
+
 TEST_F(AuthQueryTest, ALaterPassReusesThePasswordAndWritesNoSecret) {
   transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
   Keep(Stored({}, {"orders"}), {"orders"});
