@@ -116,6 +116,7 @@ TEST_F(AuthQueryTest, TheMembershipGateIsPassedToTheSetupAndNamedInTheCondition)
   EXPECT_NE(outcome.condition->message.find("members of role pooler_users"), std::string::npos)
       << outcome.condition->message;
 
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
   AuthQueryOutcome open = Keep(Stored({}, {"orders"}), {"orders"});
   ASSERT_EQ(database.ensured.size(), 2u);
   EXPECT_EQ(database.ensured[1].member_of, "");
