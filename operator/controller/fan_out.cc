@@ -3,6 +3,7 @@
 
 #include "controller/pods.h"
 #include "controller/reconciler.h"
+#include "controller/server_ca_watch.h"
 
 namespace poolkeeper::controller {
 namespace {
@@ -52,6 +53,9 @@ void FanOut::OnServer(const kube::ObjectPtr& before, const kube::ObjectPtr& afte
   // New, or a spec to act on: observe it now rather than at the next interval.
   if (after && deps_.observe_server && (!before || Generation(before) != Generation(after))) {
     deps_.observe_server(after->value("/metadata/name"_json_pointer, ""));
+  }
+  if (deps_.watch_server_cas) {
+    deps_.watch_server_cas(ServerCaSecretKeys(deps_.registry.Directory()->servers()));
   }
 }
 
@@ -117,6 +121,20 @@ void FanOut::OnSecret(const std::string& secret_key) {
 
 void FanOut::OnConfigMap(const std::string& config_map_key) {
   for (const auto& key : deps_.pools.KeysReferencingConfigMap(config_map_key)) deps_.enqueue(key);
+}
+
+// Only the pools placed on a server that names the Secret: other servers sharing its budget
+// (aliases, one system identifier) verify with their own CA.
+void FanOut::OnServerCaSecret(const std::string& secret_key) {
+  std::set<std::string> references;
+  for (const auto& server : deps_.registry.Directory()->servers()) {
+    const auto& ref = server.spec.ca_secret_ref;
+    if (ref && ref->namespace_ + "/" + ref->name == secret_key) {
+      references.insert(api::ServerRefKey(server.name));
+    }
+  }
+  if (references.empty()) return;
+  for (const auto& key : deps_.pools.KeysOnServers(references)) deps_.enqueue(key);
 }
 
 }  // namespace poolkeeper::controller

@@ -23,6 +23,9 @@ struct FanOutDeps {
   std::function<void(const std::string& pool_key)> enqueue;
   // Observe this PostgresServer now (created, or its spec changed); empty: nothing observes them.
   std::function<void(const std::string& server_name)> observe_server;
+  // The PostgresServers changed: the CA Secrets they now name ("namespace/name",
+  // ServerCaSecretKeys), to be watched (ServerCaWatch::Track); empty: nothing watches them.
+  std::function<void(const std::set<std::string>& ca_secret_keys)> watch_server_cas;
 };
 
 class FanOut {
@@ -41,6 +44,9 @@ class FanOut {
   void OnSecret(const std::string& secret_key);
   // A labelled ConfigMap likewise (a server CA): the pools whose caRef names it.
   void OnConfigMap(const std::string& config_map_key);
+  // A PostgresServer's CA Secret (spec.caSecretRef, "namespace/name") changed or is gone: the
+  // pools placed on the servers that name it.
+  void OnServerCaSecret(const std::string& secret_key);
 
  private:
   // Every pool of the budget `reference` (a pool's or pod's server reference) belongs to, but

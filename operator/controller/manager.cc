@@ -32,14 +32,21 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
                 .observe_server =
                     [this](const std::string& name) {
                       if (server_observer_) server_observer_->Poke(name);
-                    }}),
+                    },
+                .watch_server_cas =
+                    [this](const std::set<std::string>& keys) { server_ca_watch_.Track(keys); }}),
       secrets_(client, clock, options_.watch_timeout, options_.namespaces,
                [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }),
       config_maps_(
           client, clock, options_.watch_timeout, options_.namespaces,
           [this](const std::string& config_map_key) { fan_out_.OnConfigMap(config_map_key); },
           kube::resources::kConfigMap),
-      server_ca_secrets_(client, clock, kServerCaTtl) {
+      server_ca_secrets_(client, clock, kServerCaTtl),
+      server_ca_watch_(client, clock, options_.watch_timeout, [this](const std::string& key) {
+        const size_t slash = key.find('/');
+        server_ca_secrets_.Forget(key.substr(0, slash), key.substr(slash + 1));
+        fan_out_.OnServerCaSecret(key);
+      }) {
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout,
                                      .trim = TrimFor(kConnectionPoolType.kind)};
@@ -115,6 +122,7 @@ void Manager::StopInformers() {
   servers_->Stop();
   secrets_.Stop();
   config_maps_.Stop();
+  server_ca_watch_.Stop();
 }
 
 void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(observer); }
@@ -127,6 +135,7 @@ Status Manager::StartInformers() {
   if (auto started = servers_->Start(); !started) return started;
   if (auto started = secrets_.Start(); !started) return started;
   if (auto started = config_maps_.Start(); !started) return started;
+  if (auto started = server_ca_watch_.Start(); !started) return started;
   return pools_->Start();
 }
 
@@ -138,6 +147,7 @@ void Manager::StepCaches() {
   for (const auto& informer : pods_->informers()) (void)informer->Step();
   secrets_.Step();
   config_maps_.Step();
+  server_ca_watch_.Step();
   for (const auto& informer : pools_->informers()) (void)informer->Step();
 }
 

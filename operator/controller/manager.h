@@ -23,6 +23,7 @@
 #include "controller/holdings.h"
 #include "controller/pool_index.h"
 #include "controller/server_ca_secrets.h"
+#include "controller/server_ca_watch.h"
 #include "controller/server_observer.h"
 #include "controller/server_registry.h"
 #include "controller/work_queue.h"
@@ -145,6 +146,7 @@ class Manager {
   ExposedSecrets secrets_;
   ExposedSecrets config_maps_;  // the labelled ConfigMaps (server CAs), same label as Secrets
   ServerCaSecrets server_ca_secrets_;  // PostgresServers' CA Secrets, read by name
+  ServerCaWatch server_ca_watch_;      // ... and watched, metadata only, to know when to read
   std::mutex server_mutexes_mutex_;
   std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
   std::unique_ptr<kube::InformerGroup> pools_;

@@ -27,4 +27,9 @@ std::optional<secrets::Secret> ServerCaSecrets::Find(const std::string& namespac
   return found;
 }
 
+void ServerCaSecrets::Forget(const std::string& namespace_, const std::string& name) {
+  std::lock_guard guard(mutex_);
+  cache_.erase(std::make_pair(namespace_, name));
+}
+
 }  // namespace poolkeeper::controller

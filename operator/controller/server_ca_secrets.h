@@ -3,8 +3,10 @@
 // certificate into the pool's ConfigMap). The Secret may be in any namespace and carries no
 // opt-in label (only cluster administrators create PostgresServers), so it is not in the labelled
 // cache: it is read by name (GET), and kept for `ttl` so that the pools of one server, reconciled
-// together after a change, cost one read. A changed CA reaches the pools within `ttl` of their
-// next pass (every pool is passed again after --resync-seconds).
+// together after a change, cost one read. ServerCaWatch (server_ca_watch.h) tells when the Secret
+// changed: the entry is forgotten and the server's pools are queued, so a new CA reaches them at
+// once; without that (a watch the operator may not open) within `ttl` of their next pass (every
+// pool is passed again after --resync-seconds).
 //
 // Only the key ca.crt is kept: the Secret of a CA issuer (cert-manager's, for one) also holds the
 // CA's private key, which the operator must never hold longer than the read. Thread-safe.
@@ -32,6 +34,8 @@ class ServerCaSecrets : public secrets::SecretSource {
   // RBAC, network): the pool reports the CA missing and its next pass reads again.
   std::optional<secrets::Secret> Find(const std::string& namespace_,
                                       const std::string& name) const override;
+  // The Secret changed: the next Find reads it again.
+  void Forget(const std::string& namespace_, const std::string& name);
 
  private:
   struct Entry {

@@ -81,7 +81,10 @@ struct Harness {
                   .holdings = holdings,
                   .registry = registry,
                   .enqueue = [this](const std::string& key) { queued.insert(key); },
-                  .observe_server = [this](const std::string& name) { observed.push_back(name); }}};
+                  .observe_server = [this](const std::string& name) { observed.push_back(name); },
+                  .watch_server_cas =
+                      [this](const std::set<std::string>& keys) { ca_watched.push_back(keys); }}};
+  std::vector<std::set<std::string>> ca_watched;
 };
 
 struct Case {
@@ -150,6 +153,35 @@ TEST(FanOut, ASecretChangeQueuesExactlyThePoolsThatReferenceItNow) {
   EXPECT_TRUE(h.queued.empty()) << "b no longer references b-db";
   h.fan_out.OnSecret("shop/app-db");
   EXPECT_EQ(h.queued, (std::set<std::string>{"shop/a", "shop/b", "shop/c"}));
+}
+
+// Issue 15: a PostgresServer's CA Secret is watched (ServerCaWatch), and its change queues the
+// pools placed on the servers that name it, not the other pools of the budget.
+TEST(FanOut, AServerCaSecretIsWatchedAndItsChangeQueuesThePoolsOfItsServers) {
+  Harness h;
+  json with_ca = Server("main", 1);
+  with_ca["spec"]["caSecretRef"] = {{"namespace", "ops"}, {"name", "db-ca"}};
+  json on_main = Pool("m", "db");
+  on_main["spec"].erase("server");
+  on_main["spec"]["serverRef"] = {{"name", "main"}};
+  h.fan_out.OnPool(nullptr, Ptr(on_main));
+  h.fan_out.OnServer(nullptr, Ptr(with_ca));
+  ASSERT_FALSE(h.ca_watched.empty());
+  EXPECT_EQ(h.ca_watched.back(), std::set<std::string>{"ops/db-ca"});
+  h.queued.clear();
+
+  h.fan_out.OnServerCaSecret("ops/db-ca");
+  EXPECT_EQ(h.queued, std::set<std::string>{"shop/m"}) << "a and b share the budget, not the CA";
+  h.queued.clear();
+  h.fan_out.OnServerCaSecret("ops/another");
+  EXPECT_TRUE(h.queued.empty());
+
+  // The server no longer names it: no longer watched, and its change queues nothing.
+  h.fan_out.OnServer(Ptr(with_ca), Ptr(Server("main", 2)));
+  EXPECT_TRUE(h.ca_watched.back().empty());
+  h.queued.clear();
+  h.fan_out.OnServerCaSecret("ops/db-ca");
+  EXPECT_TRUE(h.queued.empty());
 }
 
 TEST(FanOut, ObservesAPostgresServerWhenNewOrItsSpecChanges) {
