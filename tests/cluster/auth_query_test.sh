@@ -3,7 +3,9 @@
 # the operator sets the auth role and lookup function up on a real PostgreSQL with the PostgresServer's superuser
 # credentials, the pool reaches Ready and its PgBouncer pod serves a role created in PostgreSQL after the pod
 # started, no application password is in any object the operator writes, a restarted operator rewrites nothing of the
-# setup (idempotent across restarts), and deleting the last pool removes the role, the function and the Secret. Credentials without SUPERUSER are named in the server's condition.
+# setup (idempotent across restarts), a membership gate (spec.authQuery.memberOf) admits only members of its role,
+# and deleting the last pool removes the role, the function and the Secret (not the gate role). Credentials without
+# SUPERUSER are named in the server's condition.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -120,6 +122,31 @@ test_a_restarted_operator_rewrites_nothing() {
 		fail "late_app no longer served"
 }
 
+# The membership gate (spec.authQuery.memberOf): once set on the PostgresServer only members of the role log in
+# through the pooler, a GRANT admits a role at once with no Kubernetes change, and a non-member stays refused.
+login() { # ROLE PASSWORD
+	PGPASSWORD="$2" PGCONNECT_TIMEOUT=5 psql "host=$(pod_ip shop) port=6432 user=$1 dbname=app" -qAt -c "SELECT current_user" 2>&1
+}
+test_a_membership_gate_admits_only_members() {
+	psql_super -c "CREATE ROLE outsider LOGIN PASSWORD 'outsider-pw'" >/dev/null
+	login outsider outsider-pw | has -x outsider || fail "outsider refused before the gate"
+	k patch postgresserver main --type merge -p '{"spec":{"authQuery":{"memberOf":"pooler_users"}}}' >/dev/null ||
+		fail "the gate was not accepted"
+	eventually 60 '[[ "$(psql_super -c "SELECT rolcanlogin FROM pg_roles WHERE rolname = '"'"'pooler_users'"'"'")" == f ]]' ||
+		fail "no NOLOGIN role pooler_users: $(k get postgresserver main -o jsonpath='{.status.conditions}')"
+	eventually 60 '! login late_app late-app-pw | has -x late_app' || fail "a non-member still logs in once the gate is set"
+	scond main AuthQueryReady message | has "members of role pooler_users" || fail "the condition does not name the gate"
+	psql_super -c "GRANT pooler_users TO late_app" >/dev/null
+	login late_app late-app-pw | has -x late_app || fail "a member granted after the gate cannot log in: $(k logs shop-0 | tail -3)"
+	! login outsider outsider-pw | has -x outsider || fail "a non-member logged in"
+	# The CRD refuses a reserved name, naming the field.
+	local out
+	out=$(k patch postgresserver main --type merge -p '{"spec":{"authQuery":{"memberOf":"pg_monitor"}}}' 2>&1) &&
+		fail "the API server took memberOf pg_monitor"
+	has "memberOf" <<<"$out" || fail "refused for another reason: $out"
+	log "gate pooler_users: member late_app served, outsider refused"
+}
+
 test_deleting_the_last_pool_removes_the_setup() {
 	k delete connectionpool shop --wait=false >/dev/null
 	eventually 120 '[[ "$(psql_super -c "SELECT count(*) FROM pg_roles WHERE rolname = '"'"'poolkeeper_auth'"'"'")" == 0 ]]' ||
@@ -127,6 +154,9 @@ test_deleting_the_last_pool_removes_the_setup() {
 	eventually 30 '! k -n poolkeeper-system get secret poolkeeper-auth-main' || fail "the auth Secret is still there"
 	[[ "$(PGPASSWORD="$(cat "$pgdir/pw")" psql -h 127.0.0.1 -p "$pgport" -U postgres -d app -qAt -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'poolkeeper'")" == 0 ]] ||
 		fail "the schema is still in app"
+	# The gate role holds the DBA's grants: never dropped by the operator.
+	[[ "$(psql_super -c "SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'pooler_users'")" == 1 ]] ||
+		fail "the gate role or its member is gone"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -145,6 +175,7 @@ start_operator
 run test_credentials_without_superuser_are_named_and_nothing_is_written
 run test_pool_becomes_ready_and_serves_a_role_created_later
 run test_a_restarted_operator_rewrites_nothing
+run test_a_membership_gate_admits_only_members
 run test_deleting_the_last_pool_removes_the_setup
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -4,7 +4,8 @@
 # TLS-only PostgreSQL (hostssl) with verify-full against the CA of its PostgresServer (spec.caSecretRef, in
 # another namespace: the operator copies the certificate, never the key, into the pool's ConfigMap). A client
 # with sslmode=verify-full and the pool's CA gets in, one with another CA and a plaintext one do not; a renewed
-# certificate rolls the pods and clients see it; a CA in a labelled ConfigMap is watched, its change rolls them.
+# certificate rolls the pods and clients see it; the PostgresServer's CA Secret is watched, a renewed CA reaches the
+# pool's ConfigMap at once and rolls it; a CA in a labelled ConfigMap is watched, its change rolls them.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -135,6 +136,24 @@ test_a_renewed_certificate_reaches_the_pods() {
 	log "renewed: $before_serial -> $want"
 }
 
+# The PostgresServer's CA Secret (caSecretRef, unlabelled, in db-ops) is watched: a renewed CA (the bundle gains a
+# second CA, a rotation's first step) reaches the pool's ConfigMap and rolls its pod long before the resync (600 s).
+server_ca_in_pool() { k get configmap tls-pool-config -o go-template='{{index .data "server-ca.crt"}}'; }
+test_a_renewed_server_ca_secret_reaches_the_pools() {
+	local before_uid started=$SECONDS
+	before_uid=$(pod_uid tls-pool)
+	cat "$certs/server-ca.crt" "$certs/other-ca.crt" > "$certs/server-bundle.crt"
+	k -n db-ops create secret generic db-ca --from-file=ca.crt="$certs/server-bundle.crt" \
+		--from-file=tls.key="$certs/server-ca.key" --dry-run=client -o yaml | k apply -f - >/dev/null 2>&1
+	eventually 60 '[[ "$(server_ca_in_pool)" == "$(cat "$certs/server-bundle.crt")" ]]' ||
+		fail "the renewed CA did not reach tls-pool-config within 60 s (the resync is 600 s)"
+	log "the PostgresServer's renewed CA reached tls-pool-config after $((SECONDS - started)) s"
+	eventually 120 '[[ "$(pod_uid tls-pool)" != "$before_uid" ]] && ready tls-pool' || fail "tls-pool's pod not rolled onto the renewed CA"
+	verify_full tls-pool "$certs/pool-ca.crt" "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" | has -x t ||
+		fail "no TLS backend after the roll"
+	lacks "PRIVATE KEY" k get configmap,connectionpool,events -A -o yaml || fail "a private key in an object the operator writes"
+}
+
 # Item 2: a CA in a ConfigMap (labelled) is watched: a changed bundle rolls the pods.
 test_a_ca_configmap_change_rolls_the_pods() {
 	k create configmap db-ca-bundle --save-config --from-file=ca.crt="$certs/server-ca.crt" >/dev/null &&
@@ -203,6 +222,7 @@ start_operator
 run test_pool_verifies_the_server_with_its_postgresservers_ca
 run test_another_ca_and_plaintext_are_refused
 run test_a_renewed_certificate_reaches_the_pods
+run test_a_renewed_server_ca_secret_reaches_the_pools
 run test_a_ca_configmap_change_rolls_the_pods
 run test_no_ca_anywhere_is_named
 echo "$passed passed, $failed failed"
