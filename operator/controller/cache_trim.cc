@@ -43,6 +43,35 @@ void TrimService(json& service) {
   }
 }
 
+void TrimToOwnership(json& object) {
+  json kept = json::object();
+  for (const char* field : {"apiVersion", "kind"}) {
+    if (auto it = object.find(field); it != object.end()) kept[field] = std::move(*it);
+  }
+  auto metadata = object.find("metadata");
+  if (metadata != object.end() && metadata->is_object()) {
+    json meta = json::object();
+    for (const char* field : {"name", "namespace", "uid", "resourceVersion"}) {
+      if (auto it = metadata->find(field); it != metadata->end()) meta[field] = std::move(*it);
+    }
+    if (auto refs = metadata->find("ownerReferences");
+        refs != metadata->end() && refs->is_array()) {
+      json owners = json::array();
+      for (json& ref : *refs) {
+        if (!ref.is_object()) continue;
+        json owner = json::object();
+        for (const char* field : {"kind", "name", "uid"}) {
+          if (auto it = ref.find(field); it != ref.end()) owner[field] = std::move(*it);
+        }
+        owners.push_back(std::move(owner));
+      }
+      meta["ownerReferences"] = std::move(owners);
+    }
+    kept["metadata"] = std::move(meta);
+  }
+  object = std::move(kept);
+}
+
 std::function<void(json&)> TrimFor(std::string_view kind) {
   if (kind == "Pod") return TrimPod;
   if (kind == "Service") return TrimService;

@@ -46,7 +46,8 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
         const size_t slash = key.find('/');
         server_ca_secrets_.Forget(key.substr(0, slash), key.substr(slash + 1));
         fan_out_.OnServerCaSecret(key);
-      }) {
+      }),
+      foreign_(client, clock, options_.watch_timeout, options_.namespaces) {
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout,
                                      .trim = TrimFor(kConnectionPoolType.kind)};
@@ -110,6 +111,7 @@ Manager::~Manager() {
   for (auto& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
+  helpers_.Stop();
   if (server_observer_) server_observer_->Stop();
   // Before the members the handlers use go.
   StopInformers();
@@ -123,6 +125,7 @@ void Manager::StopInformers() {
   secrets_.Stop();
   config_maps_.Stop();
   server_ca_watch_.Stop();
+  foreign_.Stop();
 }
 
 void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(observer); }
@@ -136,6 +139,7 @@ Status Manager::StartInformers() {
   if (auto started = secrets_.Start(); !started) return started;
   if (auto started = config_maps_.Start(); !started) return started;
   if (auto started = server_ca_watch_.Start(); !started) return started;
+  if (auto started = foreign_.Start(); !started) return started;
   return pools_->Start();
 }
 
@@ -149,6 +153,7 @@ void Manager::StepCaches() {
   config_maps_.Step();
   server_ca_watch_.Step();
   for (const auto& informer : pools_->informers()) (void)informer->Step();
+  foreign_.Step();
 }
 
 bool Manager::Synced() const {
@@ -182,6 +187,7 @@ Status Manager::StartWorkers() {
     if (!worker) return std::unexpected(worker.error());
     workers_.push_back(std::move(*worker));
   }
+  if (auto started = helpers_.Start(options_.write_helpers); !started) return started;
   if (auto started = events_.Start(); !started) return started;
   if (server_observer_) return server_observer_->Start();
   return {};
@@ -198,6 +204,7 @@ bool Manager::Stop(std::chrono::milliseconds drain) {
   if (drained) {
     for (auto& worker : workers_) worker.join();
     workers_.clear();
+    helpers_.Stop();
   }
   // What the last reconciles queued gets the rest of the drain to be written.
   events_.WaitIdle(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
@@ -246,7 +253,20 @@ void Manager::Process(const std::string& key) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (observer_) observer_(key, seconds, result);
-  --busy_;
+  if (--busy_ == 0) MaybeIdle();
+}
+
+void Manager::MaybeIdle() {
+  if (!options_.on_idle) return;
+  if (auto next = queue_.NextReadyTime(); next && *next <= clock_.Now()) return;
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  int64_t last = last_idle_.load();
+  const int64_t interval =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(options_.idle_interval)
+          .count();
+  if (last != 0 && now - last < interval) return;
+  if (!last_idle_.compare_exchange_strong(last, now)) return;  // another worker took it
+  options_.on_idle();
 }
 
 // The catch boundary of a worker: an exception from a library (a JSON value of an unexpected type
@@ -279,7 +299,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   const kube::ObjectPtr& object = target->object;
 
   ReconcileResult result = Reconcile(in);
-  PoolWriter writer(client_, holdings_);
+  PoolWriter writer(client_, holdings_, {.foreign = &foreign_, .helpers = &helpers_});
   auto names = writer.CheckNamesFree(in, result);
   if (!names) return std::unexpected(names.error());
   if (*names) result = Reconcile(in);

@@ -20,7 +20,9 @@
 #include "controller/events.h"
 #include "controller/exposed_secrets.h"
 #include "controller/fan_out.h"
+#include "controller/foreign_names.h"
 #include "controller/holdings.h"
+#include "controller/parallel.h"
 #include "controller/pool_index.h"
 #include "controller/server_ca_secrets.h"
 #include "controller/server_ca_watch.h"
@@ -47,6 +49,13 @@ struct ManagerOptions {
   // Where the auth role's Secret of each PostgresServer is kept (authQuery mode); empty: the
   // operator does not set authQuery up, and authQuery pools wait.
   std::string operator_namespace;
+  // Helper threads the writing reconciles share (parallel.h): the workers take the rest.
+  size_t write_helpers = 3;
+  // Called on a worker's thread when the queue goes idle (the last reconcile in flight ended and
+  // no key is ready), at most once per `idle_interval`: the process gives freed heap back to the
+  // kernel there (common/memory.h). Must be quick and must not call into the Manager.
+  std::function<void()> on_idle;
+  std::chrono::milliseconds idle_interval{1000};
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".
@@ -129,6 +138,7 @@ class Manager {
   void StopInformers();
   void Work();
   void Process(const std::string& key);
+  void MaybeIdle();
   Result<Outcome> ReconcileGuarded(const std::string& key);
   Result<Outcome> ReconcileKey(const std::string& key);
 
@@ -147,6 +157,8 @@ class Manager {
   ExposedSecrets config_maps_;  // the labelled ConfigMaps (server CAs), same label as Secrets
   ServerCaSecrets server_ca_secrets_;  // PostgresServers' CA Secrets, read by name
   ServerCaWatch server_ca_watch_;      // ... and watched, metadata only, to know when to read
+  ForeignNames foreign_;  // names of the owned kinds held by objects poolkeeper does not manage
+  TaskPool helpers_;      // the write helpers of every worker (parallel.h)
   std::mutex server_mutexes_mutex_;
   std::map<std::string, std::mutex> server_mutexes_;  // by budget key ("" for unplanned pools)
   std::unique_ptr<kube::InformerGroup> pools_;
@@ -159,6 +171,7 @@ class Manager {
 
   std::vector<std::thread> workers_;
   std::atomic<int> busy_{0};
+  std::atomic<int64_t> last_idle_{0};  // steady_clock ticks of the last on_idle call
   std::atomic<uint64_t> adds_{0};
   std::atomic<uint64_t> retries_{0};
 };

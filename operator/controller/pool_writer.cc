@@ -40,10 +40,31 @@ Result<bool> PoolWriter::CheckNamesFree(PoolInputs& in, const ReconcileResult& r
     Result<json> stored = json();
   };
   std::vector<Lookup> lookups;
+  bool changed = false;
   for (const json& desired : result.apply) {
     const std::string kind = desired.value("kind", "");
     const render::OwnedKind* owned = render::FindOwnedKind(kind);
     if (!owned || in.owned.contains(kind) || in.conflicts.contains(kind)) continue;
+    if (options_.foreign) {
+      const json& metadata = desired["metadata"];
+      const std::string ns = metadata.value("namespace", "");
+      const std::string name = metadata.value("name", "");
+      switch (options_.foreign->Lookup(kind, ns, name)) {
+        case NameState::kFree:
+          continue;
+        case NameState::kTaken:
+          // One that names this pool as its owner lost its label: the GET brings it whole.
+          if (auto holder = options_.foreign->Find(kind, ns, name);
+              holder && !OwnedBy(*holder, uid)) {
+            in.conflicts[kind] = DescribeForeign(kind, *holder);
+            changed = true;
+            continue;
+          }
+          break;
+        case NameState::kUnknown:
+          break;
+      }
+    }
     lookups.push_back({kind, &desired});
   }
   // The GETs at once; what they found is merged below, in order, on this thread.
@@ -56,8 +77,7 @@ Result<bool> PoolWriter::CheckNamesFree(PoolInputs& in, const ReconcileResult& r
       return {};
     });
   }
-  (void)RunBounded(gets, parallel_);
-  bool changed = false;
+  (void)RunBounded(gets, options_.parallel, options_.helpers);
   for (Lookup& lookup : lookups) {
     if (!lookup.stored) {
       if (lookup.stored.error().code == ErrorCode::kNotFound) continue;
@@ -125,7 +145,8 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
       return {};
     });
   }
-  if (auto written = RunBounded(writes, parallel_); !written) return written;
+  if (auto written = RunBounded(writes, options_.parallel, options_.helpers); !written)
+    return written;
   for (const auto& pod : result.delete_pods) {
     auto deleted = client_.Delete(
         kube::resources::kPod, ns, pod.name,

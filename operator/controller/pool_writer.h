@@ -2,15 +2,18 @@
 // safe order (the finalizer first, so nothing exists that a deletion would not wait for; then the
 // owned objects and deletions, at once; then the pods, the status), plus the one read a decision
 // needs that the caches cannot answer: whether an owned object's name is free before its first
-// write. The caches hold only objects labelled as poolkeeper's, and a forced server-side apply
-// would take over anyone else's.
+// write. The owned caches hold only objects labelled as poolkeeper's, and a forced server-side
+// apply would take over anyone else's: the names held by everyone else are in ForeignNames, and
+// a GET is made only for what those caches cannot answer.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/error.h"
+#include "controller/foreign_names.h"
 #include "controller/holdings.h"
+#include "controller/parallel.h"
 #include "controller/reconciler.h"
 #include "kube/client.h"
 #include "render/render.h"
@@ -26,19 +29,30 @@ bool OwnedBy(const nlohmann::json& object, const std::string& uid);
 // "Deployment shop/app exists and is not owned by this ConnectionPool (...)".
 std::string DescribeForeign(std::string_view kind, const nlohmann::json& object);
 
+// ConfigMap, Secret, Service and PodDisruptionBudget together.
+inline constexpr size_t kPoolParallelWrites = 4;
+
+struct PoolWriterOptions {
+  // Names held by objects poolkeeper does not manage; null: every check is a GET.
+  const ForeignNames* foreign = nullptr;
+  // Where the requests of a pass run at once (parallel.h); null: one after another.
+  TaskPool* helpers = nullptr;
+  size_t parallel = kPoolParallelWrites;  // at most this many of the pool's requests at once
+};
+
 class PoolWriter {
  public:
   // Pods it creates enter `holdings` at once, before the informer sees them, so the next plan on
   // the same server counts them even if the cache is behind.
-  // `parallel`: at most this many of the pool's requests at once (parallel.h).
-  PoolWriter(kube::Client& client, HoldingsIndex& holdings, size_t parallel = kParallelWrites)
-      : client_(client), holdings_(holdings), parallel_(parallel) {}
-  // ConfigMap, Secret, Service and PodDisruptionBudget together.
-  static constexpr size_t kParallelWrites = 4;
+  using Options = PoolWriterOptions;
+  PoolWriter(kube::Client& client, HoldingsIndex& holdings, Options options = {})
+      : client_(client), holdings_(holdings), options_(options) {}
 
-  // For every object `result` would apply that `in.owned` lacks: GET it. One the pool owns (the
-  // cache is behind our own write) joins in.owned; any other is a conflict in in.conflicts.
-  // Returns true when `in` changed, and the pool must be reconciled again with it.
+  // For every object `result` would apply that `in.owned` lacks, whether its name is free: a
+  // lookup in ForeignNames when its cache has listed (a name held by someone else is a conflict
+  // in in.conflicts; a free one needs nothing), else a GET. What a GET finds that the pool owns
+  // (the cache is behind our own write, or the label was taken off) joins in.owned; anything else
+  // is a conflict. Returns true when `in` changed, and the pool must be reconciled again with it.
   Result<bool> CheckNamesFree(PoolInputs& in, const ReconcileResult& result);
 
   // Writes what `result` decided for the pool `in.pool`. Stops at the first failure.
@@ -48,7 +62,7 @@ class PoolWriter {
   Status WriteFinalizer(const nlohmann::json& pool, FinalizerChange change);
   kube::Client& client_;
   HoldingsIndex& holdings_;
-  size_t parallel_;
+  Options options_;
 };
 
 }  // namespace poolkeeper::controller

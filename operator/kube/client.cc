@@ -199,6 +199,13 @@ Result<json> Client::Get(const ResourceType& type, std::string_view ns, std::str
   return SendForObject("get", {.method = "GET", .path = ResourcePath(type, ns, name)});
 }
 
+namespace {
+// The server's metadata-only form of an object, and of a list (a watch's events are objects).
+constexpr char kMetadataAccept[] = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+constexpr char kMetadataListAccept[] =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+}  // namespace
+
 Result<json> Client::GetMetadata(const ResourceType& type, std::string_view ns,
                                  std::string_view name) {
   if (auto named = CheckNamed(type, ns, name, "GET"); !named) {
@@ -207,8 +214,7 @@ Result<json> Client::GetMetadata(const ResourceType& type, std::string_view ns,
   return SendForObject("get", {.method = "GET",
                                .path = ResourcePath(type, ns, name),
                                // No fallback to the whole object: that would read a Secret's data.
-                               .accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;"
-                                         "v=v1"});
+                               .accept = kMetadataAccept});
 }
 
 Result<ListResult> Client::List(const ResourceType& type, std::string_view ns,
@@ -231,7 +237,9 @@ Result<ListResult> Client::List(const ResourceType& type, std::string_view ns,
     } else if (!options.resource_version.empty()) {
       query.emplace_back("resourceVersion", options.resource_version);
     }
-    auto response = Send("list", {.method = "GET", .path = ResourcePath(type, ns, "", "", query)});
+    HttpRequest request{.method = "GET", .path = ResourcePath(type, ns, "", "", query)};
+    if (options.metadata_only) request.accept = kMetadataListAccept;
+    auto response = Send("list", request);
     if (!response) return std::unexpected(response.error());
     if (!Success(response->status)) {
       return std::unexpected(
@@ -367,6 +375,7 @@ Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchO
                       .path = ResourcePath(type, ns, "", "", query),
                       .timeout = server_timeout + options_.request_timeout,
                       .stop = options.stop};
+  if (options.metadata_only) request.accept = kMetadataAccept;
 
   JsonStreamSplitter splitter;
   std::optional<Error> failure;

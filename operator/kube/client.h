@@ -74,6 +74,9 @@ struct ListOptions {
   std::string label_selector;
   std::string field_selector;
   std::string resource_version;  // "" = most recent (quorum read)
+  // Items as PartialObjectMetadata (apiVersion, kind, metadata): what a cache of names needs,
+  // without ever receiving a Secret's data.
+  bool metadata_only = false;
 };
 
 struct ListResult {
@@ -90,6 +93,7 @@ struct WatchOptions {
   std::chrono::seconds timeout{300};
   // Ends the watch at once when a stop is requested, however quiet the stream (Informer::Stop).
   std::stop_token stop;
+  bool metadata_only = false;  // as ListOptions
 };
 
 struct WatchEvent {

@@ -111,9 +111,10 @@ Status Informer::Failed(Error error, bool reset_count) {
 }
 
 Status Informer::ListAndReplace() {
-  auto listed = client_.List(
-      options_.type, options_.ns,
-      {.label_selector = options_.label_selector, .field_selector = options_.field_selector});
+  auto listed = client_.List(options_.type, options_.ns,
+                             {.label_selector = options_.label_selector,
+                              .field_selector = options_.field_selector,
+                              .metadata_only = options_.metadata_only});
   if (!listed) return Failed(listed.error(), false);
 
   std::map<std::string, ObjectPtr> fresh;
@@ -159,7 +160,8 @@ Status Informer::ListAndReplace() {
 Status Informer::WatchOnce() {
   WatchOptions watch{.label_selector = options_.label_selector,
                      .field_selector = options_.field_selector,
-                     .timeout = options_.watch_timeout};
+                     .timeout = options_.watch_timeout,
+                     .metadata_only = options_.metadata_only};
   {
     std::lock_guard guard(mutex_);
     watch.resource_version = resource_version_;

@@ -52,6 +52,9 @@ struct InformerOptions {
   Clock::Duration initial_backoff = std::chrono::milliseconds(500);
   Clock::Duration max_backoff = std::chrono::seconds(30);
   bool strip_managed_fields = true;
+  // Lists and watches PartialObjectMetadata (Client: ListOptions::metadata_only): a cache of
+  // names and owners, which never receives a Secret's data.
+  bool metadata_only = false;
   // Drops what no reader of this cache needs, once per object as it is decoded (listed or
   // watched), before it is stored or handed to the handlers: the caches keep what the reconciler
   // reads, not whole objects. Runs on the informer's thread; must not throw.

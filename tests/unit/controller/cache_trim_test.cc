@@ -89,6 +89,26 @@ TEST_F(CacheTrimTest, KeepsEveryFieldRenderSetsSoTheSteadyStateWritesNothing) {
   EXPECT_FALSE(again.status.has_value());
 }
 
+TEST(TrimToOwnership, KeepsWhoHoldsTheNameAndNothingElse) {
+  json raw = Untrimmed(Load("secret"));
+  raw["metadata"]["ownerReferences"] = {{{"apiVersion", "poolkeeper.io/v1alpha1"},
+                                         {"kind", "ConnectionPool"},
+                                         {"name", "app"},
+                                         {"uid", "u-1"},
+                                         {"controller", true},
+                                         {"blockOwnerDeletion", true}}};
+  json trimmed = raw;
+  TrimToOwnership(trimmed);
+  EXPECT_EQ(trimmed["metadata"]["name"], raw["metadata"]["name"]);
+  EXPECT_EQ(trimmed["metadata"]["namespace"], raw["metadata"]["namespace"]);
+  EXPECT_EQ(trimmed["metadata"]["ownerReferences"],
+            json::parse(R"([{"kind":"ConnectionPool","name":"app","uid":"u-1"}])"));
+  EXPECT_FALSE(trimmed.contains("data"));
+  EXPECT_FALSE(trimmed["metadata"].contains("labels"));
+  std::cout << "a foreign name: text " << raw.dump().size() << " -> " << trimmed.dump().size()
+            << "\n";
+}
+
 TEST(TrimPod, KeepsWhatThePodsReadersReadAndDropsTheRestOfTheStatus) {
   const json pod = Untrimmed(Load("pod"));
   const json trimmed = Trimmed(pod);

@@ -94,8 +94,23 @@ struct ManagerTest : ::testing::Test {
   FakeTransport transport;
   FakeClock clock;
   kube::Client client{transport};
-  Manager manager{client, clock, {.workers = 1}};
+  int idles = 0;
+  Manager manager{client,
+                  clock,
+                  {.workers = 1,
+                   .on_idle = [this] { ++idles; },
+                   .idle_interval = std::chrono::milliseconds(0)}};
 };
+
+// The process gives freed heap back when a burst of reconciles ends (common/memory.h): the hook
+// runs when the last pass in flight ends and no key is ready, not after every pass.
+TEST_F(ManagerTest, TheIdleHookRunsWhenNoKeyIsReadyAfterAPass) {
+  ListCaches({Pool("app"), Pool("shop")});
+  ASSERT_TRUE(manager.RunOne());
+  EXPECT_EQ(idles, 0) << "the other pool is ready";
+  ASSERT_TRUE(manager.RunOne());
+  EXPECT_EQ(idles, 1) << "only resyncs are left, later on the clock";
+}
 
 TEST_F(ManagerTest, APoolWhoseSecretIsMissingSaysWhichAndWritesNothingElse) {
   ListCaches({Pool("app")});

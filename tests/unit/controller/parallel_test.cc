@@ -1,4 +1,6 @@
-// RunBounded (parallel.h): every task runs, at most `limit` at once, the first failure in order.
+// RunBounded and TaskPool (parallel.h): every task runs, at most `limit` at once, the first failure
+// in order; the helpers are the pool's persistent threads, and without free helpers the caller
+// runs the tasks itself.
 #include "controller/parallel.h"
 
 #include <gtest/gtest.h>
@@ -7,11 +9,15 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <set>
+#include <thread>
 
 namespace poolkeeper::controller {
 namespace {
 
 TEST(RunBounded, RunsEveryTaskAndReportsTheFirstFailureInTaskOrder) {
+  TaskPool pool;
+  ASSERT_TRUE(pool.Start(3));
   struct Case {
     std::vector<int> failing;  // indexes of the tasks that fail
     size_t limit;
@@ -33,11 +39,14 @@ TEST(RunBounded, RunsEveryTaskAndReportsTheFirstFailureInTaskOrder) {
         return {};
       });
     }
-    Status status = RunBounded(tasks, c.limit);
-    EXPECT_EQ(ran, 5) << "a failure cancels nothing";
-    EXPECT_EQ(status ? "" : status.error().message, c.want);
+    for (TaskPool* helpers : {&pool, static_cast<TaskPool*>(nullptr)}) {
+      ran = 0;
+      Status status = RunBounded(tasks, c.limit, helpers);
+      EXPECT_EQ(ran, 5) << "a failure cancels nothing";
+      EXPECT_EQ(status ? "" : status.error().message, c.want);
+    }
   }
-  EXPECT_TRUE(RunBounded({}, 4));
+  EXPECT_TRUE(RunBounded({}, 4, &pool));
 }
 
 TEST(RunBounded, NeverMoreThanTheLimitAtOnce) {
@@ -54,15 +63,71 @@ TEST(RunBounded, NeverMoreThanTheLimitAtOnce) {
     ++done;
     return {};
   });
-  ASSERT_TRUE(RunBounded(tasks, 2));
+  TaskPool pool;
+  ASSERT_TRUE(pool.Start(3));
+  ASSERT_TRUE(RunBounded(tasks, 2, &pool));
   EXPECT_EQ(done, 8);
   EXPECT_EQ(most, 2);
 }
 
+TEST(TaskPool, StartsItsThreadsOnceAndJoinsThemOnStop) {
+  TaskPool pool;
+  ASSERT_TRUE(pool.Start(2));
+  ASSERT_TRUE(pool.Start(2));
+  EXPECT_EQ(pool.Threads(), 2u) << "a second Start adds none";
+  std::mutex mutex;
+  std::set<std::thread::id> ran_on;
+  // Several callers at once (the workers) share the same helpers.
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 3; ++c) {
+    callers.emplace_back([&] {
+      std::vector<std::function<Status()>> tasks(4, [&]() -> Status {
+        std::lock_guard guard(mutex);
+        ran_on.insert(std::this_thread::get_id());
+        return {};
+      });
+      EXPECT_TRUE(RunBounded(tasks, 4, &pool));
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  pool.Stop();
+  EXPECT_EQ(pool.Threads(), 0u);
+  EXPECT_FALSE(pool.Post([] {})) << "nothing runs after Stop";
+  EXPECT_LE(ran_on.size(), 5u) << "the 3 callers and the 2 helpers, no thread per call";
+}
+
+TEST(TaskPool, ACallerWhoseHelpersAreBusyRunsEveryTaskItself) {
+  TaskPool pool;
+  ASSERT_TRUE(pool.Start(1));
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool release = false;
+  ASSERT_TRUE(pool.Post([&] {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return release; });
+  }));
+  const auto caller = std::this_thread::get_id();
+  int on_caller = 0;
+  std::vector<std::function<Status()>> tasks(3, [&]() -> Status {
+    if (std::this_thread::get_id() == caller) ++on_caller;
+    return {};
+  });
+  ASSERT_TRUE(RunBounded(tasks, 3, &pool)) << "returns without waiting for the busy helper";
+  EXPECT_EQ(on_caller, 3);
+  {
+    std::lock_guard guard(mutex);
+    release = true;
+  }
+  changed.notify_all();
+  pool.Stop();  // the queued helper jobs of the call above are dropped or find nothing to do
+}
+
 TEST(RunBounded, ATaskThatThrowsIsAnErrorNotAnAbort) {
+  TaskPool pool;
+  ASSERT_TRUE(pool.Start(1));
   std::vector<std::function<Status()>> tasks = {
       []() -> Status { return {}; }, []() -> Status { throw std::runtime_error("boom"); }};
-  Status status = RunBounded(tasks, 2);
+  Status status = RunBounded(tasks, 2, &pool);
   ASSERT_FALSE(status);
   EXPECT_NE(status.error().message.find("boom"), std::string::npos);
 }

@@ -1,5 +1,6 @@
 // The write side of a reconcile (pool_writer.h): the owned objects are applied at once, all before
-// any pod, with the same requests as one after another; the first-write GETs likewise.
+// any pod, with the same requests as one after another; a new object's name is looked up in the
+// caches of names held by others (ForeignNames) and GET only when those have not listed.
 #include "controller/pool_writer.h"
 
 #include <gtest/gtest.h>
@@ -71,7 +72,10 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndAllBeforeAnyPod) {
   PoolInputs in;
   in.pool = kPool;
 
-  ASSERT_TRUE(PoolWriter(client, holdings).Write(in, ThreeObjectsAPodAndAStatus()));
+  TaskPool helpers;
+  ASSERT_TRUE(helpers.Start(2));
+  ASSERT_TRUE(
+      PoolWriter(client, holdings, {.helpers = &helpers}).Write(in, ThreeObjectsAPodAndAStatus()));
   EXPECT_EQ(rendezvous.most, 3) << "the three applies were in flight together";
   const auto requests = transport.Requests();
   ASSERT_EQ(requests.size(), 5u) << "the same requests as one after another";
@@ -128,7 +132,10 @@ TEST(PoolWriter, ChecksTheNamesOfNewObjectsAtOnceAndMergesWhatItFound) {
   PoolInputs in;
   in.pool = kPool;
 
-  auto changed = PoolWriter(client, holdings).CheckNamesFree(in, ThreeObjectsAPodAndAStatus());
+  TaskPool helpers;
+  ASSERT_TRUE(helpers.Start(2));
+  auto changed = PoolWriter(client, holdings, {.helpers = &helpers})
+                     .CheckNamesFree(in, ThreeObjectsAPodAndAStatus());
   ASSERT_TRUE(changed);
   EXPECT_TRUE(*changed);
   EXPECT_EQ(rendezvous.most, 3);
@@ -136,6 +143,77 @@ TEST(PoolWriter, ChecksTheNamesOfNewObjectsAtOnceAndMergesWhatItFound) {
   EXPECT_EQ(in.owned.at("ConfigMap"), ours) << "our own, the cache was behind";
   EXPECT_NE(in.conflicts.at("Secret").find("not owned by this ConnectionPool"), std::string::npos);
   EXPECT_FALSE(in.owned.contains("Service") || in.conflicts.contains("Service")) << "free";
+}
+
+json List(std::vector<json> items) {
+  return {{"kind", "List"},
+          {"apiVersion", "v1"},
+          {"metadata", {{"resourceVersion", "10"}}},
+          {"items", std::move(items)}};
+}
+
+// Issue 14: the GETs were 3 of a new pool's 10 requests. With the foreign names listed, a free
+// name costs nothing and a taken one is a conflict without a request; a kind whose cache has not
+// listed is still checked with a GET.
+TEST(PoolWriter, LooksNewNamesUpInTheForeignNamesAndGetsOnlyWhatTheyCannotAnswer) {
+  FakeTransport transport;
+  kube::Client client(transport);
+  FakeClock clock;
+  ForeignNames foreign(client, clock, std::chrono::seconds(60), {});
+  json theirs = Owned("Secret", "app-auth");
+  theirs["metadata"]["ownerReferences"] = {{{"kind", "Deployment"}, {"name", "x"}, {"uid", "d"}}};
+  // An object this pool owns that lost its label: brought whole by a GET.
+  json ours = Owned("ConfigMap", "app-config");
+  ours["metadata"]["ownerReferences"] = {
+      {{"kind", "ConnectionPool"}, {"name", "app"}, {"uid", "u-1"}}};
+  transport.RespondJson("GET", "/api/v1/secrets", 200, List({theirs}));
+  transport.RespondJson("GET", "/api/v1/configmaps", 200, List({ours}));
+  foreign.Step();  // services are not scripted: their cache has not listed
+  const size_t lists = transport.Requests().size();
+  transport.RespondJson("GET", kConfigMap, 200, ours);
+  transport.Respond("GET", kService, 404, kube::testing::StatusBody(404, "NotFound"));
+  HoldingsIndex holdings(clock);
+  PoolInputs in;
+  in.pool = kPool;
+
+  auto changed = PoolWriter(client, holdings, {.foreign = &foreign})
+                     .CheckNamesFree(in, ThreeObjectsAPodAndAStatus());
+  ASSERT_TRUE(changed);
+  EXPECT_TRUE(*changed);
+  std::vector<std::string> gets;
+  const auto requests = transport.Requests();
+  for (size_t i = lists; i < requests.size(); ++i) gets.push_back(requests[i].path);
+  std::ranges::sort(gets);
+  EXPECT_EQ(gets, (std::vector<std::string>{kConfigMap, kService}))
+      << "no GET of the Secret: its cache has listed";
+  EXPECT_NE(in.conflicts.at("Secret").find("owned by Deployment x"), std::string::npos)
+      << in.conflicts.at("Secret");
+  EXPECT_EQ(in.owned.at("ConfigMap"), ours);
+  EXPECT_FALSE(in.owned.contains("Service") || in.conflicts.contains("Service"));
+}
+
+TEST(PoolWriter, FreeNamesInListedCachesCostNoRequest) {
+  FakeTransport transport;
+  kube::Client client(transport);
+  FakeClock clock;
+  ForeignNames foreign(client, clock, std::chrono::seconds(60), {});
+  for (const char* path : {"/api/v1/configmaps", "/api/v1/secrets", "/api/v1/services",
+                           "/apis/policy/v1/poddisruptionbudgets"}) {
+    transport.RespondJson("GET", path, 200, List({Owned("ConfigMap", "someone-else")}));
+  }
+  foreign.Step();
+  ASSERT_TRUE(foreign.HasSynced());
+  const size_t lists = transport.Requests().size();
+  HoldingsIndex holdings(clock);
+  PoolInputs in;
+  in.pool = kPool;
+
+  auto changed = PoolWriter(client, holdings, {.foreign = &foreign})
+                     .CheckNamesFree(in, ThreeObjectsAPodAndAStatus());
+  ASSERT_TRUE(changed);
+  EXPECT_FALSE(*changed);
+  EXPECT_EQ(transport.Requests().size(), lists) << "no request";
+  EXPECT_TRUE(in.conflicts.empty());
 }
 
 }  // namespace

@@ -1,0 +1,23 @@
+#include "common/memory.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace poolkeeper {
+
+void LimitMallocArenas() {
+#if defined(__GLIBC__)
+  // Two, not one: the workers and the informers allocate at the same time, and one arena would
+  // make every allocation contend for its lock.
+  (void)mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
+void ReleaseFreeMemory() {
+#if defined(__GLIBC__)
+  (void)malloc_trim(0);
+#endif
+}
+
+}  // namespace poolkeeper
