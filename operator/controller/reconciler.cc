@@ -242,9 +242,11 @@ class Pass {
       Block("SecretNotFound", in_.server_ca.error().ToString());
       return false;
     }
+    // The TLS files' revision also goes into the pod hash: PgBouncer keeps the certificates it
+    // started with (a renewal rolls the pods, agent or not); a password rotation is RELOADed.
     auto built = render::BuildObjects(pool_, *mine_, passwords->passwords,
                                       secrets::WithTlsRevision(passwords->revision, *tls),
-                                      copies_ca ? *in_.server_ca : std::string());
+                                      copies_ca ? *in_.server_ca : std::string(), *tls);
     if (!built) {
       Block("InvalidSpec", built.error().ToString());
       return false;
@@ -306,7 +308,7 @@ class Pass {
     PodTarget target{pool_.metadata.name,
                      pooler.instances,
                      static_cast<int>(budget::PodsCharged(pooler)),
-                     objects_->config_hash,
+                     objects_->pod_hash,
                      mine_->per_instance,
                      mine_->limit,
                      pooler.max_surge == 0 ? 1 : 0};
@@ -324,7 +326,9 @@ class Pass {
     auto surge = IntAnnotation(admitted, render::kMaxSurgeAnnotation);
     auto per_pod = IntAnnotation(admitted, render::kPodConnectionsAnnotation);
     auto planned = PlannedConnections(admitted);
-    const std::string hash = api::StatusFromJson(stored_status_).config_hash;
+    // With the agent the pods carry the admitted pod hash (what a RELOAD cannot apply).
+    std::string hash = StringAnnotation(admitted, render::kPodHashAnnotation);
+    if (hash.empty()) hash = api::StatusFromJson(stored_status_).config_hash;
     const json* sibling = nullptr;
     for (const auto& pod : in_.pods) {
       ObservedPod o = ObservePod(pod, PoolUid(in_.pool), 0);
