@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controller/agent_status.h"
 #include "controller/events.h"
 #include "controller/exposed_secrets.h"
 #include "controller/fan_out.h"
@@ -46,6 +47,9 @@ struct ManagerOptions {
   // Where the auth role's Secret of each PostgresServer is kept (authQuery mode); empty: the
   // operator does not set authQuery up, and authQuery pools wait.
   std::string operator_namespace;
+  // Asks the pooler agents which configuration their PgBouncer runs (agent_status.h); nullptr:
+  // pods keep the figure they were created with (the ConfigMap's, when higher, is charged too).
+  AgentStatusSource* agent_status = nullptr;
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".
