@@ -42,7 +42,8 @@ class HttpAgentStatus : public AgentStatusSource {
     if (current.is_boolean() && current.get<bool>() && hash.is_string()) {
       report.config_hash = hash.get<std::string>();
     }
-    const json& servers = status.contains("serverConnections") ? status["serverConnections"] : json();
+    const json& servers =
+        status.contains("serverConnections") ? status["serverConnections"] : json();
     // Not a number: as many as could be (never lowered on a report that says nothing).
     report.server_connections =
         servers.is_number() ? servers.get<int64_t>() : std::numeric_limits<int64_t>::max();

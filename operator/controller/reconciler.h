@@ -19,8 +19,8 @@
 #include "api/status.h"
 #include "budget/planner.h"
 #include "budget/servers.h"
-#include "controller/agent_status.h"
 #include "common/error.h"
+#include "controller/agent_status.h"
 #include "secrets/secrets.h"
 
 namespace poolkeeper::controller {
@@ -61,8 +61,8 @@ struct PoolInputs {
   // hold one yet (Gather makes it; the reconciler stays free of randomness).
   std::string new_agent_password;
   // With the agent: pod name -> what its agent reports (agent_status.h: the config hash loaded,
-  // the server connections held); a pod whose agent did not answer is absent. `agents_asked` false (no AgentStatusSource): the pods
-  // keep their figures and nothing waits for the agents.
+  // the server connections held); a pod whose agent did not answer is absent. `agents_asked` false
+  // (no AgentStatusSource): the pods keep their figures and nothing waits for the agents.
   bool agents_asked = false;
   std::map<std::string, AgentReport> agent_reports;
 };
