@@ -6,7 +6,9 @@
 # of a pool and one more waits, shows the active and waiting clients; PAUSE through the ConfigMap's `paused` key holds
 # a client's query until RESUME. A setting change and a password rotation reach every pod by RELOAD: same pods,
 # no container restarted, SHOW CONFIG with the new value, a session opened before still answering, the new password
-# working and the old one refused.
+# working and the old one refused. Scaling 2 -> 3 with derived caps (maxSurge 0) under load: the running pods reload
+# the lowered caps, their figures are lowered once their agents report it, then the third pod starts; nothing
+# restarts and the server's peak (pg_stat_activity, sampled) stays within usable.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,8 +20,8 @@ clients=() # pids of the psql clients this script started in the background
 
 stop_clients() {
 	local pid
-	for pid in "${clients[@]}"; do kill "$pid" 2>/dev/null; done
-	for pid in "${clients[@]}"; do wait "$pid" 2>/dev/null; done
+	for pid in "${clients[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${clients[@]}"; do wait "$pid" 2>/dev/null || true; done
 	clients=()
 }
 cleanup() {
@@ -53,9 +55,15 @@ app_password=app-secret-pw
 client() { # POD SQL [PASSWORD]
 	PGPASSWORD=${3:-$app_password} PGCONNECT_TIMEOUT=5 psql "host=$(pod_ip "$1") port=6432 user=app dbname=app" -qAt -c "$2"
 }
+# A psql client through one pod started in the background, its pid (psql's own, so that kill ends the session) added
+# to `clients`.
+bg_client() { # POD SQL OUTPUT-FILE
+	PGPASSWORD=$app_password PGCONNECT_TIMEOUT=5 psql "host=$(pod_ip "$1") port=6432 user=app dbname=app" -qAt -c "$2" >"$3" 2>&1 &
+	clients+=($!)
+}
 # name uid restartCount... of the pool's pods: equal before and after means nothing was replaced or restarted.
-identities() {
-	k get pod -l poolkeeper.io/pool=ag -o json |
+identities() { # [POOL]
+	k get pod -l "poolkeeper.io/pool=${1:-ag}" -o json |
 		jq -r '.items[] | [.metadata.name, .metadata.uid, (.status.containerStatuses[] | .restartCount)] | @tsv' | sort
 }
 # Every pod's agent reports the ConfigMap's config hash loaded, and SHOW CONFIG matching the file.
@@ -131,10 +139,7 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 	local pod=ag-0 i
 	agent "$pod" /metrics | has -x 'pgbouncer_up 1' || fail "pgbouncer_up is not 1"
 	# defaultPoolSize 2: two clients hold the pool's server connections, the third waits.
-	for i in 1 2 3; do
-		client "$pod" 'SELECT pg_sleep(60)' >/dev/null 2>&1 &
-		clients+=($!)
-	done
+	for i in 1 2 3; do bg_client "$pod" 'SELECT pg_sleep(20)' /dev/null; done
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_active_connections) >= 2 && $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' ||
 		fail "metrics: $(agent "$pod" /metrics | grep -E '^pgbouncer_pools_(client|server)_' )"
 	local active waiting servers
@@ -153,9 +158,8 @@ test_pause_holds_a_query_until_resume() {
 	set_paused true
 	eventually 60 '[[ "$(agent ag-0 /status | jq -r .paused)" == true && "$(agent ag-1 /status | jq -r .paused)" == true ]]' ||
 		fail "not paused: $(agent ag-0 /status) $(agent ag-1 /status)"
-	client "$pod" "SELECT 'through'" >"$out" 2>&1 &
-	pid=$!
-	clients+=("$pid")
+	bg_client "$pod" "SELECT 'through'" "$out"
+	pid=${clients[-1]}
 	# Held: PgBouncer has the client waiting for a server connection, and psql has printed nothing.
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' || fail "the client is not waiting"
 	kill -0 "$pid" 2>/dev/null && [[ ! -s "$out" ]] || fail "the query was not held: $(cat "$out")"
@@ -216,6 +220,61 @@ test_a_password_rotation_is_reloaded_without_a_restart() {
 	log "password rotated by RELOAD on every pod, none restarted; a session survived"
 }
 
+sc_yaml() { # INSTANCES
+	cat <<YAML
+apiVersion: poolkeeper.io/v1alpha1
+kind: ConnectionPool
+metadata: {name: sc, namespace: default}
+spec:
+  serverRef: {name: agentdb}
+  pooler: {instances: $1, maxSurge: 0, pgbouncerVersion: "1.18", image: "localhost/poolkeeper-test/pgbouncer:1.18.0", defaultPoolSize: 20, serverIdleTimeoutSeconds: 5}
+  databases: [{name: app}]
+  users: [{name: app, passwordSecretRef: {name: app-db}}]
+YAML
+}
+per_pod() { k get pod "$1" -o go-template='{{index .metadata.annotations "poolkeeper.io/connections-per-pod"}}'; }
+
+# Derived caps, maxSurge 0: 2 pods of usable / 2, then 3 of usable / 3. The running pods reload the lowered caps, their
+# agents report it (and no more server connections held), their figures are lowered, and only then is the third pod
+# created: nothing restarts, and the server never sees more than usable from the pool, sampled under load.
+test_scaling_up_with_derived_caps_reloads_then_adds_a_pod_within_the_budget() {
+	k delete connectionpool ag --wait=true >/dev/null
+	eventually 120 '[[ -z "$(k get pod -l poolkeeper.io/pool=ag -o name)" ]]' || fail "ag's pods still exist"
+	sc_yaml 2 | k apply -f - >/dev/null
+	eventually 120 all_ready sc 2 || fail "sc not Ready: $(k get connectionpool sc -o jsonpath='{.status.conditions}')"
+	local usable before i pid peak lowered=""
+	app_password=$(k get secret app-db -o go-template='{{.data.password | base64decode}}') # rotated by the test before
+	usable=$(k get connectionpool sc -o jsonpath='{.status.budget.usable}')
+	[[ "$(per_pod sc-0)" == $((usable / 2)) ]] || fail "sc-0 is charged $(per_pod sc-0), not $usable / 2"
+	before=$(identities sc)
+	# Load: 6 clients per pod, each 150 one-statement transactions of 0.2 s (about 30 s).
+	for i in $(seq 150); do echo "SELECT pg_sleep(0.2);"; done > "$work/load.sql"
+	for i in 1 2 3 4 5 6; do
+		for pod in sc-0 sc-1; do
+			PGPASSWORD=$app_password psql "host=$(pod_ip $pod) port=6432 user=app dbname=app" -qAt -f "$work/load.sql" >/dev/null 2>"$work/load-$pod-$i.err" &
+			clients+=($!)
+		done
+	done
+	# The server's backends of the pool's user, every 0.2 s.
+	(while :; do psql_super -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"; sleep 0.2; done) >"$work/samples" 2>/dev/null &
+	local sampler=$!
+	eventually 30 '(( $(metric sc-0 pgbouncer_pools_client_active_connections) >= 5 ))' || fail "no load on sc-0"
+	sc_yaml 3 | k apply -f - >/dev/null
+	# When the third pod exists, the two running ones are already charged the lowered figure.
+	eventually 180 'k get pod sc-2 >/dev/null 2>&1' || fail "no third pod: $(k get connectionpool sc -o jsonpath='{.status.conditions}')"
+	lowered="$(per_pod sc-0) $(per_pod sc-1)"
+	[[ "$lowered" == "$((usable / 3)) $((usable / 3))" ]] || fail "sc-2 created while sc-0, sc-1 are charged $lowered"
+	eventually 120 all_ready sc 3 || fail "sc not Ready with 3: $(k get connectionpool sc -o jsonpath='{.status.conditions}')"
+	for pid in "${clients[@]}"; do wait "$pid" || fail "a load client failed: $(cat "$work"/load-*.err)"; done
+	clients=()
+	kill "$sampler"; wait "$sampler" 2>/dev/null
+	peak=$(sort -n "$work/samples" | tail -1)
+	(( peak >= 8 )) || fail "the load reached only $peak backends"
+	(( peak <= usable )) || fail "the server saw $peak backends of the pool, over usable $usable"
+	[[ "$(identities sc | grep -v sc-2)" == "$before" ]] || fail "pods replaced or restarted: $before -> $(identities sc)"
+	log "2 -> 3: figures $((usable / 2)) -> $lowered before sc-2 was created; peak $peak of $usable usable over $(wc -l <"$work/samples") samples; nothing restarted"
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 UP_EXTRA_IMAGES=operator "$here/up.sh" "$C" || { echo "up.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 start_postgres 30
@@ -223,7 +282,7 @@ k apply -f "$repo/crds/" >/dev/null &&
 	k wait --for=condition=Established crd/connectionpools.poolkeeper.io crd/postgresservers.poolkeeper.io --timeout=30s >/dev/null
 k create namespace poolkeeper-system >/dev/null
 server_yaml | k apply -f - >/dev/null
-k create secret generic app-db --from-literal=password=app-secret-pw >/dev/null
+k create secret generic app-db --save-config --from-literal=password=app-secret-pw >/dev/null
 k label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
 start_host_operator --agent-image "$agent_image"
 run test_pods_with_the_agent_become_ready
@@ -231,5 +290,6 @@ run test_metrics_show_active_and_waiting_clients_under_load
 run test_pause_holds_a_query_until_resume
 run test_a_setting_change_is_reloaded_without_a_restart
 run test_a_password_rotation_is_reloaded_without_a_restart
+run test_scaling_up_with_derived_caps_reloads_then_adds_a_pod_within_the_budget
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
