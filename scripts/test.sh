@@ -74,6 +74,9 @@ fi
 if [ -f "$REPO_ROOT/tests/cluster/tls_test.sh" ]; then
   run_tier tls bash "$REPO_ROOT/tests/cluster/tls_test.sh"
 fi
+if [ -f "$REPO_ROOT/tests/cluster/agent_test.sh" ]; then
+  run_tier agent bash "$REPO_ROOT/tests/cluster/agent_test.sh"
+fi
 if [ -f "$REPO_ROOT/tests/cluster/chaos_test.sh" ]; then
   run_tier chaos bash "$REPO_ROOT/tests/cluster/chaos_test.sh"
 fi

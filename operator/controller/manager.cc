@@ -296,6 +296,10 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   PoolInputs in = Gather(caches, *target, options_.defaults);
   in.policy = options_.policy;
   in.auth_secret_namespace = options_.operator_namespace;
+  if (options_.agent_status && !options_.defaults.agent_image.empty()) {
+    in.agents_asked = true;
+    in.agent_reports = ReadAgents(*options_.agent_status, in.pods);
+  }
   const kube::ObjectPtr& object = target->object;
 
   ReconcileResult result = Reconcile(in);
@@ -317,7 +321,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
          {"status", result.status ? "updated" : "unchanged"},
          {"blocked", result.blocked_reason.empty() ? "no" : "yes"}});
   }
-  return Outcome{};
+  return Outcome{.requeue_after = result.requeue_after};
 }
 
 std::mutex& Manager::ServerMutex(const std::string& server) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controller/agent_status.h"
 #include "controller/events.h"
 #include "controller/exposed_secrets.h"
 #include "controller/fan_out.h"
@@ -56,6 +57,9 @@ struct ManagerOptions {
   // kernel there (common/memory.h). Must be quick and must not call into the Manager.
   std::function<void()> on_idle;
   std::chrono::milliseconds idle_interval{1000};
+  // Asks the pooler agents which configuration their PgBouncer runs (agent_status.h); nullptr:
+  // pods keep the figure they were created with (the ConfigMap's, when higher, is charged too).
+  AgentStatusSource* agent_status = nullptr;
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".

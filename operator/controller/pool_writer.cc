@@ -155,6 +155,19 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
       return std::unexpected(deleted.error());
     }
   }
+  // A pod's figure follows its agent's report; the uid in the patch makes it fail rather than
+  // touch a pod of the same name made since.
+  for (const auto& figure : result.pod_figures) {
+    auto patched = client_.MergePatch(
+        kube::resources::kPod, ns, figure.name,
+        {{"metadata",
+          {{"uid", figure.uid},
+           {"annotations",
+            {{render::kPodConnectionsAnnotation, std::to_string(figure.connections)}}}}}});
+    if (!patched && patched.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(patched.error());
+    }
+  }
   for (const json& pod : result.create_pods) {
     auto created = client_.Create(kube::resources::kPod, pod);
     if (!created) return std::unexpected(created.error());

@@ -242,9 +242,11 @@ class Pass {
       Block("SecretNotFound", in_.server_ca.error().ToString());
       return false;
     }
+    // The TLS files' revision also goes into the pod hash: PgBouncer keeps the certificates it
+    // started with (a renewal rolls the pods, agent or not); a password rotation is RELOADed.
     auto built = render::BuildObjects(pool_, *mine_, passwords->passwords,
                                       secrets::WithTlsRevision(passwords->revision, *tls),
-                                      copies_ca ? *in_.server_ca : std::string());
+                                      copies_ca ? *in_.server_ca : std::string(), *tls);
     if (!built) {
       Block("InvalidSpec", built.error().ToString());
       return false;
@@ -261,10 +263,12 @@ class Pass {
     status_.config_hash = objects_->config_hash;
     std::vector<json> apply;
     std::string taken;
+    const bool hold_raise = HoldRaise();
     for (const auto& kind : render::kOwnedKinds) {
       const json& want = (*objects_).*kind.member;
       const std::string name(kind.kind);
       auto stored = in_.owned.find(name);
+      if (hold_raise && name == "ConfigMap" && stored != in_.owned.end()) continue;
       if (want.is_null()) {
         if (stored != in_.owned.end()) result_.delete_kinds.push_back(name);
         continue;
@@ -299,6 +303,54 @@ class Pass {
     return true;
   }
 
+  // With the agent every pod that exists loads a new ConfigMap (draining ones too), so a
+  // configuration that raises the per-pod figure waits while the pods that exist could not all
+  // run it within the pool's limit: scaling down removes the pod first, then raises the caps.
+  bool HoldRaise() {
+    if (pool_.spec.pooler.agent_image.empty()) return false;
+    int64_t pods = 0;
+    for (const auto& pod : in_.pods) pods += PodFinished(pod) ? 0 : 1;
+    if (pods * mine_->per_instance <= mine_->limit) return false;
+    waiting_for_ = std::to_string(pods) + " pods exist: the raised caps (" +
+                   std::to_string(mine_->per_instance) + " per pod) wait until " +
+                   std::to_string(mine_->limit / std::max<int64_t>(mine_->per_instance, 1)) +
+                   " are left";
+    return true;
+  }
+
+  // With the agent: the pods that run the current pod hash take a new configuration by RELOAD.
+  // Each stays charged its own figure until its agent reports the new config hash loaded and, when
+  // the figure goes down, no more server connections held than the new one; then its figure
+  // becomes the new one. Until every pod reports, the rollout is not complete.
+  void ConfirmReloads() {
+    if (pool_.spec.pooler.agent_image.empty() || !in_.agents_asked) return;
+    std::vector<std::string> reloading;
+    for (const auto& pod : in_.pods) {
+      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), 0);
+      if (!o.owned || o.terminating || o.finished || o.config_hash != objects_->pod_hash) continue;
+      auto report = in_.agent_reports.find(o.name);
+      auto figure = IntAnnotation(pod, render::kPodConnectionsAnnotation);
+      const bool lowering = !figure || *figure > mine_->per_instance;
+      if (report == in_.agent_reports.end() ||
+          report->second.config_hash != objects_->config_hash ||
+          (lowering && report->second.server_connections > mine_->per_instance)) {
+        reloading.push_back(o.name);
+        continue;
+      }
+      if (figure != mine_->per_instance) {
+        result_.pod_figures.push_back({o.name, o.uid, mine_->per_instance});
+      }
+    }
+    if (reloading.empty()) return;
+    std::string names;
+    for (const auto& name : reloading) names += (names.empty() ? "" : ", ") + name;
+    waiting_for_ += (waiting_for_.empty() ? "" : "; ") + std::string("the agents of ") + names +
+                    " have not reported configuration " + objects_->config_hash.substr(0, 12) +
+                    " loaded with at most " + std::to_string(mine_->per_instance) +
+                    " server connections";
+    result_.requeue_after = std::chrono::seconds(2);
+  }
+
   // Starts and retires pods so that every pod runs the new configuration, never holding more
   // than the pool's limit at any instant (pods.h).
   void DrivePods() {
@@ -306,11 +358,12 @@ class Pass {
     PodTarget target{pool_.metadata.name,
                      pooler.instances,
                      static_cast<int>(budget::PodsCharged(pooler)),
-                     objects_->config_hash,
+                     objects_->pod_hash,
                      mine_->per_instance,
                      mine_->limit,
                      pooler.max_surge == 0 ? 1 : 0};
     pods_ = ApplyPodPlan(target, objects_->pod_template);
+    ConfirmReloads();
   }
 
   // While a newer spec is refused (over budget, invalid, a Secret missing), the last admitted
@@ -324,7 +377,9 @@ class Pass {
     auto surge = IntAnnotation(admitted, render::kMaxSurgeAnnotation);
     auto per_pod = IntAnnotation(admitted, render::kPodConnectionsAnnotation);
     auto planned = PlannedConnections(admitted);
-    const std::string hash = api::StatusFromJson(stored_status_).config_hash;
+    // With the agent the pods carry the admitted pod hash (what a RELOAD cannot apply).
+    std::string hash = StringAnnotation(admitted, render::kPodHashAnnotation);
+    if (hash.empty()) hash = api::StatusFromJson(stored_status_).config_hash;
     const json* sibling = nullptr;
     for (const auto& pod : in_.pods) {
       ObservedPod o = ObservePod(pod, PoolUid(in_.pool), 0);
@@ -372,11 +427,12 @@ class Pass {
     const int64_t instances = status_.instances;
     status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
     // While a spec is blocked, keeping its last admitted pods is not a rollout.
-    bool rolling =
-        result_.blocked_reason.empty() && pods_ && (!result_.apply.empty() || !pods_->complete);
+    bool rolling = result_.blocked_reason.empty() && pods_ &&
+                   (!result_.apply.empty() || !pods_->complete || !waiting_for_.empty());
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
     if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;
+    if (!waiting_for_.empty()) progress += "; waiting: " + waiting_for_;
     SetCondition(MakeCondition(
         api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
         rolling ? progress : "every pod runs the current configuration", generation_));
@@ -420,6 +476,7 @@ class Pass {
   budget::Holdings holdings_;  // by budget key
   std::optional<render::OwnedObjects> objects_;
   std::optional<PodChanges> pods_;  // what DrivePods or KeepLastGoodPods decided
+  std::string waiting_for_;         // a held raise, agents yet to reload (ReportRollout)
   ReconcileResult result_;
 };
 

@@ -6,6 +6,7 @@
 // and a steady state costs no writes.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "budget/planner.h"
 #include "budget/servers.h"
 #include "common/error.h"
+#include "controller/agent_status.h"
 #include "secrets/secrets.h"
 
 namespace poolkeeper::controller {
@@ -58,6 +60,11 @@ struct PoolInputs {
   // A fresh random password for the pooler agent, used only when the pool's auth Secret does not
   // hold one yet (Gather makes it; the reconciler stays free of randomness).
   std::string new_agent_password;
+  // With the agent: pod name -> what its agent reports (agent_status.h: the config hash loaded,
+  // the server connections held); a pod whose agent did not answer is absent. `agents_asked` false
+  // (no AgentStatusSource): the pods keep their figures and nothing waits for the agents.
+  bool agents_asked = false;
+  std::map<std::string, AgentReport> agent_reports;
 };
 
 // Held on deletion until the pool's pods are gone, so the budget they hold is not handed out while
@@ -84,6 +91,15 @@ struct ReconcileResult {
     std::string name, uid, resource_version;
   };
   std::vector<PodToDelete> delete_pods;
+  // With the agent: pods whose agent reports the current configuration loaded, and whose
+  // poolkeeper.io/connections-per-pod is to become `connections` (a JSON merge patch, uid checked).
+  struct PodFigure {
+    std::string name, uid;
+    int64_t connections = 0;
+  };
+  std::vector<PodFigure> pod_figures;
+  // Reconcile again after this long: an agent has not reported the configuration loaded yet.
+  std::chrono::milliseconds requeue_after{0};
   std::optional<nlohmann::json> status;  // the new status, when it differs from the stored one
   std::vector<EventRecord> events;
   // Why the configuration was not rolled out (budget, spec, missing Secret); empty when it was.

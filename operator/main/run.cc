@@ -22,6 +22,7 @@
 #include "main/metrics_access.h"
 #include "main/metrics_wiring.h"
 #include "postgres/observer.h"
+#include "render/render.h"
 
 namespace poolkeeper::cli {
 namespace {
@@ -82,6 +83,8 @@ int RunOperator(const RunOptions& options) {
     if (!left) return std::unexpected(left.error());
     return std::chrono::floor<std::chrono::milliseconds>(*left);
   });
+  // The pooler agents' /status on each pod's IP (render::kAgentPort), 2 s per pod at most.
+  auto agent_status = controller::MakeHttpAgentStatus(render::kAgentPort, std::chrono::seconds(2));
   controller::Manager manager(
       client, clock,
       {.namespaces = options.namespaces,
@@ -95,7 +98,9 @@ int RunOperator(const RunOptions& options) {
        // authQuery's Secrets: the operator's own namespace.
        .operator_namespace = kube::ProcessGetenv("POD_NAMESPACE").value_or(config->namespace_),
        // A burst of reconciles (a first sync, a bulk apply) leaves freed heap behind.
-       .on_idle = ReleaseFreeMemory});
+       .on_idle = ReleaseFreeMemory,
+
+       .agent_status = agent_status.get()});
   std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};

@@ -113,7 +113,8 @@ json PodDisruptionBudget(const api::ConnectionPool& pool) {
 Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget::PoolPlan& plan,
                                   const Passwords& passwords,
                                   const std::string& credentials_revision,
-                                  const std::string& server_ca) {
+                                  const std::string& server_ca,
+                                  const std::string& restart_revision) {
   auto userlist = RenderUserlist(pool, passwords);
   if (!userlist) return std::unexpected(userlist.error());
   const bool copies_ca = pool.spec.tls.server && pool.spec.tls.server->ca_from_server;
@@ -146,7 +147,15 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   annotations[kInstancesAnnotation] = std::to_string(pool.spec.pooler.instances);
   annotations[kMaxSurgeAnnotation] = std::to_string(pool.spec.pooler.max_surge);
   objects.pod_template = internal::BuildPodTemplate(pool, objects.config_hash);
+  objects.pod_hash = objects.config_hash;
+  if (!pool.spec.pooler.agent_image.empty()) {
+    objects.pod_hash = RestartHash(
+        ini, pool.spec.pooler.pgbouncer_version, objects.pod_template["spec"],
+        copies_ca ? restart_revision + ",server-ca=" + Sha256Hex(server_ca) : restart_revision);
+  }
+  if (objects.pod_hash != objects.config_hash) annotations[kPodHashAnnotation] = objects.pod_hash;
   json& pod_annotations = objects.pod_template["metadata"]["annotations"];
+  pod_annotations[kConfigHashAnnotation] = objects.pod_hash;
   pod_annotations[kServerAnnotation] = endpoint;
   pod_annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
   objects.service = Service(pool);

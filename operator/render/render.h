@@ -63,7 +63,11 @@ struct OwnedObjects {
   nlohmann::json pod_template;
   nlohmann::json service;                // <pool>: clients connect to <pool>.<namespace>.svc
   nlohmann::json pod_disruption_budget;  // null when instances <= 1
-  std::string config_hash;  // sha256 hex of what the pods run, also on the pod template
+  std::string config_hash;  // sha256 hex of what the pods run (the agent reports it loaded)
+  // The pods' poolkeeper.io/config-hash: what only a new PgBouncer process applies. Without the
+  // agent every change needs one, so it is config_hash; with it, RestartHash (a change of
+  // anything else is RELOADed in place by the agent, and the pods stay).
+  std::string pod_hash;
 };
 
 // The kinds of OwnedObjects that are applied as they are rendered, in order; pods come after them
@@ -99,6 +103,13 @@ nlohmann::json PodInSlot(const nlohmann::json& pod_template, const std::string& 
 // a password in a readable annotation would be a guessing oracle.
 std::string ConfigHash(std::string_view ini, std::string_view credentials_revision);
 
+// With the agent: sha256 hex of what a running PgBouncer cannot take on RELOAD: the [pgbouncer]
+// keys of `ini` for which api::NeedsRestart(key, version) (listen port, socket dir, ...), the pod's
+// spec (image, ports, volumes, resources, grace period: a pod cannot change them), and
+// `restart_revision` (the TLS files' revision: PgBouncer keeps them until it restarts).
+std::string RestartHash(std::string_view ini, api::PgBouncerVersion version,
+                        const nlohmann::json& pod_spec, std::string_view restart_revision);
+
 // sha256 hex of an object's JSON; the operator stamps it on what it applies
 // (kAppliedHashAnnotation) and skips the write while the stored object carries the same hash.
 inline constexpr char kAppliedHashAnnotation[] = "poolkeeper.io/applied-hash";
@@ -120,6 +131,9 @@ inline constexpr char kPoolLabel[] = "poolkeeper.io/pool";
 inline constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
 inline constexpr char kManagedByValue[] = "poolkeeper";
 inline constexpr char kConfigHashAnnotation[] = "poolkeeper.io/config-hash";
+// On the ConfigMap: the pod hash (OwnedObjects::pod_hash) of the admitted configuration, which
+// the pods that run it carry as kConfigHashAnnotation.
+inline constexpr char kPodHashAnnotation[] = "poolkeeper.io/pod-config-hash";
 std::string AppliedHash(const nlohmann::json& object);
 // "key=value,..." of the labels that select the pool's pods (for the scale subresource).
 std::string PodSelector(const api::ConnectionPool& pool);
@@ -133,9 +147,13 @@ std::string PodSelector(const api::ConnectionPool& pool);
 // (spec.tls.server.ca_from_server): it goes into the ConfigMap under api::kServerCaKey, and its
 // SHA-256 into the config hash, so a new CA rolls the pods. Fails (kNotFound, naming
 // spec.tls.server.caRef) when the pool needs it and it is empty.
+// `restart_revision` is the part of the credentials revision a RELOAD does not apply (the TLS
+// files'): with the agent it joins the pod hash, so a renewed certificate still rolls the pods,
+// while a password rotation only changes the Secret and the ConfigMap's config hash.
 Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget::PoolPlan& plan,
                                   const Passwords& passwords,
                                   const std::string& credentials_revision,
-                                  const std::string& server_ca = {});
+                                  const std::string& server_ca = {},
+                                  const std::string& restart_revision = {});
 
 }  // namespace poolkeeper::render
