@@ -6,10 +6,10 @@
 
 namespace poolkeeper::render {
 
-std::string ConfigHash(std::string_view ini, std::string_view credentials_revision) {
-  std::string input;
-  input.reserve(ini.size() + 1 + credentials_revision.size());
-  input.append(ini).append("\n").append(credentials_revision);
+std::string ConfigHash(std::string_view ini, const nlohmann::json& pod_spec,
+                       std::string_view credentials_revision) {
+  std::string input(ini);
+  input.append("\n").append(pod_spec.dump()).append("\n").append(credentials_revision);
   return Sha256Hex(input);
 }
 

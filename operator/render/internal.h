@@ -34,8 +34,8 @@ nlohmann::json SelectorLabels(const api::ConnectionPool& pool);
 // metadata {name, namespace, labels, ownerReferences when the pool has a uid}.
 nlohmann::json Metadata(const api::ConnectionPool& pool, const std::string& name);
 
-// A pooler pod without its name: what every pod of this configuration is (render.h's PodInSlot
-// names one).
-nlohmann::json BuildPodTemplate(const api::ConnectionPool& pool, const std::string& config_hash);
+// A pooler pod without its name or its annotations: what every pod of this configuration is
+// (render.h's PodInSlot names one; BuildObjects annotates it).
+nlohmann::json BuildPodTemplate(const api::ConnectionPool& pool);
 
 }  // namespace poolkeeper::render::internal

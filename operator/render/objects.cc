@@ -124,9 +124,11 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   }
   std::string ini = RenderIni(pool, plan);
   OwnedObjects objects;
+  objects.pod_template = internal::BuildPodTemplate(pool);
   objects.config_hash =
-      ConfigHash(ini, copies_ca ? credentials_revision + ",server-ca=" + Sha256Hex(server_ca)
-                                : credentials_revision);
+      ConfigHash(ini, objects.pod_template["spec"],
+                 copies_ca ? credentials_revision + ",server-ca=" + Sha256Hex(server_ca)
+                           : credentials_revision);
   objects.config_map = ConfigMap(pool, ini);
   if (copies_ca) objects.config_map["data"][api::kServerCaKey] = server_ca;
   objects.secret = Secret(pool, *userlist);
@@ -146,7 +148,6 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   annotations[kPodConnectionsAnnotation] = std::to_string(plan.per_instance);
   annotations[kInstancesAnnotation] = std::to_string(pool.spec.pooler.instances);
   annotations[kMaxSurgeAnnotation] = std::to_string(pool.spec.pooler.max_surge);
-  objects.pod_template = internal::BuildPodTemplate(pool, objects.config_hash);
   objects.pod_hash = objects.config_hash;
   if (!pool.spec.pooler.agent_image.empty()) {
     objects.pod_hash = RestartHash(

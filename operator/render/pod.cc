@@ -261,10 +261,10 @@ json PodSpec(const api::ConnectionPool& pool) {
 
 }  // namespace
 
-json BuildPodTemplate(const api::ConnectionPool& pool, const std::string& config_hash) {
+json BuildPodTemplate(const api::ConnectionPool& pool) {
   json metadata = Metadata(pool, "");
   metadata.erase("name");
-  metadata["annotations"] = {{"poolkeeper.io/config-hash", config_hash}};
+  metadata["annotations"] = json::object();
   return {
       {"apiVersion", "v1"},
       {"kind", "Pod"},

@@ -98,10 +98,13 @@ std::string PodName(const std::string& pool_name, int slot);
 nlohmann::json PodInSlot(const nlohmann::json& pod_template, const std::string& pool_name,
                          int slot);
 
-// sha256 hex of `ini` + "\n" + `credentials_revision`: what the pod template's
-// poolkeeper.io/config-hash annotation carries. Deliberately not a hash of the userlist: a hash of
-// a password in a readable annotation would be a guessing oracle.
-std::string ConfigHash(std::string_view ini, std::string_view credentials_revision);
+// sha256 hex of `ini`, the pod's spec and `credentials_revision`: what the pod template's
+// poolkeeper.io/config-hash annotation carries (without the agent). The spec is in it because a
+// running pod cannot take a new one (image, resources, probes): a change of the image alone must
+// reach the pods too. Deliberately not a hash of the userlist: a hash of a password in a readable
+// annotation would be a guessing oracle.
+std::string ConfigHash(std::string_view ini, const nlohmann::json& pod_spec,
+                       std::string_view credentials_revision);
 
 // With the agent: sha256 hex of what a running PgBouncer cannot take on RELOAD: the [pgbouncer]
 // keys of `ini` for which api::NeedsRestart(key, version) (listen port, socket dir, ...), the pod's

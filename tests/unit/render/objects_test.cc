@@ -83,9 +83,10 @@ TEST(BuildObjects, Sha256MatchesKnownVector) {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
-TEST(BuildObjects, ConfigHashFollowsIniAndRevisionButNotPasswords) {
+TEST(BuildObjects, ConfigHashFollowsIniPodSpecAndRevisionButNotPasswords) {
   const OwnedObjects base = Orders();
-  EXPECT_EQ(base.config_hash, ConfigHash(RenderIni(OrdersPool(), OrdersPlan()), "rev-1"));
+  EXPECT_EQ(base.config_hash, ConfigHash(RenderIni(OrdersPool(), OrdersPlan()),
+                                         base.pod_template["spec"], "rev-1"));
   EXPECT_EQ(base.config_hash.size(), 64u);
   EXPECT_EQ(base.pod_template["metadata"]["annotations"]["poolkeeper.io/config-hash"],
             base.config_hash);
@@ -101,10 +102,15 @@ TEST(BuildObjects, ConfigHashFollowsIniAndRevisionButNotPasswords) {
   pool.spec.pooler.default_pool_size = 21;
   EXPECT_NE(Build(pool, OrdersPlan(), OrdersPasswords()).config_hash, base.config_hash);
 
+  // A new image alone is a new configuration: a running pod cannot change its image.
+  pool = OrdersPool();
+  pool.spec.pooler.image = "example.com/pgbouncer:other";
+  EXPECT_NE(Build(pool, OrdersPlan(), OrdersPasswords()).config_hash, base.config_hash);
+
   // Not a hash of anything holding the passwords.
   std::string userlist = RenderUserlist(OrdersPool(), OrdersPasswords()).value();
   EXPECT_NE(base.config_hash, internal::Sha256Hex(userlist));
-  EXPECT_NE(base.config_hash, ConfigHash(userlist, "rev-1"));
+  EXPECT_NE(base.config_hash, ConfigHash(userlist, base.pod_template["spec"], "rev-1"));
 }
 
 TEST(BuildObjects, MissingPasswordFailsTheWholeBuild) {
