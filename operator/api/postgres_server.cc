@@ -203,6 +203,12 @@ Result<PostgresServer> ParsePostgresServer(const json& object) {
                                             JsonGet<int64_t>(item, "previous", -1)});
     }
     server.observed = ObservationFromJson(status.value("observed", json()));
+    const json auth = status.value("authQuery", json::object());
+    if (auth.is_object()) {
+      const json databases = auth.value("databases", json::array());
+      server.auth_query_set_up = (databases.is_array() && !databases.empty()) ||
+                                 !JsonGet<std::string>(auth, "secret", "").empty();
+    }
     for (const auto& condition : status.value("conditions", json::array())) {
       if (condition.is_object() && JsonGet<std::string>(condition, "type", "") == "Reachable" &&
           JsonGet<std::string>(condition, "status", "") == "False") {

@@ -96,6 +96,9 @@ struct PostgresServer {
   bool unreachable = false;
   std::vector<ManagedRoleLimit> managed_role_limits;  // from status.roleLimits
   bool deleting = false;                              // metadata.deletionTimestamp is set
+  // status.authQuery records databases or a Secret: the operator set authQuery up through this
+  // server (who manages the shared auth role, controller/auth_query.h AuthRoleManager).
+  bool auth_query_set_up = false;
   bool operator==(const PostgresServer&) const = default;
   // Whether `other` plans the same: equal but for the time of the observation.
   bool PlansLike(const PostgresServer& other) const;

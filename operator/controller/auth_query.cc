@@ -114,13 +114,47 @@ std::vector<std::string> RecordedAuthQueryDatabases(const json& server_status) {
   return out;
 }
 
+std::string AuthRoleManager(const std::vector<api::PostgresServer>& servers,
+                            const std::vector<api::ConnectionPool>& pools,
+                            std::string_view server) {
+  auto self = std::ranges::find(servers, server, &api::PostgresServer::name);
+  if (self == servers.end() || !self->observed || self->observed->system_identifier.empty()) {
+    return std::string(server);  // not known to share anything
+  }
+  std::string first(server);
+  for (const auto& other : servers) {
+    if (other.name >= first || !other.observed ||
+        other.observed->system_identifier != self->observed->system_identifier) {
+      continue;
+    }
+    if (other.auth_query_set_up || !AuthQueryDatabases(pools, other.name).empty()) {
+      first = other.name;
+    }
+  }
+  return first;
+}
+
 AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresServer& server,
                                const json& stored, const Result<postgres::Endpoint>& endpoint,
-                               const std::vector<std::string>& wanted) {
+                               const std::vector<std::string>& wanted, const std::string& manager) {
   AuthQueryOutcome outcome;
   outcome.databases = RecordedAuthQueryDatabases(stored.value("status", json::object()));
   const std::string secret_key = deps.secret_namespace + "/" + AuthSecretName(server.name);
   if (wanted.empty() && outcome.databases.empty()) return outcome;  // nothing here, ever
+  if (!manager.empty() && manager != server.name) {
+    // The recorded databases stay recorded: they are on the server, for whoever manages later.
+    auto deleted = deps.client.Delete(kube::resources::kSecret, deps.secret_namespace,
+                                      AuthSecretName(server.name));
+    if (!deleted && deleted.error().code != ErrorCode::kNotFound) outcome.secret = secret_key;
+    outcome.condition = MakeCondition(
+        server, false, "AuthRoleShared",
+        "PostgresServer " + manager + " reaches the same PostgreSQL server (system identifier " +
+            (server.observed ? server.observed->system_identifier : std::string("?")) +
+            ") and manages its auth role " + api::kAuthUser +
+            "; this one writes nothing there: put the authQuery pools on PostgresServer " +
+            manager + " (spec.serverRef.name), or use spec.authentication.mode userlist");
+    return outcome;
+  }
   if (!endpoint) {
     outcome.condition = MakeCondition(
         server, false, "NoAdminCredentials",

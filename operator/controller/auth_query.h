@@ -43,6 +43,15 @@ std::vector<std::string> AuthQueryDatabases(const std::vector<api::ConnectionPoo
 // status.authQuery.databases as the operator last recorded them.
 std::vector<std::string> RecordedAuthQueryDatabases(const nlohmann::json& server_status);
 
+// One PostgreSQL server has one auth role: PostgresServers that reach the same one (equal observed
+// system identifier) and want authQuery (authQuery pools on them, or status.authQuery recorded)
+// would each reset its password and gate to their own. Only the first of them by name manages it,
+// which every pass of every server agrees on. Returns that server's name: `server` itself when it
+// manages (or shares with nobody); `server` is counted as wanting authQuery. `servers` are the
+// stored PostgresServers (`server` with its freshest observation), `pools` the ones on them.
+std::string AuthRoleManager(const std::vector<api::PostgresServer>& servers,
+                            const std::vector<api::ConnectionPool>& pools, std::string_view server);
+
 struct AuthQueryOutcome {
   std::vector<std::string> databases;  // set up on the server now (status.authQuery.databases)
   std::string secret;                  // "namespace/name" when the Secret exists
@@ -60,9 +69,14 @@ struct AuthQueryDeps {
 // `endpoint` is the admin connection, or why there is none; `wanted` AuthQueryDatabases. Nothing
 // is written on the server when the credentials are missing or lack the privilege: the condition
 // says which (NoAdminCredentials, AdminPrivilegeMissing naming SUPERUSER, DatabaseNotFound).
+// `manager` is AuthRoleManager's answer: when it names another server, nothing is written on the
+// PostgreSQL server (nor removed: the manager's setup stays), this server's own auth Secret is
+// deleted so its pools cannot log in with a password the role no longer has, and the condition
+// is AuthRoleShared naming the manager.
 AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresServer& server,
                                const nlohmann::json& stored,
                                const Result<postgres::Endpoint>& endpoint,
-                               const std::vector<std::string>& wanted);
+                               const std::vector<std::string>& wanted,
+                               const std::string& manager = "");
 
 }  // namespace poolkeeper::controller

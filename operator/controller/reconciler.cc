@@ -176,7 +176,19 @@ class Pass {
   // authQuery: the auth role's password from the Secret the operator keeps for the server; its
   // resourceVersion joins the revision, so a rotation rolls the pods.
   bool AddAuthPassword(secrets::ResolvedPasswords& passwords) {
-    const std::string name = AuthSecretName(pool_.spec.server_ref);
+    const std::string& server = pool_.spec.server_ref;
+    if (const std::string manager =
+            in_.directory ? AuthRoleManager(in_.directory->servers(), in_.server_pools, server)
+                          : server;
+        manager != server) {
+      Block("AuthRoleShared", "spec.serverRef: PostgresServer " + server +
+                                  " reaches the same PostgreSQL server as PostgresServer " +
+                                  manager + ", which manages its auth role " + api::kAuthUser +
+                                  ": set spec.serverRef.name to " + manager +
+                                  ", or spec.authentication.mode to userlist");
+      return false;
+    }
+    const std::string name = AuthSecretName(server);
     auto secret = in_.auth_secret_namespace.empty()
                       ? std::nullopt
                       : in_.secrets.Find(in_.auth_secret_namespace, name);

@@ -193,8 +193,11 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
   if (in.server && !unreachable && !deps_.secret_namespace.empty()) {
     const std::vector<std::string> wanted =
         in.server->deleting ? std::vector<std::string>{} : AuthQueryDatabases(pools, name);
+    // The directory holds this server with what was just observed (its system identifier).
+    const api::PostgresServer* self = directory.Find(name);
     in.auth_query = KeepAuthQuery({deps_.client, deps_.database, deps_.secret_namespace},
-                                  *in.server, *stored, endpoint, wanted);
+                                  self ? *self : *in.server, *stored, endpoint, wanted,
+                                  AuthRoleManager(directory.servers(), pools, name));
   }
   if (Status kept = KeepFinalizer(*stored, in); !kept) return kept;
   json status = BuildServerStatus(in);

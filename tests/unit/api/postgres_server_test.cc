@@ -106,6 +106,28 @@ TEST(ParsePostgresServer, ReadsTheAuthQueryMembershipGate) {
   EXPECT_EQ(gated->spec.auth_query_member_of, "Pooler_Users");  // case kept: it is quoted in SQL
 }
 
+// Whether the operator set authQuery up through this server (who manages a shared auth role).
+TEST(ParsePostgresServer, ReadsWhetherAuthQueryIsRecordedAsSetUp) {
+  struct Case {
+    json status;
+    bool set_up;
+  };
+  const std::vector<Case> cases = {
+      {json::object(), false},
+      {{{"authQuery", {{"databases", json::array()}, {"secret", ""}}}}, false},
+      {{{"authQuery", {{"databases", {"orders"}}}}}, true},
+      {{{"authQuery", {{"secret", "poolkeeper-system/poolkeeper-auth-main"}}}}, true},
+      {{{"authQuery", "garbage"}}, false},
+  };
+  for (const auto& c : cases) {
+    json input = Minimal();
+    input["status"] = c.status;
+    auto server = ParsePostgresServer(input);
+    ASSERT_TRUE(server) << server.error().message;
+    EXPECT_EQ(server->auth_query_set_up, c.set_up) << c.status.dump();
+  }
+}
+
 TEST(ParsePostgresServer, ReadsTheRecordedObservationAndReachability) {
   ServerObservation seen{
       80, 3, 0, "15.18", "7001", 4, {{"app", 10}}, {{"shop", 20}}, "2026-11-30T06:00:00Z"};

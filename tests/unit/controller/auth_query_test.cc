@@ -203,6 +203,77 @@ TEST_F(AuthQueryTest, NoPoolLeftRemovesTheLookupTheRoleAndTheSecret) {
   EXPECT_FALSE(outcome.condition);  // nothing wanted, nothing left
 }
 
+// Two PostgresServers on one PostgreSQL (equal system identifier) would each reset the one auth
+// role to their own password: the first by name that wants authQuery manages it, every pass agrees.
+api::PostgresServer Observed(std::string name, std::string system, bool set_up = false) {
+  api::PostgresServer server;
+  server.name = std::move(name);
+  if (!system.empty()) server.observed = api::ServerObservation{.system_identifier = system};
+  server.auth_query_set_up = set_up;
+  return server;
+}
+
+TEST(AuthRoleManager, TheFirstByNameThatWantsAuthQueryOnTheSamePostgresManages) {
+  const std::vector<api::ConnectionPool> on_a = {Pool("a", api::AuthMode::kAuthQuery, {"orders"})};
+  const std::vector<api::ConnectionPool> userlist_on_a = {
+      Pool("a", api::AuthMode::kUserlist, {"orders"})};
+  struct Case {
+    std::string what;
+    std::vector<api::PostgresServer> servers;
+    std::vector<api::ConnectionPool> pools;
+    std::string manager_of_b;
+  };
+  const std::vector<Case> cases = {
+      {"alone", {Observed("b", "7001")}, on_a, "b"},
+      {"a has authQuery pools", {Observed("a", "7001"), Observed("b", "7001")}, on_a, "a"},
+      {"a set it up (status)", {Observed("a", "7001", true), Observed("b", "7001")}, {}, "a"},
+      {"a wants nothing", {Observed("a", "7001"), Observed("b", "7001")}, userlist_on_a, "b"},
+      {"a is another PostgreSQL", {Observed("a", "7002"), Observed("b", "7001")}, on_a, "b"},
+      {"a not observed yet", {Observed("a", ""), Observed("b", "7001")}, on_a, "b"},
+      {"b not observed yet", {Observed("a", "7001"), Observed("b", "")}, on_a, "b"},
+      {"c comes after b",
+       {Observed("b", "7001"), Observed("c", "7001", true)},
+       {Pool("c", api::AuthMode::kAuthQuery, {"orders"})},
+       "b"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(AuthRoleManager(c.servers, c.pools, "b"), c.manager_of_b) << c.what;
+  }
+}
+
+TEST_F(AuthQueryTest, ASharedRoleIsLeftToItsManagerAndThisServersSecretGoes) {
+  transport.Respond("DELETE", kSecretPath, 200);
+  api::PostgresServer server = Server();
+  server.observed = api::ServerObservation{.system_identifier = "7001"};
+  AuthQueryOutcome outcome =
+      KeepAuthQuery({client, database, kNamespace}, server, Stored({}, {"orders"}),
+                    postgres::Endpoint{}, {"catalog", "orders"}, "aaa");
+  EXPECT_TRUE(database.ensured.empty());  // nothing written on PostgreSQL
+  EXPECT_TRUE(database.removed.empty());  // nor removed: the manager's setup stays
+  const auto requests = transport.Requests();
+  ASSERT_EQ(requests.size(), 1u);  // only the DELETE of this server's own Secret
+  EXPECT_EQ(requests[0].method, "DELETE");
+  EXPECT_EQ(outcome.databases, std::vector<std::string>{"orders"});  // still recorded
+  EXPECT_TRUE(outcome.secret.empty());
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->status, "False");
+  EXPECT_EQ(outcome.condition->reason, "AuthRoleShared");
+  for (const char* part : {"PostgresServer aaa", "7001", "put the authQuery pools on"}) {
+    EXPECT_NE(outcome.condition->message.find(part), std::string::npos)
+        << outcome.condition->message;
+  }
+}
+
+TEST_F(AuthQueryTest, TheManagerItselfSetsUpAsBefore) {
+  transport.RespondJson("GET", kSecretPath, 200, StoredSecret("kept-pw", ""));
+  AuthQueryOutcome outcome =
+      KeepAuthQuery({client, database, kNamespace}, Server(), Stored({}, {"orders"}),
+                    postgres::Endpoint{}, {"orders"}, "main");
+  EXPECT_EQ(database.ensured.size(), 1u);
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->reason, "SetUp");
+}
+
 TEST_F(AuthQueryTest, AServerThatNeverHadAuthQueryIsLeftAlone) {
   AuthQueryOutcome outcome = Keep(Stored(), {});
   EXPECT_TRUE(transport.Requests().empty());

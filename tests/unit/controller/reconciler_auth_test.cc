@@ -78,5 +78,38 @@ TEST_F(AuthReconcileTest, ANewAuthPasswordRollsThePods) {
   EXPECT_NE((*before.status)["configHash"], (*after.status)["configHash"]);
 }
 
+// "a" and "main" reach one PostgreSQL (the same system identifier) and "a", first by name, has an
+// authQuery pool: it manages the auth role, so a pool on "main" cannot log in with main's Secret
+// (even a stale one) and says where to go instead, writing nothing.
+TEST_F(AuthReconcileTest, APoolOnAServerWhoseAuthRoleAnotherManagesSaysWhichAndWaits) {
+  auto server = [](const std::string& name) {
+    json object = json::parse(R"({
+      "apiVersion": "poolkeeper.io/v1alpha1", "kind": "PostgresServer",
+      "metadata": {"generation": 1}, "spec": {"host": "db.shop", "maxConnections": 40},
+      "status": {"observed": {"maxConnections": 40, "systemIdentifier": "7001"}}})");
+    object["metadata"]["name"] = name;
+    object["metadata"]["uid"] = "uid-" + name;
+    return *api::ParsePostgresServer(object);
+  };
+  directory_ = std::make_unique<budget::ServerDirectory>(std::vector{server("a"), server("main")});
+  secrets_.Put(
+      {kOperatorNamespace, AuthSecretName("main"), "12", {{"password", "stale"}}, kExposed});
+  json on_a = AuthPoolJson();
+  on_a["metadata"]["name"] = "billing";
+  on_a["spec"]["serverRef"]["name"] = "a";
+  PoolInputs in = AuthInputs(AuthPoolJson());
+  in.server_pools.push_back(*api::ParseConnectionPool(on_a));
+  ReconcileResult result = Reconcile(in);
+  EXPECT_TRUE(result.apply.empty());
+  EXPECT_TRUE(result.create_pods.empty());
+  ASSERT_TRUE(result.status);
+  EXPECT_EQ(Condition(*result.status, "Degraded", "reason"), "AuthRoleShared");
+  EXPECT_EQ(Condition(*result.status, "Ready", "status"), "False");
+  const std::string message = Condition(*result.status, "Degraded", "message");
+  for (const char* part : {"spec.serverRef", "PostgresServer a,", "userlist"}) {
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace poolkeeper::controller

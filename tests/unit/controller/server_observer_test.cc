@@ -181,5 +181,68 @@ TEST_F(ObserverTest, SetsAuthQueryUpForThePoolsOnTheServerAndRecordsIt) {
   EXPECT_EQ(status.dump().find(database.ensured[0].password), std::string::npos);
 }
 
+json AuthPool(const std::string& name, const std::string& server) {
+  json pool = json::parse(R"({
+    "apiVersion": "poolkeeper.io/v1alpha1", "kind": "ConnectionPool",
+    "metadata": {"namespace": "shop", "generation": 1,
+                 "creationTimestamp": "2026-11-30T00:00:00Z"},
+    "spec": {"authentication": {"mode": "authQuery"},
+             "databases": [{"name": "orders", "maxDbConnections": 5}]}})");
+  pool["metadata"]["name"] = name;
+  pool["metadata"]["uid"] = "uid-" + name;
+  pool["spec"]["serverRef"] = {{"name", server}};
+  return pool;
+}
+
+bool HasCondition(const json& status, const std::string& type, const std::string& reason) {
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (c["type"] == type && c["reason"] == reason) return true;
+  }
+  return false;
+}
+
+// Two PostgresServers on one PostgreSQL (the same system identifier) with authQuery pools: "a",
+// first by name, manages the one auth role; "main" writes nothing on the server, drops its own
+// auth Secret and says who manages. Once "a" is gone, "main" takes over at its next observation.
+TEST_F(ObserverTest, AnAuthRoleSharedWithAnEarlierServerIsLeftToItUntilItIsGone) {
+  ServerObserver keeper{{client, clock, database, servers, registry, pools, holdings,
+                         "/tmp/poolkeeper-ca-test", "poolkeeper-system"}};
+  json a = json::parse(R"({
+    "apiVersion": "poolkeeper.io/v1alpha1", "kind": "PostgresServer",
+    "metadata": {"name": "a", "resourceVersion": "7", "generation": 1},
+    "spec": {"host": "db-primary", "maxConnections": 100},
+    "status": {"observed": {"maxConnections": 60, "systemIdentifier": "7001"}}})");
+  registry.Update(nullptr, &a);
+  (void)pools.Upsert(AuthPool("on-a", "a"));
+  (void)pools.Upsert(AuthPool("on-main", "main"));
+  constexpr char kAuthSecret[] =
+      "/api/v1/namespaces/poolkeeper-system/secrets/poolkeeper-auth-main";
+
+  ScriptPass();
+  transport.Respond("DELETE", kAuthSecret, 200);
+  ASSERT_EQ(keeper.RunDue(), 1);
+  EXPECT_TRUE(database.ensured.empty());
+  EXPECT_TRUE(database.removed.empty());
+  json status = LastStatus();
+  EXPECT_TRUE(HasCondition(status, "AuthQueryReady", "AuthRoleShared")) << status.dump();
+  EXPECT_NE(status.dump().find("PostgresServer a "), std::string::npos) << status.dump();
+  bool deleted = false;
+  for (const auto& request : transport.Requests()) {
+    EXPECT_FALSE(request.method == "PATCH" && request.path.starts_with(kAuthSecret));
+    deleted = deleted || (request.method == "DELETE" && request.path.starts_with(kAuthSecret));
+  }
+  EXPECT_TRUE(deleted);
+
+  registry.Update(&a, nullptr);  // "a" deleted
+  keeper.Poke("main");
+  ScriptPass();
+  transport.Respond("GET", kAuthSecret, 404, kube::testing::StatusBody(404, "NotFound"));
+  transport.RespondJson("PATCH", kAuthSecret, 200, json::object());
+  ASSERT_EQ(keeper.RunDue(), 1);
+  ASSERT_EQ(database.ensured.size(), 1u);
+  EXPECT_EQ(database.ensured[0].databases, std::vector<std::string>{"orders"});
+  EXPECT_TRUE(HasCondition(LastStatus(), "AuthQueryReady", "SetUp")) << LastStatus().dump();
+}
+
 }  // namespace
 }  // namespace poolkeeper::controller
