@@ -85,8 +85,8 @@ TEST(BuildObjects, Sha256MatchesKnownVector) {
 
 TEST(BuildObjects, ConfigHashFollowsIniPodSpecAndRevisionButNotPasswords) {
   const OwnedObjects base = Orders();
-  EXPECT_EQ(base.config_hash, ConfigHash(RenderIni(OrdersPool(), OrdersPlan()),
-                                         base.pod_template["spec"], "rev-1"));
+  EXPECT_EQ(base.config_hash,
+            ConfigHash(RenderIni(OrdersPool(), OrdersPlan()), base.pod_template["spec"], "rev-1"));
   EXPECT_EQ(base.config_hash.size(), 64u);
   EXPECT_EQ(base.pod_template["metadata"]["annotations"]["poolkeeper.io/config-hash"],
             base.config_hash);
