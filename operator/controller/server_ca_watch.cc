@@ -6,7 +6,8 @@
 namespace poolkeeper::controller {
 using nlohmann::json;
 
-// What the cache keeps of the Secret: enough to key it and to tell a change, nothing it holds.
+// What the cache keeps of the Secret's metadata (the API server sends no data: metadata_only):
+// enough to key it and to tell a change.
 void KeepSecretIdentity(json& object) {
   json metadata = object.value("metadata", json::object());
   json kept = json::object();
@@ -43,6 +44,7 @@ std::unique_ptr<kube::Informer> ServerCaWatch::MakeWatch(const std::string& secr
                             .ns = secret_key.substr(0, slash),
                             .field_selector = "metadata.name=" + secret_key.substr(slash + 1),
                             .watch_timeout = watch_timeout_,
+                            .metadata_only = true,
                             .trim = KeepSecretIdentity});
   auto changed = [this, secret_key](const kube::ObjectPtr&) {
     if (on_change_) on_change_(secret_key);

@@ -70,6 +70,8 @@ TEST_F(ServerCaWatchTest, AChangeIsReportedByKeyAndNoDataIsKept) {
     EXPECT_TRUE(request.path.starts_with("/api/v1/namespaces/ops/secrets?")) << request.path;
     EXPECT_NE(request.path.find("fieldSelector=metadata.name%3Ddb-ca"), std::string::npos)
         << request.path;
+    EXPECT_TRUE(request.accept.starts_with("application/json;as=PartialObjectMetadata"))
+        << "the API server sends the Secret's metadata only: " << request.accept;
   }
 }
 
