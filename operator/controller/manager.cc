@@ -42,11 +42,12 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
           [this](const std::string& config_map_key) { fan_out_.OnConfigMap(config_map_key); },
           kube::resources::kConfigMap),
       server_ca_secrets_(client, clock, kServerCaTtl),
-      server_ca_watch_(client, clock, options_.watch_timeout, [this](const std::string& key) {
-        const size_t slash = key.find('/');
-        server_ca_secrets_.Forget(key.substr(0, slash), key.substr(slash + 1));
-        fan_out_.OnServerCaSecret(key);
-      }),
+      server_ca_watch_(client, clock, options_.watch_timeout,
+                       [this](const std::string& key) {
+                         const size_t slash = key.find('/');
+                         server_ca_secrets_.Forget(key.substr(0, slash), key.substr(slash + 1));
+                         fan_out_.OnServerCaSecret(key);
+                       }),
       foreign_(client, clock, options_.watch_timeout, options_.namespaces) {
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout,
