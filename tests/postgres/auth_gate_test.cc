@@ -32,6 +32,14 @@ class AuthGate : public AuthQuery {
     ASSERT_TRUE(server_->CreateRole(name, name + "-pw"));
     if (!extra.empty()) Sql("ALTER ROLE " + name + " " + extra);
   }
+  // Makes `member` (a role) a direct member of the gate.
+  void GrantGate(const std::string& member) { Sql("GRANT \"Pooler_Users\" TO " + member); }
+  // The lookup set up with the gate for appdb, and a pooler on it.
+  std::unique_ptr<PgBouncer> GatedPooler() {
+    EXPECT_TRUE(client_.EnsureAuthQuery(Admin(*server_), LookupSetup({"appdb"}, kGate)));
+    budget::PoolPlan plan;
+    return StartPooler(AuthPool(*server_, {"appdb"}, 6), plan);
+  }
 };
 
 TEST_F(AuthGate, TheGateRoleIsCreatedNologinOnceAndTheSetupIsIdempotent) {
@@ -56,20 +64,18 @@ TEST_F(AuthGate, TheGateRoleIsCreatedNologinOnceAndTheSetupIsIdempotent) {
 }
 
 TEST_F(AuthGate, OnlyMembersLogInAndAGrantTakesEffectWithoutTouchingThePooler) {
-  ASSERT_TRUE(client_.EnsureAuthQuery(Admin(*server_), LookupSetup({"appdb"}, kGate)));
-  budget::PoolPlan plan;
-  auto bouncer = StartPooler(AuthPool(*server_, {"appdb"}, 6), plan);
+  auto bouncer = GatedPooler();
   ASSERT_TRUE(bouncer);
 
   Role("member_app");
-  Sql("GRANT \"Pooler_Users\" TO member_app");
+  GrantGate("member_app");
   Role("team");  // inherited membership: nested_app -> team -> Pooler_Users
-  Sql("GRANT \"Pooler_Users\" TO team");
+  GrantGate("team");
   Role("nested_app");
   Sql("GRANT team TO nested_app");
   Role("outsider");
   Role("su_member", "SUPERUSER");
-  Sql("GRANT \"Pooler_Users\" TO su_member");
+  GrantGate("su_member");
 
   EXPECT_EQ(LogIn(*bouncer, "member_app"), "ok") << bouncer->LogTail();
   EXPECT_EQ(LogIn(*bouncer, "nested_app"), "ok") << bouncer->LogTail();
@@ -83,19 +89,17 @@ TEST_F(AuthGate, OnlyMembersLogInAndAGrantTakesEffectWithoutTouchingThePooler) {
   // refused again at the next login.
   Role("late_app");
   EXPECT_NE(LogIn(*bouncer, "late_app"), "ok");
-  Sql("GRANT \"Pooler_Users\" TO late_app");
+  GrantGate("late_app");
   EXPECT_EQ(LogIn(*bouncer, "late_app"), "ok") << bouncer->LogTail();
   Sql("REVOKE \"Pooler_Users\" FROM late_app");
   EXPECT_NE(LogIn(*bouncer, "late_app"), "ok") << "a revoked member logged in";
 }
 
 TEST_F(AuthGate, ChangingOrDroppingTheGateChangesWhoLogsIn) {
-  ASSERT_TRUE(client_.EnsureAuthQuery(Admin(*server_), LookupSetup({"appdb"}, kGate)));
-  budget::PoolPlan plan;
-  auto bouncer = StartPooler(AuthPool(*server_, {"appdb"}, 6), plan);
+  auto bouncer = GatedPooler();
   ASSERT_TRUE(bouncer);
   Role("member_app");
-  Sql("GRANT \"Pooler_Users\" TO member_app");
+  GrantGate("member_app");
   Role("outsider");
   ASSERT_NE(LogIn(*bouncer, "outsider"), "ok");
 
