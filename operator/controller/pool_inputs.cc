@@ -71,7 +71,7 @@ PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
   }
   in.now = Rfc3339Now();
   in.defaults = defaults;
-  if (!defaults.agent_image.empty()) {
+  if (!defaults.agent_image.empty() && !StoredAgentPassword(in.owned)) {
     // RAND_bytes does not fail once OpenSSL is up; if it did, the reconciler says so.
     in.new_agent_password = RandomHex(24).value_or("");
   }

@@ -207,16 +207,7 @@ class Pass {
   // The pooler agent's password: the one the pool's auth Secret holds (so it never changes under
   // a running agent), else the fresh one Gather made.
   std::string AgentPassword() const {
-    auto stored = in_.owned.find("Secret");
-    if (stored != in_.owned.end()) {
-      const json& data = stored->second.value("data", json::object());
-      if (auto it = data.find(render::kAgentPasswordKey); it != data.end() && it->is_string()) {
-        if (auto decoded = DecodeBase64(it->get<std::string>()); decoded && !decoded->empty()) {
-          return *decoded;
-        }
-      }
-    }
-    return in_.new_agent_password;
+    return StoredAgentPassword(in_.owned).value_or(in_.new_agent_password);
   }
 
   bool Render() {
@@ -513,6 +504,17 @@ ReconcileResult ReconcileDeletion(const PoolInputs& in) {
 }
 
 }  // namespace
+
+std::optional<std::string> StoredAgentPassword(const std::map<std::string, json>& owned) {
+  auto stored = owned.find("Secret");
+  if (stored == owned.end()) return std::nullopt;
+  const json& data = stored->second.value("data", json::object());
+  auto it = data.find(render::kAgentPasswordKey);
+  if (it == data.end() || !it->is_string()) return std::nullopt;
+  auto decoded = DecodeBase64(it->get<std::string>());
+  if (!decoded || decoded->empty()) return std::nullopt;
+  return decoded;
+}
 
 ReconcileResult Reconcile(const PoolInputs& in) {
   if (in.pool.contains("/metadata/deletionTimestamp"_json_pointer)) return ReconcileDeletion(in);

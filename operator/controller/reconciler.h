@@ -121,6 +121,10 @@ std::optional<int64_t> PlannedConnections(const nlohmann::json& config_map);
 // operator sets (kubectl scale, kubectl edit) makes it false.
 bool Contains(const nlohmann::json& stored, const nlohmann::json& desired);
 
+// The pooler agent's password the pool's auth Secret (`owned`'s "Secret") holds, if any: a
+// running agent keeps it, so a fresh one is made only when this has none.
+std::optional<std::string> StoredAgentPassword(const std::map<std::string, nlohmann::json>& owned);
+
 ReconcileResult Reconcile(const PoolInputs& inputs);
 
 }  // namespace poolkeeper::controller
