@@ -25,6 +25,17 @@ std::string KeyOf(std::string_view ns, std::string_view name) {
 
 }  // namespace
 
+ObjectPtr KeepForCache(json object, const InformerOptions& options) {
+  if (options.strip_managed_fields) {
+    if (auto metadata = object.find("metadata");
+        metadata != object.end() && metadata->is_object()) {
+      metadata->erase("managedFields");
+    }
+  }
+  if (options.trim) options.trim(object);
+  return std::make_shared<const json>(std::move(object));
+}
+
 Informer::Informer(Client& client, const Clock& clock, InformerOptions options)
     : client_(client), clock_(clock), options_(std::move(options)) {
   if (!options_.type.namespaced) options_.ns.clear();
@@ -86,17 +97,6 @@ Status Informer::Step() {
   return list ? ListAndReplace() : WatchOnce();
 }
 
-ObjectPtr Informer::Keep(json object) const {
-  if (options_.strip_managed_fields) {
-    if (auto metadata = object.find("metadata");
-        metadata != object.end() && metadata->is_object()) {
-      metadata->erase("managedFields");
-    }
-  }
-  if (options_.trim) options_.trim(object);
-  return std::make_shared<const json>(std::move(object));
-}
-
 Status Informer::Failed(Error error, bool reset_count) {
   std::lock_guard guard(mutex_);
   if (reset_count) failures_ = 0;
@@ -119,7 +119,7 @@ Status Informer::ListAndReplace() {
 
   std::map<std::string, ObjectPtr> fresh;
   for (json& item : listed->items) {
-    ObjectPtr object = Keep(std::move(item));
+    ObjectPtr object = KeepForCache(std::move(item), options_);
     fresh[ObjectKey(*object)] = object;
   }
   std::vector<Change> changes;
@@ -199,7 +199,7 @@ std::optional<Informer::Change> Informer::Apply(const WatchEvent& event) {
     if (!version.empty()) resource_version_ = version;
     return std::nullopt;
   }
-  ObjectPtr object = Keep(event.object);
+  ObjectPtr object = KeepForCache(event.object, options_);
   std::string key = ObjectKey(*object);
   std::lock_guard guard(mutex_);
   if (!version.empty()) resource_version_ = version;

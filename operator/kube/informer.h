@@ -61,6 +61,11 @@ struct InformerOptions {
   std::function<void(nlohmann::json&)> trim;
 };
 
+// An object as an informer with `options` stores it: managedFields stripped (when asked), the trim
+// run, shared read-only. Public so a benchmark measures exactly what the caches hold
+// (bench/cache_bytes.cc).
+ObjectPtr KeepForCache(nlohmann::json object, const InformerOptions& options);
+
 // Called on the informer's thread after the store changed, outside its lock (a handler may read
 // the store). Keep them short: enqueue a key and return.
 struct InformerHandlers {
@@ -125,7 +130,6 @@ class Informer {
   std::optional<Change> Apply(const WatchEvent& event);
   Status Failed(Error error, bool reset_count);
   void Dispatch(const std::vector<Change>& changes) const;
-  ObjectPtr Keep(nlohmann::json object) const;
   void Run();
 
   Client& client_;
