@@ -8,18 +8,26 @@
 //                   type and status (pods.cc); containerStatuses, hostIPs, podIPs, qosClass,
 //                   startTime and the other conditions go. The spec stays: a sibling's is copied
 //                   when a last good configuration keeps running (reconciler.cc).
-//   Service         status, and the spec fields the API server fills in and render never sets
-//                   (clusterIP(s), ipFamilies, ipFamilyPolicy, internalTrafficPolicy,
-//                   sessionAffinity): drift is judged only on fields render sets (Contains).
+//   owned kinds     (ConfigMap, Secret, Service, PodDisruptionBudget) when the object is exactly
+//                   what the operator applied: its content, less what the API server adds, hashes
+//                   to its applied-hash annotation (CompactIfAsApplied). Then the comparison the
+//                   reconciler makes (the hash, and Contains of what it would apply) is already
+//                   decided, and the cache keeps only what is read besides it: name, namespace,
+//                   uid, resourceVersion, owners (apiVersion, kind, name, uid), annotations
+//                   (holdings, the last admitted size), the pool label, a Secret's agent password,
+//                   and a mark (kCachedAsApplied). An object someone changed (a label added, data
+//                   edited) is kept whole, so Contains judges it as before.
+//   Service         (not as applied) status, and the spec fields the API server fills in and
+//                   render never sets (clusterIP(s), ipFamilies, ipFamilyPolicy,
+//                   internalTrafficPolicy, sessionAffinity).
 //   foreign names   objects of the owned kinds poolkeeper does not manage (foreign_names.h):
 //                   metadata's name, namespace, uid, resourceVersion and each ownerReference's
 //                   kind, name and uid; nothing else (TrimToOwnership).
-//   others          ConnectionPool and PostgresServer status is read (reconciler, metrics);
-//                   ConfigMap and Secret data is what Contains compares: kept (digests of it
-//                   were measured: 5.8 -> 5.5 KiB heap per ConfigMap, no gain per Secret).
+//   others          ConnectionPool and PostgresServer status is read (reconciler, metrics).
 //
-// tests/unit/controller/cache_trim_test.cc checks that no field render sets is ever dropped (else
-// every resync would apply again) and prints the bytes per cached object before and after.
+// tests/unit/controller/cache_trim_test.cc checks that the steady state writes nothing over trimmed
+// caches and that a changed object is kept whole; bench/cache_bytes prints the heap bytes per
+// cached object of each kind.
 #pragma once
 
 #include <functional>
@@ -31,6 +39,15 @@ namespace poolkeeper::controller {
 void DropLastApplied(nlohmann::json& object);
 void TrimPod(nlohmann::json& pod);
 void TrimService(nlohmann::json& service);
+
+// Marks an owned object the cache keeps compact because it held exactly what was applied.
+inline constexpr char kCachedAsApplied[] = "poolkeeper.io/cached-as-applied";
+// Replaces an owned object that is exactly what the operator applied (see above) by its compact
+// form; false (the object untouched) otherwise.
+bool CompactIfAsApplied(nlohmann::json& object);
+bool CachedAsApplied(const nlohmann::json& object);
+// An owned kind's trim: DropLastApplied, then CompactIfAsApplied, else TrimService for Services.
+void TrimOwned(nlohmann::json& object);
 // Everything but what says who holds a name (foreign_names.h).
 void TrimToOwnership(nlohmann::json& object);
 
