@@ -50,6 +50,7 @@ json StatusToJson(const PoolStatus& status) {
           {"readyInstances", status.ready_instances},
           {"selector", status.selector},
           {"configHash", status.config_hash},
+          {"paused", status.paused},
           {"budget",
            {{"server", status.budget.server},
             {"usable", status.budget.usable},
@@ -81,6 +82,7 @@ PoolStatus StatusFromJson(const json& status) {
   out.ready_instances = JsonGet<int64_t>(status, "readyInstances", 0);
   out.selector = JsonGet<std::string>(status, "selector", "");
   out.config_hash = JsonGet<std::string>(status, "configHash", "");
+  out.paused = JsonGet<bool>(status, "paused", false);
   out.conditions = ConditionsFromJson(status.value("conditions", json()));
   if (auto it = status.find("budget"); it != status.end() && it->is_object()) {
     const json& b = *it;

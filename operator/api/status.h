@@ -1,7 +1,7 @@
 // The ConnectionPool's status as the operator writes it: conditions in the metav1.Condition shape
 // (Ready, BudgetExceeded, Progressing, Degraded), the budget arithmetic, instances and the scale
-// selector. Conversion both ways, so the operator compares what it would write with what is there
-// and writes nothing when they are equal.
+// selector, whether the pods are paused. Conversion both ways, so the operator compares what it
+// would write with what is there and writes nothing when they are equal.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +53,9 @@ struct PoolStatus {
   int64_t ready_instances = 0;
   std::string selector;
   std::string config_hash;
+  // Every running pod's pooler agent reports PgBouncer paused (spec.paused reached); false while
+  // any pod runs unpaused, when the pool has no running pods, and without the agent.
+  bool paused = false;
   BudgetStatus budget;
   bool operator==(const PoolStatus&) const = default;
 };

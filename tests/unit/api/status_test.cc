@@ -24,6 +24,7 @@ TEST(StatusJson, RoundTrips) {
   status.ready_instances = 1;
   status.selector = "poolkeeper.io/pool=orders";
   status.config_hash = "abc";
+  status.paused = true;
   status.budget = {"db:5432", 177, 150, 50, 150, 27, {{"orders", 25, true}}};
   SetCondition(status.conditions, {kConditionBudgetExceeded, "False", "WithinBudget", "ok", 4, ""},
                "2026-11-23T10:00:00Z");
@@ -31,8 +32,10 @@ TEST(StatusJson, RoundTrips) {
 }
 
 TEST(StatusJson, IgnoresMistypedFieldsOfAnOlderStatus) {
-  auto status = StatusFromJson(nlohmann::json::parse(R"({"instances":"2","conditions":[{}]})"));
+  auto status = StatusFromJson(
+      nlohmann::json::parse(R"({"instances":"2","paused":"true","conditions":[{}]})"));
   EXPECT_EQ(status.instances, 0);
+  EXPECT_FALSE(status.paused);
   EXPECT_EQ(status.conditions.size(), 1u);
 }
 
