@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "common/json_get.h"
 #include "common/log.h"
 #include "kube/transport.h"
 
@@ -47,6 +48,7 @@ class HttpAgentStatus : public AgentStatusSource {
     // Not a number: as many as could be (never lowered on a report that says nothing).
     report.server_connections =
         servers.is_number() ? servers.get<int64_t>() : std::numeric_limits<int64_t>::max();
+    report.paused = JsonGet<bool>(status, "paused", false);
     return report;
   }
 

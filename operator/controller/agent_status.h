@@ -25,6 +25,8 @@ struct AgentReport {
   // that lowers the caps, connections above them close only as they are released (and idle ones
   // after server_idle_timeout), so a lowered figure is charged only once the pod is within it.
   int64_t server_connections = 0;
+  // PgBouncer is paused (/status `paused`: the agent's PAUSE was answered).
+  bool paused = false;
   bool operator==(const AgentReport&) const = default;
 };
 

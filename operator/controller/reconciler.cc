@@ -11,6 +11,7 @@
 #include "common/base64.h"
 #include "controller/auth_query.h"
 #include "controller/object_key.h"
+#include "controller/pause.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "render/render.h"
@@ -58,6 +59,7 @@ class Pass {
     } else {
       KeepLastGoodPods();
     }
+    TrackPause();
     ReportRollout();
     return Finish();
   }
@@ -285,7 +287,10 @@ class Pass {
                        StringAnnotation(stored->second, render::kAppliedHashAnnotation) ==
                            StringAnnotation(stamped, render::kAppliedHashAnnotation) &&
                        Contains(stored->second, stamped);
-      if (!unchanged) apply.push_back(std::move(stamped));
+      if (unchanged) continue;
+      // A new `paused` alone is no rollout: the pods keep running the same configuration.
+      rolls_ = rolls_ || stored == in_.owned.end() || !OnlyPausedDiffers(stored->second, want);
+      apply.push_back(std::move(stamped));
     }
     if (!taken.empty()) {
       result_.delete_kinds.clear();
@@ -425,20 +430,53 @@ class Pass {
     return changes;
   }
 
+  // spec.paused reaches the pods through the ConfigMap (DecideWrites): status.paused is what their
+  // agents report, and until every running pod is where the spec wants it the pool is Pausing or
+  // Resuming, asked again as for reloads. Without the agent nothing can pause: Degraded says so,
+  // and nothing else changes. A blocked spec writes no ConfigMap, so there is nothing to wait for.
+  void TrackPause() {
+    const bool agent = !in_.defaults.agent_image.empty();
+    const bool rolled_out = result_.blocked_reason.empty();
+    if (rolled_out && pool_.spec.paused && !agent) {
+      SetCondition(MakeCondition(api::kConditionDegraded, true, kPauseNeedsAgentReason,
+                                 PauseNeedsAgentMessage(), generation_));
+      result_.events.push_back({"Warning", kPauseNeedsAgentReason, PauseNeedsAgentMessage()});
+    }
+    status_.paused = false;
+    if (!agent || !in_.agents_asked) return;
+    std::vector<ObservedPod> observed;
+    for (const auto& pod : in_.pods) observed.push_back(ObservePod(pod, PoolUid(in_.pool), 0));
+    pause_ = FollowPause(pool_.spec.paused, observed, in_.agent_reports);
+    status_.paused = pause_.paused;
+    if (!rolled_out) pause_.behind.clear();
+    if (!pause_.behind.empty()) result_.requeue_after = std::chrono::seconds(2);
+  }
+
   // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
   void ReportRollout() {
     const int64_t instances = status_.instances;
     status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
     // While a spec is blocked, keeping its last admitted pods is not a rollout.
     bool rolling = result_.blocked_reason.empty() && pods_ &&
-                   (!result_.apply.empty() || !pods_->complete || !waiting_for_.empty());
+                   (rolls_ || !pods_->complete || !waiting_for_.empty());
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
     if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;
     if (!waiting_for_.empty()) progress += "; waiting: " + waiting_for_;
-    SetCondition(MakeCondition(
-        api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
-        rolling ? progress : "every pod runs the current configuration", generation_));
+    const bool pausing = !pause_.behind.empty();
+    const std::string pause_wait =
+        pausing ? PauseWaitingMessage(pool_.spec.paused, pause_.behind) : "";
+    if (pausing) progress += "; waiting: " + pause_wait;
+    if (!rolling && pausing) {
+      // Not a rollout (Ready stays as it is): the configuration is there, the pause is not yet.
+      SetCondition(MakeCondition(api::kConditionProgressing, true,
+                                 pool_.spec.paused ? kPausingReason : kResumingReason, pause_wait,
+                                 generation_));
+    } else {
+      SetCondition(MakeCondition(
+          api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
+          rolling ? progress : "every pod runs the current configuration", generation_));
+    }
     bool ready = result_.blocked_reason.empty() && !rolling && status_.ready_instances >= instances;
     std::string message = std::to_string(status_.ready_instances) + " of " +
                           std::to_string(instances) + " instances ready" +
@@ -480,6 +518,8 @@ class Pass {
   std::optional<render::OwnedObjects> objects_;
   std::optional<PodChanges> pods_;  // what DrivePods or KeepLastGoodPods decided
   std::string waiting_for_;         // a held raise, agents yet to reload (ReportRollout)
+  PauseProgress pause_;             // pods behind spec.paused (TrackPause)
+  bool rolls_ = false;              // DecideWrites applies more than a change of `paused`
   ReconcileResult result_;
 };
 
