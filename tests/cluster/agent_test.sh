@@ -3,8 +3,9 @@
 # operator on the host with --agent-image (the operator image images.sh builds, imported into the node), a pool of two
 # pods each running PgBouncer 1.18 as uid 70 beside the agent, sharing the console socket in an emptyDir. The pods
 # reach Ready on the real kubelet; /metrics, scraped from a pod's IP while psql clients hold every server connection
-# of a pool and one more waits, shows the active and waiting clients; PAUSE through the ConfigMap's `paused` key holds
-# a client's query until RESUME. A setting change and a password rotation reach every pod by RELOAD: same pods,
+# of a pool and one more waits, shows the active and waiting clients; `spec.paused: true` holds a client's query (the
+# agents PAUSE, status.paused and the Paused column turn true, no pod is replaced or restarted) until
+# `spec.paused: false` lets it finish. A setting change and a password rotation reach every pod by RELOAD: same pods,
 # no container restarted, SHOW CONFIG with the new value, a session opened before still answering, the new password
 # working and the old one refused. Scaling 2 -> 3 with derived caps (maxSurge 0) under load: the running pods reload
 # the lowered caps, their figures are lowered once their agents report it, then the third pod starts; nothing
@@ -85,7 +86,12 @@ open_session() { # POD
 session_query() { echo "$1" >&7; }
 session_has() { eventually 30 "grep -qx -- '$1' '$work/session.out'"; }
 close_session() { exec 7>&-; wait "$session_pid"; rm -f "$work/session.in"; }
-set_paused() { k patch configmap ag-config --type merge -p "{\"data\":{\"paused\":\"$1\"}}" >/dev/null; }
+set_paused() { k patch connectionpool ag --type merge -p "{\"spec\":{\"paused\":$1}}" >/dev/null; }
+# The pool's status.paused, and its Paused column as `kubectl get connectionpools` prints it.
+status_paused() { k get connectionpool ag -o jsonpath='{.status.paused}'; }
+paused_column() {
+	k get connectionpools ag | awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "PAUSED") c = i } NR == 2 && c { print $c }'
+}
 
 server_yaml() {
 	cat <<YAML
@@ -153,23 +159,38 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 }
 
 test_pause_holds_a_query_until_resume() {
-	local pod=ag-1 out="$work/paused-client.out" pid
+	local pod=ag-1 out="$work/paused-client.out" pid before t0 paused_after
 	eventually 30 '(( $(metric ag-0 pgbouncer_pools_client_active_connections) == 0 ))' || fail "clients left on ag-0"
+	[[ "$(paused_column)" == false ]] || fail "Paused column before: $(k get connectionpools ag)"
+	before=$(identities)
+	t0=$(date +%s)
 	set_paused true
-	eventually 60 '[[ "$(agent ag-0 /status | jq -r .paused)" == true && "$(agent ag-1 /status | jq -r .paused)" == true ]]' ||
-		fail "not paused: $(agent ag-0 /status) $(agent ag-1 /status)"
+	# The operator renders it into the ConfigMap; the kubelet refreshes the volume, the agents PAUSE and report it.
+	eventually 30 '[[ "$(k get configmap ag-config -o go-template="{{.data.paused}}")" == true ]]' ||
+		fail "ag-config paused: $(k get configmap ag-config -o go-template='{{.data.paused}}')"
+	eventually 120 '[[ "$(status_paused)" == true ]]' ||
+		fail "status.paused not true: $(k get connectionpool ag -o jsonpath='{.status}') $(agent ag-0 /status) $(agent ag-1 /status)"
+	paused_after=$(( $(date +%s) - t0 ))
+	agent ag-0 /status | jq -e '.paused' >/dev/null && agent ag-1 /status | jq -e '.paused' >/dev/null ||
+		fail "status.paused true while an agent is not: $(agent ag-0 /status) $(agent ag-1 /status)"
+	[[ "$(paused_column)" == true ]] || fail "Paused column: $(k get connectionpools ag)"
+	[[ "$(cond ag Progressing reason)" == RolloutComplete ]] || fail "Progressing once paused: $(cond ag Progressing message)"
 	bg_client "$pod" "SELECT 'through'" "$out"
 	pid=${clients[-1]}
 	# Held: PgBouncer has the client waiting for a server connection, and psql has printed nothing.
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' || fail "the client is not waiting"
 	kill -0 "$pid" 2>/dev/null && [[ ! -s "$out" ]] || fail "the query was not held: $(cat "$out")"
+	[[ "$(identities)" == "$before" ]] || fail "pods replaced or restarted by the pause: $before -> $(identities)"
 	set_paused false
-	eventually 60 '! kill -0 $pid 2>/dev/null' || fail "the query still waits after resume"
+	eventually 120 '! kill -0 $pid 2>/dev/null' || fail "the query still waits after resume"
 	wait "$pid" || fail "the held query failed: $(cat "$out")"
 	[[ "$(cat "$out")" == through ]] || fail "the held query answered $(cat "$out")"
 	clients=()
+	eventually 60 '[[ "$(status_paused)" == false ]]' || fail "status.paused still $(status_paused)"
+	[[ "$(paused_column)" == false ]] || fail "Paused column after resume: $(k get connectionpools ag)"
 	agent ag-0 /status | jq -e '.paused == false' >/dev/null || fail "ag-0 still paused"
-	log "a query held while paused, answered after resume"
+	[[ "$(identities)" == "$before" ]] || fail "pods replaced or restarted by the resume: $before -> $(identities)"
+	log "spec.paused: status.paused true after ${paused_after}s; a query held while paused, answered after resume; no pod replaced"
 }
 
 test_a_setting_change_is_reloaded_without_a_restart() {
