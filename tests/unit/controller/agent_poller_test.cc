@@ -274,6 +274,10 @@ TEST_F(AgentPollerTest, AHungAgentHoldsUpNoOtherPod) {
   }
   ASSERT_TRUE(poller.Start());
   {
+    std::unique_lock lock(agents.mutex);
+    ASSERT_TRUE(agents.changed.wait_for(lock, seconds(30), [this] { return agents.hung == 1; }));
+  }
+  {
     std::unique_lock lock(mutex);
     EXPECT_TRUE(queued_changed.wait_for(lock, seconds(30), [this] {
       return std::ranges::count(queued, "shop/other") + std::ranges::count(queued, "shop/third") ==
