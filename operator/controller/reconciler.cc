@@ -49,6 +49,7 @@ class Pass {
         status_(api::StatusFromJson(stored_status_)),
         generation_(in.pool.value("/metadata/generation"_json_pointer, int64_t{0})) {
     status_.observed_generation = generation_;
+    status_.live = in.live;
   }
 
   ReconcileResult Run() {
@@ -351,7 +352,9 @@ class Pass {
                     " have not reported configuration " + objects_->config_hash.substr(0, 12) +
                     " loaded with at most " + std::to_string(mine_->per_instance) +
                     " server connections";
-    result_.requeue_after = std::chrono::seconds(2);
+    result_.agents_awaited_within = mine_->per_instance;
+    // A backstop: the poller queues the pool as soon as a report decides otherwise.
+    result_.requeue_after = std::chrono::seconds(30);
   }
 
   // Starts and retires pods so that every pod runs the new configuration, never holding more
@@ -466,6 +469,8 @@ class Pass {
     }
     if (api::StatusFromJson(stored_status_) != status_) {
       result_.status = api::StatusToJson(status_);
+      // A merge patch keeps what it does not name: the live figures of a pool without the agent.
+      if (!status_.live && stored_status_.contains("live")) (*result_.status)["live"] = nullptr;
     }
     return std::move(result_);
   }
