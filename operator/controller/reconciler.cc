@@ -4,6 +4,7 @@
 #include "controller/reconciler.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "api/parse.h"
 #include "budget/planner.h"
@@ -50,6 +51,7 @@ class Pass {
         status_(api::StatusFromJson(stored_status_)),
         generation_(in.pool.value("/metadata/generation"_json_pointer, int64_t{0})) {
     status_.observed_generation = generation_;
+    status_.live = in.live;
   }
 
   ReconcileResult Run() {
@@ -356,7 +358,9 @@ class Pass {
                     " have not reported configuration " + objects_->config_hash.substr(0, 12) +
                     " loaded with at most " + std::to_string(mine_->per_instance) +
                     " server connections";
-    result_.requeue_after = std::chrono::seconds(2);
+    result_.agents_awaited_within = mine_->per_instance;
+    // A backstop: the poller queues the pool as soon as a report decides otherwise.
+    result_.requeue_after = std::chrono::seconds(30);
   }
 
   // Starts and retires pods so that every pod runs the new configuration, never holding more
@@ -449,7 +453,14 @@ class Pass {
     pause_ = FollowPause(pool_.spec.paused, observed, in_.agent_reports);
     status_.paused = pause_.paused;
     if (!rolled_out) pause_.behind.clear();
-    if (!pause_.behind.empty()) result_.requeue_after = std::chrono::seconds(2);
+    if (pause_.behind.empty()) return;
+    // The poller asks these agents every second and queues the pool as soon as one reports
+    // paused or resumed (agent_poller.h); no server-connection figure is awaited. The requeue is
+    // a backstop.
+    if (!result_.agents_awaited_within) {
+      result_.agents_awaited_within = std::numeric_limits<int64_t>::max();
+    }
+    if (result_.requeue_after.count() == 0) result_.requeue_after = std::chrono::seconds(30);
   }
 
   // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
@@ -504,6 +515,8 @@ class Pass {
     }
     if (api::StatusFromJson(stored_status_) != status_) {
       result_.status = api::StatusToJson(status_);
+      // A merge patch keeps what it does not name: the live figures of a pool without the agent.
+      if (!status_.live && stored_status_.contains("live")) (*result_.status)["live"] = nullptr;
     }
     return std::move(result_);
   }

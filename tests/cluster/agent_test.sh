@@ -3,9 +3,10 @@
 # operator on the host with --agent-image (the operator image images.sh builds, imported into the node), a pool of two
 # pods each running PgBouncer 1.18 as uid 70 beside the agent, sharing the console socket in an emptyDir. The pods
 # reach Ready on the real kubelet; /metrics, scraped from a pod's IP while psql clients hold every server connection
-# of a pool and one more waits, shows the active and waiting clients; `spec.paused: true` holds a client's query (the
-# agents PAUSE, status.paused and the Paused column turn true, no pod is replaced or restarted) until
-# `spec.paused: false` lets it finish. A setting change and a password rotation reach every pod by RELOAD: same pods,
+# of a pool and one more waits, shows the active and waiting clients, and the pool's status.live the server connections
+# in use and the waiting client; `spec.paused: true` holds a client's query (the agents PAUSE, status.paused and the
+# Paused column turn true, no pod is replaced or restarted) until `spec.paused: false` lets it finish. A setting change
+# and a password rotation reach every pod by RELOAD: same pods,
 # no container restarted, SHOW CONFIG with the new value, a session opened before still answering, the new password
 # working and the old one refused. Scaling 2 -> 3 with derived caps (maxSurge 0) under load: the running pods reload
 # the lowered caps, their figures are lowered once their agents report it, then the third pod starts; nothing
@@ -145,7 +146,7 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 	local pod=ag-0 i
 	agent "$pod" /metrics | has -x 'pgbouncer_up 1' || fail "pgbouncer_up is not 1"
 	# defaultPoolSize 2: two clients hold the pool's server connections, the third waits.
-	for i in 1 2 3; do bg_client "$pod" 'SELECT pg_sleep(20)' /dev/null; done
+	for i in 1 2 3; do bg_client "$pod" 'SELECT pg_sleep(90)' /dev/null; done
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_active_connections) >= 2 && $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' ||
 		fail "metrics: $(agent "$pod" /metrics | grep -E '^pgbouncer_pools_(client|server)_' )"
 	local active waiting servers
@@ -154,8 +155,16 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 	servers=$(metric "$pod" pgbouncer_pools_server_active_connections)
 	(( servers == 2 )) || fail "server_active_connections $servers, the pool holds 2"
 	agent "$pod" /status | jq -e '.clientsWaiting >= 1 and .serverConnections == 2' >/dev/null || fail "/status: $(agent "$pod" /status)"
+	# The operator's poll (--agent-poll-seconds 2) reaches the pool's status within its 30 s limit for live figures.
+	eventually 60 "k get connectionpool ag -o json | jq -e '.status.live | .serverConnections >= 2 and .clientsWaiting >= 1 and .podsReporting == 2' >/dev/null" ||
+		fail "status.live: $(k get connectionpool ag -o jsonpath='{.status.live}')"
+	local live
+	live=$(k get connectionpool ag -o jsonpath='{.status.live}')
+	k get connectionpool ag -o wide | has -E '^NAME .* INUSE' || fail "no InUse column: $(k get connectionpool ag -o wide)"
 	stop_clients
-	log "under load: $active active, $waiting waiting, $servers server connections"
+	# PgBouncer keeps a server connection until its query ends: end the sleeps so the next test starts idle.
+	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(90)'" >/dev/null
+	log "under load: $active active, $waiting waiting, $servers server connections; status.live $live"
 }
 
 test_pause_holds_a_query_until_resume() {
@@ -306,7 +315,7 @@ k create namespace poolkeeper-system >/dev/null
 server_yaml | k apply -f - >/dev/null
 k create secret generic app-db --save-config --from-literal=password=app-secret-pw >/dev/null
 k label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
-start_host_operator --agent-image "$agent_image"
+start_host_operator --agent-image "$agent_image" --agent-poll-seconds 2
 run test_pods_with_the_agent_become_ready
 run test_metrics_show_active_and_waiting_clients_under_load
 run test_pause_holds_a_query_until_resume

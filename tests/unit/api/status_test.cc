@@ -29,6 +29,15 @@ TEST(StatusJson, RoundTrips) {
   SetCondition(status.conditions, {kConditionBudgetExceeded, "False", "WithinBudget", "ok", 4, ""},
                "2026-11-23T10:00:00Z");
   EXPECT_EQ(StatusFromJson(StatusToJson(status)), status);
+  EXPECT_FALSE(StatusToJson(status).contains("live")) << "no agent, no live figures";
+  status.live = LiveStatus{.server_connections = 17,
+                           .clients_waiting = 4,
+                           .longest_wait_seconds = 3,
+                           .pods_reporting = 2};
+  const nlohmann::json with_live = StatusToJson(status);
+  EXPECT_EQ(with_live["live"]["serverConnections"], 17);
+  EXPECT_EQ(with_live["live"]["longestWaitSeconds"], 3);
+  EXPECT_EQ(StatusFromJson(with_live), status);
 }
 
 TEST(StatusJson, IgnoresMistypedFieldsOfAnOlderStatus) {
