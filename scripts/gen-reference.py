@@ -33,6 +33,7 @@ CONNECTION_POOL_NOTES = {
     "status.readyInstances": "Ready pods of the pool that run its current configuration (while a spec is refused: ready pods of any configuration).",
     "status.selector": "Label selector of the pool's pods, `key=value,...` (the scale subresource's selector).",
     "status.configHash": "sha256 of the rendered pgbouncer.ini and the password Secrets' resourceVersions; the pods' `poolkeeper.io/config-hash` annotation. Unchanged while a spec is refused.",
+    "status.paused": "true once every running pod's pooler agent reports its PgBouncer paused (`spec.paused`); false while any pod runs unpaused, without pods, and without the agent.",
     "status.budget": "The budget arithmetic of the pool's server (see docs/budget.md).",
     "status.budget.server": "The server, `host:port` (host lower-cased): pools with the same one share a budget.",
     "status.budget.usable": "maxConnections - superuserReservedConnections - reservedConnections - overhead.",

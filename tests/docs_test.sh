@@ -64,8 +64,9 @@ else
   documented "metrics" "$operating" "${metrics[@]}"
 
   # 4. Condition and event reasons the reconciler writes (CamelCase string literals, less kinds
-  #    and event types).
-  mapfile -t reasons < <(grep -ohE '"[A-Z][a-z]+([A-Z][a-z]+)*"' "$REPO_ROOT/operator/controller/reconciler.cc" |
+  #    and event types), its own and those of spec.paused (pause.h).
+  mapfile -t reasons < <(grep -ohE '"[A-Z][a-z]+([A-Z][a-z]+)*"' "$REPO_ROOT/operator/controller/reconciler.cc" \
+    "$REPO_ROOT/operator/controller/pause.h" |
     tr -d '"' | grep -vxE 'ConfigMap|Secret|Service|PodDisruptionBudget|Pod|Normal|Warning|True|False' |
     sort -u)
   documented "condition and event reasons" "$operating" "${reasons[@]}"

@@ -231,6 +231,9 @@ struct ConnectionPoolSpec {
   BudgetPolicy budget_policy = BudgetPolicy::kEnforce;
   std::vector<ClientSpec> clients;
   TlsSpec tls;
+  // PAUSE on every pod (clients wait, server connections are released), false RESUME: carried to
+  // the pooler agents by the ConfigMap's `paused` key; without the agent it cannot be honoured.
+  bool paused = false;
 };
 
 struct ObjectMeta {

@@ -410,6 +410,9 @@ Result<ConnectionPool> ParseConnectionPool(const json& object, const ParseDefaul
   ReadBudget(spec, pool.spec.budget_policy, issues);
   ReadClients(spec, pool.spec.clients, issues);
   ReadTls(spec, legacy_server_ssl_mode, pool.spec, issues);
+  if (const json* paused = spec.Raw("paused", json::value_t::boolean)) {
+    pool.spec.paused = paused->get<bool>();
+  }
   spec.RejectUnknown();
   CheckAuthQuery(pool, issues);
 

@@ -44,21 +44,29 @@ json StatusToJson(const PoolStatus& status) {
     databases.push_back(
         {{"name", d.name}, {"maxDbConnections", d.max_db_connections}, {"derived", d.derived}});
   }
-  return {{"observedGeneration", status.observed_generation},
-          {"conditions", conditions},
-          {"instances", status.instances},
-          {"readyInstances", status.ready_instances},
-          {"selector", status.selector},
-          {"configHash", status.config_hash},
-          {"budget",
-           {{"server", status.budget.server},
-            {"usable", status.budget.usable},
-            {"allocated", status.budget.allocated},
-            {"perInstance", status.budget.per_instance},
-            {"worstCase", status.budget.worst_case},
-            {"headroom", status.budget.headroom},
-            {"held", status.budget.held},
-            {"databases", databases}}}};
+  json out = {{"observedGeneration", status.observed_generation},
+              {"conditions", conditions},
+              {"instances", status.instances},
+              {"readyInstances", status.ready_instances},
+              {"selector", status.selector},
+              {"configHash", status.config_hash},
+              {"paused", status.paused},
+              {"budget",
+               {{"server", status.budget.server},
+                {"usable", status.budget.usable},
+                {"allocated", status.budget.allocated},
+                {"perInstance", status.budget.per_instance},
+                {"worstCase", status.budget.worst_case},
+                {"headroom", status.budget.headroom},
+                {"held", status.budget.held},
+                {"databases", databases}}}};
+  if (status.live) {
+    out["live"] = {{"serverConnections", status.live->server_connections},
+                   {"clientsWaiting", status.live->clients_waiting},
+                   {"longestWaitSeconds", status.live->longest_wait_seconds},
+                   {"podsReporting", status.live->pods_reporting}};
+  }
+  return out;
 }
 
 std::vector<Condition> ConditionsFromJson(const json& conditions) {
@@ -81,6 +89,7 @@ PoolStatus StatusFromJson(const json& status) {
   out.ready_instances = JsonGet<int64_t>(status, "readyInstances", 0);
   out.selector = JsonGet<std::string>(status, "selector", "");
   out.config_hash = JsonGet<std::string>(status, "configHash", "");
+  out.paused = JsonGet<bool>(status, "paused", false);
   out.conditions = ConditionsFromJson(status.value("conditions", json()));
   if (auto it = status.find("budget"); it != status.end() && it->is_object()) {
     const json& b = *it;
@@ -99,6 +108,11 @@ PoolStatus StatusFromJson(const json& status) {
                                         JsonGet<bool>(d, "derived", false)});
       }
     }
+  }
+  if (auto it = status.find("live"); it != status.end() && it->is_object()) {
+    out.live = LiveStatus{
+        JsonGet<int64_t>(*it, "serverConnections", 0), JsonGet<int64_t>(*it, "clientsWaiting", 0),
+        JsonGet<int64_t>(*it, "longestWaitSeconds", 0), JsonGet<int64_t>(*it, "podsReporting", 0)};
   }
   return out;
 }

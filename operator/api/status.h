@@ -1,11 +1,13 @@
 // The ConnectionPool's status as the operator writes it: conditions in the metav1.Condition shape
-// (Ready, BudgetExceeded, Progressing, Degraded), the budget arithmetic, instances and the scale
-// selector. Conversion both ways, so the operator compares what it would write with what is there
-// and writes nothing when they are equal.
+// (Ready, BudgetExceeded, Progressing, Degraded), the budget arithmetic, the live figures the
+// pooler agents report, whether the pods are paused, instances and the scale selector. Conversion
+// both ways, so the operator compares what it would write with what is there and writes nothing
+// when they are equal.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,18 @@ struct BudgetStatus {
   bool operator==(const BudgetStatus&) const = default;
 };
 
+// What the pool's pooler agents report now (status.live), to read against the budget: server
+// connections in use, summed over the pods whose agent answered within the last three polls, next
+// to `held` (what the pods could open) and `worstCase` (what the spec could open). Integers only:
+// the longest wait is in whole seconds.
+struct LiveStatus {
+  int64_t server_connections = 0;    // sum over the reporting pods
+  int64_t clients_waiting = 0;       // sum
+  int64_t longest_wait_seconds = 0;  // max
+  int64_t pods_reporting = 0;
+  bool operator==(const LiveStatus&) const = default;
+};
+
 struct PoolStatus {
   int64_t observed_generation = 0;
   std::vector<Condition> conditions;
@@ -53,7 +67,11 @@ struct PoolStatus {
   int64_t ready_instances = 0;
   std::string selector;
   std::string config_hash;
+  // Every running pod's pooler agent reports PgBouncer paused (spec.paused reached); false while
+  // any pod runs unpaused, when the pool has no running pods, and without the agent.
+  bool paused = false;
   BudgetStatus budget;
+  std::optional<LiveStatus> live;  // absent when the pool has no agent
   bool operator==(const PoolStatus&) const = default;
 };
 

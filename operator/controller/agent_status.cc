@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "common/json_get.h"
 #include "common/log.h"
 #include "kube/transport.h"
 
@@ -47,6 +48,13 @@ class HttpAgentStatus : public AgentStatusSource {
     // Not a number: as many as could be (never lowered on a report that says nothing).
     report.server_connections =
         servers.is_number() ? servers.get<int64_t>() : std::numeric_limits<int64_t>::max();
+    report.paused = JsonGet<bool>(status, "paused", false);
+    // Live figures: a missing or mistyped one reads as none.
+    const json& waiting = status.contains("clientsWaiting") ? status["clientsWaiting"] : json();
+    if (waiting.is_number()) report.clients_waiting = waiting.get<int64_t>();
+    const json& longest =
+        status.contains("longestWaitSeconds") ? status["longestWaitSeconds"] : json();
+    if (longest.is_number()) report.longest_wait_seconds = longest.get<int64_t>();
     return report;
   }
 
@@ -60,25 +68,6 @@ class HttpAgentStatus : public AgentStatusSource {
 std::unique_ptr<AgentStatusSource> MakeHttpAgentStatus(int port,
                                                        std::chrono::milliseconds timeout) {
   return std::make_unique<HttpAgentStatus>(port, timeout);
-}
-
-std::map<std::string, AgentReport> ReadAgents(AgentStatusSource& source,
-                                              const std::vector<json>& pods) {
-  std::map<std::string, AgentReport> loaded;
-  for (const json& pod : pods) {
-    if (pod.contains("/metadata/deletionTimestamp"_json_pointer)) continue;
-    const std::string ip = pod.value("/status/podIP"_json_pointer, "");
-    const std::string name = pod.value("/metadata/name"_json_pointer, "");
-    if (ip.empty() || name.empty()) continue;
-    auto report = source.Report(ip);
-    if (!report) {
-      Log(LogLevel::kDebug, "pooler agent did not answer",
-          {{"pod", name}, {"error", report.error().message}});
-      continue;
-    }
-    loaded[name] = *report;
-  }
-  return loaded;
 }
 
 }  // namespace poolkeeper::controller

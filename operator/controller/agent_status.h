@@ -2,8 +2,8 @@
 // each pod's PgBouncer runs. The budget charges a pod the per-pod figure of its old configuration
 // until its agent reports the new config hash loaded (a RELOAD, confirmed by SHOW CONFIG), and only
 // then is the pod's poolkeeper.io/connections-per-pod lowered (reconciler.cc). The operator asks
-// each pod's agent over HTTP (GET <pod IP>:9127/status); behind this interface, so the reconciler
-// and the manager are tested with an in-memory fake.
+// each pod's agent over HTTP (GET <pod IP>:9127/status), off the reconcile path (agent_poller.h);
+// behind this interface, so the poller and the manager are tested with an in-memory fake.
 #pragma once
 
 #include <chrono>
@@ -25,6 +25,12 @@ struct AgentReport {
   // that lowers the caps, connections above them close only as they are released (and idle ones
   // after server_idle_timeout), so a lowered figure is charged only once the pod is within it.
   int64_t server_connections = 0;
+  // PgBouncer is paused (/status `paused`: the agent's PAUSE was answered).
+  bool paused = false;
+  // Live figures only (status.live), never decided on: clients waiting for a server connection
+  // (`clientsWaiting`), and the longest of their waits in whole seconds (`longestWaitSeconds`).
+  int64_t clients_waiting = 0;
+  int64_t longest_wait_seconds = 0;
   bool operator==(const AgentReport&) const = default;
 };
 
@@ -38,11 +44,5 @@ class AgentStatusSource {
 
 // The real one: a plain HTTP GET of http://<pod_ip>:<port>/status, within `timeout`.
 std::unique_ptr<AgentStatusSource> MakeHttpAgentStatus(int port, std::chrono::milliseconds timeout);
-
-// Asks the agent of every running pod of `pods` (stored pods, with an IP, not terminating) and
-// returns pod name -> its report; a pod whose agent did not answer is left out (its old figure
-// stays charged).
-std::map<std::string, AgentReport> ReadAgents(AgentStatusSource& source,
-                                              const std::vector<nlohmann::json>& pods);
 
 }  // namespace poolkeeper::controller

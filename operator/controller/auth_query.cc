@@ -143,9 +143,13 @@ AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresSer
   if (wanted.empty() && outcome.databases.empty()) return outcome;  // nothing here, ever
   if (!manager.empty() && manager != server.name) {
     // The recorded databases stay recorded: they are on the server, for whoever manages later.
-    auto deleted = deps.client.Delete(kube::resources::kSecret, deps.secret_namespace,
-                                      AuthSecretName(server.name));
-    if (!deleted && deleted.error().code != ErrorCode::kNotFound) outcome.secret = secret_key;
+    // This server's own Secret goes once; the status records it until then, so a server that keeps
+    // deferring sends no DELETE at every pass.
+    if (!stored.value(json::json_pointer("/status/authQuery/secret"), std::string()).empty()) {
+      auto deleted = deps.client.Delete(kube::resources::kSecret, deps.secret_namespace,
+                                        AuthSecretName(server.name));
+      if (!deleted && deleted.error().code != ErrorCode::kNotFound) outcome.secret = secret_key;
+    }
     outcome.condition = MakeCondition(
         server, false, "AuthRoleShared",
         "PostgresServer " + manager + " reaches the same PostgreSQL server (system identifier " +

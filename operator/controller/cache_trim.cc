@@ -124,7 +124,7 @@ bool CompactIfAsApplied(json& object) {
   MoveFields(object, compact, {"apiVersion", "kind"});
   if (auto data = object.find("data"); data != object.end() && data->is_object()) {
     json kept = json::object();
-    MoveFields(*data, kept, {render::kAgentPasswordKey});
+    MoveFields(*data, kept, {render::kAgentPasswordKey, render::kPausedKey});  // OnlyPausedDiffers
     if (!kept.empty()) compact["data"] = std::move(kept);
   }
   object = std::move(compact);

@@ -15,8 +15,9 @@
 //                   decided, and the cache keeps only what is read besides it: name, namespace,
 //                   uid, resourceVersion, owners (apiVersion, kind, name, uid), annotations
 //                   (holdings, the last admitted size), the pool label, a Secret's agent password,
-//                   and a mark (kCachedAsApplied). An object someone changed (a label added, data
-//                   edited) is kept whole, so Contains judges it as before.
+//                   a ConfigMap's `paused` (pause.h), and a mark (kCachedAsApplied). An object
+//                   someone changed (a label added, data edited) is kept whole, so Contains judges
+//                   it as before.
 //   Service         (not as applied) status, and the spec fields the API server fills in and
 //                   render never sets (clusterIP(s), ipFamilies, ipFamilyPolicy,
 //                   internalTrafficPolicy, sessionAffinity).

@@ -96,6 +96,14 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
                           const kube::ObjectPtr& a) { fan_out_.OnPod(b, a); },
       .on_delete = [this](const kube::ObjectPtr& o) { fan_out_.OnPod(o, nullptr); },
   });
+  if (options_.agent_status && !options_.defaults.agent_image.empty()) {
+    agent_poller_ = std::make_unique<AgentPoller>(
+        AgentPollerDeps{.source = *options_.agent_status,
+                        .clock = clock_,
+                        .pods = [this] { return pods_->List(); },
+                        .enqueue = [this](const std::string& key) { Enqueue(key); }},
+        AgentPollerOptions{.interval = options_.agent_poll_interval});
+  }
 }
 
 std::unique_ptr<kube::InformerGroup> Manager::LabelSelectedInformer(
@@ -114,6 +122,7 @@ Manager::~Manager() {
   }
   helpers_.Stop();
   if (server_observer_) server_observer_->Stop();
+  if (agent_poller_) agent_poller_->Stop();
   // Before the members the handlers use go.
   StopInformers();
 }
@@ -190,6 +199,9 @@ Status Manager::StartWorkers() {
   }
   if (auto started = helpers_.Start(options_.write_helpers); !started) return started;
   if (auto started = events_.Start(); !started) return started;
+  if (agent_poller_) {
+    if (auto started = agent_poller_->Start(); !started) return started;
+  }
   if (server_observer_) return server_observer_->Start();
   return {};
 }
@@ -197,6 +209,7 @@ Status Manager::StartWorkers() {
 bool Manager::Stop(std::chrono::milliseconds drain) {
   queue_.ShutDown();
   if (server_observer_) server_observer_->Stop();
+  if (agent_poller_) agent_poller_->Stop();
   auto deadline = std::chrono::steady_clock::now() + drain;
   while (busy_ > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a bounded drain, not a sync
@@ -230,6 +243,8 @@ bool Manager::RunOne() {
   events_.WriteQueued();  // no writer thread when a test drives the manager
   return true;
 }
+
+int Manager::PollAgents() { return agent_poller_ ? agent_poller_->RunDue() : 0; }
 
 void Manager::Process(const std::string& key) {
   ++busy_;
@@ -297,9 +312,12 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   PoolInputs in = Gather(caches, *target, options_.defaults);
   in.policy = options_.policy;
   in.auth_secret_namespace = options_.operator_namespace;
-  if (options_.agent_status && !options_.defaults.agent_image.empty()) {
+  AgentSnapshot agents;
+  if (agent_poller_) {  // what the agents last reported: no request on the worker
+    agents = agent_poller_->Snapshot(in.pods);
     in.agents_asked = true;
-    in.agent_reports = ReadAgents(*options_.agent_status, in.pods);
+    in.agent_reports = agents.reports;
+    in.live = agents.live;
   }
   const kube::ObjectPtr& object = target->object;
 
@@ -309,6 +327,7 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
   if (!names) return std::unexpected(names.error());
   if (*names) result = Reconcile(in);
   if (auto written = writer.Write(in, result); !written) return std::unexpected(written.error());
+  if (agent_poller_) agent_poller_->Decided(key, result.agents_awaited_within, agents);
   for (const auto& event : result.events) events_.Record(*object, event, in.now);
   if (!result.apply.empty() || result.status || !result.delete_kinds.empty() ||
       !result.create_pods.empty() || !result.delete_pods.empty() ||

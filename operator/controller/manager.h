@@ -3,7 +3,8 @@
 // pods, PostgresServers and the Secrets labelled for pools to read (exposed_secrets.h); the
 // handlers that turn changes into keys on the work queue (fan_out.h); workers that gather a key's
 // inputs (pool_inputs.h), reconcile it (reconciler.h) and write only what changed (pool_writer.h,
-// events.h). Its read-only answers for the webhook and the metrics are in manager_queries.cc.
+// events.h); with the agent, the poller of the pooler agents (agent_poller.h). Its read-only
+// answers for the webhook and the metrics are in manager_queries.cc.
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controller/agent_poller.h"
 #include "controller/agent_status.h"
 #include "controller/events.h"
 #include "controller/exposed_secrets.h"
@@ -60,6 +62,9 @@ struct ManagerOptions {
   // Asks the pooler agents which configuration their PgBouncer runs (agent_status.h); nullptr:
   // pods keep the figure they were created with (the ConfigMap's, when higher, is charged too).
   AgentStatusSource* agent_status = nullptr;
+  // How often every agent is asked (--agent-poll-seconds); the pods of pools that wait on their
+  // agents every second.
+  std::chrono::seconds agent_poll_interval{10};
 };
 
 // One finished reconcile: outcome is "success", "requeue" or "error".
@@ -121,6 +126,8 @@ class Manager {
   // ready key as a worker does it (false when no key is ready).
   void StepCaches();
   bool RunOne();
+  // One turn of the agent poller (agent_poller.h), its polls on the caller's thread; 0 without it.
+  int PollAgents();
 
   std::vector<PoolBudgetFigures> Budgets() const;
   std::vector<ServerFigures> Servers() const;
@@ -168,7 +175,10 @@ class Manager {
   std::unique_ptr<kube::InformerGroup> pools_;
   std::map<std::string, std::unique_ptr<kube::InformerGroup>> owned_;  // by kind
   std::unique_ptr<kube::InformerGroup> pods_;  // pooler pods (label-selected), for holdings_
-  std::unique_ptr<kube::Informer> servers_;    // PostgresServers (cluster-scoped)
+  // With options_.agent_status and an agent image: polls the agents of pods_, started on the
+  // leader.
+  std::unique_ptr<AgentPoller> agent_poller_;
+  std::unique_ptr<kube::Informer> servers_;  // PostgresServers (cluster-scoped)
   // With options_.database: created with the manager, started on the leader.
   std::unique_ptr<ServerObserver> server_observer_;
   mutable std::atomic<bool> warned_no_server_crd_{false};

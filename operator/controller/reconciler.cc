@@ -4,6 +4,7 @@
 #include "controller/reconciler.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "api/parse.h"
 #include "budget/planner.h"
@@ -12,6 +13,7 @@
 #include "controller/auth_query.h"
 #include "controller/cache_trim.h"
 #include "controller/object_key.h"
+#include "controller/pause.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
 #include "render/render.h"
@@ -50,6 +52,7 @@ class Pass {
         status_(api::StatusFromJson(stored_status_)),
         generation_(in.pool.value("/metadata/generation"_json_pointer, int64_t{0})) {
     status_.observed_generation = generation_;
+    status_.live = in.live;
   }
 
   ReconcileResult Run() {
@@ -59,6 +62,7 @@ class Pass {
     } else {
       KeepLastGoodPods();
     }
+    TrackPause();
     ReportRollout();
     return Finish();
   }
@@ -288,7 +292,10 @@ class Pass {
                        StringAnnotation(stored->second, render::kAppliedHashAnnotation) ==
                            StringAnnotation(stamped, render::kAppliedHashAnnotation) &&
                        (CachedAsApplied(stored->second) || Contains(stored->second, stamped));
-      if (!unchanged) apply.push_back(std::move(stamped));
+      if (unchanged) continue;
+      // A new `paused` alone is no rollout: the pods keep running the same configuration.
+      rolls_ = rolls_ || stored == in_.owned.end() || !OnlyPausedDiffers(stored->second, want);
+      apply.push_back(std::move(stamped));
     }
     if (!taken.empty()) {
       result_.delete_kinds.clear();
@@ -354,7 +361,9 @@ class Pass {
                     " have not reported configuration " + objects_->config_hash.substr(0, 12) +
                     " loaded with at most " + std::to_string(mine_->per_instance) +
                     " server connections";
-    result_.requeue_after = std::chrono::seconds(2);
+    result_.agents_awaited_within = mine_->per_instance;
+    // A backstop: the poller queues the pool as soon as a report decides otherwise.
+    result_.requeue_after = std::chrono::seconds(30);
   }
 
   // Starts and retires pods so that every pod runs the new configuration, never holding more
@@ -428,20 +437,60 @@ class Pass {
     return changes;
   }
 
+  // spec.paused reaches the pods through the ConfigMap (DecideWrites): status.paused is what their
+  // agents report, and until every running pod is where the spec wants it the pool is Pausing or
+  // Resuming, asked again as for reloads. Without the agent nothing can pause: Degraded says so,
+  // and nothing else changes. A blocked spec writes no ConfigMap, so there is nothing to wait for.
+  void TrackPause() {
+    const bool agent = !in_.defaults.agent_image.empty();
+    const bool rolled_out = result_.blocked_reason.empty();
+    if (rolled_out && pool_.spec.paused && !agent) {
+      SetCondition(MakeCondition(api::kConditionDegraded, true, kPauseNeedsAgentReason,
+                                 PauseNeedsAgentMessage(), generation_));
+      result_.events.push_back({"Warning", kPauseNeedsAgentReason, PauseNeedsAgentMessage()});
+    }
+    status_.paused = false;
+    if (!agent || !in_.agents_asked) return;
+    std::vector<ObservedPod> observed;
+    for (const auto& pod : in_.pods) observed.push_back(ObservePod(pod, PoolUid(in_.pool), 0));
+    pause_ = FollowPause(pool_.spec.paused, observed, in_.agent_reports);
+    status_.paused = pause_.paused;
+    if (!rolled_out) pause_.behind.clear();
+    if (pause_.behind.empty()) return;
+    // The poller asks these agents every second and queues the pool as soon as one reports
+    // paused or resumed (agent_poller.h); no server-connection figure is awaited. The requeue is
+    // a backstop.
+    if (!result_.agents_awaited_within) {
+      result_.agents_awaited_within = std::numeric_limits<int64_t>::max();
+    }
+    if (result_.requeue_after.count() == 0) result_.requeue_after = std::chrono::seconds(30);
+  }
+
   // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
   void ReportRollout() {
     const int64_t instances = status_.instances;
     status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
     // While a spec is blocked, keeping its last admitted pods is not a rollout.
     bool rolling = result_.blocked_reason.empty() && pods_ &&
-                   (!result_.apply.empty() || !pods_->complete || !waiting_for_.empty());
+                   (rolls_ || !pods_->complete || !waiting_for_.empty());
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
     if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;
     if (!waiting_for_.empty()) progress += "; waiting: " + waiting_for_;
-    SetCondition(MakeCondition(
-        api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
-        rolling ? progress : "every pod runs the current configuration", generation_));
+    const bool pausing = !pause_.behind.empty();
+    const std::string pause_wait =
+        pausing ? PauseWaitingMessage(pool_.spec.paused, pause_.behind) : "";
+    if (pausing) progress += "; waiting: " + pause_wait;
+    if (!rolling && pausing) {
+      // Not a rollout (Ready stays as it is): the configuration is there, the pause is not yet.
+      SetCondition(MakeCondition(api::kConditionProgressing, true,
+                                 pool_.spec.paused ? kPausingReason : kResumingReason, pause_wait,
+                                 generation_));
+    } else {
+      SetCondition(MakeCondition(
+          api::kConditionProgressing, rolling, rolling ? "RollingOut" : "RolloutComplete",
+          rolling ? progress : "every pod runs the current configuration", generation_));
+    }
     bool ready = result_.blocked_reason.empty() && !rolling && status_.ready_instances >= instances;
     std::string message = std::to_string(status_.ready_instances) + " of " +
                           std::to_string(instances) + " instances ready" +
@@ -469,6 +518,8 @@ class Pass {
     }
     if (api::StatusFromJson(stored_status_) != status_) {
       result_.status = api::StatusToJson(status_);
+      // A merge patch keeps what it does not name: the live figures of a pool without the agent.
+      if (!status_.live && stored_status_.contains("live")) (*result_.status)["live"] = nullptr;
     }
     return std::move(result_);
   }
@@ -483,6 +534,8 @@ class Pass {
   std::optional<render::OwnedObjects> objects_;
   std::optional<PodChanges> pods_;  // what DrivePods or KeepLastGoodPods decided
   std::string waiting_for_;         // a held raise, agents yet to reload (ReportRollout)
+  PauseProgress pause_;             // pods behind spec.paused (TrackPause)
+  bool rolls_ = false;              // DecideWrites applies more than a change of `paused`
   ReconcileResult result_;
 };
 

@@ -60,11 +60,14 @@ struct PoolInputs {
   // A fresh random password for the pooler agent, used only when the pool's auth Secret does not
   // hold one yet (Gather makes it; the reconciler stays free of randomness).
   std::string new_agent_password;
-  // With the agent: pod name -> what its agent reports (agent_status.h: the config hash loaded,
-  // the server connections held); a pod whose agent did not answer is absent. `agents_asked` false
-  // (no AgentStatusSource): the pods keep their figures and nothing waits for the agents.
+  // With the agent: pod name -> what its agent last reported (agent_status.h: the config hash
+  // loaded, the server connections held; agent_poller.h); a pod whose agent never answered is
+  // absent. `agents_asked` false (no AgentStatusSource): the pods keep their figures and nothing
+  // waits for the agents.
   bool agents_asked = false;
   std::map<std::string, AgentReport> agent_reports;
+  // With the agent: the live figures for status.live (absent: the status carries none).
+  std::optional<api::LiveStatus> live;
 };
 
 // Held on deletion until the pool's pods are gone, so the budget they hold is not handed out while
@@ -100,6 +103,10 @@ struct ReconcileResult {
   std::vector<PodFigure> pod_figures;
   // Reconcile again after this long: an agent has not reported the configuration loaded yet.
   std::chrono::milliseconds requeue_after{0};
+  // Set while the pass waits on the agents (a reload not confirmed): the server-connection figure
+  // their pods must come within. The poller asks those agents often meanwhile, and queues the pool
+  // as soon as a report decides otherwise (agent_poller.h).
+  std::optional<int64_t> agents_awaited_within;
   std::optional<nlohmann::json> status;  // the new status, when it differs from the stored one
   std::vector<EventRecord> events;
   // Why the configuration was not rolled out (budget, spec, missing Secret); empty when it was.

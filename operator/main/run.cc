@@ -99,7 +99,8 @@ int RunOperator(const RunOptions& options) {
        .operator_namespace = kube::ProcessGetenv("POD_NAMESPACE").value_or(config->namespace_),
        // A burst of reconciles (a first sync, a bulk apply) leaves freed heap behind.
        .on_idle = ReleaseFreeMemory,
-       .agent_status = agent_status.get()});
+       .agent_status = agent_status.get(),
+       .agent_poll_interval = options.agent_poll});
   std::atomic<bool> leading{!options.leader_elect};
   std::atomic<bool> lost{false};
   std::atomic<bool> stopping{false};

@@ -61,6 +61,7 @@ struct RawFlags {
   int resync_seconds = 0;
   int shutdown_timeout_seconds = 0;
   int watch_timeout_seconds = 0;
+  int agent_poll_seconds = 0;
   std::string default_image;
   std::string default_version;
   std::string agent_image;
@@ -75,6 +76,7 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
   raw->resync_seconds = static_cast<int>(o.resync.count());
   raw->shutdown_timeout_seconds = static_cast<int>(o.shutdown_timeout.count());
   raw->watch_timeout_seconds = static_cast<int>(o.watch_timeout.count());
+  raw->agent_poll_seconds = static_cast<int>(o.agent_poll.count());
   auto n = [](auto value) { return std::to_string(value); };
 
   run.description(kRunDescription);
@@ -150,6 +152,11 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
                  "image of the pooler agent sidecar, normally the operator's own (default\n"
                  "empty: pods without the agent, restarted on every change)")
       ->option_text("IMAGE");
+  run.add_option("--agent-poll-seconds", raw->agent_poll_seconds,
+                 "ask every pooler agent for its figures this often, 1-300 (default " +
+                     n(raw->agent_poll_seconds) + "; pools waiting on their agents: 1 s)")
+      ->option_text("N")
+      ->transform(IntegerIn(1, 300));
   raw->policy.Add(run);
 
   return [raw]() -> Result<RunOptions> {
@@ -164,6 +171,7 @@ std::function<Result<RunOptions>()> AddRunFlags(CLI::App& run) {
     options.resync = std::chrono::seconds(raw->resync_seconds);
     options.shutdown_timeout = std::chrono::seconds(raw->shutdown_timeout_seconds);
     options.watch_timeout = std::chrono::seconds(raw->watch_timeout_seconds);
+    options.agent_poll = std::chrono::seconds(raw->agent_poll_seconds);
     auto defaults = api::MakeParseDefaults(raw->default_image, raw->default_version);
     if (!defaults) return std::unexpected(defaults.error());
     options.defaults = std::move(*defaults);

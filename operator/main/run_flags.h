@@ -37,6 +37,8 @@ struct RunOptions {
   std::chrono::seconds resync{600};
   std::chrono::seconds shutdown_timeout{20};
   std::chrono::seconds watch_timeout{300};
+  // Every pooler agent is asked this often (controller/agent_poller.h).
+  std::chrono::seconds agent_poll{10};
   api::ParseDefaults defaults;  // --default-pgbouncer-image / --default-pgbouncer-version
   api::PodPolicy policy;        // --allowed-pooler-images and the scheduling flags (policy_flags.h)
 };

@@ -135,6 +135,9 @@ Result<OwnedObjects> BuildObjects(const api::ConnectionPool& pool, const budget:
   if (!pool.spec.pooler.agent_image.empty()) {
     // The agent reports this hash once PgBouncer runs what it names (a RELOAD, no restart).
     objects.config_map["data"][kConfigHashKey] = objects.config_hash;
+    // The agent PAUSEs or RESUMEs on a change of this key alone. It is in neither hash: pausing
+    // rolls no pod, and the configuration the agents report loaded stays the same.
+    objects.config_map["data"][kPausedKey] = pool.spec.paused ? "true" : "false";
     // RenderUserlist has checked that the password is there.
     objects.secret["data"][kAgentPasswordKey] = EncodeBase64(passwords.at(api::kAgentUser));
   }

@@ -31,12 +31,13 @@ inline constexpr char kCaFile[] = "ca.crt";
 
 // The pooler agent (operator/agent), when the pool has an agent image: PgBouncer's Unix socket in
 // an emptyDir both containers mount, the agent's password projected alone from the auth Secret,
-// the ConfigMap key with the config hash the agent reports once loaded, and its HTTP port
-// (pgbouncer_exporter's).
+// the ConfigMap keys with the config hash the agent reports once loaded and with spec.paused
+// ("true" or "false", agent::kPausedFile), and its HTTP port (pgbouncer_exporter's).
 inline constexpr char kSocketDir[] = "/var/run/pgbouncer";
 inline constexpr char kAgentPasswordDir[] = "/etc/poolkeeper-agent";
 inline constexpr char kAgentPasswordKey[] = "agent-password";
 inline constexpr char kConfigHashKey[] = "config-hash";
+inline constexpr char kPausedKey[] = "paused";
 inline constexpr int kAgentPort = 9127;
 
 // user name -> password, resolved from the users' passwordSecretRefs. Never logged.

@@ -3,8 +3,10 @@
 # operator on the host with --agent-image (the operator image images.sh builds, imported into the node), a pool of two
 # pods each running PgBouncer 1.18 as uid 70 beside the agent, sharing the console socket in an emptyDir. The pods
 # reach Ready on the real kubelet; /metrics, scraped from a pod's IP while psql clients hold every server connection
-# of a pool and one more waits, shows the active and waiting clients; PAUSE through the ConfigMap's `paused` key holds
-# a client's query until RESUME. A setting change and a password rotation reach every pod by RELOAD: same pods,
+# of a pool and one more waits, shows the active and waiting clients, and the pool's status.live the server connections
+# in use and the waiting client; `spec.paused: true` holds a client's query (the agents PAUSE, status.paused and the
+# Paused column turn true, no pod is replaced or restarted) until `spec.paused: false` lets it finish. A setting change
+# and a password rotation reach every pod by RELOAD: same pods,
 # no container restarted, SHOW CONFIG with the new value, a session opened before still answering, the new password
 # working and the old one refused. Scaling 2 -> 3 with derived caps (maxSurge 0) under load: the running pods reload
 # the lowered caps, their figures are lowered once their agents report it, then the third pod starts; nothing
@@ -85,7 +87,12 @@ open_session() { # POD
 session_query() { echo "$1" >&7; }
 session_has() { eventually 30 "grep -qx -- '$1' '$work/session.out'"; }
 close_session() { exec 7>&-; wait "$session_pid"; rm -f "$work/session.in"; }
-set_paused() { k patch configmap ag-config --type merge -p "{\"data\":{\"paused\":\"$1\"}}" >/dev/null; }
+set_paused() { k patch connectionpool ag --type merge -p "{\"spec\":{\"paused\":$1}}" >/dev/null; }
+# The pool's status.paused, and its Paused column as `kubectl get connectionpools` prints it.
+status_paused() { k get connectionpool ag -o jsonpath='{.status.paused}'; }
+paused_column() {
+	k get connectionpools ag | awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "PAUSED") c = i } NR == 2 && c { print $c }'
+}
 
 server_yaml() {
 	cat <<YAML
@@ -139,7 +146,7 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 	local pod=ag-0 i
 	agent "$pod" /metrics | has -x 'pgbouncer_up 1' || fail "pgbouncer_up is not 1"
 	# defaultPoolSize 2: two clients hold the pool's server connections, the third waits.
-	for i in 1 2 3; do bg_client "$pod" 'SELECT pg_sleep(20)' /dev/null; done
+	for i in 1 2 3; do bg_client "$pod" 'SELECT pg_sleep(90)' /dev/null; done
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_active_connections) >= 2 && $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' ||
 		fail "metrics: $(agent "$pod" /metrics | grep -E '^pgbouncer_pools_(client|server)_' )"
 	local active waiting servers
@@ -148,28 +155,51 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 	servers=$(metric "$pod" pgbouncer_pools_server_active_connections)
 	(( servers == 2 )) || fail "server_active_connections $servers, the pool holds 2"
 	agent "$pod" /status | jq -e '.clientsWaiting >= 1 and .serverConnections == 2' >/dev/null || fail "/status: $(agent "$pod" /status)"
+	# The operator's poll (--agent-poll-seconds 2) reaches the pool's status within its 30 s limit for live figures.
+	eventually 60 "k get connectionpool ag -o json | jq -e '.status.live | .serverConnections >= 2 and .clientsWaiting >= 1 and .podsReporting == 2' >/dev/null" ||
+		fail "status.live: $(k get connectionpool ag -o jsonpath='{.status.live}')"
+	local live
+	live=$(k get connectionpool ag -o jsonpath='{.status.live}')
+	k get connectionpool ag -o wide | has -E '^NAME .* INUSE' || fail "no InUse column: $(k get connectionpool ag -o wide)"
 	stop_clients
-	log "under load: $active active, $waiting waiting, $servers server connections"
+	# PgBouncer keeps a server connection until its query ends: end the sleeps so the next test starts idle.
+	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(90)'" >/dev/null
+	log "under load: $active active, $waiting waiting, $servers server connections; status.live $live"
 }
 
 test_pause_holds_a_query_until_resume() {
-	local pod=ag-1 out="$work/paused-client.out" pid
+	local pod=ag-1 out="$work/paused-client.out" pid before t0 paused_after
 	eventually 30 '(( $(metric ag-0 pgbouncer_pools_client_active_connections) == 0 ))' || fail "clients left on ag-0"
+	[[ "$(paused_column)" == false ]] || fail "Paused column before: $(k get connectionpools ag)"
+	before=$(identities)
+	t0=$(date +%s)
 	set_paused true
-	eventually 60 '[[ "$(agent ag-0 /status | jq -r .paused)" == true && "$(agent ag-1 /status | jq -r .paused)" == true ]]' ||
-		fail "not paused: $(agent ag-0 /status) $(agent ag-1 /status)"
+	# The operator renders it into the ConfigMap; the kubelet refreshes the volume, the agents PAUSE and report it.
+	eventually 30 '[[ "$(k get configmap ag-config -o go-template="{{.data.paused}}")" == true ]]' ||
+		fail "ag-config paused: $(k get configmap ag-config -o go-template='{{.data.paused}}')"
+	eventually 120 '[[ "$(status_paused)" == true ]]' ||
+		fail "status.paused not true: $(k get connectionpool ag -o jsonpath='{.status}') $(agent ag-0 /status) $(agent ag-1 /status)"
+	paused_after=$(( $(date +%s) - t0 ))
+	agent ag-0 /status | jq -e '.paused' >/dev/null && agent ag-1 /status | jq -e '.paused' >/dev/null ||
+		fail "status.paused true while an agent is not: $(agent ag-0 /status) $(agent ag-1 /status)"
+	[[ "$(paused_column)" == true ]] || fail "Paused column: $(k get connectionpools ag)"
+	[[ "$(cond ag Progressing reason)" == RolloutComplete ]] || fail "Progressing once paused: $(cond ag Progressing message)"
 	bg_client "$pod" "SELECT 'through'" "$out"
 	pid=${clients[-1]}
 	# Held: PgBouncer has the client waiting for a server connection, and psql has printed nothing.
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' || fail "the client is not waiting"
 	kill -0 "$pid" 2>/dev/null && [[ ! -s "$out" ]] || fail "the query was not held: $(cat "$out")"
+	[[ "$(identities)" == "$before" ]] || fail "pods replaced or restarted by the pause: $before -> $(identities)"
 	set_paused false
-	eventually 60 '! kill -0 $pid 2>/dev/null' || fail "the query still waits after resume"
+	eventually 120 '! kill -0 $pid 2>/dev/null' || fail "the query still waits after resume"
 	wait "$pid" || fail "the held query failed: $(cat "$out")"
 	[[ "$(cat "$out")" == through ]] || fail "the held query answered $(cat "$out")"
 	clients=()
+	eventually 60 '[[ "$(status_paused)" == false ]]' || fail "status.paused still $(status_paused)"
+	[[ "$(paused_column)" == false ]] || fail "Paused column after resume: $(k get connectionpools ag)"
 	agent ag-0 /status | jq -e '.paused == false' >/dev/null || fail "ag-0 still paused"
-	log "a query held while paused, answered after resume"
+	[[ "$(identities)" == "$before" ]] || fail "pods replaced or restarted by the resume: $before -> $(identities)"
+	log "spec.paused: status.paused true after ${paused_after}s; a query held while paused, answered after resume; no pod replaced"
 }
 
 test_a_setting_change_is_reloaded_without_a_restart() {
@@ -285,7 +315,7 @@ k create namespace poolkeeper-system >/dev/null
 server_yaml | k apply -f - >/dev/null
 k create secret generic app-db --save-config --from-literal=password=app-secret-pw >/dev/null
 k label secret app-db poolkeeper.io/expose-to-pools=true >/dev/null
-start_host_operator --agent-image "$agent_image"
+start_host_operator --agent-image "$agent_image" --agent-poll-seconds 2
 run test_pods_with_the_agent_become_ready
 run test_metrics_show_active_and_waiting_clients_under_load
 run test_pause_holds_a_query_until_resume

@@ -41,6 +41,21 @@ TEST(ParseConnectionPool, AppliesDocumentedDefaults) {
   EXPECT_EQ(spec.users[0].password_secret_ref.key, "password");
   EXPECT_EQ(spec.budget_policy, BudgetPolicy::kEnforce);
   EXPECT_EQ((spec.pooler.pgbouncer_version), (PgBouncerVersion{1, 18}));
+  EXPECT_FALSE(spec.paused);
+}
+
+TEST(ParseConnectionPool, PausedIsABooleanAndAnythingElseNamesTheField) {
+  json input = LoadYaml("valid_pool.yaml");
+  input["spec"]["paused"] = true;
+  auto paused = ParseConnectionPool(input);
+  ASSERT_TRUE(paused.has_value()) << paused.error().message;
+  EXPECT_TRUE(paused->spec.paused);
+  input["spec"]["paused"] = "yes";
+  auto bad = ParseConnectionPool(input);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("spec.paused: must be a boolean, not a string"),
+            std::string::npos)
+      << bad.error().message;
 }
 
 TEST(ParseConnectionPool, DefaultsImageAndReadsVersionFromImageTag) {

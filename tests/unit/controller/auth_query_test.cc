@@ -245,9 +245,10 @@ TEST_F(AuthQueryTest, ASharedRoleIsLeftToItsManagerAndThisServersSecretGoes) {
   transport.Respond("DELETE", kSecretPath, 200);
   api::PostgresServer server = Server();
   server.observed = api::ServerObservation{.system_identifier = "7001"};
-  AuthQueryOutcome outcome =
-      KeepAuthQuery({client, database, kNamespace}, server, Stored({}, {"orders"}),
-                    postgres::Endpoint{}, {"catalog", "orders"}, "aaa");
+  json stored = Stored({}, {"orders"});
+  stored["status"]["authQuery"]["secret"] = "poolkeeper-system/poolkeeper-auth-main";
+  AuthQueryOutcome outcome = KeepAuthQuery({client, database, kNamespace}, server, stored,
+                                           postgres::Endpoint{}, {"catalog", "orders"}, "aaa");
   EXPECT_TRUE(database.ensured.empty());  // nothing written on PostgreSQL
   EXPECT_TRUE(database.removed.empty());  // nor removed: the manager's setup stays
   const auto requests = transport.Requests();
@@ -262,6 +263,19 @@ TEST_F(AuthQueryTest, ASharedRoleIsLeftToItsManagerAndThisServersSecretGoes) {
     EXPECT_NE(outcome.condition->message.find(part), std::string::npos)
         << outcome.condition->message;
   }
+}
+
+// Once the status records no Secret, a server that keeps deferring to its manager asks nothing.
+TEST_F(AuthQueryTest, ASharedRoleWhoseSecretIsGoneSendsNoRequest) {
+  api::PostgresServer server = Server();
+  server.observed = api::ServerObservation{.system_identifier = "7001"};
+  AuthQueryOutcome outcome =
+      KeepAuthQuery({client, database, kNamespace}, server, Stored({}, {"orders"}),
+                    postgres::Endpoint{}, {"catalog", "orders"}, "aaa");
+  EXPECT_TRUE(transport.Requests().empty());
+  EXPECT_TRUE(outcome.secret.empty());
+  ASSERT_TRUE(outcome.condition);
+  EXPECT_EQ(outcome.condition->reason, "AuthRoleShared");
 }
 
 TEST_F(AuthQueryTest, TheManagerItselfSetsUpAsBefore) {

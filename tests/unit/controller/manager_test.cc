@@ -75,13 +75,21 @@ json List(const std::string& kind, std::vector<json> items) {
 struct ManagerTest : ::testing::Test {
   // Every cache's first LIST: these pools and servers, and no password Secret yet.
   void ListCaches(std::vector<json> pools, std::vector<json> servers = {}) {
+    ListCachesOf(manager, std::move(pools), std::move(servers));
+  }
+  // The same for `of`, with these pooler pods.
+  void ListCachesOf(Manager& of, std::vector<json> pools, std::vector<json> servers = {},
+                    std::vector<json> pods = {}) {
     transport.RespondJson("GET", kServers, 200, List("PostgresServer", std::move(servers)));
-    for (const char* path : kOwnedAndPods) transport.RespondJson("GET", path, 200, List("", {}));
+    for (const char* path : kOwnedAndPods) {
+      const bool pod_path = std::string_view(path) == "/api/v1/pods";
+      transport.RespondJson("GET", path, 200, List("", pod_path ? pods : std::vector<json>{}));
+    }
     transport.RespondJson("GET", kPools, 200, List("ConnectionPool", std::move(pools)));
     transport.RespondJson("GET", kPasswordSecrets, 200, List("Secret", {}));
     transport.RespondJson("GET", kExposedConfigMaps, 200, List("ConfigMap", {}));
-    manager.StepCaches();
-    ASSERT_TRUE(manager.Synced());
+    of.StepCaches();
+    ASSERT_TRUE(of.Synced());
   }
   std::vector<kube::HttpRequest> Writes() const {
     std::vector<kube::HttpRequest> writes;
@@ -301,6 +309,60 @@ TEST_F(ManagerTest, MetricsFiguresAreReadFromTheCachesAndTheQueue) {
   EXPECT_GE(queue.adds, 3u);
   EXPECT_EQ(queue.retries, 0u);
   EXPECT_EQ(manager.Relists(), 0u) << "first LISTs are not relists";
+}
+
+class CountingAgents : public AgentStatusSource {
+ public:
+  Result<AgentReport> Report(const std::string& pod_ip) override {
+    asked.push_back(pod_ip);
+    return AgentReport{.config_hash = "h1",
+                       .server_connections = 6,
+                       .clients_waiting = 2,
+                       .longest_wait_seconds = 1};
+  }
+  std::vector<std::string> asked;
+};
+
+// Issue 13: a reconcile reads what the agent poller last heard and asks no agent itself; the
+// poller's answer queues the pool, whose status then shows the agents' live figures.
+TEST_F(ManagerTest, AReconcileAsksNoAgentAndShowsWhatThePollerHeard) {
+  CountingAgents agents;
+  api::ParseDefaults defaults;
+  defaults.agent_image = "localhost/poolkeeper:dev";
+  Manager with_agents{client, clock, {.workers = 1, .defaults = defaults, .agent_status = &agents}};
+  const json pod = {{"metadata",
+                     {{"name", "app-0"},
+                      {"namespace", "shop"},
+                      {"uid", "uid-app-0"},
+                      {"resourceVersion", "5"},
+                      {"labels", {{"poolkeeper.io/pool", "app"}}}}},
+                    {"spec", {{"containers", {{{"name", "pgbouncer"}}, {{"name", "agent"}}}}}},
+                    {"status", {{"phase", "Running"}, {"podIP", "10.1.0.5"}}}};
+  ListCachesOf(with_agents, {Pool("app")}, {}, {pod});
+  // Blocked on its missing Secret: a pass that writes the status and nothing else.
+  for (int pass = 0; pass < 2; ++pass) {
+    transport.Respond("GET", kSecretMetadata, 404, kube::testing::StatusBody(404, "NotFound"));
+    transport.RespondJson("PATCH", kStatus, 200, Pool("app"));
+  }
+  transport.RespondJson("POST", "/api/v1/namespaces/shop/events", 201, json::object());
+
+  ASSERT_TRUE(with_agents.RunOne());
+  EXPECT_TRUE(agents.asked.empty()) << "no agent request on the worker";
+  auto writes = Writes();
+  ASSERT_FALSE(writes.empty());
+  EXPECT_EQ(json::parse(writes[0].body)["status"]["live"]["podsReporting"], 0) << "not heard yet";
+  EXPECT_FALSE(with_agents.RunOne()) << "nothing queued until the poller hears something";
+
+  EXPECT_EQ(with_agents.PollAgents(), 1);
+  EXPECT_EQ(agents.asked, std::vector<std::string>{"10.1.0.5"});
+  ASSERT_TRUE(with_agents.RunOne()) << "queued by the poller";
+  EXPECT_EQ(agents.asked.size(), 1u);
+  writes = Writes();
+  const json live = json::parse(writes.back().body)["status"]["live"];
+  EXPECT_EQ(live, json({{"serverConnections", 6},
+                        {"clientsWaiting", 2},
+                        {"longestWaitSeconds", 1},
+                        {"podsReporting", 1}}));
 }
 
 }  // namespace

@@ -95,6 +95,7 @@ TEST_F(ReloadReconcileTest, ASettingChangeReloadsInPlaceAndTheFigureFollowsTheAg
   EXPECT_TRUE(changed.delete_pods.empty()) << "a reloadable change must not roll the pods";
   EXPECT_TRUE(changed.pod_figures.empty()) << "no agent reported the new configuration yet";
   EXPECT_GT(changed.requeue_after.count(), 0);
+  EXPECT_EQ(changed.agents_awaited_within, 8) << "the poller asks these agents often meanwhile";
   ASSERT_TRUE(changed.status);
   EXPECT_EQ(Condition(*changed.status, "Progressing", "status"), "True");
   EXPECT_NE(Condition(*changed.status, "Progressing", "message").find("orders-0"),
@@ -127,6 +128,7 @@ TEST_F(ReloadReconcileTest, ASettingChangeReloadsInPlaceAndTheFigureFollowsTheAg
   ReconcileResult done = Reconcile(AgentInputs(pool));
   EXPECT_TRUE(done.pod_figures.empty());
   EXPECT_EQ(done.requeue_after.count(), 0);
+  EXPECT_FALSE(done.agents_awaited_within);
   StoreAll(pool, done);
   EXPECT_EQ(Condition(pool["status"], "Progressing", "status"), "False");
   EXPECT_EQ(Condition(pool["status"], "Ready", "status"), "True");
@@ -231,32 +233,32 @@ TEST_F(ReloadReconcileTest, WithoutTheAgentASettingChangeRollsAndNothingIsPatche
   EXPECT_FALSE(result.create_pods.empty() && result.delete_pods.empty()) << "not rolled";
 }
 
-class FakeAgents : public AgentStatusSource {
- public:
-  Result<AgentReport> Report(const std::string& pod_ip) override {
-    asked.push_back(pod_ip);
-    auto it = hashes.find(pod_ip);
-    if (it == hashes.end()) return Fail(ErrorCode::kUnavailable, "connection refused");
-    return AgentReport{it->second, 1};
-  }
-  std::map<std::string, std::string> hashes;
-  std::vector<std::string> asked;
-};
+// status.live: what the poller gathered from the agents, as it is; a pool no longer asked drops
+// it (a merge patch keeps what it does not name).
+TEST_F(ReloadReconcileTest, TheStatusShowsTheAgentsLiveFiguresAndDropsThemWithoutTheAgent) {
+  json pool = PoolJson("orders", 2, 10, "2026-01-01T00:00:00Z");
+  SettleWithAgents(pool);
+  PoolInputs in = AgentInputs(pool);
+  in.live = api::LiveStatus{.server_connections = 13,
+                            .clients_waiting = 5,
+                            .longest_wait_seconds = 2,
+                            .pods_reporting = 2};
+  ReconcileResult busy = Reconcile(in);
+  ASSERT_TRUE(busy.status);
+  EXPECT_EQ((*busy.status)["live"], json({{"serverConnections", 13},
+                                          {"clientsWaiting", 5},
+                                          {"longestWaitSeconds", 2},
+                                          {"podsReporting", 2}}));
+  EXPECT_TRUE(busy.apply.empty() && busy.pod_figures.empty()) << "live figures change no object";
+  StoreAll(pool, busy);
+  PoolInputs again = AgentInputs(pool);
+  again.live = in.live;
+  EXPECT_FALSE(Reconcile(again).status) << "the same figures: nothing to write";
 
-json Pod(const std::string& name, const std::string& ip, bool terminating = false) {
-  json pod = {{"metadata", {{"name", name}}}, {"status", json::object()}};
-  if (!ip.empty()) pod["status"]["podIP"] = ip;
-  if (terminating) pod["metadata"]["deletionTimestamp"] = "2026-11-23T10:00:00Z";
-  return pod;
-}
-
-TEST(ReadAgents, AsksRunningPodsWithAnAddressAndLeavesOutThoseThatDoNotAnswer) {
-  FakeAgents agents;
-  agents.hashes = {{"10.0.0.1", "h1"}, {"10.0.0.3", "h3"}, {"10.0.0.4", ""}};
-  auto loaded = ReadAgents(agents, {Pod("a", "10.0.0.1"), Pod("b", "10.0.0.2"), Pod("c", ""),
-                                    Pod("d", "10.0.0.3", true), Pod("e", "10.0.0.4")});
-  EXPECT_EQ(loaded, (std::map<std::string, AgentReport>{{"a", {"h1", 1}}, {"e", {"", 1}}}));
-  EXPECT_EQ(agents.asked, (std::vector<std::string>{"10.0.0.1", "10.0.0.2", "10.0.0.4"}));
+  ReconcileResult without = Reconcile(Inputs(pool));
+  ASSERT_TRUE(without.status);
+  ASSERT_TRUE(without.status->contains("live"));
+  EXPECT_TRUE((*without.status)["live"].is_null());
 }
 
 }  // namespace

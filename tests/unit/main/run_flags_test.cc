@@ -34,6 +34,15 @@ TEST(RunFlags, ReadsEveryFlagInBothSpellings) {
   EXPECT_EQ(options->watch_timeout, std::chrono::seconds(5));
 }
 
+TEST(RunFlags, AgentPollSeconds) {
+  auto options = ParseRunFlags({});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->agent_poll, std::chrono::seconds(10));
+  options = ParseRunFlags({"--agent-poll-seconds=3"});
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->agent_poll, std::chrono::seconds(3));
+}
+
 TEST(RunFlags, DefaultImageAndItsVersionFromTheTag) {
   auto options = ParseRunFlags({"--default-pgbouncer-image", "registry.local/pgbouncer:1.22.1"});
   ASSERT_TRUE(options) << options.error().ToString();
@@ -153,6 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlag{{"--resync-seconds=1.5"}, "--resync-seconds"},
         BadFlag{{"--shutdown-timeout-seconds", "3601"}, "--shutdown-timeout-seconds"},
         BadFlag{{"--watch-timeout-seconds", " 5"}, "--watch-timeout-seconds"},
+        BadFlag{{"--agent-poll-seconds", "0"}, "--agent-poll-seconds"},
+        BadFlag{{"--agent-poll-seconds", "301"}, "--agent-poll-seconds"},
         // lists of names
         BadFlag{{"--namespaces", "Shop"}, "--namespaces"},
         BadFlag{{"--namespaces", "a,,b"}, "--namespaces"},

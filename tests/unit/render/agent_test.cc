@@ -1,5 +1,6 @@
 // The pooler agent in the rendered objects (--agent-image): its container, volumes and password,
-// the ini's console settings, the ConfigMap's config hash; and nothing of it without an image.
+// the ini's console settings, the ConfigMap's config hash and paused key; and nothing of it without
+// an image.
 #include <gtest/gtest.h>
 
 #include "common/base64.h"
@@ -112,7 +113,44 @@ TEST(Agent, WithoutAnImageThePodIsAsBefore) {
   EXPECT_EQ(FindNamed(spec["volumes"], "run"), nullptr);
   OwnedObjects objects = Build(OrdersPool(), OrdersPasswords());
   EXPECT_FALSE(objects.config_map["data"].contains(kConfigHashKey));
+  EXPECT_FALSE(objects.config_map["data"].contains(kPausedKey));
   EXPECT_FALSE(objects.secret["data"].contains(kAgentPasswordKey));
+}
+
+api::ConnectionPool Paused(api::ConnectionPool pool) {
+  pool.spec.paused = true;
+  return pool;
+}
+
+TEST(Agent, GoldenPausedConfigMap) {
+  ExpectGolden("orders_agent_paused_1.18.configmap.json",
+               Build(Paused(AgentPool()), AgentPasswords()).config_map.dump(2) + "\n");
+}
+
+// The agents PAUSE on the ConfigMap's `paused` key alone: no pod rolls, and the config hash they
+// report loaded stays the one the reconciler waits for.
+TEST(Agent, PausingChangesOnlyTheConfigMapsPausedKey) {
+  OwnedObjects running = Build(AgentPool(), AgentPasswords());
+  OwnedObjects paused = Build(Paused(AgentPool()), AgentPasswords());
+  EXPECT_EQ(running.config_map["data"][kPausedKey], "false");
+  EXPECT_EQ(paused.config_map["data"][kPausedKey], "true");
+  EXPECT_EQ(paused.config_hash, running.config_hash);
+  EXPECT_EQ(paused.pod_hash, running.pod_hash);
+  EXPECT_EQ(paused.pod_template, running.pod_template);
+  EXPECT_EQ(paused.secret, running.secret);
+  EXPECT_EQ(paused.service, running.service);
+  json config_map = paused.config_map;
+  config_map["data"][kPausedKey] = "false";
+  EXPECT_EQ(config_map, running.config_map);
+}
+
+// Without the agent nothing can PAUSE: spec.paused renders nothing (the reconciler says why).
+TEST(Agent, WithoutAnImagePausedRendersNothing) {
+  OwnedObjects running = Build(OrdersPool(), OrdersPasswords());
+  OwnedObjects paused = Build(Paused(OrdersPool()), OrdersPasswords());
+  EXPECT_EQ(paused.config_map, running.config_map);
+  EXPECT_EQ(paused.pod_template, running.pod_template);
+  EXPECT_EQ(paused.config_hash, running.config_hash);
 }
 
 }  // namespace
