@@ -6,10 +6,12 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "api/parse.h"
+#include "controller/agent_status.h"
 #include "controller/reconciler.h"
 #include "secrets/secrets.h"
 
@@ -103,6 +105,30 @@ class ReconcilerTest : public ::testing::Test {
   secrets::SecretMap secrets_;
   std::map<std::string, json> owned_;
   std::map<std::string, json> pods_;
+};
+
+// Pools whose pods run the pooler agent (--agent-image), with what each pod's agent reports.
+class AgentReconcilerTest : public ReconcilerTest {
+ protected:
+  static constexpr char kAgentImage[] = "localhost/poolkeeper:dev";
+
+  PoolInputs AgentInputs(const json& pool) {
+    PoolInputs in = Inputs(pool);
+    in.defaults.agent_image = kAgentImage;
+    in.policy.agent_image = kAgentImage;
+    for (auto& p : in.server_pools) p.spec.pooler.agent_image = kAgentImage;
+    in.new_agent_password = "agent-pw";
+    in.agents_asked = true;
+    in.agent_reports = reports_;
+    return in;
+  }
+  std::set<std::string> Uids() const {
+    std::set<std::string> uids;
+    for (const auto& [name, pod] : pods_) uids.insert(pod["metadata"]["uid"].get<std::string>());
+    return uids;
+  }
+
+  std::map<std::string, AgentReport> reports_;  // pod name -> what its agent reports
 };
 
 inline std::vector<std::string> Names(const std::vector<json>& objects) {

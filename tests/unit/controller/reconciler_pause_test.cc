@@ -18,20 +18,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kAgentImage[] = "localhost/poolkeeper:dev";
-
-class PauseReconcileTest : public ReconcilerTest {
+class PauseReconcileTest : public AgentReconcilerTest {
  protected:
-  PoolInputs AgentInputs(const json& pool) {
-    PoolInputs in = Inputs(pool);
-    in.defaults.agent_image = kAgentImage;
-    in.policy.agent_image = kAgentImage;
-    for (auto& p : in.server_pools) p.spec.pooler.agent_image = kAgentImage;
-    in.new_agent_password = "agent-pw";
-    in.agents_asked = true;
-    in.agent_reports = reports_;
-    return in;
-  }
   // The pod's agent reports the pool's current configuration loaded, paused or not.
   void Report(const json& pool, const std::string& pod, bool paused) {
     reports_[pod] = {pool["status"].value("configHash", ""), 0, paused};
@@ -52,12 +40,6 @@ class PauseReconcileTest : public ReconcilerTest {
     ADD_FAILURE() << "no steady state";
     return pool;
   }
-  std::set<std::string> Uids() const {
-    std::set<std::string> uids;
-    for (const auto& [name, pod] : pods_) uids.insert(pod["metadata"]["uid"].get<std::string>());
-    return uids;
-  }
-  std::map<std::string, AgentReport> reports_;
 };
 
 const json* Applied(const ReconcileResult& result, const std::string& kind) {

@@ -18,20 +18,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kAgentImage[] = "localhost/poolkeeper:dev";
-
-class ReloadReconcileTest : public ReconcilerTest {
+class ReloadReconcileTest : public AgentReconcilerTest {
  protected:
-  PoolInputs AgentInputs(const json& pool) {
-    PoolInputs in = Inputs(pool);
-    in.defaults.agent_image = kAgentImage;
-    in.policy.agent_image = kAgentImage;
-    for (auto& p : in.server_pools) p.spec.pooler.agent_image = kAgentImage;
-    in.new_agent_password = "agent-pw";
-    in.agents_asked = true;
-    in.agent_reports = reports_;
-    return in;
-  }
   // Every pod's agent reports `hash` loaded, holding `servers` server connections.
   void AllLoad(const std::string& hash, int64_t servers = 0) {
     for (const auto& [name, pod] : pods_) reports_[name] = {hash, servers};
@@ -63,12 +51,6 @@ class ReloadReconcileTest : public ReconcilerTest {
     }
     return sum;
   }
-  std::set<std::string> Uids() const {
-    std::set<std::string> uids;
-    for (const auto& [name, pod] : pods_) uids.insert(pod["metadata"]["uid"].get<std::string>());
-    return uids;
-  }
-  std::map<std::string, AgentReport> reports_;
 };
 
 // Derived caps: no maxDbConnections, so the per-pod cap is what the server has left for the pool
