@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <set>
 
@@ -183,6 +184,24 @@ TEST_F(AgentPollerTest, QueuesAPoolAtOnceWhenAReportChangesWhatItsReconcileDecid
   clock.Advance(seconds(1));
   Poll();
   EXPECT_EQ(Queued(), std::set<std::string>{kOrders}) << "within 8 now";
+}
+
+// A pause or resume answered by PgBouncer is what a Pausing pool waits for: queued at once, and
+// the pool's pods are asked every second meanwhile.
+TEST_F(AgentPollerTest, QueuesAPoolAtOnceWhenAnAgentReportsPausedOrResumed) {
+  SetPods({AgentPod("a", "10.0.0.1")});
+  Answer("10.0.0.1", Loaded("h1"));
+  Poll();
+  poller.Decided(kOrders, std::numeric_limits<int64_t>::max(), Snapshot());
+  (void)Queued();
+  AgentReport paused = Loaded("h1");
+  paused.paused = true;
+  Answer("10.0.0.1", paused);
+  clock.Advance(seconds(1));
+  Poll();
+  EXPECT_EQ(Queued(), std::set<std::string>{kOrders}) << "paused now";
+  ASSERT_EQ(Snapshot().reports.count("a"), 1u);
+  EXPECT_TRUE(Snapshot().reports.at("a").paused);
 }
 
 // A report that comes in while the pool's reconcile runs is not lost: the reconcile saw the
