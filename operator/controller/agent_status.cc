@@ -13,6 +13,13 @@ namespace {
 
 using nlohmann::json;
 
+// One of the agent's figures, whole: it sends them as JSON numbers, integer or not (JsonGet takes
+// integers only); `fallback` when missing or not a number.
+int64_t Figure(const json& status, const char* key, int64_t fallback) {
+  auto it = status.find(key);
+  return it != status.end() && it->is_number() ? it->get<int64_t>() : fallback;
+}
+
 class HttpAgentStatus : public AgentStatusSource {
  public:
   HttpAgentStatus(int port, std::chrono::milliseconds timeout) : port_(port), timeout_(timeout) {}
@@ -43,18 +50,13 @@ class HttpAgentStatus : public AgentStatusSource {
     if (current.is_boolean() && current.get<bool>() && hash.is_string()) {
       report.config_hash = hash.get<std::string>();
     }
-    const json& servers =
-        status.contains("serverConnections") ? status["serverConnections"] : json();
     // Not a number: as many as could be (never lowered on a report that says nothing).
     report.server_connections =
-        servers.is_number() ? servers.get<int64_t>() : std::numeric_limits<int64_t>::max();
+        Figure(status, "serverConnections", std::numeric_limits<int64_t>::max());
     report.paused = JsonGet<bool>(status, "paused", false);
     // Live figures: a missing or mistyped one reads as none.
-    const json& waiting = status.contains("clientsWaiting") ? status["clientsWaiting"] : json();
-    if (waiting.is_number()) report.clients_waiting = waiting.get<int64_t>();
-    const json& longest =
-        status.contains("longestWaitSeconds") ? status["longestWaitSeconds"] : json();
-    if (longest.is_number()) report.longest_wait_seconds = longest.get<int64_t>();
+    report.clients_waiting = Figure(status, "clientsWaiting", 0);
+    report.longest_wait_seconds = Figure(status, "longestWaitSeconds", 0);
     return report;
   }
 
