@@ -31,7 +31,17 @@ count() {
   [ "$status" -eq 0 ] || [ "$f" -gt 0 ] || f=1
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" -eq 0 ] || failed_tiers+=("$tier")
+  [ "$f" -eq 0 ] || failure_lines "$tier" "$output" >>"$results/failures"
   log "$tier: $p passed, $f failed"
+}
+
+# A failed tier's failing tests and their messages, for the summary at the end: a CI log is often read
+# from its tail only. Shell tiers print "FAIL ..." (a cluster test's reason as "    FAIL: ..."), ctest
+# "N - Name (Failed)"; each line is cut to 300 characters.
+failure_lines() {
+  local tier=$1 output=$2
+  grep -E '^(FAIL|    FAIL:)|^[[:space:]]*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)\)' "$output" |
+    head -n 40 | cut -c1-300 | sed "s/^/  $tier: /"
 }
 
 run_tier() {
@@ -86,6 +96,7 @@ run_tier tsan bash "$REPO_ROOT/scripts/sanitize.sh" thread
 
 if [ "${#failed_tiers[@]}" -gt 0 ]; then
   log "failed tiers: ${failed_tiers[*]}"
+  cat "$results/failures" 2>/dev/null
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
