@@ -4,7 +4,6 @@
 #include "controller/reconciler.h"
 
 #include <algorithm>
-#include <limits>
 
 #include "api/parse.h"
 #include "budget/planner.h"
@@ -16,6 +15,7 @@
 #include "controller/pause.h"
 #include "controller/pods.h"
 #include "controller/pool_writer.h"
+#include "controller/reconcile_agents.h"
 #include "render/render.h"
 
 namespace poolkeeper::controller {
@@ -62,7 +62,7 @@ class Pass {
     } else {
       KeepLastGoodPods();
     }
-    TrackPause();
+    pause_ = TrackPause(in_, pool_.spec.paused, generation_, status_, result_);
     ReportRollout();
     return Finish();
   }
@@ -271,12 +271,14 @@ class Pass {
     status_.config_hash = objects_->config_hash;
     std::vector<json> apply;
     std::string taken;
-    const bool hold_raise = HoldRaise();
+    // A held raise keeps the ConfigMap as stored, so the pods that exist stay within the limit.
+    const std::optional<std::string> held = HoldRaise(in_, pool_, *mine_);
+    if (held) waiting_for_ = *held;
     for (const auto& kind : render::kOwnedKinds) {
       const json& want = (*objects_).*kind.member;
       const std::string name(kind.kind);
       auto stored = in_.owned.find(name);
-      if (hold_raise && name == "ConfigMap" && stored != in_.owned.end()) continue;
+      if (held && name == "ConfigMap" && stored != in_.owned.end()) continue;
       if (want.is_null()) {
         if (stored != in_.owned.end()) result_.delete_kinds.push_back(name);
         continue;
@@ -316,56 +318,6 @@ class Pass {
     return true;
   }
 
-  // With the agent every pod that exists loads a new ConfigMap (draining ones too), so a
-  // configuration that raises the per-pod figure waits while the pods that exist could not all
-  // run it within the pool's limit: scaling down removes the pod first, then raises the caps.
-  bool HoldRaise() {
-    if (pool_.spec.pooler.agent_image.empty()) return false;
-    int64_t pods = 0;
-    for (const auto& pod : in_.pods) pods += PodFinished(pod) ? 0 : 1;
-    if (pods * mine_->per_instance <= mine_->limit) return false;
-    waiting_for_ = std::to_string(pods) + " pods exist: the raised caps (" +
-                   std::to_string(mine_->per_instance) + " per pod) wait until " +
-                   std::to_string(mine_->limit / std::max<int64_t>(mine_->per_instance, 1)) +
-                   " are left";
-    return true;
-  }
-
-  // With the agent: the pods that run the current pod hash take a new configuration by RELOAD.
-  // Each stays charged its own figure until its agent reports the new config hash loaded and, when
-  // the figure goes down, no more server connections held than the new one; then its figure
-  // becomes the new one. Until every pod reports, the rollout is not complete.
-  void ConfirmReloads() {
-    if (pool_.spec.pooler.agent_image.empty() || !in_.agents_asked) return;
-    std::vector<std::string> reloading;
-    for (const auto& pod : in_.pods) {
-      ObservedPod o = ObservePod(pod, PoolUid(in_.pool), 0);
-      if (!o.owned || o.terminating || o.finished || o.config_hash != objects_->pod_hash) continue;
-      auto report = in_.agent_reports.find(o.name);
-      auto figure = IntAnnotation(pod, render::kPodConnectionsAnnotation);
-      const bool lowering = !figure || *figure > mine_->per_instance;
-      if (report == in_.agent_reports.end() ||
-          report->second.config_hash != objects_->config_hash ||
-          (lowering && report->second.server_connections > mine_->per_instance)) {
-        reloading.push_back(o.name);
-        continue;
-      }
-      if (figure != mine_->per_instance) {
-        result_.pod_figures.push_back({o.name, o.uid, mine_->per_instance});
-      }
-    }
-    if (reloading.empty()) return;
-    std::string names;
-    for (const auto& name : reloading) names += (names.empty() ? "" : ", ") + name;
-    waiting_for_ += (waiting_for_.empty() ? "" : "; ") + std::string("the agents of ") + names +
-                    " have not reported configuration " + objects_->config_hash.substr(0, 12) +
-                    " loaded with at most " + std::to_string(mine_->per_instance) +
-                    " server connections";
-    result_.agents_awaited_within = mine_->per_instance;
-    // A backstop: the poller queues the pool as soon as a report decides otherwise.
-    result_.requeue_after = std::chrono::seconds(30);
-  }
-
   // Starts and retires pods so that every pod runs the new configuration, never holding more
   // than the pool's limit at any instant (pods.h).
   void DrivePods() {
@@ -378,7 +330,8 @@ class Pass {
                      mine_->limit,
                      pooler.max_surge == 0 ? 1 : 0};
     pods_ = ApplyPodPlan(target, objects_->pod_template);
-    ConfirmReloads();
+    const std::string reloading = ConfirmReloads(in_, pool_, *objects_, *mine_, result_);
+    if (!reloading.empty()) waiting_for_ += (waiting_for_.empty() ? "" : "; ") + reloading;
   }
 
   // While a newer spec is refused (over budget, invalid, a Secret missing), the last admitted
@@ -435,35 +388,6 @@ class Pass {
       result_.delete_pods.push_back({pod.name, pod.uid, pod.resource_version});
     }
     return changes;
-  }
-
-  // spec.paused reaches the pods through the ConfigMap (DecideWrites): status.paused is what their
-  // agents report, and until every running pod is where the spec wants it the pool is Pausing or
-  // Resuming, asked again as for reloads. Without the agent nothing can pause: Degraded says so,
-  // and nothing else changes. A blocked spec writes no ConfigMap, so there is nothing to wait for.
-  void TrackPause() {
-    const bool agent = !in_.defaults.agent_image.empty();
-    const bool rolled_out = result_.blocked_reason.empty();
-    if (rolled_out && pool_.spec.paused && !agent) {
-      SetCondition(MakeCondition(api::kConditionDegraded, true, kPauseNeedsAgentReason,
-                                 PauseNeedsAgentMessage(), generation_));
-      result_.events.push_back({"Warning", kPauseNeedsAgentReason, PauseNeedsAgentMessage()});
-    }
-    status_.paused = false;
-    if (!agent || !in_.agents_asked) return;
-    std::vector<ObservedPod> observed;
-    for (const auto& pod : in_.pods) observed.push_back(ObservePod(pod, PoolUid(in_.pool), 0));
-    pause_ = FollowPause(pool_.spec.paused, observed, in_.agent_reports);
-    status_.paused = pause_.paused;
-    if (!rolled_out) pause_.behind.clear();
-    if (pause_.behind.empty()) return;
-    // The poller asks these agents every second and queues the pool as soon as one reports
-    // paused or resumed (agent_poller.h); no server-connection figure is awaited. The requeue is
-    // a backstop.
-    if (!result_.agents_awaited_within) {
-      result_.agents_awaited_within = std::numeric_limits<int64_t>::max();
-    }
-    if (result_.requeue_after.count() == 0) result_.requeue_after = std::chrono::seconds(30);
   }
 
   // Readiness comes from the running pods, whether or not the newest spec could be rolled out.
