@@ -249,10 +249,14 @@ Result<ListResult> Client::List(const ResourceType& type, std::string_view ns,
     if (!page) return std::unexpected(page.error());
     auto items = page->find("items");
     if (items != page->end() && items->is_array()) {
-      result.items.reserve(result.items.size() + items->size());
+      if (!options.on_item) result.items.reserve(result.items.size() + items->size());
       for (json& item : *items) {
         FillTypeMeta(type, item);
-        result.items.push_back(std::move(item));
+        if (options.on_item) {
+          options.on_item(std::move(item));
+        } else {
+          result.items.push_back(std::move(item));
+        }
       }
     } else if (items != page->end() && !items->is_null()) {
       return Fail(ErrorCode::kInternal, what + ": items is not an array");

@@ -77,11 +77,15 @@ struct ListOptions {
   // Items as PartialObjectMetadata (apiVersion, kind, metadata): what a cache of names needs,
   // without ever receiving a Secret's data.
   bool metadata_only = false;
+  // Set: each item is handed to it as its page is read, and ListResult::items stays empty. A cache
+  // that keeps a trimmed copy (Informer) then never holds a whole untrimmed list: the transient
+  // peak is one page, and the freed pages are not interleaved with what it keeps.
+  std::function<void(nlohmann::json&& item)> on_item;
 };
 
 struct ListResult {
-  std::vector<nlohmann::json> items;
-  std::string resource_version;  // of the list, to start a watch from
+  std::vector<nlohmann::json> items;  // empty when ListOptions::on_item took them
+  std::string resource_version;       // of the list, to start a watch from
 };
 
 struct WatchOptions {

@@ -111,17 +111,17 @@ Status Informer::Failed(Error error, bool reset_count) {
 }
 
 Status Informer::ListAndReplace() {
+  std::map<std::string, ObjectPtr> fresh;
   auto listed = client_.List(options_.type, options_.ns,
                              {.label_selector = options_.label_selector,
                               .field_selector = options_.field_selector,
-                              .metadata_only = options_.metadata_only});
+                              .metadata_only = options_.metadata_only,
+                              .on_item = [&](json&& item) {
+                                ObjectPtr object = KeepForCache(std::move(item), options_);
+                                fresh[ObjectKey(*object)] = object;
+                              }});
   if (!listed) return Failed(listed.error(), false);
 
-  std::map<std::string, ObjectPtr> fresh;
-  for (json& item : listed->items) {
-    ObjectPtr object = KeepForCache(std::move(item), options_);
-    fresh[ObjectKey(*object)] = object;
-  }
   std::vector<Change> changes;
   {
     std::lock_guard guard(mutex_);

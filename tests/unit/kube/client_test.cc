@@ -135,6 +135,26 @@ TEST_F(ClientTest, ListFollowsContinueTokensAndFillsTypeMetaOfItems) {
   EXPECT_EQ(transport_.Unused(), 0u);
 }
 
+TEST_F(ClientTest, ListHandsEachItemToOnItemPageByPageInsteadOfCollectingThem) {
+  transport_.RespondJson("GET", kConfigMaps, 200,
+                         {{"metadata", {{"resourceVersion", "10"}, {"continue", "c1"}}},
+                          {"items", {ConfigMap("a", "3"), ConfigMap("b", "4")}}});
+  transport_.RespondJson(
+      "GET", kConfigMaps, 200,
+      {{"metadata", {{"resourceVersion", "10"}}}, {"items", {ConfigMap("c", "9")}}});
+  std::vector<std::string> handed;  // name@requests sent when it was handed over
+  auto list = client_.List(resources::kConfigMap, "shop", {.on_item = [&](json&& item) {
+                             EXPECT_EQ(item["kind"], "ConfigMap");
+                             handed.push_back(item["metadata"]["name"].get<std::string>() + "@" +
+                                              std::to_string(transport_.Requests().size()));
+                           }});
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_TRUE(list->items.empty());
+  EXPECT_EQ(list->resource_version, "10");
+  EXPECT_EQ(handed, (std::vector<std::string>{"a@1", "b@1", "c@2"}))
+      << "a page's items are handed over before the next page is asked for";
+}
+
 TEST_F(ClientTest, ListSendsResourceVersionOnlyOnTheFirstPage) {
   transport_.RespondJson(
       "GET", kConfigMaps, 200,
