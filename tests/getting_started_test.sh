@@ -16,8 +16,10 @@
 #   - What the page states in prose around the blocks is checked by one hook per section, keyed by
 #     the exact heading (a heading that disappears fails): the quickstart YAML equals the example
 #     file, the render lists the objects the page names, the demo's PostgreSQL and pool are the ones
-#     described, `status` matches the page's YAML, section 6's "apply it anyway" consequences hold on
-#     the cluster and applying the quickstart again goes back without a rollout.
+#     described, `status` matches the page's YAML (with the agent, the chart's default: status.live,
+#     the ConfigMap's config-hash and the pods' restart hash as the page says), section 6's "apply it
+#     anyway" consequences hold on the cluster and applying the quickstart again goes back without a
+#     rollout.
 #
 # Two textual changes are made to the page's commands, both listed below: `build/poolkeeper` is the
 # binary given as $1, and the one line listed in SKIP is not run.
@@ -298,28 +300,62 @@ hook_status() { # the page's `status` YAML against the live one
   gs_status_diff() {
     kubectl get cpool app -o json >"$gs_tmp/pool.json" || return 1
     kubectl get pods -l poolkeeper.io/pool=app -o json >"$gs_tmp/pods.json" || return 1
-    python3 - "$yaml" "$gs_tmp/pool.json" "$gs_tmp/pods.json" <<'PY'
+    kubectl get configmap app-config -o json >"$gs_tmp/configmap.json" || return 1
+    python3 - "$yaml" "$gs_tmp/pool.json" "$gs_tmp/pods.json" "$gs_tmp/configmap.json" <<'PY'
 import json, re, sys, yaml
 page = yaml.safe_load(open(sys.argv[1]))["status"]
 live = json.load(open(sys.argv[2]))["status"]
 pods = json.load(open(sys.argv[3]))["items"]
+configmap = json.load(open(sys.argv[4]))
 # Left out on the page, as it says: lastTransitionTime and the conditions' observedGeneration.
 for c in live.get("conditions", []):
     c.pop("lastTransitionTime", None)
     c.pop("observedGeneration", None)
 live["conditions"] = sorted(live.get("conditions", []), key=lambda c: c["type"])
 page["conditions"] = sorted(page.get("conditions", []), key=lambda c: c["type"])
-# The hash varies; the page shows its start ("3f9a..."): it must be a sha256, and on every pod.
-h = live.get("configHash", "")
 bad = []
-if not re.fullmatch(r"[0-9a-f]{64}", h):
-    bad.append(f"configHash {h!r} is not a sha256")
-for p in pods:
-    if p["metadata"].get("annotations", {}).get("poolkeeper.io/config-hash") != h:
-        bad.append(f"pod {p['metadata']['name']}: poolkeeper.io/config-hash is not status.configHash")
 if not pods:
     bad.append("no pods")
+sha256 = lambda h: re.fullmatch(r"[0-9a-f]{64}", h or "") is not None
+# The hash varies; the page shows its start ("3f9a..."): it must be a sha256.
+h = live.get("configHash", "")
+if not sha256(h):
+    bad.append(f"configHash {h!r} is not a sha256")
 page["configHash"] = h
+data = configmap.get("data", {})
+pod_hash = configmap["metadata"].get("annotations", {}).get("poolkeeper.io/pod-config-hash")
+agent = [p["metadata"]["name"] for p in pods if any(c["name"] == "agent" for c in p["spec"]["containers"])]
+if agent:
+    # With the agent (the chart's default): the ConfigMap's config-hash is status.configHash (what the agents
+    # report loaded), and its poolkeeper.io/pod-config-hash, the restart hash, is every pod's config-hash.
+    if len(agent) != len(pods):
+        bad.append(f"only {agent} of the pods run the agent")
+    if data.get("config-hash") != h:
+        bad.append(f"ConfigMap app-config's config-hash {data.get('config-hash')!r} is not status.configHash")
+    if not sha256(pod_hash) or pod_hash == h:
+        bad.append(f"ConfigMap app-config's poolkeeper.io/pod-config-hash {pod_hash!r} is not a restart hash apart from configHash")
+    # The live figures: the keys the page shows; podsReporting is every pod; serverConnections (what an idle
+    # pool keeps open after the demo's queries) varies, within what the pods can open.
+    figures = live.get("live", {})
+    if sorted(figures) != sorted(page.get("live", {})):
+        bad.append(f"status.live keys {sorted(figures)}, the page's {sorted(page.get('live', {}))}")
+    if figures.get("podsReporting") != len(pods):
+        bad.append(f"status.live.podsReporting {figures.get('podsReporting')!r}, {len(pods)} pods")
+    held = live.get("budget", {}).get("held", 0)
+    if not isinstance(figures.get("serverConnections"), int) or not 0 <= figures["serverConnections"] <= held:
+        bad.append(f"status.live.serverConnections {figures.get('serverConnections')!r} is not 0-{held} (budget.held)")
+    elif "serverConnections" in page.get("live", {}):
+        page["live"]["serverConnections"] = figures["serverConnections"]
+else:
+    # Without it: the pods carry status.configHash itself, and the ConfigMap has no config-hash; nor is there
+    # a status.live, which the page shows for the agent.
+    pod_hash = h
+    if "config-hash" in data:
+        bad.append("ConfigMap app-config has a config-hash, but no pod runs the agent")
+    page.pop("live", None)
+for p in pods:
+    if p["metadata"].get("annotations", {}).get("poolkeeper.io/config-hash") != pod_hash:
+        bad.append(f"pod {p['metadata']['name']}: poolkeeper.io/config-hash is not {pod_hash!r}")
 if page != live:
     bad.append("page:\n" + yaml.safe_dump(page, sort_keys=True) + "live:\n" + yaml.safe_dump(live, sort_keys=True))
 print("\n".join(bad))
@@ -327,7 +363,7 @@ sys.exit(1 if bad else 0)
 PY
   }
   if gs_eventually 60 gs_status_diff; then
-    gs_pass "section 5: kubectl get cpool app -o yaml: status is the page's (hash masked, the left-out fields left out)"
+    gs_pass "section 5: kubectl get cpool app -o yaml: status is the page's (hash and status.live.serverConnections masked, the left-out fields left out); the ConfigMap's config-hash is status.configHash and every pod carries the pod hash"
   else
     gs_fail "section 5: kubectl get cpool app -o yaml: status differs from the page"
     gs_status_diff | gs_indent

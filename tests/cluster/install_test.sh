@@ -8,7 +8,8 @@
 #   - helm install / upgrade (changed values) / uninstall with --wait, cluster-wide and namespaced: the operator
 #     runs in-cluster (the chart's image ghcr.io/poolkeeper/poolkeeper:<appVersion>, built from the repository's
 #     Dockerfile by images.sh on this run and imported into the node), holds its Lease, reconciles a pool to Ready
-#     with only the chart's RBAC, its admission webhook refuses an overrun that kubectl applies, and its
+#     with only the chart's RBAC (its pods running the pooler agent, on by default, which the operator reaches on
+#     the pod IPs: status.live), its admission webhook refuses an overrun that kubectl applies, and its
 #     ServiceAccount is allowed exactly what it needs and refused the rest (kubectl auth can-i --as);
 #   - /metrics answers only tokens that RBAC allows (TokenReview + SubjectAccessReview against this API server): none
 #     401, a ServiceAccount's token without the poolkeeper-metrics-reader binding 403, with it 200; the chart's
@@ -182,6 +183,11 @@ test_helm_lint() {
 	lacks '--allow' helm template x "$chart" || fail "pod policy flags passed while unset"
 	! helm template x "$chart" --set 'allowedPriorityClasses={high-priority}' >/dev/null 2>&1 || fail "a non-system priority class accepted"
 	! helm template x "$chart" --set 'allowedPoolerImages={a b}' >/dev/null 2>&1 || fail "an image rule with a space accepted"
+	# The pooler agent: on by default, from the operator's image unless agent.image names another; off passes nothing.
+	helm template x "$chart" | has -x -- " *- --agent-image=$operator_image" || fail "--agent-image=$operator_image not passed by default"
+	helm template x "$chart" --set agent.image=registry.example/agent:1 | has -x -- ' *- --agent-image=registry.example/agent:1' ||
+		fail "--agent-image not agent.image"
+	lacks '--agent-image' helm template x "$chart" --set agent.enabled=false || fail "--agent-image passed with agent.enabled=false"
 	chart_renders_network_policy_and_metrics_auth
 }
 
@@ -361,6 +367,20 @@ pool_reconciled() {
 	[[ "$(k -n "$ns" get cpool app -o jsonpath='{.status.observedGeneration}')" == "$(k -n "$ns" get cpool app -o jsonpath='{.metadata.generation}')" ]] || fail "observedGeneration"
 	k -n "$ns" get pod/app-0 pod/app-1 service/app configmap/app-config secret/app-auth pdb/app >/dev/null || fail "owned objects in $ns"
 	quickstart_in "$ns" | k diff -f - >/dev/null || fail "kubectl diff after reconcile: $(quickstart_in "$ns" | k diff -f - 2>&1 | head -20)"
+	pool_runs_the_agent "$ns"
+}
+# The chart's default (agent.enabled): every pooler pod runs the agent beside PgBouncer, from the operator's image,
+# both containers ready; and the operator, in-cluster, reaches every agent on its pod IP (status.live.podsReporting).
+pool_runs_the_agent() {
+	local ns=$1 pods
+	pods=$(k -n "$ns" get pods -l poolkeeper.io/pool=app -o json)
+	jq -e --arg img "$operator_image" '(.items | length) == 2 and all(.items[];
+		[.spec.containers[].name] == ["pgbouncer", "agent"] and (.spec.containers[1].image == $img) and
+		(.status.containerStatuses | length) == 2 and all(.status.containerStatuses[]; .ready))' <<<"$pods" >/dev/null ||
+		fail "pods in $ns: not pgbouncer and agent ($operator_image), both ready: $(jq -c '[.items[] | {name: .metadata.name,
+			containers: [.spec.containers[] | {name, image}], ready: [.status.containerStatuses[]? | {name, ready}]}]' <<<"$pods")"
+	eventually 60 '[[ "$(k -n "$ns" get cpool app -o jsonpath="{.status.live.podsReporting}")" == 2 ]]' ||
+		fail "status.live in $ns: $(k -n "$ns" get cpool app -o jsonpath='{.status.live}') (want podsReporting 2)"
 }
 pool_removed() {
 	local ns=$1
