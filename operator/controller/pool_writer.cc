@@ -120,13 +120,20 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   if (result.finalizer == FinalizerChange::kAdd) {
     if (auto written = WriteFinalizer(in.pool, result.finalizer); !written) return written;
   }
-  // The owned objects at once (they do not depend on each other), and all of them before any
-  // pod: the ConfigMap carries what the pods are admitted with, and a pod mounts the ConfigMap
-  // and the Secret.
+  // The owned objects at once, and all of them before any pod: the ConfigMap carries what the
+  // pods are admitted with, and a pod mounts the ConfigMap and the Secret. The ConfigMap goes last,
+  // after the rest: its config-hash is what a pod's agent reports loaded once it has RELOADed, so
+  // a kubelet that refreshes the pod's volumes between two writes must not see the new hash beside
+  // the old userlist (the agent would confirm a password rotation PgBouncer never read).
   std::vector<std::function<Status()>> writes;
+  const json* config_map = nullptr;
   for (const json& desired : result.apply) {
     const render::OwnedKind* kind = render::FindOwnedKind(desired.value("kind", ""));
     if (!kind) return Fail(ErrorCode::kInternal, "no resource type for " + desired.dump());
+    if (kind->kind == "ConfigMap") {
+      config_map = &desired;
+      continue;
+    }
     writes.emplace_back([this, kind, &desired]() -> Status {
       auto applied = client_.Apply(ResourceTypeOf(*kind), desired);
       if (!applied) return std::unexpected(applied.error());
@@ -147,6 +154,10 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   }
   if (auto written = RunBounded(writes, options_.parallel, options_.helpers); !written)
     return written;
+  if (config_map) {
+    if (auto applied = client_.Apply(kube::resources::kConfigMap, *config_map); !applied)
+      return std::unexpected(applied.error());
+  }
   for (const auto& pod : result.delete_pods) {
     auto deleted = client_.Delete(
         kube::resources::kPod, ns, pod.name,

@@ -1,10 +1,11 @@
 // The write side of a reconcile: what the pure Reconcile decided, carried out through the API in a
 // safe order (the finalizer first, so nothing exists that a deletion would not wait for; then the
-// owned objects and deletions, at once; then the pods, the status), plus the one read a decision
-// needs that the caches cannot answer: whether an owned object's name is free before its first
-// write. The owned caches hold only objects labelled as poolkeeper's, and a forced server-side
-// apply would take over anyone else's: the names held by everyone else are in ForeignNames, and
-// a GET is made only for what those caches cannot answer.
+// owned objects and deletions, at once, the ConfigMap after them (its config-hash is what the pods'
+// agents confirm, so it must not land before the userlist it covers); then the pods, the status),
+// plus the one read a decision needs that the caches cannot answer: whether an owned object's name
+// is free before its first write. The owned caches hold only objects labelled as poolkeeper's, and
+// a forced server-side apply would take over anyone else's: the names held by everyone else are in
+// ForeignNames, and a GET is made only for what those caches cannot answer.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -29,7 +30,7 @@ bool OwnedBy(const nlohmann::json& object, const std::string& uid);
 // "Deployment shop/app exists and is not owned by this ConnectionPool (...)".
 std::string DescribeForeign(std::string_view kind, const nlohmann::json& object);
 
-// ConfigMap, Secret, Service and PodDisruptionBudget together.
+// Secret, Service and PodDisruptionBudget together (the ConfigMap follows them).
 inline constexpr size_t kPoolParallelWrites = 4;
 
 struct PoolWriterOptions {

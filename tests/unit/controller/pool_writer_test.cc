@@ -1,6 +1,7 @@
-// The write side of a reconcile (pool_writer.h): the owned objects are applied at once, all before
-// any pod, with the same requests as one after another; a new object's name is looked up in the
-// caches of names held by others (ForeignNames) and GET only when those have not listed.
+// The write side of a reconcile (pool_writer.h): the owned objects are applied at once, the
+// ConfigMap after the rest and all before any pod, with the same requests as one after another; a
+// new object's name is looked up in the caches of names held by others (ForeignNames) and GET only
+// when those have not listed.
 #include "controller/pool_writer.h"
 
 #include <gtest/gtest.h>
@@ -56,13 +57,15 @@ ReconcileResult ThreeObjectsAPodAndAStatus() {
   return result;
 }
 
-TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndAllBeforeAnyPod) {
+TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceThenTheConfigMapThenThePods) {
   FakeTransport transport;
   Rendezvous rendezvous;
-  for (const char* path : {kConfigMap, kSecret, kService}) {
+  rendezvous.expected = 2;
+  for (const char* path : {kSecret, kService}) {
     transport.Queue("PATCH", path,
                     {.response = {.status = 200, .body = "{}"}, .before = rendezvous.Arrive()});
   }
+  transport.Respond("PATCH", kConfigMap, 200);
   transport.RespondJson("POST", "/api/v1/namespaces/shop/pods", 201, Owned("Pod", "app-0"));
   transport.Respond("PATCH",
                     "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status", 200);
@@ -76,15 +79,15 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndAllBeforeAnyPod) {
   ASSERT_TRUE(helpers.Start(2));
   ASSERT_TRUE(
       PoolWriter(client, holdings, {.helpers = &helpers}).Write(in, ThreeObjectsAPodAndAStatus()));
-  EXPECT_EQ(rendezvous.most, 3) << "the three applies were in flight together";
+  EXPECT_EQ(rendezvous.most, 2) << "the Secret and the Service were in flight together";
   const auto requests = transport.Requests();
   ASSERT_EQ(requests.size(), 5u) << "the same requests as one after another";
-  std::vector<std::string> first_three;
-  for (size_t i = 0; i < 3; ++i) {
-    first_three.push_back(requests[i].path.substr(0, requests[i].path.find('?')));
-  }
-  std::ranges::sort(first_three);
-  EXPECT_EQ(first_three, (std::vector<std::string>{kConfigMap, kSecret, kService}));
+  auto path_of = [&](size_t i) { return requests[i].path.substr(0, requests[i].path.find('?')); };
+  std::vector<std::string> first_two = {path_of(0), path_of(1)};
+  std::ranges::sort(first_two);
+  EXPECT_EQ(first_two, (std::vector<std::string>{kSecret, kService}));
+  EXPECT_EQ(path_of(2), kConfigMap)
+      << "the ConfigMap's config-hash is published only once the userlist it covers is written";
   EXPECT_EQ(requests[3].method, "POST") << "the pod only once its ConfigMap and Secret exist";
   EXPECT_TRUE(requests[4].path.ends_with("/status"));
 }
@@ -107,6 +110,7 @@ TEST(PoolWriter, AFailedApplyStopsBeforeThePodsAndReportsTheFailure) {
   for (const auto& request : transport.Requests()) {
     EXPECT_EQ(request.method, "PATCH") << "no pod, no status: " << request.path;
     EXPECT_FALSE(request.path.ends_with("/status"));
+    EXPECT_FALSE(request.path.starts_with(kConfigMap)) << "no config-hash without its userlist";
   }
 }
 
