@@ -60,6 +60,26 @@ Agent::Mounted Agent::ReadMounts() {
   return mounted;
 }
 
+// A downward API file holds the value alone, and is empty when the annotation or label is missing.
+PodBudget Agent::ReadPodBudget() {
+  PodBudget budget;
+  if (options_.pod_info_dir.empty()) return budget;
+  auto read = [&](const char* name) -> std::optional<std::string> {
+    auto content = files_.Read(options_.pod_info_dir + "/" + name);
+    if (!content) return std::nullopt;
+    std::string value = TrimLine(*content);
+    return value.empty() ? std::nullopt : std::optional(value);
+  };
+  budget.pool = read(kPodPoolFile);
+  budget.server = read(kPodServerFile);
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (auto connections = read(kPodConnectionsFile);
+      connections && std::ranges::all_of(*connections, digit)) {
+    budget.connections = Number(*connections);
+  }
+  return budget;
+}
+
 std::unique_ptr<postgres::AdminConsole> Agent::OpenConsole(const std::string& ini) {
   std::map<std::string, std::string> section = PgBouncerSection(ini);
   postgres::ConsoleEndpoint endpoint;
@@ -184,7 +204,7 @@ std::string Agent::Metrics() {
       for (size_t i = 0; i < tables->size(); ++i) shows[MetricCommands()[i]] = (*tables)[i];
     }
   }
-  return RenderMetrics(shows, up, figures());
+  return RenderMetrics(shows, up, figures(), ReadPodBudget());
 }
 
 // loadedConfigHash, configCurrent, paused, consoleUp; serverConnections (every server connection

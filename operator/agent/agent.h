@@ -32,6 +32,12 @@ namespace poolkeeper::agent {
 // Files in the config dir besides pgbouncer.ini.
 inline constexpr char kConfigHashFile[] = "config-hash";
 inline constexpr char kPausedFile[] = "paused";
+// Files in the pod-info dir, the downward API volume with the pod's budget figures (PodBudget):
+// read at each scrape, so a figure the operator lowers in place shows once the kubelet refreshes
+// the volume.
+inline constexpr char kPodConnectionsFile[] = "connections-per-pod";
+inline constexpr char kPodServerFile[] = "server";
+inline constexpr char kPodPoolFile[] = "pool";
 
 struct AgentOptions {
   std::string config_dir;               // pgbouncer.ini, config-hash, paused
@@ -39,6 +45,7 @@ struct AgentOptions {
   std::string user;                     // the admin user (in admin_users and the userlist)
   std::string password_file;            // its password, read at each change, never logged
   std::chrono::milliseconds settle{5000};
+  std::string pod_info_dir;  // kPodConnectionsFile, kPodServerFile, kPodPoolFile; "" for none
 };
 
 // Opens the console for an endpoint (socket dir and port from the ini, the user and password).
@@ -55,7 +62,7 @@ class Agent {
   // Brings PgBouncer to the paused state the ConfigMap asks for (PAUSE or RESUME, once each).
   // Blocks while PAUSE waits; call it from its own thread.
   void ApplyPause();
-  // GET /metrics: the SHOW tables (one console session) and the agent's figures.
+  // GET /metrics: the SHOW tables (one console session), the agent's figures and the pod's budget.
   std::string Metrics();
   // GET /status: what the operator reads (see agent.cc for the fields).
   nlohmann::json Status();
@@ -77,6 +84,7 @@ class Agent {
     bool paused = false;
   };
   Mounted ReadMounts();
+  PodBudget ReadPodBudget();
   std::unique_ptr<postgres::AdminConsole> OpenConsole(const std::string& ini);
   bool Reload(const Mounted& mounted, bool reload);
 

@@ -215,6 +215,24 @@ void ItemMetrics(const ConsoleTable* table, std::string_view key_column,
   }
 }
 
+// No namespace or pod label: the scrape's target labels carry those, and a second one would be
+// renamed exported_namespace.
+void BudgetMetrics(const PodBudget& budget, Writer& out) {
+  const Labels labels = {{"pool", budget.pool.value_or("")},
+                         {"server", budget.server.value_or("")}};
+  if (budget.connections) {
+    out.Family("poolkeeper_agent_budget_server_connections", "gauge",
+               "The most server connections the operator budgets for this pod's PgBouncer "
+               "(its poolkeeper.io/connections-per-pod annotation)");
+    out.Sample(labels, *budget.connections);
+  }
+  if (budget.pool) {
+    out.Family("poolkeeper_agent_pool_info", "gauge",
+               "The pool this pod belongs to and the server endpoint its budget is charged to");
+    out.Sample(labels, 1);
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& MetricCommands() {
@@ -225,7 +243,7 @@ const std::vector<std::string>& MetricCommands() {
 }
 
 std::string RenderMetrics(const std::map<std::string, ConsoleTable>& shows, bool up,
-                          const AgentFigures& figures) {
+                          const AgentFigures& figures, const PodBudget& budget) {
   Writer out;
   out.Family("pgbouncer_up", "gauge", "The pgbouncer scrape succeeded");
   out.Sample({}, up ? 1 : 0);
@@ -256,6 +274,7 @@ std::string RenderMetrics(const std::map<std::string, ConsoleTable>& shows, bool
   out.Family("poolkeeper_agent_reload_failures_total", "counter",
              "RELOADs that failed or whose SHOW CONFIG did not match the file");
   out.Sample({}, static_cast<double>(figures.reload_failures));
+  BudgetMetrics(budget, out);
   return out.str();
 }
 

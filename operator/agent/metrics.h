@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,21 @@ struct AgentFigures {
   uint64_t reload_failures = 0;    // RELOADs refused or not confirmed
 };
 
+// The pod's budget figures as the operator stamps them on it, read from the downward API volume
+// the renderer mounts into the agent, rendered as poolkeeper_agent_budget_server_connections and
+// poolkeeper_agent_pool_info. nullopt where the agent could not read one (run outside a pod, an
+// older pod, an annotation missing): that family is left out.
+struct PodBudget {
+  std::optional<std::string> pool;    // the pod's poolkeeper.io/pool label
+  std::optional<std::string> server;  // poolkeeper.io/server: the endpoint ("host:port")
+  std::optional<double> connections;  // poolkeeper.io/connections-per-pod
+};
+
 // The SHOW results by command ("SHOW POOLS", "SHOW STATS", "SHOW SERVERS", "SHOW CLIENTS",
 // "SHOW DATABASES", "SHOW LISTS", "SHOW CONFIG", "SHOW VERSION"); a missing one adds nothing.
 // `up`: the console answered this scrape.
 std::string RenderMetrics(const std::map<std::string, postgres::ConsoleTable>& shows, bool up,
-                          const AgentFigures& figures);
+                          const AgentFigures& figures, const PodBudget& budget = {});
 
 // The commands RenderMetrics reads, in the order the agent runs them.
 const std::vector<std::string>& MetricCommands();

@@ -64,6 +64,12 @@ void AddAgentFlags(CLI::App& agent, AgentFlags& f) {
                   "its password (default " + f.password_file + ")")
       ->option_text("PATH");
   agent
+      .add_option("--pod-info-dir", f.pod_info_dir,
+                  "the downward API mount with the pod's budget figures, exposed in /metrics;\n"
+                  "missing files leave them out (default " +
+                      f.pod_info_dir + ")")
+      ->option_text("DIR");
+  agent
       .add_option("--http-address", f.http_address,
                   "/metrics, /status, /readyz and /healthz (default " + f.http_address + ")")
       ->option_text("HOST:PORT")
@@ -100,8 +106,12 @@ int RunAgent(const AgentFlags& f) {
 
   auto files = agent::MakeDiskFiles();
   SystemClock clock;
-  agent::AgentOptions options{f.config_dir, f.watch_dirs, f.user, f.password_file,
-                              std::chrono::seconds(f.settle_seconds)};
+  agent::AgentOptions options{.config_dir = f.config_dir,
+                              .watch_dirs = f.watch_dirs,
+                              .user = f.user,
+                              .password_file = f.password_file,
+                              .settle = std::chrono::seconds(f.settle_seconds),
+                              .pod_info_dir = f.pod_info_dir};
   agent::Agent pooler_agent(options, *files, postgres::MakeLibpqAdminConsole, clock);
 
   http::ServerOptions http_options;

@@ -16,6 +16,7 @@ struct AgentFlags {
   std::vector<std::string> watch_dirs;
   std::string user = "poolkeeper_agent";
   std::string password_file = "/etc/poolkeeper-agent/password";
+  std::string pod_info_dir = "/etc/poolkeeper-pod";
   std::string http_address = "0.0.0.0:9127";
   int poll_ms = 1000;
   int settle_seconds = 5;

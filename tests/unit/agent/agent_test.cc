@@ -25,7 +25,8 @@ class AgentTest : public ::testing::Test {
              {"/etc/poolkeeper-agent"},
              "poolkeeper_agent",
              "/etc/poolkeeper-agent/password",
-             5s},
+             5s,
+             "/etc/poolkeeper-pod"},
             files_,
             [this](const postgres::ConsoleEndpoint& endpoint) {
               endpoints_.push_back(endpoint);
@@ -254,6 +255,54 @@ TEST_F(AgentTest, StoppingIsNotReady) {
   EXPECT_TRUE(agent_.ConsoleAnswers());
   bouncer_.down = true;
   EXPECT_FALSE(agent_.ConsoleAnswers());
+}
+
+// The downward API files as the kubelet writes them: the value alone, empty for a missing
+// annotation. Read at each scrape, so a figure lowered in place shows at the next one.
+TEST_F(AgentTest, MetricsCarryThePodsBudgetFromTheDownwardApiFilesWhenThereAreAny) {
+  const std::string figure = "poolkeeper_agent_budget_server_connections";
+  const std::string info = "poolkeeper_agent_pool_info";
+  struct Case {
+    std::string name;
+    std::map<std::string, std::string> files;  // in /etc/poolkeeper-pod
+    std::vector<std::string> want;             // lines of /metrics
+    std::vector<std::string> absent;           // families it must not have
+  };
+  for (const Case& c : std::vector<Case>{
+           {"no files (outside a pod)", {}, {}, {figure, info}},
+           {"every file",
+            {{"connections-per-pod", "14"}, {"server", "db.shop:5432"}, {"pool", "orders"}},
+            {figure + "{pool=\"orders\",server=\"db.shop:5432\"} 14\n",
+             info + "{pool=\"orders\",server=\"db.shop:5432\"} 1\n"},
+            {}},
+           {"the figure lowered in place",
+            {{"connections-per-pod", "9"}, {"server", "db.shop:5432"}, {"pool", "orders"}},
+            {figure + "{pool=\"orders\",server=\"db.shop:5432\"} 9\n"},
+            {}},
+           {"annotations missing: their files are empty",
+            {{"connections-per-pod", ""}, {"server", ""}, {"pool", "orders"}},
+            {info + "{pool=\"orders\",server=\"\"} 1\n"},
+            {figure}},
+           {"a figure that is not a count",
+            {{"connections-per-pod", "-3"}, {"pool", "orders"}},
+            {info + "{pool=\"orders\",server=\"\"} 1\n"},
+            {figure}},
+       }) {
+    std::erase_if(files_.files,
+                  [](const auto& file) { return file.first.starts_with("/etc/poolkeeper-pod/"); });
+    for (const auto& [name, content] : c.files) {
+      files_.files["/etc/poolkeeper-pod/" + name] = content;
+    }
+    agent_.Poll();
+    std::string text = agent_.Metrics();
+    EXPECT_NE(text.find("pgbouncer_up 1\n"), std::string::npos) << c.name;
+    for (const std::string& line : c.want) {
+      EXPECT_NE(text.find(line), std::string::npos) << c.name << ": missing " << line;
+    }
+    for (const std::string& family : c.absent) {
+      EXPECT_EQ(text.find(family), std::string::npos) << c.name << ": has " << family;
+    }
+  }
 }
 
 TEST(AgentPlainDirectories, ContentChangesAreNoticedWithoutADataLink) {

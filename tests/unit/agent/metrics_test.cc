@@ -139,5 +139,50 @@ TEST(RenderMetrics, LabelValuesAreEscapedAndNonNumbersSkipped) {
       Has(text, "pgbouncer_pools_client_active_connections{database=\"d\",user=\"u\"} 2\n"));
 }
 
+TEST(RenderMetrics, ThePodsBudgetIsAGaugeAndAnInfoMetricOnlyWhereKnown) {
+  struct Case {
+    std::string name;
+    PodBudget budget;
+    std::vector<std::string> present;
+    std::vector<std::string> absent;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"every figure",
+            {"orders", "db.shop:5432", 40},
+            {"# HELP poolkeeper_agent_budget_server_connections ",
+             "# TYPE poolkeeper_agent_budget_server_connections gauge\n",
+             "poolkeeper_agent_budget_server_connections{pool=\"orders\",server=\"db.shop:5432\"} "
+             "40\n",
+             "# TYPE poolkeeper_agent_pool_info gauge\n",
+             "poolkeeper_agent_pool_info{pool=\"orders\",server=\"db.shop:5432\"} 1\n"},
+            {}},
+           {"no files (outside a pod)",
+            {},
+            {"poolkeeper_agent_paused 0\n"},
+            {"poolkeeper_agent_budget_", "poolkeeper_agent_pool_info"}},
+           {"no figure: the info metric alone",
+            {"orders", "db.shop:5432", std::nullopt},
+            {"poolkeeper_agent_pool_info{pool=\"orders\",server=\"db.shop:5432\"} 1\n"},
+            {"poolkeeper_agent_budget_"}},
+           {"a figure without pool or server",
+            {std::nullopt, std::nullopt, 7},
+            {"poolkeeper_agent_budget_server_connections{pool=\"\",server=\"\"} 7\n"},
+            {"poolkeeper_agent_pool_info"}},
+           {"label values escaped",
+            {"we\"ird\\pool", "a\nb", 3},
+            {"poolkeeper_agent_budget_server_connections{pool=\"we\\\"ird\\\\pool\",server="
+             "\"a\\nb\"} 3\n"},
+            {}},
+       }) {
+    std::string text = RenderMetrics(Shows(), true, {}, c.budget);
+    for (const std::string& line : c.present) {
+      EXPECT_TRUE(Has(text, line)) << c.name << ": missing " << line << "\nin:\n" << text;
+    }
+    for (const std::string& part : c.absent) {
+      EXPECT_FALSE(Has(text, part)) << c.name << ": has " << part;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace poolkeeper::agent
