@@ -150,10 +150,10 @@ json Container(const api::ConnectionPool& pool) {
 }
 
 // The pooler agent (`poolkeeper agent`, operator/agent): the operator's image beside pgbouncer. It
-// reads the ConfigMap's mount (pgbouncer.ini, config-hash, paused) and only its own password,
-// reaches the console over the socket in the shared emptyDir, and serves /metrics, /status and
-// /readyz on kAgentPort. Its readiness is the pod's: not ready until PgBouncer runs the mounted
-// configuration, and not ready from the moment it is told to stop.
+// reads the ConfigMap's mount (pgbouncer.ini, config-hash, paused), only its own password and the
+// pod's budget figures (kPodInfoDir), reaches the console over the socket in the shared emptyDir,
+// and serves /metrics, /status and /readyz on kAgentPort. Its readiness is the pod's: not ready
+// until PgBouncer runs the mounted configuration, and not ready from the moment it is told to stop.
 json AgentContainer(const api::ConnectionPool& pool) {
   const std::string port_name = "metrics";
   return {
@@ -162,6 +162,7 @@ json AgentContainer(const api::ConnectionPool& pool) {
       {"args",
        {"agent", std::string("--config-dir=") + kConfigDir,
         std::string("--password-file=") + kAgentPasswordDir + "/password",
+        std::string("--pod-info-dir=") + kPodInfoDir,
         "--http-address=0.0.0.0:" + std::to_string(kAgentPort)}},
       {"ports", json::array({{
                     {"name", port_name},
@@ -189,11 +190,34 @@ json AgentContainer(const api::ConnectionPool& pool) {
            {{"name", "config"}, {"mountPath", kConfigDir}, {"readOnly", true}},
            {{"name", "agent-password"}, {"mountPath", kAgentPasswordDir}, {"readOnly", true}},
            {{"name", "run"}, {"mountPath", kSocketDir}},
+           {{"name", "pod-info"}, {"mountPath", kPodInfoDir}, {"readOnly", true}},
        })},
   };
 }
 
-// The agent's volumes: the socket's emptyDir, and its password alone out of the auth Secret.
+// The pod's budget figures for the agent's metrics: annotations the operator may change on a
+// running pod, which a downward API volume (unlike an env var) follows. Only fields of the pod's
+// own metadata; apiVersion spelled out as the API server would default it.
+json PodInfoVolume() {
+  auto item = [](const char* path, const std::string& field) {
+    return json{{"path", path}, {"fieldRef", {{"apiVersion", "v1"}, {"fieldPath", field}}}};
+  };
+  auto annotation = [](const char* key) {
+    return "metadata.annotations['" + std::string(key) + "']";
+  };
+  return {
+      {"name", "pod-info"},
+      {"downwardAPI",
+       {{"defaultMode", 0444},
+        {"items", json::array({
+                      item(kPodInfoConnectionsFile, annotation(kPodConnectionsAnnotation)),
+                      item(kPodInfoServerFile, annotation(kServerAnnotation)),
+                      item(kPodInfoPoolFile, "metadata.labels['" + std::string(kPoolLabel) + "']"),
+                  })}}}};
+}
+
+// The agent's volumes: the socket's emptyDir, its password alone out of the auth Secret, and the
+// pod's budget figures.
 void AddAgent(const api::ConnectionPool& pool, json& spec) {
   if (pool.spec.pooler.agent_image.empty()) return;
   spec["containers"][0]["volumeMounts"].push_back({{"name", "run"}, {"mountPath", kSocketDir}});
@@ -206,6 +230,7 @@ void AddAgent(const api::ConnectionPool& pool, json& spec) {
         {{"secretName", pool.metadata.name + "-auth"},
          {"defaultMode", 0440},
          {"items", json::array({{{"key", kAgentPasswordKey}, {"path", "password"}}})}}}});
+  spec["volumes"].push_back(PodInfoVolume());
 }
 
 json PodSpec(const api::ConnectionPool& pool) {

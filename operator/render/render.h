@@ -39,6 +39,13 @@ inline constexpr char kAgentPasswordKey[] = "agent-password";
 inline constexpr char kConfigHashKey[] = "config-hash";
 inline constexpr char kPausedKey[] = "paused";
 inline constexpr int kAgentPort = 9127;
+// The agent's downward API volume (agent::PodBudget): the pod's kPodConnectionsAnnotation,
+// kServerAnnotation and kPoolLabel, one file each (the agent's file names), read at each scrape
+// for its budget metrics. The kubelet rewrites the files when the operator lowers the figure.
+inline constexpr char kPodInfoDir[] = "/etc/poolkeeper-pod";
+inline constexpr char kPodInfoConnectionsFile[] = "connections-per-pod";
+inline constexpr char kPodInfoServerFile[] = "server";
+inline constexpr char kPodInfoPoolFile[] = "pool";
 
 // user name -> password, resolved from the users' passwordSecretRefs. Never logged.
 using Passwords = std::map<std::string, std::string>;

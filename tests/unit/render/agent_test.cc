@@ -1,7 +1,10 @@
-// The pooler agent in the rendered objects (--agent-image): its container, volumes and password,
-// the ini's console settings, the ConfigMap's config hash and paused key; and nothing of it without
-// an image.
+// The pooler agent in the rendered objects (--agent-image): its container, volumes (its password,
+// the pod's budget figures), the ini's console settings, the ConfigMap's config hash and paused
+// key; and nothing of it without an image.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
 
 #include "common/base64.h"
 #include "pools.h"
@@ -105,6 +108,37 @@ TEST(Agent, TheSidecarSharesTheSocketReadsOnlyItsPasswordAndGatesReadiness) {
             json::array({{{"key", "agent-password"}, {"path", "password"}}}));
   EXPECT_EQ((*password)["secret"]["defaultMode"], 0440);
   EXPECT_TRUE(FindNamed(spec["volumes"], "run")->contains("emptyDir"));
+}
+
+// The figures the operator changes on a running pod reach the agent through a downward API
+// volume, which the kubelet rewrites (an env var would keep the value the pod started with).
+TEST(Agent, OnlyTheAgentMountsThePodsBudgetFiguresFromTheDownwardApi) {
+  const json spec = Build(AgentPool(), AgentPasswords()).pod_template["spec"];
+  const json* volume = FindNamed(spec["volumes"], "pod-info");
+  ASSERT_NE(volume, nullptr);
+  ASSERT_TRUE(volume->contains("downwardAPI")) << volume->dump();
+  EXPECT_EQ((*volume)["downwardAPI"]["defaultMode"], 0444);
+  std::map<std::string, std::string> items;
+  for (const json& item : (*volume)["downwardAPI"]["items"]) {
+    items[item["path"]] = item["fieldRef"]["fieldPath"];
+  }
+  EXPECT_EQ(
+      items,
+      (std::map<std::string, std::string>{
+          {"connections-per-pod", "metadata.annotations['poolkeeper.io/connections-per-pod']"},
+          {"server", "metadata.annotations['poolkeeper.io/server']"},
+          {"pool", "metadata.labels['poolkeeper.io/pool']"},
+      }));
+  const json& agent = spec["containers"][1];
+  const json* mount = FindNamed(agent["volumeMounts"], "pod-info");
+  ASSERT_NE(mount, nullptr);
+  EXPECT_EQ((*mount)["mountPath"], kPodInfoDir);
+  EXPECT_EQ((*mount)["readOnly"], true);
+  const json arg = std::string("--pod-info-dir=") + kPodInfoDir;
+  EXPECT_NE(std::find(agent["args"].begin(), agent["args"].end(), arg), agent["args"].end());
+  EXPECT_EQ(FindNamed(spec["containers"][0]["volumeMounts"], "pod-info"), nullptr);
+  const json plain = Build(OrdersPool(), OrdersPasswords()).pod_template["spec"];
+  EXPECT_EQ(FindNamed(plain["volumes"], "pod-info"), nullptr);
 }
 
 TEST(Agent, WithoutAnImageThePodIsAsBefore) {
