@@ -3,14 +3,14 @@
 # operator on the host with --agent-image (the operator image images.sh builds, imported into the node), a pool of two
 # pods each running PgBouncer 1.18 as uid 70 beside the agent, sharing the console socket in an emptyDir. The pods
 # reach Ready on the real kubelet; /metrics, scraped from a pod's IP while psql clients hold every server connection
-# of a pool and one more waits, shows the active and waiting clients, and the pool's status.live the server connections
-# in use and the waiting client; `spec.paused: true` holds a client's query (the agents PAUSE, status.paused and the
-# Paused column turn true, no pod is replaced or restarted) until `spec.paused: false` lets it finish. A setting change
-# and a password rotation reach every pod by RELOAD: same pods,
+# of a pool and one more waits, shows the active and waiting clients and the pod's budget figure (its annotation), and
+# the pool's status.live the server connections in use and the waiting client; `spec.paused: true` holds a client's
+# query (the agents PAUSE, status.paused and the Paused column turn true, no pod is replaced or restarted) until
+# `spec.paused: false` lets it finish. A setting change and a password rotation reach every pod by RELOAD: same pods,
 # no container restarted, SHOW CONFIG with the new value, a session opened before still answering, the new password
 # working and the old one refused. Scaling 2 -> 3 with derived caps (maxSurge 0) under load: the running pods reload
-# the lowered caps, their figures are lowered once their agents report it, then the third pod starts; nothing
-# restarts and the server's peak (pg_stat_activity, sampled) stays within usable.
+# the lowered caps, their figures are lowered once their agents report it (and sc-0's /metrics follows), then the third
+# pod starts; nothing restarts and the server's peak (pg_stat_activity, sampled) stays within usable.
 # Exits non-zero on failure; the last line is "N passed, M failed". KEEP=1 keeps the work directory.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +51,14 @@ agent() { curl -sf --max-time 5 "http://$(pod_ip "$1"):9127$2"; } # POD PATH
 # POD METRIC: the sum of a metric's samples for database app on the pod's /metrics.
 metric() {
 	agent "$1" /metrics | awk -v m="$2" 'index($1, m "{") == 1 && $1 ~ /database="app"/ { s += $2 } END { print s + 0 }'
+}
+per_pod() { k get pod "$1" -o go-template='{{index .metadata.annotations "poolkeeper.io/connections-per-pod"}}'; }
+# POD: the budget figure the pod's /metrics shows (poolkeeper_agent_budget_server_connections, from its downward API
+# volume), with its labels: what the pod's annotations and pool label say, or "" when they differ.
+budget_metric() {
+	local want
+	want=$(k get pod "$1" -o json | jq -r '"poolkeeper_agent_budget_server_connections{pool=\"\(.metadata.labels["poolkeeper.io/pool"])\",server=\"\(.metadata.annotations["poolkeeper.io/server"])\"}"')
+	agent "$1" /metrics | awk -v w="$want" '$1 == w { print $2 }'
 }
 app_password=app-secret-pw
 # psql through one pod, as app.
@@ -145,6 +153,12 @@ test_pods_with_the_agent_become_ready() {
 test_metrics_show_active_and_waiting_clients_under_load() {
 	local pod=ag-0 i
 	agent "$pod" /metrics | has -x 'pgbouncer_up 1' || fail "pgbouncer_up is not 1"
+	# The budget the operator stamps on the pod, beside PgBouncer's figures (issue 13).
+	local budget
+	budget=$(budget_metric "$pod")
+	[[ -n "$budget" && "$budget" == "$(per_pod "$pod")" ]] ||
+		fail "budget metric '$budget', annotation $(per_pod "$pod"): $(agent "$pod" /metrics | grep -E '^poolkeeper_agent_(budget|pool)')"
+	agent "$pod" /metrics | has -x 'poolkeeper_agent_pool_info{pool="ag",server=".*:[0-9]*"} 1' || fail "no poolkeeper_agent_pool_info"
 	# defaultPoolSize 2: two clients hold the pool's server connections, the third waits.
 	for i in 1 2 3; do bg_client "$pod" 'SELECT pg_sleep(90)' /dev/null; done
 	eventually 30 '(( $(metric $pod pgbouncer_pools_client_active_connections) >= 2 && $(metric $pod pgbouncer_pools_client_waiting_connections) >= 1 ))' ||
@@ -164,7 +178,7 @@ test_metrics_show_active_and_waiting_clients_under_load() {
 	stop_clients
 	# PgBouncer keeps a server connection until its query ends: end the sleeps so the next test starts idle.
 	psql_super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(90)'" >/dev/null
-	log "under load: $active active, $waiting waiting, $servers server connections; status.live $live"
+	log "under load: $active active, $waiting waiting, $servers server connections of $budget budgeted; status.live $live"
 }
 
 test_pause_holds_a_query_until_resume() {
@@ -262,7 +276,6 @@ spec:
   users: [{name: app, passwordSecretRef: {name: app-db}}]
 YAML
 }
-per_pod() { k get pod "$1" -o go-template='{{index .metadata.annotations "poolkeeper.io/connections-per-pod"}}'; }
 
 # Derived caps, maxSurge 0: 2 pods of usable / 2, then 3 of usable / 3. The running pods reload the lowered caps, their
 # agents report it (and no more server connections held), their figures are lowered, and only then is the third pod
@@ -294,6 +307,10 @@ test_scaling_up_with_derived_caps_reloads_then_adds_a_pod_within_the_budget() {
 	eventually 180 'k get pod sc-2 >/dev/null 2>&1' || fail "no third pod: $(k get connectionpool sc -o jsonpath='{.status.conditions}')"
 	lowered="$(per_pod sc-0) $(per_pod sc-1)"
 	[[ "$lowered" == "$((usable / 3)) $((usable / 3))" ]] || fail "sc-2 created while sc-0, sc-1 are charged $lowered"
+	# The lowered figure reaches sc-0's /metrics once the kubelet rewrites its downward API volume.
+	local t0=$(date +%s)
+	eventually 90 '[[ "$(budget_metric sc-0)" == $((usable / 3)) ]]' || fail "sc-0's budget metric is $(budget_metric sc-0), not $((usable / 3))"
+	local metric_lag=$(( $(date +%s) - t0 ))
 	eventually 120 all_ready sc 3 || fail "sc not Ready with 3: $(k get connectionpool sc -o jsonpath='{.status.conditions}')"
 	for pid in "${clients[@]}"; do wait "$pid" || fail "a load client failed: $(cat "$work"/load-*.err)"; done
 	clients=()
@@ -303,7 +320,7 @@ test_scaling_up_with_derived_caps_reloads_then_adds_a_pod_within_the_budget() {
 	(( peak >= 8 )) || fail "the load reached only $peak backends"
 	(( peak <= usable )) || fail "the server saw $peak backends of the pool, over usable $usable"
 	[[ "$(identities sc | grep -v sc-2)" == "$before" ]] || fail "pods replaced or restarted: $before -> $(identities sc)"
-	log "2 -> 3: figures $((usable / 2)) -> $lowered before sc-2 was created; peak $peak of $usable usable over $(wc -l <"$work/samples") samples; nothing restarted"
+	log "2 -> 3: figures $((usable / 2)) -> $lowered before sc-2 was created (sc-0's metric within ${metric_lag}s); peak $peak of $usable usable over $(wc -l <"$work/samples") samples; nothing restarted"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
