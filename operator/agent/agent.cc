@@ -38,15 +38,17 @@ bool Contains(const std::string& text, std::string_view part) {
 Agent::Agent(AgentOptions options, AgentFiles& files, ConsoleFactory console, const Clock& clock)
     : options_(std::move(options)), files_(files), console_(std::move(console)), clock_(clock) {}
 
+std::string Agent::ReadTrimmed(const std::string& path) {
+  auto content = files_.Read(path);
+  return content ? TrimLine(std::move(*content)) : std::string();
+}
+
 Agent::Mounted Agent::ReadMounts() {
   Mounted mounted;
-  auto read = [&](const std::string& name) {
-    auto content = files_.Read(options_.config_dir + "/" + name);
-    return content ? *content : std::string();
-  };
-  mounted.ini = read("pgbouncer.ini");
-  mounted.config_hash = TrimLine(read(kConfigHashFile));
-  mounted.paused = TrimLine(read(kPausedFile)) == "true";
+  auto ini = files_.Read(options_.config_dir + "/pgbouncer.ini");
+  mounted.ini = ini ? std::move(*ini) : std::string();
+  mounted.config_hash = ReadTrimmed(options_.config_dir + "/" + kConfigHashFile);
+  mounted.paused = ReadTrimmed(options_.config_dir + "/" + kPausedFile) == "true";
   std::vector<std::string> dirs = {options_.config_dir};
   dirs.insert(dirs.end(), options_.watch_dirs.begin(), options_.watch_dirs.end());
   for (const std::string& dir : dirs) {
@@ -65,9 +67,7 @@ PodBudget Agent::ReadPodBudget() {
   PodBudget budget;
   if (options_.pod_info_dir.empty()) return budget;
   auto read = [&](const char* name) -> std::optional<std::string> {
-    auto content = files_.Read(options_.pod_info_dir + "/" + name);
-    if (!content) return std::nullopt;
-    std::string value = TrimLine(*content);
+    std::string value = ReadTrimmed(options_.pod_info_dir + "/" + name);
     return value.empty() ? std::nullopt : std::optional(value);
   };
   budget.pool = read(kPodPoolFile);
@@ -87,10 +87,7 @@ std::unique_ptr<postgres::AdminConsole> Agent::OpenConsole(const std::string& in
   endpoint.port =
       section.contains("listen_port") ? static_cast<int>(Number(section["listen_port"])) : 6432;
   endpoint.user = options_.user;
-  if (!options_.password_file.empty()) {
-    auto password = files_.Read(options_.password_file);
-    if (password) endpoint.password = TrimLine(*password);
-  }
+  if (!options_.password_file.empty()) endpoint.password = ReadTrimmed(options_.password_file);
   return console_(endpoint);
 }
 

@@ -83,6 +83,8 @@ class Agent {
     std::string config_hash;
     bool paused = false;
   };
+  // The file's content without its trailing newline; "" when it cannot be read.
+  std::string ReadTrimmed(const std::string& path);
   Mounted ReadMounts();
   PodBudget ReadPodBudget();
   std::unique_ptr<postgres::AdminConsole> OpenConsole(const std::string& ini);
