@@ -5,7 +5,9 @@
 // stripped, then the kind's trim from controller::TrimFor, as the Manager's informers do) COPIES
 // times, and reports glibc's count of heap bytes in use (mallinfo2().uordblks) before and after,
 // divided by COPIES: the JSON tree, its strings and the shared pointer the store holds. "untrimmed"
-// is the same decode without the trim.
+// is the same decode without the trim; "packed" is the trimmed object as a packed store keeps it
+// (InformerOptions::pack: its CBOR bytes, as the pools' and owned objects' caches do), and "decode"
+// the microseconds one read of it takes (StoredObject::Object, the mean of COPIES reads).
 //
 //   build/bench/cache_bytes                 # 1000 copies of each testdata object
 //   build/bench/cache_bytes 200 DIR         # other copies, other objects (DIR/<file>.json)
@@ -14,6 +16,7 @@
 // (~150 B an object) are not counted.
 #include <malloc.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -31,6 +34,7 @@ using nlohmann::json;
 using poolkeeper::kube::InformerOptions;
 using poolkeeper::kube::KeepForCache;
 using poolkeeper::kube::ObjectPtr;
+using poolkeeper::kube::StoredObject;
 
 struct Sample {
   const char* label;  // what the cache is
@@ -68,14 +72,28 @@ InformerOptions OptionsFor(const json& object, bool foreign, bool trim) {
   return options;
 }
 
-// Heap bytes per object that `copies` decoded copies of `text` hold.
-size_t HeapPerObject(const std::string& text, const InformerOptions& options, int copies) {
-  std::vector<ObjectPtr> kept;
+// Heap bytes per object that `copies` decoded copies of `text` hold, as a store with `pack` keeps
+// them.
+size_t HeapPerObject(const std::string& text, const InformerOptions& options, bool pack,
+                     int copies) {
+  std::vector<StoredObject> kept;
   kept.reserve(copies);
   const size_t before = mallinfo2().uordblks;
-  for (int i = 0; i < copies; ++i) kept.push_back(KeepForCache(json::parse(text), options));
+  for (int i = 0; i < copies; ++i) {
+    kept.emplace_back(KeepForCache(json::parse(text), options), pack);
+  }
   const size_t after = mallinfo2().uordblks;
   return after > before ? (after - before) / copies : 0;
+}
+
+// Microseconds one read of a packed `text` takes, the mean of `copies` reads.
+double DecodeMicros(const std::string& text, const InformerOptions& options, int copies) {
+  const StoredObject stored(KeepForCache(json::parse(text), options), true);
+  size_t members = 0;  // used, so the reads are not optimized away
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < copies; ++i) members += stored.Object()->size();
+  const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+  return members == 0 ? 0 : took.count() / copies;
 }
 
 }  // namespace
@@ -89,10 +107,11 @@ int main(int argc, char** argv) {
   }
   std::printf("bytes per cached object, %d copies each (heap: mallinfo2 uordblks delta / copies)\n",
               copies);
-  std::printf("%-28s %10s %10s %12s %12s\n", "cache", "JSON text", "cached", "heap untrim",
-              "heap cached");
+  std::printf("%-28s %10s %10s %12s %12s %12s %10s\n", "cache", "JSON text", "cached",
+              "heap untrim", "heap cached", "heap packed", "decode us");
   size_t pool_untrimmed = 0;
   size_t pool_cached = 0;
+  size_t pool_packed = 0;
   int index = 0;
   for (const Sample& sample : kSamples) {
     const std::string text = ReadFile(dir + "/" + sample.file + ".json");
@@ -105,18 +124,22 @@ int main(int argc, char** argv) {
     const InformerOptions untrimmed = OptionsFor(raw, sample.foreign, false);
     const InformerOptions trimmed = OptionsFor(raw, sample.foreign, true);
     const size_t cached_text = KeepForCache(raw, trimmed)->dump().size();
-    const size_t heap_untrimmed = HeapPerObject(text, untrimmed, copies);
-    const size_t heap_cached = HeapPerObject(text, trimmed, copies);
-    std::printf("%-28s %10zu %10zu %12zu %12zu\n", sample.label, text.size(), cached_text,
-                heap_untrimmed, heap_cached);
+    const size_t heap_untrimmed = HeapPerObject(text, untrimmed, false, copies);
+    const size_t heap_cached = HeapPerObject(text, trimmed, false, copies);
+    const size_t heap_packed = HeapPerObject(text, trimmed, true, copies);
+    std::printf("%-28s %10zu %10zu %12zu %12zu %12zu %10.1f\n", sample.label, text.size(),
+                cached_text, heap_untrimmed, heap_cached, heap_packed,
+                DecodeMicros(text, trimmed, copies));
     if (index <= kPerPoolSamples) {
       pool_untrimmed += heap_untrimmed;
       pool_cached += heap_cached;
+      pool_packed += heap_packed;
     }
   }
-  std::printf("%-28s %10s %10s %12zu %12zu\n", "a pool at 0 instances (sum)", "", "",
-              pool_untrimmed, pool_cached);
-  std::printf("%-28s %10s %10s %11.1fM %11.1fM\n", "  x 1,000 pools (MiB)", "", "",
-              pool_untrimmed * 1000.0 / 1048576, pool_cached * 1000.0 / 1048576);
+  std::printf("%-28s %10s %10s %12zu %12zu %12zu\n", "a pool at 0 instances (sum)", "", "",
+              pool_untrimmed, pool_cached, pool_packed);
+  std::printf("%-28s %10s %10s %11.1fM %11.1fM %11.1fM\n", "  x 1,000 pools (MiB)", "", "",
+              pool_untrimmed * 1000.0 / 1048576, pool_cached * 1000.0 / 1048576,
+              pool_packed * 1000.0 / 1048576);
   return 0;
 }

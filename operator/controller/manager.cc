@@ -49,9 +49,12 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
                          fan_out_.OnServerCaSecret(key);
                        }),
       foreign_(client, clock, options_.watch_timeout, options_.namespaces) {
+  // The pools' and owned objects' caches are read by key, once per reconcile: packed, they take
+  // a fifth of the heap (docs/performance.md). Pods are listed whole by the agent poller.
   kube::InformerOptions pool_options{.type = kConnectionPoolType,
                                      .watch_timeout = options_.watch_timeout,
-                                     .trim = TrimFor(kConnectionPoolType.kind)};
+                                     .trim = TrimFor(kConnectionPoolType.kind),
+                                     .pack = true};
   pools_ =
       std::make_unique<kube::InformerGroup>(client_, clock_, pool_options, options_.namespaces);
   pools_->AddHandlers({
@@ -61,7 +64,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
       .on_delete = [this](const kube::ObjectPtr& o) { fan_out_.OnPool(o, nullptr); },
   });
   for (const auto& kind : render::kOwnedKinds) {
-    auto group = LabelSelectedInformer(ResourceTypeOf(kind));
+    auto group = LabelSelectedInformer(ResourceTypeOf(kind), /*pack=*/true);
     const bool admits = kind.kind == "ConfigMap";  // carries what the pool was admitted with
     group->AddHandlers({
         .on_add = [this,
@@ -89,7 +92,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
         ServerObserverDeps{client_, clock_, *options_.database, *servers_, registry_, index_,
                            holdings_, options_.ca_dir, options_.operator_namespace});
   }
-  pods_ = LabelSelectedInformer(kube::resources::kPod);
+  pods_ = LabelSelectedInformer(kube::resources::kPod, /*pack=*/false);
   pods_->AddHandlers({
       .on_add = [this](const kube::ObjectPtr& o) { fan_out_.OnPod(nullptr, o); },
       .on_update = [this](const kube::ObjectPtr& b,
@@ -106,12 +109,13 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
   }
 }
 
-std::unique_ptr<kube::InformerGroup> Manager::LabelSelectedInformer(
-    const kube::ResourceType& type) {
+std::unique_ptr<kube::InformerGroup> Manager::LabelSelectedInformer(const kube::ResourceType& type,
+                                                                    bool pack) {
   kube::InformerOptions options{.type = type,
                                 .label_selector = ManagedBySelector(),
                                 .watch_timeout = options_.watch_timeout,
-                                .trim = TrimFor(type.kind)};
+                                .trim = TrimFor(type.kind),
+                                .pack = pack};
   return std::make_unique<kube::InformerGroup>(client_, clock_, options, options_.namespaces);
 }
 

@@ -143,7 +143,8 @@ class Manager {
     Clock::Duration requeue_after{};
   };
   void Enqueue(const std::string& key);
-  std::unique_ptr<kube::InformerGroup> LabelSelectedInformer(const kube::ResourceType& type);
+  std::unique_ptr<kube::InformerGroup> LabelSelectedInformer(const kube::ResourceType& type,
+                                                             bool pack);
   std::mutex& ServerMutex(const std::string& server);
   bool ServersSynced() const;
   void StopInformers();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "common/log.h"
 #include "common/thread.h"
@@ -33,6 +34,27 @@ ObjectPtr KeepForCache(json object, const InformerOptions& options) {
     }
   }
   if (options.trim) options.trim(object);
+  return std::make_shared<const json>(std::move(object));
+}
+
+StoredObject::StoredObject(ObjectPtr object, bool pack)
+    : resource_version_(ResourceVersionOf(*object)) {
+  if (!pack) {
+    object_ = std::move(object);
+    return;
+  }
+  // to_cbor grows its vector as it writes; the store keeps an exact-size copy.
+  const std::vector<std::uint8_t> bytes = json::to_cbor(*object);
+  auto packed = std::make_shared<std::uint8_t[]>(bytes.size());
+  std::copy(bytes.begin(), bytes.end(), packed.get());
+  packed_ = std::move(packed);
+  packed_size_ = bytes.size();
+}
+
+ObjectPtr StoredObject::Object() const {
+  if (object_ || !packed_) return object_;
+  json object = json::from_cbor(packed_.get(), packed_.get() + packed_size_, true, false);
+  if (object.is_discarded()) return nullptr;
   return std::make_shared<const json>(std::move(object));
 }
 
@@ -111,14 +133,15 @@ Status Informer::Failed(Error error, bool reset_count) {
 }
 
 Status Informer::ListAndReplace() {
-  std::map<std::string, ObjectPtr> fresh;
+  std::map<std::string, StoredObject> fresh;
   auto listed = client_.List(options_.type, options_.ns,
                              {.label_selector = options_.label_selector,
                               .field_selector = options_.field_selector,
                               .metadata_only = options_.metadata_only,
                               .on_item = [&](json&& item) {
                                 ObjectPtr object = KeepForCache(std::move(item), options_);
-                                fresh[ObjectKey(*object)] = object;
+                                std::string key = ObjectKey(*object);
+                                fresh[std::move(key)] = {std::move(object), options_.pack};
                               }});
   if (!listed) return Failed(listed.error(), false);
 
@@ -126,13 +149,13 @@ Status Informer::ListAndReplace() {
   {
     std::lock_guard guard(mutex_);
     for (const auto& [key, old] : store_) {
-      if (!fresh.contains(key)) changes.push_back({Change::kDelete, old, nullptr});
+      if (!fresh.contains(key)) changes.push_back({Change::kDelete, old, {}});
     }
     for (const auto& [key, object] : fresh) {
       auto old = store_.find(key);
       if (old == store_.end()) {
-        changes.push_back({Change::kAdd, nullptr, object});
-      } else if (ResourceVersionOf(*old->second) != ResourceVersionOf(*object)) {
+        changes.push_back({Change::kAdd, {}, object});
+      } else if (old->second.resource_version() != object.resource_version()) {
         changes.push_back({Change::kUpdate, old->second, object});
       }
     }
@@ -201,20 +224,23 @@ std::optional<Informer::Change> Informer::Apply(const WatchEvent& event) {
   }
   ObjectPtr object = KeepForCache(event.object, options_);
   std::string key = ObjectKey(*object);
+  // The handlers get the tree at hand; only the store's copy is packed.
+  StoredObject handed(object, false);
   std::lock_guard guard(mutex_);
   if (!version.empty()) resource_version_ = version;
   auto old = store_.find(key);
   if (event.type == "DELETED") {
     // The event carries the object's final state, which is what a handler wants to see.
     if (old != store_.end()) store_.erase(old);
-    return Change{Change::kDelete, object, nullptr};
+    return Change{Change::kDelete, std::move(handed), {}};
   }
-  Change change{Change::kAdd, nullptr, object};
+  StoredObject stored(std::move(object), options_.pack);
+  Change change{Change::kAdd, {}, std::move(handed)};
   if (old != store_.end()) {
-    change = {Change::kUpdate, old->second, object};
-    old->second = object;
+    change.kind = Change::kUpdate;
+    change.before = std::exchange(old->second, std::move(stored));
   } else {
-    store_.emplace(key, object);
+    store_.emplace(std::move(key), std::move(stored));
   }
   return change;
 }
@@ -224,13 +250,13 @@ void Informer::Dispatch(const std::vector<Change>& changes) const {
     for (const InformerHandlers& handlers : handlers_) {
       switch (change.kind) {
         case Change::kAdd:
-          if (handlers.on_add) handlers.on_add(change.after);
+          if (handlers.on_add) handlers.on_add(change.after.Object());
           break;
         case Change::kUpdate:
-          if (handlers.on_update) handlers.on_update(change.before, change.after);
+          if (handlers.on_update) handlers.on_update(change.before.Object(), change.after.Object());
           break;
         case Change::kDelete:
-          if (handlers.on_delete) handlers.on_delete(change.before);
+          if (handlers.on_delete) handlers.on_delete(change.before.Object());
           break;
       }
     }
@@ -264,9 +290,14 @@ bool Informer::WaitForSync(std::chrono::milliseconds timeout) const {
 }
 
 ObjectPtr Informer::Get(const std::string& key) const {
-  std::lock_guard guard(mutex_);
-  auto it = store_.find(key);
-  return it == store_.end() ? nullptr : it->second;
+  StoredObject found;
+  {
+    std::lock_guard guard(mutex_);
+    auto it = store_.find(key);
+    if (it == store_.end()) return nullptr;
+    found = it->second;
+  }
+  return found.Object();  // a packed store decodes outside the lock
 }
 
 ObjectPtr Informer::Get(std::string_view ns, std::string_view name) const {
@@ -274,10 +305,17 @@ ObjectPtr Informer::Get(std::string_view ns, std::string_view name) const {
 }
 
 std::vector<ObjectPtr> Informer::List() const {
-  std::lock_guard guard(mutex_);
+  std::vector<StoredObject> found;
+  {
+    std::lock_guard guard(mutex_);
+    found.reserve(store_.size());
+    for (const auto& [key, object] : store_) found.push_back(object);
+  }
   std::vector<ObjectPtr> objects;
-  objects.reserve(store_.size());
-  for (const auto& [key, object] : store_) objects.push_back(object);
+  objects.reserve(found.size());
+  for (const StoredObject& object : found) {
+    if (ObjectPtr decoded = object.Object()) objects.push_back(std::move(decoded));
+  }
   return objects;
 }
 

@@ -4,7 +4,8 @@
 // events may have been missed, so the informer lists again, after a capped exponential backoff
 // read from a Clock. Objects are stored as JSON without metadata.managedFields (the largest part
 // of most objects, and never read by the operator) and without what the options' trim drops,
-// shared read-only with the readers.
+// shared read-only with the readers, or (InformerOptions::pack) as their CBOR bytes, decoded again
+// on each read.
 //
 // A relist replaces the store as client-go's Replace does: objects missing from the new list are
 // reported deleted with the last state the cache had (the events that removed them were missed),
@@ -24,6 +25,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,12 +61,35 @@ struct InformerOptions {
   // watched), before it is stored or handed to the handlers: the caches keep what the reconciler
   // reads, not whole objects. Runs on the informer's thread; must not throw.
   std::function<void(nlohmann::json&)> trim;
+  // Keeps each object as its CBOR encoding (about a fifth of the tree's heap: a JSON tree spends a
+  // map node and often an allocation on every member) and decodes it again for each Get, List and
+  // handler call. For caches read a few objects at a time (by key, per reconcile), not for ones
+  // listed whole on every reconcile: a decode costs about 5 us per KiB.
+  bool pack = false;
 };
 
 // An object as an informer with `options` stores it: managedFields stripped (when asked), the trim
 // run, shared read-only. Public so a benchmark measures exactly what the caches hold
 // (bench/cache_bytes.cc).
 ObjectPtr KeepForCache(nlohmann::json object, const InformerOptions& options);
+
+// One object as an informer's store holds it: the shared tree, or (pack) its CBOR bytes. Copies
+// share either, so a reader copies under the store's lock and decodes outside it. Public so a
+// benchmark measures what the store holds.
+class StoredObject {
+ public:
+  StoredObject() = default;
+  StoredObject(ObjectPtr object, bool pack);
+  // The tree, or a new one decoded from the bytes (null only if they do not decode, a bug).
+  ObjectPtr Object() const;
+  const std::string& resource_version() const { return resource_version_; }
+
+ private:
+  ObjectPtr object_;
+  std::shared_ptr<const std::uint8_t[]> packed_;
+  size_t packed_size_ = 0;
+  std::string resource_version_;
+};
 
 // Called on the informer's thread after the store changed, outside its lock (a handler may read
 // the store). Keep them short: enqueue a key and return.
@@ -121,8 +146,8 @@ class Informer {
   // A store change to report to the handlers once the lock is released.
   struct Change {
     enum Kind { kAdd, kUpdate, kDelete } kind;
-    ObjectPtr before;  // update and delete
-    ObjectPtr after;   // add and update
+    StoredObject before;  // update and delete
+    StoredObject after;   // add and update
   };
 
   Status ListAndReplace();
@@ -139,7 +164,7 @@ class Informer {
 
   mutable std::mutex mutex_;  // guards everything below
   mutable std::condition_variable changed_;
-  std::map<std::string, ObjectPtr> store_;
+  std::map<std::string, StoredObject> store_;
   std::string resource_version_;
   bool need_list_ = true;
   bool synced_ = false;

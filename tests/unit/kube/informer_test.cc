@@ -60,7 +60,17 @@ class Recorder {
 
 // An informer of ConfigMaps in "shop" over a scripted server and a fake clock.
 struct Harness {
-  Harness() { informer.AddHandlers(recorder.Handlers()); }
+  // `pack`: the store keeps CBOR bytes (InformerOptions::pack).
+  explicit Harness(bool pack = false)
+      : informer{client,
+                 clock,
+                 {.type = resources::kConfigMap,
+                  .ns = "shop",
+                  .initial_backoff = milliseconds(500),
+                  .max_backoff = seconds(4),
+                  .pack = pack}} {
+    informer.AddHandlers(recorder.Handlers());
+  }
 
   // The first LIST of {a@3, b@4} at version 10, done.
   void Synced() {
@@ -89,12 +99,7 @@ struct Harness {
   FakeTransport transport;
   FakeClock clock;
   Client client{transport, {.list_page_size = 1, .jitter_seed = 1}};
-  Informer informer{client,
-                    clock,
-                    {.type = resources::kConfigMap,
-                     .ns = "shop",
-                     .initial_backoff = milliseconds(500),
-                     .max_backoff = seconds(4)}};
+  Informer informer;
   Recorder recorder;
 };
 
@@ -204,6 +209,41 @@ TEST(Informer, LostWatchRelistsAndReportsWhatChangedMeanwhile) {
     EXPECT_EQ(h.informer.Size(), 2u);
     EXPECT_EQ(h.LastQuery("resourceVersion"), "<absent>");
   }
+}
+
+TEST(Informer, PackedStoreReportsAndReadsWhatATreeStoreDoes) {
+  std::map<bool, std::vector<std::string>> calls;
+  std::map<bool, std::vector<json>> read;
+  for (bool pack : {false, true}) {
+    SCOPED_TRACE(pack ? "packed" : "tree");
+    Harness h(pack);
+    h.Synced();
+    h.Watch({Event("ADDED", ConfigMap("c", "11")), Event("MODIFIED", ConfigMap("a", "12")),
+             Event("DELETED", ConfigMap("b", "13"))},
+            Error{ErrorCode::kUnavailable, "connection reset", {}, 0});
+    ASSERT_FALSE(h.informer.Step());
+    h.transport.RespondJson("GET", kConfigMaps, 200,
+                            ListBody("30", {ConfigMap("a", "20"), ConfigMap("d", "21")}));
+    h.clock.Advance(h.Wait());
+    ASSERT_TRUE(h.informer.Step());
+    calls[pack] = h.recorder.Take();
+    for (const ObjectPtr& object : h.informer.List()) read[pack].push_back(*object);
+    read[pack].push_back(*h.informer.Get("shop/d"));
+    // A packed store decodes a tree per read, so no reader holds on to the store's own copy.
+    EXPECT_EQ(h.informer.Get("shop/a") == h.informer.Get("shop/a"), !pack);
+  }
+  EXPECT_EQ(calls[true], calls[false]);
+  EXPECT_EQ(calls[true], (std::vector<std::string>{"add shop/c@11", "update shop/a@3->12",
+                                                   "delete shop/b@13", "delete shop/c@11",
+                                                   "update shop/a@12->20", "add shop/d@21"}));
+  EXPECT_EQ(read[true], read[false]);
+  ASSERT_EQ(read[true].size(), 3u);
+  // A listed item gets its kind back (a LIST omits it); managedFields are gone either way.
+  EXPECT_EQ(read[true][2],
+            (json{{"apiVersion", "v1"},
+                  {"kind", "ConfigMap"},
+                  {"metadata", {{"name", "d"}, {"namespace", "shop"}, {"resourceVersion", "21"}}},
+                  {"data", {{"v", "21"}}}}));
 }
 
 TEST_F(InformerTest, RelistOfUnchangedObjectsCallsNoHandler) {
