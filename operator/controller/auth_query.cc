@@ -185,7 +185,8 @@ AuthQueryOutcome KeepAuthQuery(const AuthQueryDeps& deps, const api::PostgresSer
     // Only now: the pools copy the Secret into their userlist, so it must not exist before the
     // role has its password (a failed setup leaves no half-usable auth user behind).
     if (password->to_write) {
-      auto applied = deps.client.Apply(kube::resources::kSecret, *password->to_write);
+      auto applied = deps.client.Apply(kube::resources::kSecret, *password->to_write,
+                                       kube::Reply::kStatusOnly);
       if (!applied) {
         outcome.condition = MakeCondition(server, false, "SecretFailed",
                                           "Secret " + secret_key + ": " + applied.error().message);

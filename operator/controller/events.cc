@@ -105,7 +105,7 @@ bool EventRecorder::WriteOne(std::unique_lock<std::mutex>& lock) {
   queue_.pop_front();
   ++in_flight_;
   lock.unlock();
-  auto created = client_.Create(kube::resources::kCoreEvent, event);
+  auto created = client_.Create(kube::resources::kCoreEvent, event, kube::Reply::kStatusOnly);
   if (!created) {
     Log(LogLevel::kWarn, "event not recorded",
         {{"pool", event.value("/involvedObject/namespace"_json_pointer, "") + "/" +

@@ -104,9 +104,9 @@ Status PoolWriter::WriteFinalizer(const json& pool, FinalizerChange change) {
   json patch = {{"metadata",
                  {{"finalizers", finalizers},
                   {"resourceVersion", pool.value("/metadata/resourceVersion"_json_pointer, "")}}}};
-  auto patched =
-      client_.MergePatch(kConnectionPoolType, pool.value("/metadata/namespace"_json_pointer, ""),
-                         pool.value("/metadata/name"_json_pointer, ""), patch);
+  auto patched = client_.MergePatch(
+      kConnectionPoolType, pool.value("/metadata/namespace"_json_pointer, ""),
+      pool.value("/metadata/name"_json_pointer, ""), patch, "", kube::Reply::kStatusOnly);
   if (!patched && patched.error().code != ErrorCode::kNotFound) {
     return std::unexpected(patched.error());
   }
@@ -135,7 +135,7 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
       continue;
     }
     writes.emplace_back([this, kind, &desired]() -> Status {
-      auto applied = client_.Apply(ResourceTypeOf(*kind), desired);
+      auto applied = client_.Apply(ResourceTypeOf(*kind), desired, kube::Reply::kStatusOnly);
       if (!applied) return std::unexpected(applied.error());
       return {};
     });
@@ -155,7 +155,9 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   if (auto written = RunBounded(writes, options_.parallel, options_.helpers); !written)
     return written;
   if (config_map) {
-    if (auto applied = client_.Apply(kube::resources::kConfigMap, *config_map); !applied)
+    if (auto applied =
+            client_.Apply(kube::resources::kConfigMap, *config_map, kube::Reply::kStatusOnly);
+        !applied)
       return std::unexpected(applied.error());
   }
   for (const auto& pod : result.delete_pods) {
@@ -174,7 +176,8 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
         {{"metadata",
           {{"uid", figure.uid},
            {"annotations",
-            {{render::kPodConnectionsAnnotation, std::to_string(figure.connections)}}}}}});
+            {{render::kPodConnectionsAnnotation, std::to_string(figure.connections)}}}}}},
+        "", kube::Reply::kStatusOnly);
     if (!patched && patched.error().code != ErrorCode::kNotFound) {
       return std::unexpected(patched.error());
     }
@@ -185,8 +188,8 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
     holdings_.UpsertCreatedPod(std::make_shared<const json>(std::move(*created)));
   }
   if (result.status) {
-    auto patched =
-        client_.MergePatch(kConnectionPoolType, ns, name, {{"status", *result.status}}, "status");
+    auto patched = client_.MergePatch(kConnectionPoolType, ns, name, {{"status", *result.status}},
+                                      "status", kube::Reply::kStatusOnly);
     if (!patched && patched.error().code != ErrorCode::kNotFound) {
       return std::unexpected(patched.error());
     }

@@ -206,7 +206,7 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
                  {"kind", kPostgresServerType.kind},
                  {"metadata", {{"name", name}}},
                  {"status", std::move(status)}};
-  auto applied = deps_.client.ApplyStatus(kPostgresServerType, object);
+  auto applied = deps_.client.ApplyStatus(kPostgresServerType, object, kube::Reply::kStatusOnly);
   if (!applied) return std::unexpected(applied.error());
   return {};
 }
@@ -237,7 +237,8 @@ Status ServerObserver::KeepFinalizer(const json& stored, const ServerStatusInput
       kPostgresServerType, "", in.server->name,
       {{"metadata",
         {{"finalizers", finalizers},
-         {"resourceVersion", stored.value("/metadata/resourceVersion"_json_pointer, "")}}}});
+         {"resourceVersion", stored.value("/metadata/resourceVersion"_json_pointer, "")}}}},
+      "", kube::Reply::kStatusOnly);
   if (!patched) return std::unexpected(patched.error());
   return {};
 }

@@ -135,6 +135,17 @@ void FillTypeMeta(const ResourceType& type, json& object) {
   if (!object.contains("kind")) object["kind"] = std::string(type.kind);
 }
 
+// The request body: the object with apiVersion and kind, copied only when one is missing (what the
+// operator renders has both).
+std::string BodyWithTypeMeta(const ResourceType& type, const json& object) {
+  if (!object.is_object() || (object.contains("apiVersion") && object.contains("kind"))) {
+    return object.dump();
+  }
+  json body = object;
+  FillTypeMeta(type, body);
+  return body.dump();
+}
+
 }  // namespace
 
 Client::Client(Transport& transport, ClientOptions options)
@@ -182,13 +193,14 @@ Result<HttpResponse> Client::Send(std::string_view verb, HttpRequest request) {
   return response;
 }
 
-Result<json> Client::SendForObject(std::string_view verb, HttpRequest request) {
+Result<json> Client::SendForObject(std::string_view verb, HttpRequest request, Reply reply) {
   std::string what = request.method + " " + request.path.substr(0, request.path.find('?'));
   auto response = Send(verb, std::move(request));
   if (!response) return std::unexpected(response.error());
   if (!Success(response->status)) {
     return std::unexpected(ApiError(response->status, response->body, what, response->retry_after));
   }
+  if (reply == Reply::kStatusOnly) return json();
   return ParseBody(response->body, what);
 }
 
@@ -268,67 +280,66 @@ Result<ListResult> Client::List(const ResourceType& type, std::string_view ns,
   }
 }
 
-Result<json> Client::Create(const ResourceType& type, const json& object) {
+Result<json> Client::Create(const ResourceType& type, const json& object, Reply reply) {
   auto target = TargetOf(type, object);
   if (!target) return std::unexpected(target.error());
-  json body = object;
-  FillTypeMeta(type, body);
-  return SendForObject(
-      "create", {.method = "POST", .path = ResourcePath(type, target->ns), .body = body.dump()});
+  return SendForObject("create",
+                       {.method = "POST",
+                        .path = ResourcePath(type, target->ns),
+                        .body = BodyWithTypeMeta(type, object)},
+                       reply);
 }
 
 Result<json> Client::CreateReview(const ResourceType& type, const json& review) {
   if (type.namespaced || !review.is_object()) {
     return Fail(ErrorCode::kInvalid, std::string(type.kind) + ": not a cluster-scoped review");
   }
-  json body = review;
-  FillTypeMeta(type, body);
-  return SendForObject("create",
-                       {.method = "POST", .path = ResourcePath(type, ""), .body = body.dump()});
+  return SendForObject(
+      "create",
+      {.method = "POST", .path = ResourcePath(type, ""), .body = BodyWithTypeMeta(type, review)});
 }
 
 Result<json> Client::Update(const ResourceType& type, const json& object) {
   auto target = TargetOf(type, object);
   if (!target) return std::unexpected(target.error());
-  json body = object;
-  FillTypeMeta(type, body);
-  return SendForObject(
-      "update",
-      {.method = "PUT", .path = ResourcePath(type, target->ns, target->name), .body = body.dump()});
+  return SendForObject("update", {.method = "PUT",
+                                  .path = ResourcePath(type, target->ns, target->name),
+                                  .body = BodyWithTypeMeta(type, object)});
 }
 
 Result<json> Client::ApplyTo(const ResourceType& type, const json& object,
-                             std::string_view subresource) {
+                             std::string_view subresource, Reply reply) {
   auto target = TargetOf(type, object);
   if (!target) return std::unexpected(target.error());
-  json body = object;
-  FillTypeMeta(type, body);
   QueryParams query{{"fieldManager", options_.field_manager}, {"force", "true"}};
   return SendForObject("apply",
                        {.method = "PATCH",
                         .path = ResourcePath(type, target->ns, target->name, subresource, query),
-                        .body = body.dump(),
-                        .content_type = "application/apply-patch+yaml"});
+                        .body = BodyWithTypeMeta(type, object),
+                        .content_type = "application/apply-patch+yaml"},
+                       reply);
 }
 
-Result<json> Client::Apply(const ResourceType& type, const json& object) {
-  return ApplyTo(type, object, "");
+Result<json> Client::Apply(const ResourceType& type, const json& object, Reply reply) {
+  return ApplyTo(type, object, "", reply);
 }
 
-Result<json> Client::ApplyStatus(const ResourceType& type, const json& object) {
-  return ApplyTo(type, object, "status");
+Result<json> Client::ApplyStatus(const ResourceType& type, const json& object, Reply reply) {
+  return ApplyTo(type, object, "status", reply);
 }
 
 Result<json> Client::MergePatch(const ResourceType& type, std::string_view ns,
                                 std::string_view name, const json& patch,
-                                std::string_view subresource) {
+                                std::string_view subresource, Reply reply) {
   if (auto named = CheckNamed(type, ns, name, "PATCH"); !named) {
     return std::unexpected(named.error());
   }
-  return SendForObject("patch", {.method = "PATCH",
-                                 .path = ResourcePath(type, ns, name, subresource),
-                                 .body = patch.dump(),
-                                 .content_type = "application/merge-patch+json"});
+  return SendForObject("patch",
+                       {.method = "PATCH",
+                        .path = ResourcePath(type, ns, name, subresource),
+                        .body = patch.dump(),
+                        .content_type = "application/merge-patch+json"},
+                       reply);
 }
 
 Status Client::Delete(const ResourceType& type, std::string_view ns, std::string_view name,

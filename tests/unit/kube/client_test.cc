@@ -255,6 +255,29 @@ TEST_F(ClientTest, WriteFailuresBecomeTypedErrors) {
             ErrorCode::kTimeout);
 }
 
+TEST_F(ClientTest, AStatusOnlyWriteLeavesTheAnswerUnparsedButStillReportsFailures) {
+  const std::string path = std::string(kConfigMaps) + "/a";
+  // An answer that does not parse: a write that wants the object fails on it, a status-only one
+  // never reads it.
+  transport_.Respond("PATCH", path, 200, "{not json");
+  transport_.Respond("PATCH", path, 200, "{not json");
+  transport_.Respond("POST", kConfigMaps, 201, "{not json");
+  transport_.Respond("PATCH", path, 409, StatusBody(409, "Conflict", "resourceVersion changed"));
+  auto wanted = client_.Apply(resources::kConfigMap, ConfigMap("a", ""));
+  ASSERT_FALSE(wanted);
+  EXPECT_EQ(wanted.error().code, ErrorCode::kInternal);
+
+  auto applied = client_.Apply(resources::kConfigMap, ConfigMap("a", ""), Reply::kStatusOnly);
+  ASSERT_TRUE(applied) << applied.error().message;
+  EXPECT_TRUE(applied->is_null());
+  auto created = client_.Create(resources::kConfigMap, ConfigMap("a", ""), Reply::kStatusOnly);
+  ASSERT_TRUE(created) << created.error().message;
+  auto patched = client_.MergePatch(resources::kConfigMap, "shop", "a", {{"data", nullptr}}, "",
+                                    Reply::kStatusOnly);
+  ASSERT_FALSE(patched);
+  EXPECT_EQ(patched.error().code, ErrorCode::kConflict);
+}
+
 // A gate that refuses writes, or lets them take `window`: what the leader-election fence does.
 class ScriptedGate : public RequestGate {
  public:
