@@ -371,7 +371,7 @@ Status Client::Delete(const ResourceType& type, std::string_view ns, std::string
 }
 
 Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
-                     const std::function<bool(const WatchEvent&)>& on_event) {
+                     const std::function<bool(WatchEvent&)>& on_event) {
   QueryParams query{{"watch", "true"}, {"allowWatchBookmarks", "true"}};
   if (!options.label_selector.empty()) query.emplace_back("labelSelector", options.label_selector);
   if (!options.field_selector.empty()) query.emplace_back("fieldSelector", options.field_selector);

@@ -174,8 +174,9 @@ class Client {
   // something fails: an ERROR event becomes its Error (410/Expired: kGone), a broken stream
   // kUnavailable or kInvalid. BOOKMARK events are passed on: their resourceVersion is the one to
   // resume from. Event types other than ADDED, MODIFIED, DELETED, BOOKMARK and ERROR are skipped.
+  // `on_event` may take the event's object (an informer keeps it without a copy).
   Status Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
-               const std::function<bool(const WatchEvent&)>& on_event);
+               const std::function<bool(WatchEvent&)>& on_event);
 
   RequestCountMap RequestCounts() const;
   const ClientOptions& options() const { return options_; }

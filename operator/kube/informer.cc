@@ -191,7 +191,7 @@ Status Informer::WatchOnce() {
     watch.stop = stop_.get_token();
   }
   bool worked = false;
-  Status status = client_.Watch(options_.type, options_.ns, watch, [&](const WatchEvent& event) {
+  Status status = client_.Watch(options_.type, options_.ns, watch, [&](WatchEvent& event) {
     {
       std::lock_guard guard(mutex_);
       if (stopping_) return false;  // a stopped informer changes nothing more
@@ -215,14 +215,14 @@ Status Informer::WatchOnce() {
   return {};
 }
 
-std::optional<Informer::Change> Informer::Apply(const WatchEvent& event) {
+std::optional<Informer::Change> Informer::Apply(WatchEvent& event) {
   std::string version = ResourceVersionOf(event.object);
   if (event.type == "BOOKMARK") {
     std::lock_guard guard(mutex_);
     if (!version.empty()) resource_version_ = version;
     return std::nullopt;
   }
-  ObjectPtr object = KeepForCache(event.object, options_);
+  ObjectPtr object = KeepForCache(std::move(event.object), options_);
   std::string key = ObjectKey(*object);
   // The handlers get the tree at hand; only the store's copy is packed.
   StoredObject handed(object, false);

@@ -152,7 +152,8 @@ class Informer {
 
   Status ListAndReplace();
   Status WatchOnce();
-  std::optional<Change> Apply(const WatchEvent& event);
+  // Takes the event's object (the cache keeps it; nothing reads the event after).
+  std::optional<Change> Apply(WatchEvent& event);
   Status Failed(Error error, bool reset_count);
   void Dispatch(const std::vector<Change>& changes) const;
   void Run();
