@@ -47,17 +47,42 @@ EventRecorder::EventRecorder(kube::Client& client, const Clock& clock, std::stri
 EventRecorder::~EventRecorder() { Stop(); }
 
 bool EventRecorder::TakeToken(const std::string& uid, Clock::TimePoint now) {
-  auto [it, added] = buckets_.try_emplace(uid, Bucket{static_cast<double>(options_.burst), now});
+  auto [it, added] =
+      buckets_.try_emplace(uid, Bucket{static_cast<double>(options_.burst), now, {}});
   Bucket& bucket = it->second;
-  if (options_.refill.count() > 0) {
+  const bool refills = options_.refill.count() > 0;
+  if (refills) {
+    if (!added) buckets_by_full_.erase({bucket.full_at, uid});
     bucket.tokens = std::min<double>(
         options_.burst, bucket.tokens + std::chrono::duration<double>(now - bucket.at) /
                                             std::chrono::duration<double>(options_.refill));
   }
   bucket.at = now;
-  if (bucket.tokens < 1) return false;
-  bucket.tokens -= 1;
-  return true;
+  const bool taken = bucket.tokens >= 1;
+  if (taken) bucket.tokens -= 1;
+  if (refills) {
+    // Rounded up, so it is never forgotten before the refill arithmetic says it is full.
+    bucket.full_at =
+        now + std::chrono::ceil<Clock::Duration>(
+                  (options_.burst - bucket.tokens) *
+                  std::chrono::duration<double, Clock::Duration::period>(options_.refill));
+    buckets_by_full_.emplace(bucket.full_at, uid);
+  }
+  return taken;
+}
+
+void EventRecorder::Prune(Clock::TimePoint now) {
+  // Entries past the window decide nothing any more: without this the map grows with every
+  // distinct message (budget arithmetic changes with every plan) for the life of the process.
+  while (!last_by_time_.empty() && now - last_by_time_.begin()->first >= options_.dedupe_window) {
+    last_.erase(last_by_time_.begin()->second);
+    last_by_time_.erase(last_by_time_.begin());
+  }
+  // A bucket that would be full again by now is the same as none.
+  while (!buckets_by_full_.empty() && buckets_by_full_.begin()->first <= now) {
+    buckets_.erase(buckets_by_full_.begin()->second);
+    buckets_by_full_.erase(buckets_by_full_.begin());
+  }
 }
 
 void EventRecorder::Record(const json& pool, const EventRecord& event, const std::string& now) {
@@ -65,27 +90,18 @@ void EventRecorder::Record(const json& pool, const EventRecord& event, const std
   std::string uid = metadata.value("uid", "");
   {
     std::lock_guard guard(mutex_);
-    auto key = std::make_tuple(uid, event.type, event.reason, event.message);
+    EventKey key = std::make_tuple(uid, event.type, event.reason, event.message);
     const Clock::TimePoint now_steady = clock_.Now();
     auto it = last_.find(key);
     if (it != last_.end() && now_steady - it->second < options_.dedupe_window) return;
-    // Entries past the window decide nothing any more: without this the map grows with every
-    // distinct message (budget arithmetic changes with every plan) for the life of the process.
-    std::erase_if(last_, [&](const auto& entry) {
-      return now_steady - entry.second >= options_.dedupe_window;
-    });
-    // A bucket that would be full again by now is the same as none.
-    std::erase_if(buckets_, [&](const auto& entry) {
-      return entry.first != uid && options_.refill.count() > 0 &&
-             entry.second.tokens + std::chrono::duration<double>(now_steady - entry.second.at) /
-                                       std::chrono::duration<double>(options_.refill) >=
-                 options_.burst;
-    });
+    Prune(now_steady);
     if (queue_.size() >= options_.capacity || !TakeToken(uid, now_steady)) {
       ++dropped_;
       return;
     }
-    last_[key] = now_steady;
+    // Not in last_ any more: it was not found, or past its window and pruned just now.
+    auto [remembered, inserted] = last_.insert_or_assign(std::move(key), now_steady);
+    if (inserted) last_by_time_.emplace(now_steady, remembered);
     // As client-go names them: the object's name and a unique suffix.
     auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::system_clock::now().time_since_epoch())

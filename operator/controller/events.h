@@ -20,9 +20,11 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -65,12 +67,16 @@ class EventRecorder {
   size_t Remembered() const;  // events still inside the de-duplication window
 
  private:
+  using EventKey = std::tuple<std::string, std::string, std::string, std::string>;
   struct Bucket {
     double tokens;
     Clock::TimePoint at;
+    Clock::TimePoint full_at;  // its place in buckets_by_full_ (unused when refill is 0)
   };
   bool TakeToken(const std::string& uid, Clock::TimePoint now);  // under mutex_
-  bool WriteOne(std::unique_lock<std::mutex>& lock);             // pops one; false when empty
+  // Forgets what decides nothing any more. Under mutex_.
+  void Prune(Clock::TimePoint now);
+  bool WriteOne(std::unique_lock<std::mutex>& lock);  // pops one; false when empty
   void Run(std::stop_token stop);
 
   kube::Client& client_;
@@ -79,8 +85,12 @@ class EventRecorder {
   const EventRecorderOptions options_;
   mutable std::mutex mutex_;
   mutable std::condition_variable_any changed_;  // waits with the writer's stop token
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, Clock::TimePoint> last_;
+  std::map<EventKey, Clock::TimePoint> last_;
+  // last_ by the time each event was written, and buckets_ by when each is full again: pruning
+  // takes only what has expired instead of scanning every pool's entries on each event.
+  std::multimap<Clock::TimePoint, std::map<EventKey, Clock::TimePoint>::iterator> last_by_time_;
   std::map<std::string, Bucket> buckets_;  // by pool uid; full ones are forgotten
+  std::set<std::pair<Clock::TimePoint, std::string>> buckets_by_full_;
   std::deque<nlohmann::json> queue_;
   int in_flight_ = 0;
   uint64_t sequence_ = 0;

@@ -39,11 +39,43 @@ HoldingsIndex::Charge HoldingsIndex::ChargeOf(std::shared_ptr<const json> pod) {
           std::nullopt};
 }
 
+void HoldingsIndex::Index(Pods::iterator pod) {
+  const Charge& charge = pod->second;
+  pods_by_server_[charge.server].insert(pod);
+  pods_by_pool_[charge.pool].insert(pod);
+  if (charge.unconfirmed_since) unconfirmed_.emplace(*charge.unconfirmed_since, pod->first);
+}
+
+void HoldingsIndex::Unindex(Pods::iterator pod) const {
+  const Charge& charge = pod->second;
+  auto drop = [&](std::map<std::string, PodSet>& index, const std::string& by) {
+    auto it = index.find(by);
+    if (it == index.end()) return;
+    it->second.erase(pod);
+    if (it->second.empty()) index.erase(it);
+  };
+  drop(pods_by_server_, charge.server);
+  drop(pods_by_pool_, charge.pool);
+  if (charge.unconfirmed_since) unconfirmed_.erase({*charge.unconfirmed_since, pod->first});
+}
+
+void HoldingsIndex::PutPod(const std::string& key, Charge charge) {
+  auto [it, inserted] = pods_.try_emplace(key);
+  if (!inserted) Unindex(it);
+  it->second = std::move(charge);
+  Index(it);
+}
+
+void HoldingsIndex::ErasePod(Pods::iterator pod) const {
+  Unindex(pod);
+  pods_.erase(pod);
+}
+
 void HoldingsIndex::UpsertPod(std::shared_ptr<const json> pod) {
   const std::string key = kube::ObjectKey(*pod);
   Charge charge = ChargeOf(std::move(pod));
   std::lock_guard guard(mutex_);
-  pods_[key] = std::move(charge);
+  PutPod(key, std::move(charge));
 }
 
 void HoldingsIndex::UpsertCreatedPod(std::shared_ptr<const json> pod) {
@@ -51,20 +83,31 @@ void HoldingsIndex::UpsertCreatedPod(std::shared_ptr<const json> pod) {
   Charge charge = ChargeOf(std::move(pod));
   charge.unconfirmed_since = clock_.Now();
   std::lock_guard guard(mutex_);
-  if (!pods_.contains(key)) pods_[key] = std::move(charge);  // the informer was quicker
+  if (!pods_.contains(key)) PutPod(key, std::move(charge));  // the informer was quicker
 }
 
 void HoldingsIndex::ExpireUnconfirmed() const {
   const Clock::TimePoint now = clock_.Now();
-  std::erase_if(pods_, [&](const auto& entry) {
-    const auto& since = entry.second.unconfirmed_since;
-    return since && now - *since > kUnconfirmedFor;
-  });
+  while (!unconfirmed_.empty() && now - unconfirmed_.begin()->first > kUnconfirmedFor) {
+    ErasePod(pods_.find(unconfirmed_.begin()->second));
+  }
 }
 
 void HoldingsIndex::RemovePod(const json& pod) {
   std::lock_guard guard(mutex_);
-  pods_.erase(kube::ObjectKey(pod));
+  if (auto it = pods_.find(kube::ObjectKey(pod)); it != pods_.end()) ErasePod(it);
+}
+
+void HoldingsIndex::PutAdmitted(const std::string& pool, std::optional<Admitted> admitted) {
+  if (auto it = admitted_.find(pool); it != admitted_.end()) {
+    auto on_server = admitted_by_server_.find(it->second.server);
+    on_server->second.erase(pool);
+    if (on_server->second.empty()) admitted_by_server_.erase(on_server);
+    admitted_.erase(it);
+  }
+  if (!admitted) return;
+  admitted_by_server_[admitted->server].insert(pool);
+  admitted_.emplace(pool, std::move(*admitted));
 }
 
 void HoldingsIndex::UpsertAdmitted(const json& config_map) {
@@ -75,36 +118,40 @@ void HoldingsIndex::UpsertAdmitted(const json& config_map) {
        config_map.value("/metadata/ownerReferences"_json_pointer, json::array())) {
     owned = owned || ref.value("kind", "") == "ConnectionPool";
   }
-  std::lock_guard guard(mutex_);
-  if (!planned || !owned) {
-    admitted_.erase(PoolOf(config_map));
-    return;
+  std::optional<Admitted> admitted;
+  if (planned && owned) {
+    admitted = Admitted{ServerOf(config_map), *planned,
+                        IntAnnotation(config_map, render::kPodConnectionsAnnotation).value_or(0)};
   }
-  admitted_[PoolOf(config_map)] = {
-      ServerOf(config_map), *planned,
-      IntAnnotation(config_map, render::kPodConnectionsAnnotation).value_or(0)};
+  std::lock_guard guard(mutex_);
+  PutAdmitted(PoolOf(config_map), std::move(admitted));
 }
 
 void HoldingsIndex::RemoveAdmitted(const json& config_map) {
   std::lock_guard guard(mutex_);
-  admitted_.erase(PoolOf(config_map));
+  PutAdmitted(PoolOf(config_map), std::nullopt);
 }
 
 std::map<std::string, int64_t> HoldingsIndex::OnServer(const std::string& server) const {
   std::map<std::string, int64_t> held;
   std::lock_guard guard(mutex_);
   ExpireUnconfirmed();
-  for (const auto& [key, charge] : pods_) {
-    if (charge.server != server || !charge.live) continue;
-    int64_t connections = charge.connections;
-    if (auto it = admitted_.find(charge.pool);
-        it != admitted_.end() && it->second.server == server) {
-      connections = std::max(connections, it->second.per_pod);
+  if (auto pods = pods_by_server_.find(server); pods != pods_by_server_.end()) {
+    for (const auto& pod : pods->second) {
+      const Charge& charge = pod->second;
+      if (!charge.live) continue;
+      int64_t connections = charge.connections;
+      if (auto it = admitted_.find(charge.pool);
+          it != admitted_.end() && it->second.server == server) {
+        connections = std::max(connections, it->second.per_pod);
+      }
+      held[charge.pool] += connections;
     }
-    held[charge.pool] += connections;
   }
-  for (const auto& [pool, admitted] : admitted_) {
-    if (admitted.server == server) held[pool] = std::max(held[pool], admitted.worst_case);
+  if (auto pools = admitted_by_server_.find(server); pools != admitted_by_server_.end()) {
+    for (const auto& pool : pools->second) {
+      held[pool] = std::max(held[pool], admitted_.at(pool).worst_case);
+    }
   }
   return held;
 }
@@ -120,10 +167,13 @@ budget::Holdings HoldingsIndex::OnServers(const std::set<std::string>& servers) 
 std::set<std::string> HoldingsIndex::PodAddresses(const std::set<std::string>& servers) const {
   std::set<std::string> addresses;
   std::lock_guard guard(mutex_);
-  for (const auto& [key, charge] : pods_) {
-    if (!servers.contains(charge.server)) continue;
-    const std::string ip = charge.pod->value("/status/podIP"_json_pointer, "");
-    if (!ip.empty()) addresses.insert(ip);
+  for (const auto& server : servers) {
+    auto pods = pods_by_server_.find(server);
+    if (pods == pods_by_server_.end()) continue;
+    for (const auto& pod : pods->second) {
+      const std::string ip = pod->second.pod->value("/status/podIP"_json_pointer, "");
+      if (!ip.empty()) addresses.insert(ip);
+    }
   }
   return addresses;
 }
@@ -132,8 +182,8 @@ std::vector<std::shared_ptr<const json>> HoldingsIndex::PodsOf(const std::string
   std::vector<std::shared_ptr<const json>> pods;
   std::lock_guard guard(mutex_);
   ExpireUnconfirmed();
-  for (const auto& [key, charge] : pods_) {
-    if (charge.pool == pool_key) pods.push_back(charge.pod);
+  if (auto of_pool = pods_by_pool_.find(pool_key); of_pool != pods_by_pool_.end()) {
+    for (const auto& pod : of_pool->second) pods.push_back(pod->second.pod);
   }
   return pods;
 }

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "budget/planner.h"
@@ -65,19 +66,39 @@ class HoldingsIndex {
     std::shared_ptr<const nlohmann::json> pod;
     std::optional<Clock::TimePoint> unconfirmed_since;  // created by us, not yet seen
   };
-  static Charge ChargeOf(std::shared_ptr<const nlohmann::json> pod);
-  // Drops created pods the informer never confirmed in time. Under mutex_.
-  void ExpireUnconfirmed() const;
+  using Pods = std::map<std::string, Charge>;  // by namespace/name
+  // Pods ordered by their key, so a pool's pods come out as the whole map would list them.
+  struct ByPodKey {
+    bool operator()(Pods::iterator a, Pods::iterator b) const { return a->first < b->first; }
+  };
+  using PodSet = std::set<Pods::iterator, ByPodKey>;
   struct Admitted {
     std::string server;
     int64_t worst_case = 0;
     int64_t per_pod = 0;
   };
 
+  static Charge ChargeOf(std::shared_ptr<const nlohmann::json> pod);
+  // Every change to pods_ goes through these, which keep the indexes below in step. Under mutex_.
+  void PutPod(const std::string& key, Charge charge);
+  void ErasePod(Pods::iterator pod) const;
+  void Index(Pods::iterator pod);
+  void Unindex(Pods::iterator pod) const;
+  void PutAdmitted(const std::string& pool, std::optional<Admitted> admitted);
+  // Drops created pods the informer never confirmed in time. Under mutex_.
+  void ExpireUnconfirmed() const;
+
   const Clock& clock_;
   mutable std::mutex mutex_;
-  mutable std::map<std::string, Charge> pods_;  // by namespace/name
-  std::map<std::string, Admitted> admitted_;    // by pool key
+  mutable Pods pods_;
+  std::map<std::string, Admitted> admitted_;  // by pool key
+  // A reconcile reads one server's (or one pool's) share of ~1,000 pools: these indexes let it
+  // touch only that share. Entries leave them before pods_ or admitted_ forget what they name, and
+  // an emptied set is dropped, so servers and pools that are gone leave nothing behind.
+  mutable std::map<std::string, PodSet> pods_by_server_;
+  mutable std::map<std::string, PodSet> pods_by_pool_;
+  mutable std::set<std::pair<Clock::TimePoint, std::string>> unconfirmed_;  // (since, pod key)
+  std::map<std::string, std::set<std::string>> admitted_by_server_;         // pool keys
 };
 
 }  // namespace poolkeeper::controller

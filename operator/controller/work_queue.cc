@@ -10,9 +10,16 @@ WorkQueue::WorkQueue(const Clock& clock, WorkQueueOptions options)
 void WorkQueue::ScheduleLocked(const std::string& key, Clock::TimePoint when) {
   // While a worker holds the key, remember the request and replay it on Done(), so one key is
   // never processed by two workers at once.
-  auto& target = in_flight_.contains(key) ? dirty_ : waiting_;
-  auto [it, inserted] = target.try_emplace(key, when);
-  if (!inserted) it->second = std::min(it->second, when);
+  if (in_flight_.contains(key)) {
+    auto [it, inserted] = dirty_.try_emplace(key, when);
+    if (!inserted) it->second = std::min(it->second, when);
+  } else if (auto [it, inserted] = waiting_.try_emplace(key, when); inserted) {
+    by_due_.emplace(when, it->first);
+  } else if (when < it->second) {
+    by_due_.erase({it->second, it->first});
+    it->second = when;
+    by_due_.emplace(when, it->first);
+  }
   changed_.notify_one();
 }
 
@@ -97,16 +104,18 @@ void WorkQueue::Done(const std::string& key) {
 }
 
 std::optional<std::string> WorkQueue::TakeReadyLocked() {
-  Clock::TimePoint now = clock_.Now();
-  auto best = waiting_.end();
-  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-    if (it->second <= now && (best == waiting_.end() || it->second < best->second)) best = it;
-  }
-  if (best == waiting_.end()) return std::nullopt;
-  std::string key = best->first;
-  waiting_.erase(best);
+  // The earliest ready time first; among equal times, the smallest key.
+  if (by_due_.empty() || by_due_.begin()->first > clock_.Now()) return std::nullopt;
+  auto waiting = waiting_.find(by_due_.begin()->second);
+  by_due_.erase(by_due_.begin());
+  std::string key = std::move(waiting_.extract(waiting).key());
   in_flight_.insert(key);
   return key;
+}
+
+std::optional<Clock::TimePoint> WorkQueue::NextDueLocked() const {
+  if (by_due_.empty()) return std::nullopt;
+  return by_due_.begin()->first;
 }
 
 std::optional<std::string> WorkQueue::TryGet() {
@@ -119,11 +128,10 @@ std::optional<std::string> WorkQueue::Get() {
   while (!shut_down_) {
     if (auto key = TakeReadyLocked()) return key;
     // Sleep until the earliest delayed key is due, or until something changes.
-    auto next = std::ranges::min_element(waiting_, {}, [](const auto& e) { return e.second; });
-    if (next == waiting_.end()) {
-      changed_.wait(lock);
+    if (auto next = NextDueLocked()) {
+      changed_.wait_for(lock, *next - clock_.Now());
     } else {
-      changed_.wait_for(lock, next->second - clock_.Now());
+      changed_.wait(lock);
     }
   }
   return std::nullopt;
@@ -148,9 +156,7 @@ int WorkQueue::Failures(const std::string& key) const {
 
 std::optional<Clock::TimePoint> WorkQueue::NextReadyTime() const {
   std::lock_guard guard(mutex_);
-  auto next = std::ranges::min_element(waiting_, {}, [](const auto& e) { return e.second; });
-  if (next == waiting_.end()) return std::nullopt;
-  return next->second;
+  return NextDueLocked();
 }
 
 }  // namespace poolkeeper::controller

@@ -7,11 +7,14 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -65,12 +68,17 @@ class WorkQueue {
 
   void ScheduleLocked(const std::string& key, Clock::TimePoint when);
   std::optional<std::string> TakeReadyLocked();
+  std::optional<Clock::TimePoint> NextDueLocked() const;
 
   const Clock& clock_;
   WorkQueueOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::map<std::string, Clock::TimePoint> waiting_;  // key -> when it is ready
+  std::map<std::string, Clock::TimePoint, std::less<>> waiting_;  // key -> when it is ready
+  // waiting_ ordered by (ready time, key), so the next key is found without walking every waiting
+  // key (each pool sits here until its resync). The views point at waiting_'s keys: an entry
+  // leaves this set before its waiting_ node is erased or its time changes.
+  std::set<std::pair<Clock::TimePoint, std::string_view>> by_due_;
   std::set<std::string> in_flight_;
   std::map<std::string, Clock::TimePoint> dirty_;  // added while in flight: ready time
   std::map<std::string, int> failures_;

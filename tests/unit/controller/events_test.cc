@@ -181,6 +181,43 @@ TEST(EventRecorder, EachPoolHasABurstThenOneEventPerRefillPeriod) {
   }
 }
 
+// Buckets are forgotten in order of when they are full again: another pool's events prune only the
+// full ones, so a pool still refilling keeps its count, and a forgotten one starts a fresh burst.
+TEST(EventRecorder, OtherPoolsEventsNeverForgetAPoolThatIsStillRefilling) {
+  kube::testing::FakeTransport transport;
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0", {.burst = 2, .refill = std::chrono::minutes(5)});
+  json other = kPool;
+  other["metadata"]["uid"] = "u-2";
+  struct Step {
+    int advance_minutes;
+    const json* pool;
+    const char* message;
+    bool queued;
+  };
+  const std::vector<Step> steps = {
+      {0, &kPool, "1", true},   {0, &kPool, "2", true},
+      {0, &kPool, "3", false},  {5, &other, "1", true},  // half refilled: kept
+      {0, &kPool, "4", true},   {0, &kPool, "5", false},
+      {9, &other, "2", true},  // one minute short of full: kept
+      {0, &kPool, "6", true},   {0, &kPool, "7", false},
+      {10, &other, "3", true},  // full again: forgotten, the same as a fresh burst
+      {0, &kPool, "8", true},   {0, &kPool, "9", true},
+      {0, &kPool, "10", false},
+  };
+  uint64_t dropped = 0;
+  for (const Step& step : steps) {
+    SCOPED_TRACE(step.message);
+    clock.Advance(std::chrono::minutes(step.advance_minutes));
+    size_t before = recorder.Queued();
+    recorder.Record(*step.pool, {"Normal", "X", step.message}, "t");
+    if (!step.queued) ++dropped;
+    EXPECT_EQ(recorder.Queued(), before + (step.queued ? 1 : 0));
+    EXPECT_EQ(recorder.Dropped(), dropped);
+  }
+}
+
 TEST(MakeEvent, CapsTheMessageAtTheApiServersLimit) {
   json event = MakeEvent(kPool, {"Normal", "Applied", std::string(5000, 'x')}, "n", "i", "t");
   EXPECT_EQ(event["message"].get<std::string>().size(), 1024u);

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace poolkeeper::controller {
 namespace {
@@ -157,6 +160,70 @@ TEST_F(WorkQueueTest, ReadyKeysComeOutInOrderOfReadiness) {
   clock_.Advance(milliseconds(30));
   EXPECT_EQ(queue_.TryGet(), "ns/early");
   EXPECT_EQ(queue_.TryGet(), "ns/late");
+}
+
+// The queue keeps its waiting keys ordered by ready time: a re-add that brings a key forward moves
+// it in that order, one that would delay it changes nothing, and a key replayed after Done() takes
+// its place by the time it was added with.
+TEST_F(WorkQueueTest, HandsKeysOutInReadyOrderAfterReAddsMoveThem) {
+  struct Case {
+    std::string name;
+    std::function<void(WorkQueue&, FakeClock&)> adds;
+    milliseconds first_ready_after;
+    std::vector<std::string> order;
+  };
+  const std::vector<Case> cases = {
+      {"an earlier re-add moves a key forward",
+       [](WorkQueue& q, FakeClock&) {
+         q.AddAfter("ns/a", milliseconds(30));
+         q.AddAfter("ns/b", milliseconds(20));
+         q.AddAfter("ns/c", milliseconds(10));
+         q.AddAfter("ns/a", milliseconds(5));
+       },
+       milliseconds(5),
+       {"ns/a", "ns/c", "ns/b"}},
+      {"a later re-add does not delay a key",
+       [](WorkQueue& q, FakeClock&) {
+         q.AddAfter("ns/a", milliseconds(10));
+         q.AddAfter("ns/b", milliseconds(20));
+         q.AddAfter("ns/a", milliseconds(40));
+       },
+       milliseconds(10),
+       {"ns/a", "ns/b"}},
+      {"keys ready at the same time come out by key",
+       [](WorkQueue& q, FakeClock&) {
+         q.AddAfter("ns/c", milliseconds(10));
+         q.AddAfter("ns/a", milliseconds(10));
+         q.AddAfter("ns/b", milliseconds(10));
+       },
+       milliseconds(10),
+       {"ns/a", "ns/b", "ns/c"}},
+      {"a key added in flight is replayed at the time it was added with",
+       [](WorkQueue& q, FakeClock&) {
+         q.Add("ns/a");
+         ASSERT_EQ(q.TryGet(), "ns/a");
+         q.AddAfter("ns/b", milliseconds(20));
+         q.AddAfter("ns/a", milliseconds(30));
+         q.AddAfter("ns/a", milliseconds(10));
+         q.Done("ns/a");
+       },
+       milliseconds(10),
+       {"ns/a", "ns/b"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeClock clock;
+    WorkQueue queue(clock, {milliseconds(10), seconds(1)});
+    const auto start = clock.Now();
+    c.adds(queue, clock);
+    EXPECT_EQ(queue.NextReadyTime(), start + c.first_ready_after);
+    EXPECT_EQ(queue.Depth(), c.order.size());
+    clock.Advance(seconds(1));
+    std::vector<std::string> order;
+    while (auto key = queue.TryGet()) order.push_back(*key);
+    EXPECT_EQ(order, c.order);
+    EXPECT_EQ(queue.NextReadyTime(), std::nullopt);
+  }
 }
 
 TEST(WorkQueueBlocking, GetReturnsAddedKeysAndNulloptAfterShutDown) {
