@@ -11,6 +11,20 @@
 
 namespace poolkeeper::budget {
 
+std::vector<const api::ConnectionPool*> Pointers(const std::vector<api::ConnectionPool>& pools) {
+  std::vector<const api::ConnectionPool*> pointers;
+  pointers.reserve(pools.size());
+  for (const auto& pool : pools) pointers.push_back(&pool);
+  return pointers;
+}
+
+std::vector<const api::ConnectionPool*> Pointers(const std::vector<SharedPool>& pools) {
+  std::vector<const api::ConnectionPool*> pointers;
+  pointers.reserve(pools.size());
+  for (const auto& pool : pools) pointers.push_back(pool.get());
+  return pointers;
+}
+
 int64_t MaxServerConnectionsPerInstance(const api::ConnectionPool& pool,
                                         const std::vector<std::optional<int>>& db_caps) {
   DbCaps extra;
@@ -32,14 +46,14 @@ std::string OverheadText(const api::Overhead& overhead) {
 // Pools that share a server share one budget, so its limits must mean one thing. A pool that
 // disagrees with the first one naming the server is refused (it alone): the earlier pool's budget
 // was already handed out under its limits. Returns the refusal of each pool, by index.
-std::map<size_t, Finding> ServerConflicts(const std::vector<api::ConnectionPool>& pools) {
+std::map<size_t, Finding> ServerConflicts(std::span<const api::ConnectionPool* const> pools) {
   std::map<size_t, Finding> refusals;
   std::map<std::string, size_t> first;  // server key -> index of the first pool naming it
   for (size_t i = 0; i < pools.size(); ++i) {
-    const api::ServerSpec& server = pools[i].spec.server;
+    const api::ServerSpec& server = pools[i]->spec.server;
     auto [it, inserted] = first.try_emplace(server.Key(), i);
     if (inserted) continue;
-    const api::ConnectionPool& earlier = pools[it->second];
+    const api::ConnectionPool& earlier = *pools[it->second];
     const api::ServerSpec& declared = earlier.spec.server;
     std::string message;
     auto check = [&](const char* field, bool same, int64_t mine, int64_t theirs) {
@@ -210,7 +224,7 @@ int64_t PodsCharged(const api::PoolerSpec& pooler) {
   return pooler.instances == 0 ? 0 : int64_t{pooler.instances} + pooler.max_surge;
 }
 
-Plan PlanPools(const std::vector<api::ConnectionPool>& pools, const Holdings& holdings) {
+Plan PlanPools(std::span<const api::ConnectionPool* const> pools, const Holdings& holdings) {
   std::map<size_t, Finding> refusals = ServerConflicts(pools);
 
   // What each planned pool holds now, and per server (and per namespace on it) what the planned
@@ -220,18 +234,18 @@ Plan PlanPools(const std::vector<api::ConnectionPool>& pools, const Holdings& ho
   std::map<std::pair<std::string, std::string>, int64_t> held_later_ns;  // (server, namespace)
   std::map<std::string, std::set<std::string>> planned;
   for (size_t i = 0; i < pools.size(); ++i) {
-    const std::string server = pools[i].spec.server.Key();
-    held[i] = Held(holdings, server, PoolName(pools[i]));
-    if (planned[server].insert(PoolName(pools[i])).second) {
+    const std::string server = pools[i]->spec.server.Key();
+    held[i] = Held(holdings, server, PoolName(*pools[i]));
+    if (planned[server].insert(PoolName(*pools[i])).second) {
       held_later[server] += held[i];
-      held_later_ns[{server, pools[i].metadata.namespace_}] += held[i];
+      held_later_ns[{server, pools[i]->metadata.namespace_}] += held[i];
     }
   }
 
   Plan plan;
   std::map<std::string, size_t> index;  // server key -> position in plan.servers
   for (size_t i = 0; i < pools.size(); ++i) {
-    const api::ConnectionPool& pool = pools[i];
+    const api::ConnectionPool& pool = *pools[i];
     const std::string key = pool.spec.server.Key();
     auto [it, inserted] = index.try_emplace(key, plan.servers.size());
     if (inserted) {

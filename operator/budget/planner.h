@@ -7,7 +7,9 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,16 @@
 #include "common/error.h"
 
 namespace poolkeeper::budget {
+
+// A parsed pool shared with whoever keeps it (the operator's pool index): planning reads it and
+// copies it only where placement changes it (servers.h), so a plan does not cost a copy of every
+// pool on the server.
+using SharedPool = std::shared_ptr<const api::ConnectionPool>;
+
+// Where each pool is, for the functions that read pools however the caller keeps them (by value
+// offline and in tests, shared by the operator's caches). Valid while `pools` is.
+std::vector<const api::ConnectionPool*> Pointers(const std::vector<api::ConnectionPool>& pools);
+std::vector<const api::ConnectionPool*> Pointers(const std::vector<SharedPool>& pools);
 
 // The exact maximum number of server connections one pgbouncer process of `pool` can open, when
 // database i is capped at db_caps[i] (nullopt: only the spec's own caps apply).
@@ -37,7 +49,12 @@ using Holdings = std::map<std::string, std::map<std::string, int64_t>>;
 // between new demands, never takes from what runs. A pool whose limits for a server differ from the
 // first pool's declaration of it is refused (PoolPlan.refused, finding ServerConflict): it blocks
 // itself, never the others. Pools are placed on their PostgresServer (servers.h) beforehand.
-Plan PlanPools(const std::vector<api::ConnectionPool>& pools, const Holdings& holdings = {});
+// The pools are read, not kept: they need only outlive the call.
+Plan PlanPools(std::span<const api::ConnectionPool* const> pools, const Holdings& holdings = {});
+inline Plan PlanPools(const std::vector<api::ConnectionPool>& pools,
+                      const Holdings& holdings = {}) {
+  return PlanPools(Pointers(pools), holdings);
+}
 
 // The pods a pool's worst case counts: instances + max_surge, and none at all with 0 instances (a
 // Deployment with 0 replicas never surges).

@@ -168,7 +168,13 @@ std::optional<api::ServerSpec> ServerDirectory::GroupLimits(const std::string& n
 }
 
 Placement ServerDirectory::Place(const api::ConnectionPool& pool) const {
-  Placement placement{pool, std::nullopt, {}};
+  LazyPlacement lazy = PlaceLazily(pool);
+  if (!lazy.changed) lazy.changed = pool;
+  return {std::move(*lazy.changed), std::move(lazy.refusal), std::move(lazy.notes)};
+}
+
+LazyPlacement ServerDirectory::PlaceLazily(const api::ConnectionPool& pool) const {
+  LazyPlacement placement;
   auto refuse = [&](std::string code, std::string message) {
     placement.refusal = Finding{Severity::kError, std::move(code), std::move(message)};
     return placement;
@@ -224,8 +230,10 @@ Placement ServerDirectory::Place(const api::ConnectionPool& pool) const {
       quota != member->spec.namespace_quotas.end()) {
     server.namespace_quota = quota->second;
   }
-  placement.pool.spec.server = std::move(server);
-  if (auto& tls = placement.pool.spec.tls.server;
+  // From here on the pool is changed: its spec.server is the group's.
+  api::ConnectionPool& placed = placement.changed.emplace(pool);
+  placed.spec.server = std::move(server);
+  if (auto& tls = placed.spec.tls.server;
       by_ref && tls && api::SslModeVerifies(tls->ssl_mode) && !tls->ca_ref) {
     // The pool verifies the server with the server's own CA. Its Secret may be in any namespace
     // and pods mount only their own, so the operator copies the certificate (never a key) into
@@ -245,30 +253,39 @@ Placement ServerDirectory::Place(const api::ConnectionPool& pool) const {
                                "spec.budget.policy: Warn is ignored: " + server_text +
                                    " enforces its budget (its spec.policy)"});
   }
-  placement.pool.spec.budget_policy = group.policy;
+  placed.spec.budget_policy = group.policy;
   return placement;
 }
 
-Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools, const ServerDirectory& directory,
-                   const Holdings& by_reference) {
-  const Holdings holdings = directory.Rekey(by_reference);
-  std::vector<Placement> placements;
-  std::vector<api::ConnectionPool> placed;
-  for (const auto& pool : pools) {
-    placements.push_back(directory.Place(pool));
-    if (!placements.back().refusal) placed.push_back(placements.back().pool);
+Plan PlanOnServers(std::span<const api::ConnectionPool* const> pools,
+                   const ServerDirectory& directory, const Holdings& by_reference) {
+  return PlanOnRekeyed(pools, directory, directory.Rekey(by_reference));
+}
+
+Plan PlanOnRekeyed(std::span<const api::ConnectionPool* const> pools,
+                   const ServerDirectory& directory, const Holdings& holdings) {
+  std::vector<LazyPlacement> placements;
+  placements.reserve(pools.size());
+  for (const api::ConnectionPool* pool : pools) placements.push_back(directory.PlaceLazily(*pool));
+  // Taken once `placements` is complete, so the placed copies no longer move.
+  std::vector<const api::ConnectionPool*> placed;
+  placed.reserve(pools.size());
+  for (size_t i = 0; i < pools.size(); ++i) {
+    if (!placements[i].refusal) placed.push_back(&placements[i].Of(*pools[i]));
   }
   Plan planned = PlanPools(placed, holdings);
   // The same order as `pools`: placed pools' plans in turn, refused ones where they stood.
   Plan plan{std::move(planned.servers), {}};
+  plan.pools.reserve(pools.size());
   auto next = planned.pools.begin();
-  for (auto& placement : placements) {
+  for (size_t i = 0; i < pools.size(); ++i) {
+    LazyPlacement& placement = placements[i];
     if (!placement.refusal) {
       next->findings.insert(next->findings.begin(), placement.notes.begin(), placement.notes.end());
       plan.pools.push_back(std::move(*next++));
       continue;
     }
-    const api::ConnectionPool& pool = placement.pool;
+    const api::ConnectionPool& pool = placement.Of(*pools[i]);
     PoolPlan pool_plan;
     pool_plan.namespace_ = pool.metadata.namespace_;
     pool_plan.name = pool.metadata.name;
@@ -286,13 +303,14 @@ Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools, const ServerDi
   return plan;
 }
 
-std::map<std::string, int64_t> RoleGrants(const std::vector<api::ConnectionPool>& pools,
+std::map<std::string, int64_t> RoleGrants(std::span<const api::ConnectionPool* const> pools,
                                           const ServerDirectory& directory, const Plan& plan,
                                           const Holdings& by_reference) {
   const Holdings holdings = directory.Rekey(by_reference);
   std::map<std::string, int64_t> grants;
-  for (const auto& unplaced : pools) {
-    const api::ConnectionPool pool = directory.Place(unplaced).pool;
+  for (const api::ConnectionPool* unplaced : pools) {
+    const LazyPlacement placement = directory.PlaceLazily(*unplaced);
+    const api::ConnectionPool& pool = placement.Of(*unplaced);
     const std::string key = pool.metadata.namespace_ + "/" + pool.metadata.name;
     auto planned = std::ranges::find_if(plan.pools, [&](const PoolPlan& p) {
       return p.namespace_ == pool.metadata.namespace_ && p.name == pool.metadata.name;

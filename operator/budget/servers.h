@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,20 @@ struct Placement {
   std::vector<Finding> notes;  // e.g. PolicySetByServer, when the pool asked for Warn
 };
 
+// A Placement that copies the pool only where placement changes it: planning every pool of a
+// budget on each reconcile would otherwise copy each of them. `changed` is empty when the pool
+// stands as it is (an inline server no PostgresServer describes, or one refused before anything
+// was set on it).
+struct LazyPlacement {
+  std::optional<api::ConnectionPool> changed;
+  std::optional<Finding> refusal;
+  std::vector<Finding> notes;
+  // The placed pool, given the pool that was placed.
+  const api::ConnectionPool& Of(const api::ConnectionPool& unplaced) const {
+    return changed ? *changed : unplaced;
+  }
+};
+
 // The limits one PostgresServer stands for, before grouping: observed figures when there are
 // some, declared ones otherwise; nullopt when it has neither.
 std::optional<api::ServerSpec> OwnLimits(const api::PostgresServer& server);
@@ -41,6 +56,8 @@ class ServerDirectory {
   explicit ServerDirectory(std::vector<api::PostgresServer> servers);
 
   Placement Place(const api::ConnectionPool& pool) const;
+  // The same decision as Place, without a copy when the pool stays as it is.
+  LazyPlacement PlaceLazily(const api::ConnectionPool& pool) const;
 
   // The key a pool is indexed under before placement: ServerRefKey(serverRef), else the endpoint.
   static std::string ReferenceKey(const api::ConnectionPool& pool);
@@ -82,8 +99,21 @@ class ServerDirectory {
 // reference (pods' server annotations). A pool the directory refuses gets a PoolPlan with
 // `refused` set and the reason as its finding, and is charged what it holds; notes join the pool's
 // findings.
-Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools, const ServerDirectory& directory,
-                   const Holdings& by_reference = {});
+// `pools` are read, not kept: they need only outlive the call.
+Plan PlanOnServers(std::span<const api::ConnectionPool* const> pools,
+                   const ServerDirectory& directory, const Holdings& by_reference = {});
+inline Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools,
+                          const ServerDirectory& directory, const Holdings& by_reference = {}) {
+  return PlanOnServers(Pointers(pools), directory, by_reference);
+}
+inline Plan PlanOnServers(const std::vector<SharedPool>& pools, const ServerDirectory& directory,
+                          const Holdings& by_reference = {}) {
+  return PlanOnServers(Pointers(pools), directory, by_reference);
+}
+// PlanOnServers on holdings already summed by budget key (directory.Rekey(by_reference)), for a
+// caller that keeps those too: the same plan, without summing them again.
+Plan PlanOnRekeyed(std::span<const api::ConnectionPool* const> pools,
+                   const ServerDirectory& directory, const Holdings& holdings);
 
 // What the pools of one budget may open as each role, across every pooler pod: per pool, the pods
 // its plan counts (instances + surge) times what one pgbouncer can open as that role under the
@@ -92,8 +122,18 @@ Plan PlanOnServers(const std::vector<api::ConnectionPool>& pools, const ServerDi
 // against its role until the process has exited, which trails PgBouncer closing it, so a pooler
 // replacing a connection (server_lifetime, a reset) briefly has one more. The figure the operator
 // sets as each role's CONNECTION LIMIT when the server enforces them.
-std::map<std::string, int64_t> RoleGrants(const std::vector<api::ConnectionPool>& pools,
+std::map<std::string, int64_t> RoleGrants(std::span<const api::ConnectionPool* const> pools,
                                           const ServerDirectory& directory, const Plan& plan,
                                           const Holdings& by_reference);
+inline std::map<std::string, int64_t> RoleGrants(const std::vector<api::ConnectionPool>& pools,
+                                                 const ServerDirectory& directory, const Plan& plan,
+                                                 const Holdings& by_reference) {
+  return RoleGrants(Pointers(pools), directory, plan, by_reference);
+}
+inline std::map<std::string, int64_t> RoleGrants(const std::vector<SharedPool>& pools,
+                                                 const ServerDirectory& directory, const Plan& plan,
+                                                 const Holdings& by_reference) {
+  return RoleGrants(Pointers(pools), directory, plan, by_reference);
+}
 
 }  // namespace poolkeeper::budget

@@ -40,8 +40,8 @@ std::optional<std::string> AdmitPool(
     candidate.metadata.creation_timestamp = "9999-12-31T23:59:59Z";
   }
   AdmissionInputs in = gather(candidate);
-  std::vector<api::ConnectionPool> pools = std::move(in.others);
-  pools.push_back(candidate);
+  std::vector<budget::SharedPool> pools = std::move(in.others);
+  pools.push_back(std::make_shared<const api::ConnectionPool>(candidate));
   SortLedger(pools);
   const budget::Plan plan = budget::PlanOnServers(pools, directory, in.holdings);
   const std::string id = ObjectKey(candidate.metadata.namespace_, candidate.metadata.name);

@@ -27,7 +27,7 @@ inline constexpr char kValidatePoolPath[] = "/validate-connectionpool";
 
 struct AdmissionInputs {
   // Every other valid pool on the candidate's budget (the candidate's stored version excluded).
-  std::vector<api::ConnectionPool> others;
+  std::vector<budget::SharedPool> others;
   const budget::ServerDirectory* directory = nullptr;
   budget::Holdings holdings;  // by reference key, as for reconciles
 };

@@ -88,14 +88,14 @@ std::string AuthSecretName(std::string_view server) {
   return kAuthSecretPrefix + std::string(server);
 }
 
-std::vector<std::string> AuthQueryDatabases(const std::vector<api::ConnectionPool>& pools,
+std::vector<std::string> AuthQueryDatabases(const std::vector<budget::SharedPool>& pools,
                                             std::string_view server) {
   std::set<std::string> databases;
   for (const auto& pool : pools) {
-    if (pool.spec.auth_mode != api::AuthMode::kAuthQuery || pool.spec.server_ref != server) {
+    if (pool->spec.auth_mode != api::AuthMode::kAuthQuery || pool->spec.server_ref != server) {
       continue;
     }
-    for (const auto& db : pool.spec.databases) {
+    for (const auto& db : pool->spec.databases) {
       databases.insert(db.dbname.empty() ? db.name : db.dbname);
     }
   }
@@ -115,8 +115,7 @@ std::vector<std::string> RecordedAuthQueryDatabases(const json& server_status) {
 }
 
 std::string AuthRoleManager(const std::vector<api::PostgresServer>& servers,
-                            const std::vector<api::ConnectionPool>& pools,
-                            std::string_view server) {
+                            const std::vector<budget::SharedPool>& pools, std::string_view server) {
   auto self = std::ranges::find(servers, server, &api::PostgresServer::name);
   if (self == servers.end() || !self->observed || self->observed->system_identifier.empty()) {
     return std::string(server);  // not known to share anything

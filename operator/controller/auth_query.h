@@ -21,6 +21,7 @@
 #include "api/connection_pool.h"
 #include "api/postgres_server.h"
 #include "api/status.h"
+#include "budget/planner.h"
 #include "kube/client.h"
 #include "postgres/observer.h"
 
@@ -38,7 +39,7 @@ inline constexpr char kConditionAuthQueryReady[] = "AuthQueryReady";
 std::string AuthSecretName(std::string_view server);
 
 // The databases (server-side names) the authQuery pools on `server` serve, sorted, unique.
-std::vector<std::string> AuthQueryDatabases(const std::vector<api::ConnectionPool>& pools,
+std::vector<std::string> AuthQueryDatabases(const std::vector<budget::SharedPool>& pools,
                                             std::string_view server);
 // status.authQuery.databases as the operator last recorded them.
 std::vector<std::string> RecordedAuthQueryDatabases(const nlohmann::json& server_status);
@@ -50,7 +51,7 @@ std::vector<std::string> RecordedAuthQueryDatabases(const nlohmann::json& server
 // manages (or shares with nobody); `server` is counted as wanting authQuery. `servers` are the
 // stored PostgresServers (`server` with its freshest observation), `pools` the ones on them.
 std::string AuthRoleManager(const std::vector<api::PostgresServer>& servers,
-                            const std::vector<api::ConnectionPool>& pools, std::string_view server);
+                            const std::vector<budget::SharedPool>& pools, std::string_view server);
 
 struct AuthQueryOutcome {
   std::vector<std::string> databases;  // set up on the server now (status.authQuery.databases)

@@ -22,7 +22,7 @@ std::optional<std::string> Manager::Admit(const json& pool) const {
             directory->SharingBudgetWith(budget::ServerDirectory::ReferenceKey(candidate));
         AdmissionInputs in;
         for (auto& other : index_.OnServers(references)) {
-          if (ObjectKey(other.metadata.namespace_, other.metadata.name) != key) {
+          if (ObjectKey(other->metadata.namespace_, other->metadata.name) != key) {
             in.others.push_back(std::move(other));
           }
         }

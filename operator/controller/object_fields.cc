@@ -3,6 +3,7 @@
 // gather its inputs.
 #include <algorithm>
 
+#include "controller/pool_index.h"
 #include "controller/reconciler.h"
 #include "render/render.h"
 
@@ -10,10 +11,9 @@ namespace poolkeeper::controller {
 
 using nlohmann::json;
 
-void SortLedger(std::vector<api::ConnectionPool>& pools) {
-  std::ranges::stable_sort(pools, [](const api::ConnectionPool& a, const api::ConnectionPool& b) {
-    return std::tie(a.metadata.creation_timestamp, a.metadata.namespace_, a.metadata.name) <
-           std::tie(b.metadata.creation_timestamp, b.metadata.namespace_, b.metadata.name);
+void SortLedger(std::vector<budget::SharedPool>& pools) {
+  std::ranges::stable_sort(pools, [](const budget::SharedPool& a, const budget::SharedPool& b) {
+    return LedgerBefore(*a, *b);
   });
 }
 

@@ -1,5 +1,7 @@
 #include "controller/pool_index.h"
 
+#include <algorithm>
+
 #include "api/parse.h"
 #include "budget/servers.h"
 #include "common/json_get.h"
@@ -11,8 +13,8 @@ namespace poolkeeper::controller {
 
 namespace {
 
-template <typename Map>
-void Unlink(Map& index, const std::string& bucket, const std::string& key) {
+template <typename Map, typename Key>
+void Unlink(Map& index, const std::string& bucket, const Key& key) {
   auto it = index.find(bucket);
   if (it == index.end()) return;
   it->second.erase(key);
@@ -56,17 +58,17 @@ std::optional<IndexedPool> PoolIndex::Upsert(const nlohmann::json& object) {
       entry.config_maps.insert(
           ObjectKey(parsed->metadata.namespace_, tls.server->ca_ref->config_map_name));
     }
-    entry.pool = std::move(*parsed);
+    entry.pool = std::make_shared<const api::ConnectionPool>(std::move(*parsed));
   }
   std::lock_guard guard(mutex_);
   std::optional<IndexedPool> before;
   if (auto it = pools_.find(entry.key); it != pools_.end()) {
     before = std::move(it->second);
-    Unlink(by_server_, before->server, entry.key);
+    if (before->pool) Unlink(by_server_, before->server, LedgerPosition::Of(*before->pool));
     for (const auto& secret : before->secrets) Unlink(by_secret_, secret, entry.key);
     for (const auto& map : before->config_maps) Unlink(by_config_map_, map, entry.key);
   }
-  if (entry.pool) by_server_[entry.server].insert(entry.key);
+  if (entry.pool) by_server_[entry.server].emplace(LedgerPosition::Of(*entry.pool), entry.pool);
   for (const auto& secret : entry.secrets) by_secret_[secret].insert(entry.key);
   for (const auto& map : entry.config_maps) by_config_map_[map].insert(entry.key);
   pools_[entry.key] = std::move(entry);
@@ -79,24 +81,35 @@ std::optional<IndexedPool> PoolIndex::Remove(const std::string& key) {
   if (it == pools_.end()) return std::nullopt;
   IndexedPool removed = std::move(it->second);
   pools_.erase(it);
-  Unlink(by_server_, removed.server, key);
+  if (removed.pool) Unlink(by_server_, removed.server, LedgerPosition::Of(*removed.pool));
   for (const auto& secret : removed.secrets) Unlink(by_secret_, secret, key);
   for (const auto& map : removed.config_maps) Unlink(by_config_map_, map, key);
   return removed;
 }
 
-std::vector<api::ConnectionPool> PoolIndex::OnServers(
+std::vector<budget::SharedPool> PoolIndex::OnServers(
     const std::set<std::string>& references) const {
-  std::vector<api::ConnectionPool> pools;
-  {
-    std::lock_guard guard(mutex_);
-    for (const auto& reference : references) {
-      auto it = by_server_.find(reference);
-      if (it == by_server_.end()) continue;
-      for (const auto& key : it->second) pools.push_back(*pools_.at(key).pool);
+  std::vector<const std::map<LedgerPosition, budget::SharedPool>*> ledgers;
+  size_t count = 0;
+  std::lock_guard guard(mutex_);
+  for (const auto& reference : references) {
+    if (auto it = by_server_.find(reference); it != by_server_.end()) {
+      ledgers.push_back(&it->second);
+      count += it->second.size();
     }
   }
-  SortLedger(pools);
+  std::vector<budget::SharedPool> pools;
+  pools.reserve(count);
+  // Nearly always one reference holds them all; a budget named several ways (a serverRef and an
+  // inline endpoint) merges its ledgers, each already in order.
+  for (const auto* ledger : ledgers) {
+    const auto middle = static_cast<std::ptrdiff_t>(pools.size());
+    for (const auto& [position, pool] : *ledger) pools.push_back(pool);
+    std::ranges::inplace_merge(pools, pools.begin() + middle,
+                               [](const budget::SharedPool& a, const budget::SharedPool& b) {
+                                 return LedgerBefore(*a, *b);
+                               });
+  }
   return pools;
 }
 
@@ -105,7 +118,9 @@ std::vector<std::string> PoolIndex::KeysOnServers(const std::set<std::string>& r
   std::set<std::string> keys;
   for (const auto& reference : references) {
     if (auto it = by_server_.find(reference); it != by_server_.end()) {
-      keys.insert(it->second.begin(), it->second.end());
+      for (const auto& [position, pool] : it->second) {
+        keys.insert(ObjectKey(position.namespace_, position.name));
+      }
     }
   }
   return {keys.begin(), keys.end()};

@@ -3,19 +3,26 @@
 // inline host:port; the directory says which references are one budget) and by the password
 // Secrets they reference. The
 // informer handlers keep it current; reconciles read it. Thread-safe.
+//
+// A parsed pool is shared, never copied, with the readers: a reconcile plans every pool of its
+// budget, and a budget has hundreds. Each server's pools are kept in ledger order, so a read
+// neither copies nor sorts them.
 #pragma once
 
+#include <compare>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "api/connection_pool.h"
 #include "api/parse.h"
 #include "api/pod_policy.h"
+#include "budget/planner.h"
 
 namespace poolkeeper::controller {
 
@@ -24,12 +31,29 @@ struct IndexedPool {
   std::string server;  // reference key, empty when the spec does not parse or it is being deleted
   int64_t generation = 0;
   // Absent when the spec does not parse, the pod policy refuses it, or it is being deleted: such a
-  // pool is in no ledger and its Secrets are not read.
-  std::optional<api::ConnectionPool> pool;
+  // pool is in no ledger and its Secrets are not read. Immutable: an update stores a new one.
+  budget::SharedPool pool;
   std::set<std::string> secrets;  // namespace/name of referenced password Secrets
   // namespace/name of referenced ConfigMaps (a server CA: spec.tls.server.caRef.configMapName)
   std::set<std::string> config_maps;
 };
+
+// Where a pool stands in its budget's ledger: creationTimestamp, then namespace/name.
+struct LedgerPosition {
+  std::string creation_timestamp;
+  std::string namespace_;
+  std::string name;
+  static LedgerPosition Of(const api::ConnectionPool& pool) {
+    return {pool.metadata.creation_timestamp, pool.metadata.namespace_, pool.metadata.name};
+  }
+  auto operator<=>(const LedgerPosition&) const = default;
+};
+
+// Whether pool `a` comes before `b` in a ledger: LedgerPosition's order, without copying it out.
+inline bool LedgerBefore(const api::ConnectionPool& a, const api::ConnectionPool& b) {
+  return std::tie(a.metadata.creation_timestamp, a.metadata.namespace_, a.metadata.name) <
+         std::tie(b.metadata.creation_timestamp, b.metadata.namespace_, b.metadata.name);
+}
 
 class PoolIndex {
  public:
@@ -45,7 +69,7 @@ class PoolIndex {
   std::optional<IndexedPool> Remove(const std::string& key);
 
   // Every valid pool naming one of `references`, in ledger order.
-  std::vector<api::ConnectionPool> OnServers(const std::set<std::string>& references) const;
+  std::vector<budget::SharedPool> OnServers(const std::set<std::string>& references) const;
   std::vector<std::string> KeysOnServers(const std::set<std::string>& references) const;
   std::vector<std::string> KeysReferencing(const std::string& secret_key) const;
   std::vector<std::string> KeysReferencingConfigMap(const std::string& config_map_key) const;
@@ -59,7 +83,8 @@ class PoolIndex {
   const std::string auth_secret_namespace_;
   mutable std::mutex mutex_;
   std::map<std::string, IndexedPool> pools_;
-  std::map<std::string, std::set<std::string>> by_server_;
+  // By reference key, each server's valid pools in ledger order.
+  std::map<std::string, std::map<LedgerPosition, budget::SharedPool>> by_server_;
   std::map<std::string, std::set<std::string>> by_secret_;
   std::map<std::string, std::set<std::string>> by_config_map_;
 };

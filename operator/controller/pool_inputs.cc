@@ -13,7 +13,8 @@ namespace {
 Result<std::string> ServerCa(const PoolCaches& caches, const budget::ServerDirectory& directory,
                              const IndexedPool& entry) {
   if (!entry.pool) return std::string();
-  const api::ConnectionPool placed = directory.Place(*entry.pool).pool;
+  const budget::LazyPlacement placement = directory.PlaceLazily(*entry.pool);
+  const api::ConnectionPool& placed = placement.Of(*entry.pool);
   const auto& tls = placed.spec.tls.server;
   if (!tls || !tls->ca_from_server) return std::string();
   const api::PostgresServer* server = directory.Find(placed.spec.server_ref);

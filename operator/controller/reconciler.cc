@@ -103,7 +103,8 @@ class Pass {
     static const budget::ServerDirectory kNoServers;
     const budget::ServerDirectory& directory = in_.directory ? *in_.directory : kNoServers;
     holdings_ = directory.Rekey(in_.holdings);
-    budget::Plan plan = budget::PlanOnServers(in_.server_pools, directory, in_.holdings);
+    budget::Plan plan =
+        budget::PlanOnRekeyed(budget::Pointers(in_.server_pools), directory, holdings_);
     for (const auto& p : plan.pools) {
       if (p.namespace_ == pool_.metadata.namespace_ && p.name == pool_.metadata.name) mine_ = p;
     }

@@ -29,8 +29,8 @@ struct PoolInputs {
   nlohmann::json pool;  // the ConnectionPool as stored (metadata, spec, status)
   // Every valid pool that targets the same budget (the same server, by any of its names), this one
   // included, in ledger order (creationTimestamp, then namespace/name): a pool never takes from
-  // those before it. Unplaced: the directory places them.
-  std::vector<api::ConnectionPool> server_pools;
+  // those before it. Unplaced: the directory places them. Shared with the pool index.
+  std::vector<budget::SharedPool> server_pools;
   // The PostgresServers: which budget a pool is in, with which limits and policy. nullptr: none.
   const budget::ServerDirectory* directory = nullptr;
   // What exists on the servers now, by reference key (pods' server annotations): every pod
@@ -113,8 +113,8 @@ struct ReconcileResult {
   std::string blocked_reason;
 };
 
-// Orders pools as the ledger does: creationTimestamp, then namespace/name.
-void SortLedger(std::vector<api::ConnectionPool>& pools);
+// Orders pools as the ledger does: creationTimestamp, then namespace/name (LedgerBefore).
+void SortLedger(std::vector<budget::SharedPool>& pools);
 
 // A string annotation of an object, "" when it has none (or not a string).
 std::string StringAnnotation(const nlohmann::json& object, const char* name);

@@ -170,7 +170,7 @@ Status ServerObserver::ObserveAndRecord(const std::string& name) {
   const budget::ServerDirectory directory(std::move(servers));
   in.directory = &directory;
   const std::set<std::string> references = directory.SharingBudgetWith(api::ServerRefKey(name));
-  const std::vector<api::ConnectionPool> pools = deps_.pools.OnServers(references);
+  const std::vector<budget::SharedPool> pools = deps_.pools.OnServers(references);
   const budget::Holdings holdings = deps_.holdings.OnServers(references);
   in.plan = budget::PlanOnServers(pools, directory, holdings);
   {

@@ -105,6 +105,44 @@ TEST(ServerDirectory, ServersWithOneObservedIdentityShareABudget) {
   EXPECT_EQ(Find(plan, "z").server, "postgresserver/c");
 }
 
+// Placement copies a pool only to change it: an inline server no PostgresServer describes plans
+// the pool as it is, one on a PostgresServer gets the server's figures, as Place says.
+TEST(ServerDirectory, PlacesLazilyCopyingOnlyAPoolItChanges) {
+  ServerDirectory directory({Server()});
+  const api::ConnectionPool alone = Inline("alone", "elsewhere.example.internal");
+  const LazyPlacement as_is = directory.PlaceLazily(alone);
+  EXPECT_FALSE(as_is.refusal);
+  EXPECT_FALSE(as_is.changed);
+  EXPECT_EQ(&as_is.Of(alone), &alone);
+  const api::ConnectionPool lost = OnRef("lost", "nope");
+  const LazyPlacement refused = directory.PlaceLazily(lost);
+  ASSERT_TRUE(refused.refusal);
+  EXPECT_EQ(refused.refusal->code, "ServerNotFound");
+  EXPECT_FALSE(refused.changed);
+  const api::ConnectionPool on_main = OnRef("p");
+  const LazyPlacement placed = directory.PlaceLazily(on_main);
+  ASSERT_TRUE(placed.changed);
+  EXPECT_EQ(placed.Of(on_main).spec.server.host, "db.example.internal");
+  EXPECT_EQ(placed.Of(on_main).spec.server.budget_key,
+            directory.Place(on_main).pool.spec.server.budget_key);
+}
+
+// Holdings summed by budget once (the reconciler keeps them for the status) plan the same.
+TEST(ServerDirectory, PlanOnRekeyedHoldingsIsThePlanOnHoldingsByReference) {
+  api::PostgresServer server = Server();
+  server.spec.aliases = {api::EndpointKey("198.18.0.5", 5432)};
+  ServerDirectory directory({server});
+  const std::vector<api::ConnectionPool> pools = {OnRef("p"), OnRef("lost", "nope"),
+                                                  Inline("q", "db.example.internal")};
+  const Holdings by_reference = {{"198.18.0.5:5432", {{"gone/old", 40}}},
+                                 {"postgresserver/main", {{"ns/p", 10}}}};
+  const Plan by_reference_plan = PlanOnServers(pools, directory, by_reference);
+  const Plan rekeyed = PlanOnRekeyed(Pointers(pools), directory, directory.Rekey(by_reference));
+  EXPECT_EQ(rekeyed.servers, by_reference_plan.servers);
+  EXPECT_EQ(rekeyed.pools, by_reference_plan.pools);
+  EXPECT_EQ(rekeyed.servers.at(0).held_elsewhere, 40);
+}
+
 TEST(ServerDirectory, PodsAnnotatedWithAnyNameAreChargedOnTheBudget) {
   api::PostgresServer server = Server();
   server.spec.aliases = {api::EndpointKey("198.18.0.5", 5432)};

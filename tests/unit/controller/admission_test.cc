@@ -28,7 +28,9 @@ std::optional<std::string> Admit(const json& candidate, const api::PodPolicy& po
   auto first = api::ParseConnectionPool(PoolObject("first", 10));
   first->metadata.creation_timestamp = "2026-11-30T00:00:00Z";
   return AdmitPool(candidate, {}, policy, directory, [&](const api::ConnectionPool&) {
-    return AdmissionInputs{{*first}, &directory, {{"db:5432", {{"shop/first", 20}}}}};
+    return AdmissionInputs{{std::make_shared<const api::ConnectionPool>(*first)},
+                           &directory,
+                           {{"db:5432", {{"shop/first", 20}}}}};
   });
 }
 

@@ -45,12 +45,12 @@ json StoredSecret(const std::string& password, const std::string& rotated_for) {
           {"data", {{"password", EncodeBase64(password)}}}};
 }
 
-api::ConnectionPool Pool(std::string server, api::AuthMode mode, std::vector<std::string> dbnames) {
+budget::SharedPool Pool(std::string server, api::AuthMode mode, std::vector<std::string> dbnames) {
   api::ConnectionPool pool;
   pool.spec.server_ref = std::move(server);
   pool.spec.auth_mode = mode;
   for (const auto& db : dbnames) pool.spec.databases.push_back({.name = db, .dbname = db});
-  return pool;
+  return std::make_shared<const api::ConnectionPool>(std::move(pool));
 }
 
 struct AuthQueryTest : ::testing::Test {
@@ -73,7 +73,7 @@ struct AuthQueryTest : ::testing::Test {
 };
 
 TEST(AuthQueryDatabases, OnlyAuthQueryPoolsOfThisServerSortedOnce) {
-  std::vector<api::ConnectionPool> pools = {
+  std::vector<budget::SharedPool> pools = {
       Pool("main", api::AuthMode::kAuthQuery, {"orders", "catalog"}),
       Pool("main", api::AuthMode::kAuthQuery, {"orders"}),
       Pool("main", api::AuthMode::kUserlist, {"billing"}),
@@ -214,13 +214,13 @@ api::PostgresServer Observed(std::string name, std::string system, bool set_up =
 }
 
 TEST(AuthRoleManager, TheFirstByNameThatWantsAuthQueryOnTheSamePostgresManages) {
-  const std::vector<api::ConnectionPool> on_a = {Pool("a", api::AuthMode::kAuthQuery, {"orders"})};
-  const std::vector<api::ConnectionPool> userlist_on_a = {
+  const std::vector<budget::SharedPool> on_a = {Pool("a", api::AuthMode::kAuthQuery, {"orders"})};
+  const std::vector<budget::SharedPool> userlist_on_a = {
       Pool("a", api::AuthMode::kUserlist, {"orders"})};
   struct Case {
     std::string what;
     std::vector<api::PostgresServer> servers;
-    std::vector<api::ConnectionPool> pools;
+    std::vector<budget::SharedPool> pools;
     std::string manager_of_b;
   };
   const std::vector<Case> cases = {

@@ -29,9 +29,68 @@ TEST(PoolIndex, GroupsValidPoolsByServerInLedgerOrder) {
   index.Upsert(Pool("elsewhere", "other", "2026-01-01T00:00:00Z"));
   auto pools = index.OnServers({"db:5432"});
   ASSERT_EQ(pools.size(), 2u);
-  EXPECT_EQ(pools[0].metadata.name, "early");
-  EXPECT_EQ(pools[1].metadata.name, "late");
+  EXPECT_EQ(pools[0]->metadata.name, "early");
+  EXPECT_EQ(pools[1]->metadata.name, "late");
   EXPECT_EQ(index.KeysOnServers({"other:5432"}), std::vector<std::string>{"shop/elsewhere"});
+}
+
+std::vector<std::string> Names(const std::vector<budget::SharedPool>& pools) {
+  std::vector<std::string> names;
+  for (const auto& pool : pools)
+    names.push_back(pool->metadata.namespace_ + "/" + pool->metadata.name);
+  return names;
+}
+
+// The ledger is kept in order as pools come and change, not sorted when read: creation time first,
+// then namespace, then name (as fields: "a" before "a-b", though "a-b/x" < "a/x" as keys).
+TEST(PoolIndex, KeepsEachServersPoolsInLedgerOrderAsTheyChange) {
+  PoolIndex index;
+  auto in = [](json pool, const std::string& ns) {
+    pool["metadata"]["namespace"] = ns;
+    return pool;
+  };
+  index.Upsert(in(Pool("x", "db", "2026-03-01T00:00:00Z"), "a-b"));
+  index.Upsert(in(Pool("x", "db", "2026-03-01T00:00:00Z"), "a"));
+  index.Upsert(Pool("c", "db", "2026-01-01T00:00:00Z"));
+  index.Upsert(Pool("b", "db", "2026-02-01T00:00:00Z"));
+  index.Upsert(Pool("a", "db", "2026-02-01T00:00:00Z"));
+  EXPECT_EQ(Names(index.OnServers({"db:5432"})),
+            (std::vector<std::string>{"shop/c", "shop/a", "shop/b", "a/x", "a-b/x"}));
+  // Recreated under the same name: it is the newest now, and stands nowhere else.
+  index.Upsert(Pool("c", "db", "2026-04-01T00:00:00Z"));
+  index.Remove("a/x");
+  EXPECT_EQ(Names(index.OnServers({"db:5432"})),
+            (std::vector<std::string>{"shop/a", "shop/b", "a-b/x", "shop/c"}));
+  EXPECT_EQ(index.KeysOnServers({"db:5432"}),
+            (std::vector<std::string>{"a-b/x", "shop/a", "shop/b", "shop/c"}));
+}
+
+// One budget named several ways (an alias, an inline endpoint): one ledger across them all.
+TEST(PoolIndex, MergesTheLedgersOfEveryReference) {
+  PoolIndex index;
+  index.Upsert(Pool("d", "alias", "2026-04-01T00:00:00Z"));
+  index.Upsert(Pool("c", "db", "2026-03-01T00:00:00Z"));
+  index.Upsert(Pool("b", "alias", "2026-02-01T00:00:00Z"));
+  index.Upsert(Pool("a", "db", "2026-01-01T00:00:00Z"));
+  index.Upsert(Pool("e", "other", "2026-01-01T00:00:00Z"));
+  EXPECT_EQ(Names(index.OnServers({"alias:5432", "db:5432"})),
+            (std::vector<std::string>{"shop/a", "shop/b", "shop/c", "shop/d"}));
+}
+
+// Readers share the parsed pool, which an update replaces rather than changes: a pass that read
+// it keeps planning what it read.
+TEST(PoolIndex, HandsOutTheStoredPoolWhichAnUpdateReplaces) {
+  PoolIndex index;
+  index.Upsert(Pool("p", "db", "t"));
+  const budget::SharedPool read = index.OnServers({"db:5432"}).at(0);
+  EXPECT_EQ(index.OnServers({"db:5432"}).at(0), read);
+  EXPECT_EQ(index.Find("shop/p")->pool, read);
+  json bigger = Pool("p", "db", "t");
+  bigger["spec"]["pooler"]["instances"] = 3;
+  index.Upsert(bigger);
+  EXPECT_NE(index.OnServers({"db:5432"}).at(0), read);
+  EXPECT_EQ(index.OnServers({"db:5432"}).at(0)->spec.pooler.instances, 3);
+  EXPECT_NE(read->spec.pooler.instances, 3);
 }
 
 TEST(PoolIndex, MovingAPoolToAnotherServerLeavesTheOldOne) {

@@ -19,7 +19,7 @@ class AgentReconcileTest : public ReconcilerTest {};
 PoolInputs WithAgent(PoolInputs in, const std::string& fresh) {
   in.defaults.agent_image = kAgentImage;
   in.policy.agent_image = kAgentImage;
-  for (auto& pool : in.server_pools) pool.spec.pooler.agent_image = kAgentImage;
+  SetAgentImage(in.server_pools, kAgentImage);
   in.new_agent_password = fresh;
   return in;
 }

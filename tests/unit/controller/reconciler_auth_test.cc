@@ -98,7 +98,7 @@ TEST_F(AuthReconcileTest, APoolOnAServerWhoseAuthRoleAnotherManagesSaysWhichAndW
   on_a["metadata"]["name"] = "billing";
   on_a["spec"]["serverRef"]["name"] = "a";
   PoolInputs in = AuthInputs(AuthPoolJson());
-  in.server_pools.push_back(*api::ParseConnectionPool(on_a));
+  in.server_pools.push_back(Shared(*api::ParseConnectionPool(on_a)));
   ReconcileResult result = Reconcile(in);
   EXPECT_TRUE(result.apply.empty());
   EXPECT_TRUE(result.create_pods.empty());

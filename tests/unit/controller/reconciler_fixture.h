@@ -23,6 +23,20 @@ using nlohmann::json;
 // The label that lets pools read a Secret (secrets::kExposeLabel).
 const std::map<std::string, std::string> kExposed = {{"poolkeeper.io/expose-to-pools", "true"}};
 
+// A parsed pool as the pool index hands it out.
+inline budget::SharedPool Shared(api::ConnectionPool pool) {
+  return std::make_shared<const api::ConnectionPool>(std::move(pool));
+}
+
+// The pools of `in.server_pools` with the agent image set (copies: the index's are immutable).
+inline void SetAgentImage(std::vector<budget::SharedPool>& pools, const std::string& image) {
+  for (auto& pool : pools) {
+    api::ConnectionPool with_agent = *pool;
+    with_agent.spec.pooler.agent_image = image;
+    pool = Shared(std::move(with_agent));
+  }
+}
+
 inline json PoolJson(const std::string& name, int instances, int pool_size,
                      const std::string& created) {
   return json::parse(R"({
@@ -53,7 +67,7 @@ class ReconcilerTest : public ::testing::Test {
     PoolInputs in;
     in.pool = pool;
     auto parsed = api::ParseConnectionPool(pool);
-    if (parsed) in.server_pools.push_back(*parsed);
+    if (parsed) in.server_pools.push_back(Shared(*parsed));
     in.secrets = secrets_;
     in.owned = owned_;
     for (const auto& [name, pod] : pods_) in.pods.push_back(pod);
@@ -116,7 +130,7 @@ class AgentReconcilerTest : public ReconcilerTest {
     PoolInputs in = Inputs(pool);
     in.defaults.agent_image = kAgentImage;
     in.policy.agent_image = kAgentImage;
-    for (auto& p : in.server_pools) p.spec.pooler.agent_image = kAgentImage;
+    SetAgentImage(in.server_pools, kAgentImage);
     in.new_agent_password = "agent-pw";
     in.agents_asked = true;
     in.agent_reports = reports_;

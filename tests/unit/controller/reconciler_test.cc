@@ -99,7 +99,7 @@ TEST_F(ReconcilerTest, LaterPoolOnTheSameServerWaitsForBudget) {
   json first = PoolJson("first", 2, 10, "2026-01-01T00:00:00Z");
   json second = PoolJson("second", 2, 10, "2026-01-02T00:00:00Z");
   PoolInputs in = Inputs(second);
-  in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
+  in.server_pools.insert(in.server_pools.begin(), Shared(*api::ParseConnectionPool(first)));
   ReconcileResult blocked = Reconcile(in);
   EXPECT_TRUE(blocked.apply.empty());
   EXPECT_EQ(Condition(*blocked.status, "BudgetExceeded", "status"), "True");
@@ -119,13 +119,13 @@ TEST_F(ReconcilerTest, RefusedPoolKeepsBeingChargedForThePodsItStillRuns) {
   owned_.clear();
   pods_.clear();
   PoolInputs in = Inputs(second);
-  in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
+  in.server_pools.insert(in.server_pools.begin(), Shared(*api::ParseConnectionPool(first)));
   in.holdings["db.shop:5432"]["shop/first"] = *running;
   EXPECT_FALSE(Reconcile(in).apply.empty());
   second["spec"]["pooler"]["defaultPoolSize"] = 3;  // 6 > 5 once first is charged its 30
   second["spec"]["databases"][0]["maxDbConnections"] = 3;
   in = Inputs(second);
-  in.server_pools.insert(in.server_pools.begin(), *api::ParseConnectionPool(first));
+  in.server_pools.insert(in.server_pools.begin(), Shared(*api::ParseConnectionPool(first)));
   in.holdings["db.shop:5432"]["shop/first"] = *running;
   ReconcileResult refused = Reconcile(in);
   EXPECT_TRUE(refused.apply.empty());
