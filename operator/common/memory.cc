@@ -20,4 +20,13 @@ void ReleaseFreeMemory() {
 #endif
 }
 
+HeapFigures ReadHeap() {
+#if defined(__GLIBC__)
+  const struct mallinfo2 info = mallinfo2();
+  return {.in_use = info.uordblks, .free = info.fordblks, .mapped = info.hblkhd};
+#else
+  return {};
+#endif
+}
+
 }  // namespace poolkeeper

@@ -16,4 +16,14 @@ void LimitMallocArenas();
 // Takes a few milliseconds on a large heap; never call it on a hot path.
 void ReleaseFreeMemory();
 
+// The allocator's own count (glibc's mallinfo2), for /metrics: what the resident size is made of.
+// in_use: live heap; free: freed heap not given back (fragments malloc_trim cannot return);
+// mapped: large blocks in mappings of their own. All zero elsewhere.
+struct HeapFigures {
+  size_t in_use = 0;
+  size_t free = 0;
+  size_t mapped = 0;
+};
+HeapFigures ReadHeap();
+
 }  // namespace poolkeeper

@@ -34,14 +34,14 @@ std::optional<std::string> Manager::Admit(const json& pool) const {
 
 std::vector<PoolBudgetFigures> Manager::Budgets() const {
   std::vector<PoolBudgetFigures> figures;
-  for (const auto& object : pools_->List()) {
-    const json budget = object->value("/status/budget"_json_pointer, json::object());
-    if (budget.empty()) continue;
-    figures.push_back({object->value("/metadata/namespace"_json_pointer, ""),
-                       object->value("/metadata/name"_json_pointer, ""),
+  pools_->ForEach([&figures](const json& object) {
+    const json budget = object.value("/status/budget"_json_pointer, json::object());
+    if (budget.empty()) return;
+    figures.push_back({object.value("/metadata/namespace"_json_pointer, ""),
+                       object.value("/metadata/name"_json_pointer, ""),
                        budget.value("usable", int64_t{0}), budget.value("allocated", int64_t{0}),
                        budget.value("headroom", int64_t{0})});
-  }
+  });
   return figures;
 }
 

@@ -304,13 +304,22 @@ ObjectPtr Informer::Get(std::string_view ns, std::string_view name) const {
   return Get(KeyOf(options_.type.namespaced ? ns : "", name));
 }
 
-std::vector<ObjectPtr> Informer::List() const {
+std::vector<StoredObject> Informer::Snapshot() const {
+  std::lock_guard guard(mutex_);
   std::vector<StoredObject> found;
-  {
-    std::lock_guard guard(mutex_);
-    found.reserve(store_.size());
-    for (const auto& [key, object] : store_) found.push_back(object);
+  found.reserve(store_.size());
+  for (const auto& [key, object] : store_) found.push_back(object);
+  return found;
+}
+
+void Informer::ForEach(const std::function<void(const json&)>& visit) const {
+  for (const StoredObject& object : Snapshot()) {
+    if (ObjectPtr decoded = object.Object()) visit(*decoded);
   }
+}
+
+std::vector<ObjectPtr> Informer::List() const {
+  const std::vector<StoredObject> found = Snapshot();
   std::vector<ObjectPtr> objects;
   objects.reserve(found.size());
   for (const StoredObject& object : found) {
@@ -396,6 +405,10 @@ const Informer* InformerGroup::For(std::string_view ns) const {
 ObjectPtr InformerGroup::Get(std::string_view ns, std::string_view name) const {
   const Informer* informer = For(ns);
   return informer == nullptr ? nullptr : informer->Get(ns, name);
+}
+
+void InformerGroup::ForEach(const std::function<void(const json&)>& visit) const {
+  for (const auto& informer : informers_) informer->ForEach(visit);
 }
 
 std::vector<ObjectPtr> InformerGroup::List() const {

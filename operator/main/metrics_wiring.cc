@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/memory.h"
 
 namespace poolkeeper::cli {
 namespace {
@@ -87,6 +88,14 @@ class ScrapedFigures : public prometheus::Collectable {
            static_cast<double>(sources_.relists()));
     single("poolkeeper_leader", "1 while this replica holds the leader Lease (or runs alone).",
            MetricType::Gauge, sources_.leading() ? 1 : 0);
+    const HeapFigures heap = ReadHeap();
+    out.push_back(Family("poolkeeper_heap_bytes",
+                         "The allocator's heap by state: in_use (live), free (freed, still held), "
+                         "mapped (large blocks in their own mappings).",
+                         MetricType::Gauge));
+    Sample(out.back(), {{"state", "in_use"}}, static_cast<double>(heap.in_use));
+    Sample(out.back(), {{"state", "free"}}, static_cast<double>(heap.free));
+    Sample(out.back(), {{"state", "mapped"}}, static_cast<double>(heap.mapped));
     out.push_back(Requests("poolkeeper_api_requests_total",
                            "Requests to the Kubernetes API by verb and HTTP status code (0: no "
                            "response), leader election excluded.",

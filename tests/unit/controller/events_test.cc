@@ -147,28 +147,14 @@ TEST(EventRecorder, AFullQueueDropsTheNewEventAndCountsIt) {
   EXPECT_EQ(recorder.Queued(), 1u);
 }
 
-// client-go's spam filter: a burst per object, then one token per refill period.
-TEST(EventRecorder, EachPoolHasABurstThenOneEventPerRefillPeriod) {
-  kube::testing::FakeTransport transport;
-  kube::Client client(transport);
-  FakeClock clock;
-  EventRecorder recorder(client, clock, "op-0", {.burst = 3, .refill = std::chrono::minutes(5)});
-  json other = kPool;
-  other["metadata"]["uid"] = "u-2";
-  struct Step {
-    int advance_minutes;
-    const json* pool;
-    const char* message;
-    bool queued;
-  };
-  const std::vector<Step> steps = {
-      {0, &kPool, "1", true},   {0, &kPool, "2", true}, {0, &kPool, "3", true},
-      {0, &kPool, "4", false},  // burst spent
-      {0, &other, "1", true},   // another pool has its own
-      {4, &kPool, "5", false},  {1, &kPool, "6", true}, {0, &kPool, "7", false},
-      {15, &kPool, "8", true},  {0, &kPool, "9", true}, {0, &kPool, "10", true},
-      {0, &kPool, "11", false},  // refilled up to the burst, no more
-  };
+// One Record per step, after advancing the clock; checks whether each was queued or dropped.
+struct Step {
+  int advance_minutes;
+  const json* pool;
+  const char* message;
+  bool queued;
+};
+void RecordSteps(EventRecorder& recorder, FakeClock& clock, const std::vector<Step>& steps) {
   uint64_t dropped = 0;
   for (const Step& step : steps) {
     SCOPED_TRACE(step.message);
@@ -181,6 +167,25 @@ TEST(EventRecorder, EachPoolHasABurstThenOneEventPerRefillPeriod) {
   }
 }
 
+// client-go's spam filter: a burst per object, then one token per refill period.
+TEST(EventRecorder, EachPoolHasABurstThenOneEventPerRefillPeriod) {
+  kube::testing::FakeTransport transport;
+  kube::Client client(transport);
+  FakeClock clock;
+  EventRecorder recorder(client, clock, "op-0", {.burst = 3, .refill = std::chrono::minutes(5)});
+  json other = kPool;
+  other["metadata"]["uid"] = "u-2";
+  const std::vector<Step> steps = {
+      {0, &kPool, "1", true},   {0, &kPool, "2", true}, {0, &kPool, "3", true},
+      {0, &kPool, "4", false},  // burst spent
+      {0, &other, "1", true},   // another pool has its own
+      {4, &kPool, "5", false},  {1, &kPool, "6", true}, {0, &kPool, "7", false},
+      {15, &kPool, "8", true},  {0, &kPool, "9", true}, {0, &kPool, "10", true},
+      {0, &kPool, "11", false},  // refilled up to the burst, no more
+  };
+  RecordSteps(recorder, clock, steps);
+}
+
 // Buckets are forgotten in order of when they are full again: another pool's events prune only the
 // full ones, so a pool still refilling keeps its count, and a forgotten one starts a fresh burst.
 TEST(EventRecorder, OtherPoolsEventsNeverForgetAPoolThatIsStillRefilling) {
@@ -190,12 +195,6 @@ TEST(EventRecorder, OtherPoolsEventsNeverForgetAPoolThatIsStillRefilling) {
   EventRecorder recorder(client, clock, "op-0", {.burst = 2, .refill = std::chrono::minutes(5)});
   json other = kPool;
   other["metadata"]["uid"] = "u-2";
-  struct Step {
-    int advance_minutes;
-    const json* pool;
-    const char* message;
-    bool queued;
-  };
   const std::vector<Step> steps = {
       {0, &kPool, "1", true},   {0, &kPool, "2", true},
       {0, &kPool, "3", false},  {5, &other, "1", true},  // half refilled: kept
@@ -206,16 +205,7 @@ TEST(EventRecorder, OtherPoolsEventsNeverForgetAPoolThatIsStillRefilling) {
       {0, &kPool, "8", true},   {0, &kPool, "9", true},
       {0, &kPool, "10", false},
   };
-  uint64_t dropped = 0;
-  for (const Step& step : steps) {
-    SCOPED_TRACE(step.message);
-    clock.Advance(std::chrono::minutes(step.advance_minutes));
-    size_t before = recorder.Queued();
-    recorder.Record(*step.pool, {"Normal", "X", step.message}, "t");
-    if (!step.queued) ++dropped;
-    EXPECT_EQ(recorder.Queued(), before + (step.queued ? 1 : 0));
-    EXPECT_EQ(recorder.Dropped(), dropped);
-  }
+  RecordSteps(recorder, clock, steps);
 }
 
 TEST(MakeEvent, CapsTheMessageAtTheApiServersLimit) {

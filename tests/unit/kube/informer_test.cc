@@ -228,6 +228,9 @@ TEST(Informer, PackedStoreReportsAndReadsWhatATreeStoreDoes) {
     ASSERT_TRUE(h.informer.Step());
     calls[pack] = h.recorder.Take();
     for (const ObjectPtr& object : h.informer.List()) read[pack].push_back(*object);
+    std::vector<json> visited;
+    h.informer.ForEach([&visited](const json& object) { visited.push_back(object); });
+    EXPECT_EQ(visited, read[pack]) << "ForEach visits what List lists, in the same order";
     read[pack].push_back(*h.informer.Get("shop/d"));
     // A packed store decodes a tree per read, so no reader holds on to the store's own copy.
     EXPECT_EQ(h.informer.Get("shop/a") == h.informer.Get("shop/a"), !pack);

@@ -204,6 +204,7 @@ TEST(OperatorMetrics, ExposesEveryDocumentedFamilyWithItsTypeAndLabels) {
       {"poolkeeper_api_requests_total", {"counter", "{code=\"200\",verb="}},
       {"poolkeeper_leader_election_requests_total", {"counter", "{code=\"200\",verb="}},
       {"poolkeeper_leader", {"gauge", ""}},
+      {"poolkeeper_heap_bytes", {"gauge", "{state="}},
       {"poolkeeper_pool_budget_usable_connections", {"gauge", "{namespace=\"shop\",pool="}},
       {"poolkeeper_pool_budget_allocated_connections", {"gauge", "{namespace=\"shop\",pool="}},
       {"poolkeeper_pool_budget_headroom_connections", {"gauge", "{namespace=\"shop\",pool="}},
