@@ -124,13 +124,16 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   // pods are admitted with, and a pod mounts the ConfigMap and the Secret. The ConfigMap goes last,
   // after the rest: its config-hash is what a pod's agent reports loaded once it has RELOADed, so
   // a kubelet that refreshes the pod's volumes between two writes must not see the new hash beside
-  // the old userlist (the agent would confirm a password rotation PgBouncer never read).
+  // the old userlist (the agent would confirm a password rotation PgBouncer never read). With no
+  // pod (a new pool, or one at 0 instances) nothing mounts either yet: all go at once, one round
+  // trip fewer before the pool's first status.
+  const bool mounted = !in.pods.empty();
   std::vector<std::function<Status()>> writes;
   const json* config_map = nullptr;
   for (const json& desired : result.apply) {
     const render::OwnedKind* kind = render::FindOwnedKind(desired.value("kind", ""));
     if (!kind) return Fail(ErrorCode::kInternal, "no resource type for " + desired.dump());
-    if (kind->kind == "ConfigMap") {
+    if (kind->kind == "ConfigMap" && mounted) {
       config_map = &desired;
       continue;
     }

@@ -57,39 +57,58 @@ ReconcileResult ThreeObjectsAPodAndAStatus() {
   return result;
 }
 
-TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceThenTheConfigMapThenThePods) {
-  FakeTransport transport;
-  Rendezvous rendezvous;
-  rendezvous.expected = 2;
-  for (const char* path : {kSecret, kService}) {
-    transport.Queue("PATCH", path,
-                    {.response = {.status = 200, .body = "{}"}, .before = rendezvous.Arrive()});
-  }
-  transport.Respond("PATCH", kConfigMap, 200);
-  transport.RespondJson("POST", "/api/v1/namespaces/shop/pods", 201, Owned("Pod", "app-0"));
-  transport.Respond("PATCH",
-                    "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status", 200);
-  kube::Client client(transport);
-  FakeClock clock;
-  HoldingsIndex holdings(clock);
-  PoolInputs in;
-  in.pool = kPool;
+// Once a pod mounts them, the ConfigMap (whose config-hash the agents report loaded) waits for the
+// userlist it covers; before any pod exists, nothing can see the gap and all go at once.
+TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndTheConfigMapLastOnlyOncePodsMountThem) {
+  struct Case {
+    const char* name;
+    std::vector<json> pods;
+    std::vector<std::string> together;  // in flight at once, first
+    bool config_map_after;              // then the ConfigMap alone
+  };
+  const std::vector<Case> cases = {
+      {"a pod mounts them", {Owned("Pod", "app-1")}, {kSecret, kService}, true},
+      {"no pod yet", {}, {kConfigMap, kSecret, kService}, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeTransport transport;
+    Rendezvous rendezvous;
+    rendezvous.expected = static_cast<int>(c.together.size());
+    for (const std::string& path : c.together) {
+      transport.Queue("PATCH", path,
+                      {.response = {.status = 200, .body = "{}"}, .before = rendezvous.Arrive()});
+    }
+    if (c.config_map_after) transport.Respond("PATCH", kConfigMap, 200);
+    transport.RespondJson("POST", "/api/v1/namespaces/shop/pods", 201, Owned("Pod", "app-0"));
+    transport.Respond(
+        "PATCH", "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status", 200);
+    kube::Client client(transport);
+    FakeClock clock;
+    HoldingsIndex holdings(clock);
+    PoolInputs in;
+    in.pool = kPool;
+    in.pods = c.pods;
 
-  TaskPool helpers;
-  ASSERT_TRUE(helpers.Start(2));
-  ASSERT_TRUE(
-      PoolWriter(client, holdings, {.helpers = &helpers}).Write(in, ThreeObjectsAPodAndAStatus()));
-  EXPECT_EQ(rendezvous.most, 2) << "the Secret and the Service were in flight together";
-  const auto requests = transport.Requests();
-  ASSERT_EQ(requests.size(), 5u) << "the same requests as one after another";
-  auto path_of = [&](size_t i) { return requests[i].path.substr(0, requests[i].path.find('?')); };
-  std::vector<std::string> first_two = {path_of(0), path_of(1)};
-  std::ranges::sort(first_two);
-  EXPECT_EQ(first_two, (std::vector<std::string>{kSecret, kService}));
-  EXPECT_EQ(path_of(2), kConfigMap)
-      << "the ConfigMap's config-hash is published only once the userlist it covers is written";
-  EXPECT_EQ(requests[3].method, "POST") << "the pod only once its ConfigMap and Secret exist";
-  EXPECT_TRUE(requests[4].path.ends_with("/status"));
+    TaskPool helpers;
+    ASSERT_TRUE(helpers.Start(2));
+    ASSERT_TRUE(PoolWriter(client, holdings, {.helpers = &helpers})
+                    .Write(in, ThreeObjectsAPodAndAStatus()));
+    EXPECT_EQ(rendezvous.most, rendezvous.expected) << "these were in flight together";
+    const auto requests = transport.Requests();
+    ASSERT_EQ(requests.size(), 5u) << "the same requests as one after another";
+    auto path_of = [&](size_t i) { return requests[i].path.substr(0, requests[i].path.find('?')); };
+    std::vector<std::string> first;
+    for (size_t i = 0; i < c.together.size(); ++i) first.push_back(path_of(i));
+    std::ranges::sort(first);
+    EXPECT_EQ(first, c.together);
+    if (c.config_map_after) {
+      EXPECT_EQ(path_of(2), kConfigMap)
+          << "the ConfigMap's config-hash is published only once the userlist it covers is written";
+    }
+    EXPECT_EQ(requests[3].method, "POST") << "the pod only once its ConfigMap and Secret exist";
+    EXPECT_TRUE(requests[4].path.ends_with("/status"));
+  }
 }
 
 TEST(PoolWriter, AFailedApplyStopsBeforeThePodsAndReportsTheFailure) {
@@ -102,6 +121,7 @@ TEST(PoolWriter, AFailedApplyStopsBeforeThePodsAndReportsTheFailure) {
   HoldingsIndex holdings(clock);
   PoolInputs in;
   in.pool = kPool;
+  in.pods = {Owned("Pod", "app-1")};  // mounts the ConfigMap and the Secret
 
   auto written = PoolWriter(client, holdings).Write(in, ThreeObjectsAPodAndAStatus());
   ASSERT_FALSE(written);
