@@ -116,10 +116,6 @@ Status PoolWriter::WriteFinalizer(const json& pool, FinalizerChange change) {
 Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   const std::string ns = in.pool.value("/metadata/namespace"_json_pointer, "");
   const std::string name = in.pool.value("/metadata/name"_json_pointer, "");
-  // Added before anything exists that a deletion must wait for; removed only when nothing is left.
-  if (result.finalizer == FinalizerChange::kAdd) {
-    if (auto written = WriteFinalizer(in.pool, result.finalizer); !written) return written;
-  }
   // The owned objects at once, and all of them before any pod: the ConfigMap carries what the
   // pods are admitted with, and a pod mounts the ConfigMap and the Secret. The ConfigMap goes last,
   // after the rest: its config-hash is what a pod's agent reports loaded once it has RELOADed, so
@@ -129,6 +125,12 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
   // trip fewer before the pool's first status.
   const bool mounted = !in.pods.empty();
   std::vector<std::function<Status()>> writes;
+  // The finalizer holds a deletion until the pods are gone: it must be in place before any pod is
+  // made, not before the owned objects (the garbage collector removes those by their owner), so it
+  // goes with them. It is removed only when nothing is left.
+  if (result.finalizer == FinalizerChange::kAdd) {
+    writes.emplace_back([this, &in] { return WriteFinalizer(in.pool, FinalizerChange::kAdd); });
+  }
   const json* config_map = nullptr;
   for (const json& desired : result.apply) {
     const render::OwnedKind* kind = render::FindOwnedKind(desired.value("kind", ""));

@@ -1,11 +1,11 @@
 // The write side of a reconcile: what the pure Reconcile decided, carried out through the API in a
-// safe order (the finalizer first, so nothing exists that a deletion would not wait for; then the
-// owned objects and deletions, at once, the ConfigMap after them while pods mount them (its
-// config-hash is what the pods' agents confirm, so it must not land before the userlist it covers;
-// with no pod it goes with the rest); then the pods, the status),
-// plus the one read a decision needs that the caches cannot answer: whether an owned object's name
-// is free before its first write. The owned caches hold only objects labelled as poolkeeper's, and
-// a forced server-side apply would take over anyone else's: the names held by everyone else are in
+// safe order (the finalizer and the owned objects and deletions at once, the finalizer before any
+// pod so no pod exists that a deletion would not wait for; the ConfigMap after them while pods
+// mount them (its config-hash is what the pods' agents confirm, so it must not land before the
+// userlist it covers; with no pod it goes with the rest); then the pods, the status), plus the one
+// read a decision needs that the caches cannot answer: whether an owned object's name is free
+// before its first write. The owned caches hold only objects labelled as poolkeeper's, and a forced
+// server-side apply would take over anyone else's: the names held by everyone else are in
 // ForeignNames, and a GET is made only for what those caches cannot answer.
 #pragma once
 

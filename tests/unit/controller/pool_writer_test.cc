@@ -63,12 +63,16 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndTheConfigMapLastOnlyOncePodsMoun
   struct Case {
     const char* name;
     std::vector<json> pods;
-    std::vector<std::string> together;  // in flight at once, first
+    bool add_finalizer;
+    std::vector<std::string> together;  // in flight at once, first (sorted)
     bool config_map_after;              // then the ConfigMap alone
   };
+  const std::string pool_path = "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app";
   const std::vector<Case> cases = {
-      {"a pod mounts them", {Owned("Pod", "app-1")}, {kSecret, kService}, true},
-      {"no pod yet", {}, {kConfigMap, kSecret, kService}, false},
+      {"a pod mounts them", {Owned("Pod", "app-1")}, false, {kSecret, kService}, true},
+      {"no pod yet", {}, false, {kConfigMap, kSecret, kService}, false},
+      // The finalizer need only precede the pods (the owned objects go by their owner).
+      {"a new pool", {}, true, {kConfigMap, kSecret, kService, pool_path}, false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -90,13 +94,16 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndTheConfigMapLastOnlyOncePodsMoun
     in.pool = kPool;
     in.pods = c.pods;
 
+    ReconcileResult result = ThreeObjectsAPodAndAStatus();
+    if (c.add_finalizer) result.finalizer = FinalizerChange::kAdd;
+
     TaskPool helpers;
-    ASSERT_TRUE(helpers.Start(2));
-    ASSERT_TRUE(PoolWriter(client, holdings, {.helpers = &helpers})
-                    .Write(in, ThreeObjectsAPodAndAStatus()));
+    ASSERT_TRUE(helpers.Start(3));
+    ASSERT_TRUE(PoolWriter(client, holdings, {.helpers = &helpers}).Write(in, result));
     EXPECT_EQ(rendezvous.most, rendezvous.expected) << "these were in flight together";
     const auto requests = transport.Requests();
-    ASSERT_EQ(requests.size(), 5u) << "the same requests as one after another";
+    const size_t before_pod = c.together.size() + (c.config_map_after ? 1 : 0);
+    ASSERT_EQ(requests.size(), before_pod + 2) << "the same requests as one after another";
     auto path_of = [&](size_t i) { return requests[i].path.substr(0, requests[i].path.find('?')); };
     std::vector<std::string> first;
     for (size_t i = 0; i < c.together.size(); ++i) first.push_back(path_of(i));
@@ -106,8 +113,9 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndTheConfigMapLastOnlyOncePodsMoun
       EXPECT_EQ(path_of(2), kConfigMap)
           << "the ConfigMap's config-hash is published only once the userlist it covers is written";
     }
-    EXPECT_EQ(requests[3].method, "POST") << "the pod only once its ConfigMap and Secret exist";
-    EXPECT_TRUE(requests[4].path.ends_with("/status"));
+    EXPECT_EQ(requests[before_pod].method, "POST")
+        << "the pod only once its ConfigMap, its Secret and the finalizer exist";
+    EXPECT_TRUE(requests[before_pod + 1].path.ends_with("/status"));
   }
 }
 
