@@ -305,34 +305,35 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
                           registry_, secrets_, config_maps_, server_ca_secrets_};
   auto target = Locate(caches, key);
   if (!target) return Outcome{};  // gone: the garbage collector removes what it owned
-  // Pools of one budget are planned and their pods created one at a time: each plan must see
-  // the pods the one before it created.
-  std::unique_lock server_lock(ServerMutex(target->budget_key));
   // The Secret cache has not listed yet: wait for it rather than report the Secret missing.
   if (target->entry && ((!target->entry->secrets.empty() && !secrets_.HasSynced()) ||
                         (!target->entry->config_maps.empty() && !config_maps_.HasSynced()))) {
     return Outcome{.requeue_after = std::chrono::milliseconds(200)};
   }
-  PoolInputs in = Gather(caches, *target, options_.defaults);
-  in.policy = options_.policy;
-  in.auth_secret_namespace = options_.operator_namespace;
-  AgentSnapshot agents;
-  if (agent_poller_) {  // what the agents last reported: no request on the worker
-    agents = agent_poller_->Snapshot(in.pods);
-    in.agents_asked = true;
-    in.agent_reports = agents.reports;
-    in.live = agents.live;
-  }
-  const kube::ObjectPtr& object = target->object;
-
-  ReconcileResult result = Reconcile(in);
   PoolWriter writer(client_, holdings_, {.foreign = &foreign_, .helpers = &helpers_});
-  auto names = writer.CheckNamesFree(in, result);
-  if (!names) return std::unexpected(names.error());
-  if (*names) result = Reconcile(in);
-  if (auto written = writer.Write(in, result); !written) return std::unexpected(written.error());
-  if (agent_poller_) agent_poller_->Decided(key, result.agents_awaited_within, agents);
-  for (const auto& event : result.events) events_.Record(*object, event, in.now);
+  // Most passes cannot raise what the budget's servers hold (a status, a new pool's objects, pods
+  // removed): they run beside the other pools of the budget. A pass that would (pods made, the
+  // admitted configuration changed under running pods) runs again under the budget's lock, so
+  // each such plan sees the pods the one before it made.
+  std::unique_lock<std::mutex> budget_lock;
+  auto pass = Plan(caches, *target, writer);
+  if (pass && NeedsBudgetLock(pass->in, pass->result)) {
+    budget_lock = std::unique_lock(ServerMutex(target->budget_key));
+    pass = Plan(caches, *target, writer);
+  }
+  if (!pass) return std::unexpected(pass.error());
+  const PoolInputs& in = pass->in;
+  const ReconcileResult& result = pass->result;
+  if (auto written = writer.WriteObjects(in, result); !written) {
+    return std::unexpected(written.error());
+  }
+  // What remains tells, and holds nothing: the next plan need not wait for it.
+  if (budget_lock.owns_lock()) budget_lock.unlock();
+  if (auto written = writer.WriteStatus(in, result); !written) {
+    return std::unexpected(written.error());
+  }
+  if (agent_poller_) agent_poller_->Decided(key, result.agents_awaited_within, pass->agents);
+  for (const auto& event : result.events) events_.Record(*target->object, event, in.now);
   if (!result.apply.empty() || result.status || !result.delete_kinds.empty() ||
       !result.create_pods.empty() || !result.delete_pods.empty() ||
       result.finalizer != FinalizerChange::kNone) {
@@ -346,6 +347,25 @@ Result<Manager::Outcome> Manager::ReconcileKey(const std::string& key) {
          {"blocked", result.blocked_reason.empty() ? "no" : "yes"}});
   }
   return Outcome{.requeue_after = result.requeue_after};
+}
+
+Result<Manager::Pass> Manager::Plan(const PoolCaches& caches, const PassTarget& target,
+                                    PoolWriter& writer) {
+  Pass pass{.in = Gather(caches, target, options_.defaults)};
+  PoolInputs& in = pass.in;
+  in.policy = options_.policy;
+  in.auth_secret_namespace = options_.operator_namespace;
+  if (agent_poller_) {  // what the agents last reported: no request on the worker
+    pass.agents = agent_poller_->Snapshot(in.pods);
+    in.agents_asked = true;
+    in.agent_reports = pass.agents.reports;
+    in.live = pass.agents.live;
+  }
+  pass.result = Reconcile(in);
+  auto names = writer.CheckNamesFree(in, pass.result);
+  if (!names) return std::unexpected(names.error());
+  if (*names) pass.result = Reconcile(in);
+  return pass;
 }
 
 std::mutex& Manager::ServerMutex(const std::string& server) {

@@ -27,6 +27,9 @@
 #include "controller/holdings.h"
 #include "controller/parallel.h"
 #include "controller/pool_index.h"
+#include "controller/pool_inputs.h"
+#include "controller/pool_writer.h"
+#include "controller/reconciler.h"
 #include "controller/server_ca_secrets.h"
 #include "controller/server_ca_watch.h"
 #include "controller/server_observer.h"
@@ -142,6 +145,12 @@ class Manager {
     bool ok = true;
     Clock::Duration requeue_after{};
   };
+  // One pass's inputs and decision, before anything is written.
+  struct Pass {
+    PoolInputs in;
+    ReconcileResult result;
+    AgentSnapshot agents;
+  };
   void Enqueue(const std::string& key);
   std::unique_ptr<kube::InformerGroup> LabelSelectedInformer(const kube::ResourceType& type,
                                                              bool pack);
@@ -153,6 +162,7 @@ class Manager {
   void MaybeIdle();
   Result<Outcome> ReconcileGuarded(const std::string& key);
   Result<Outcome> ReconcileKey(const std::string& key);
+  Result<Pass> Plan(const PoolCaches& caches, const PassTarget& target, PoolWriter& writer);
 
   kube::Client& client_;
   const Clock& clock_;

@@ -1,9 +1,10 @@
 // Gathering what one reconcile reads (PoolInputs, reconciler.h) from the operator's caches: the
 // pool as stored, every valid pool of its budget, what exists on that budget's servers, the pool's
 // pods, its password Secrets and its owned objects (or, when a name is taken by someone else's
-// object, the conflict). In two steps, because the pass takes its budget's lock between them:
-// Locate says which budget the pool is in, Gather reads the rest under the lock, so each plan sees
-// the pods the pass before it created.
+// object, the conflict). In two steps, because a pass that can raise what the budget holds takes
+// its budget's lock between them (NeedsBudgetLock, pool_writer.h): Locate says which budget the
+// pool is in, Gather reads the rest, under the lock for such a pass, so each of them sees the pods
+// the one before it created.
 #pragma once
 
 #include <map>

@@ -1,5 +1,7 @@
 #include "controller/pool_writer.h"
 
+#include <algorithm>
+
 #include "controller/parallel.h"
 #include "controller/resources.h"
 #include "render/render.h"
@@ -113,7 +115,19 @@ Status PoolWriter::WriteFinalizer(const json& pool, FinalizerChange change) {
   return {};
 }
 
+bool NeedsBudgetLock(const PoolInputs& in, const ReconcileResult& result) {
+  if (!result.create_pods.empty() || !result.pod_figures.empty()) return true;
+  if (in.pods.empty()) return false;
+  return std::ranges::any_of(result.apply,
+                             [](const json& o) { return o.value("kind", "") == "ConfigMap"; });
+}
+
 Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
+  if (auto written = WriteObjects(in, result); !written) return written;
+  return WriteStatus(in, result);
+}
+
+Status PoolWriter::WriteObjects(const PoolInputs& in, const ReconcileResult& result) {
   const std::string ns = in.pool.value("/metadata/namespace"_json_pointer, "");
   const std::string name = in.pool.value("/metadata/name"_json_pointer, "");
   // The owned objects at once, and all of them before any pod: the ConfigMap carries what the
@@ -192,6 +206,12 @@ Status PoolWriter::Write(const PoolInputs& in, const ReconcileResult& result) {
     if (!created) return std::unexpected(created.error());
     holdings_.UpsertCreatedPod(std::make_shared<const json>(std::move(*created)));
   }
+  return {};
+}
+
+Status PoolWriter::WriteStatus(const PoolInputs& in, const ReconcileResult& result) {
+  const std::string ns = in.pool.value("/metadata/namespace"_json_pointer, "");
+  const std::string name = in.pool.value("/metadata/name"_json_pointer, "");
   if (result.status) {
     auto patched = client_.MergePatch(kConnectionPoolType, ns, name, {{"status", *result.status}},
                                       "status", kube::Reply::kStatusOnly);

@@ -42,6 +42,12 @@ struct PoolWriterOptions {
   size_t parallel = kPoolParallelWrites;  // at most this many of the pool's requests at once
 };
 
+// Whether carrying out `result` can raise what the budget's servers hold, so its plan must be
+// made under the budget's lock (manager.cc): pods made, a pod's connection figure changed, or the
+// admitted configuration (the ConfigMap) changed while pods mount it (their agents RELOAD it).
+// Removing pods, a status, or the objects of a pool with no pod cannot: no connection comes of them.
+bool NeedsBudgetLock(const PoolInputs& in, const ReconcileResult& result);
+
 class PoolWriter {
  public:
   // Pods it creates enter `holdings` at once, before the informer sees them, so the next plan on
@@ -59,6 +65,10 @@ class PoolWriter {
 
   // Writes what `result` decided for the pool `in.pool`. Stops at the first failure.
   Status Write(const PoolInputs& in, const ReconcileResult& result);
+  // Write in two parts: what the budget counts (the finalizer added, owned objects, pods), then
+  // what only tells or ends (the status, the finalizer removed), which no other plan waits for.
+  Status WriteObjects(const PoolInputs& in, const ReconcileResult& result);
+  Status WriteStatus(const PoolInputs& in, const ReconcileResult& result);
 
  private:
   Status WriteFinalizer(const nlohmann::json& pool, FinalizerChange change);

@@ -142,6 +142,46 @@ TEST(PoolWriter, AFailedApplyStopsBeforeThePodsAndReportsTheFailure) {
   }
 }
 
+// Only a pass that can raise what the server holds waits for the other plans of its budget.
+TEST(PoolWriter, OnlyPassesThatCanRaiseWhatTheServerHoldsNeedTheBudgetLock) {
+  struct Case {
+    const char* name;
+    std::vector<json> pods;  // the pool's pods before the pass
+    std::vector<json> apply;
+    std::vector<json> create_pods;
+    std::vector<ReconcileResult::PodFigure> pod_figures;
+    bool delete_pods;
+    bool status;
+    bool needs_lock;
+  };
+  const json config_map = Owned("ConfigMap", "app-config");
+  const json secret = Owned("Secret", "app-auth");
+  const json pod = Owned("Pod", "app-1");
+  const std::vector<Case> cases = {
+      {"a status alone", {pod}, {}, {}, {}, false, true, false},
+      {"a new pool's objects, no pod", {}, {config_map, secret}, {}, {}, false, true, false},
+      {"pods removed", {pod}, {}, {}, {}, true, true, false},
+      {"a userlist under running pods", {pod}, {secret}, {}, {}, false, false, false},
+      {"a pod made", {}, {config_map}, {Owned("Pod", "app-0")}, {}, false, true, true},
+      {"the admitted configuration under running pods", {pod}, {config_map}, {}, {}, false,
+       false, true},
+      {"a pod's connection figure", {pod}, {}, {}, {{.name = "app-1"}}, false, false, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    PoolInputs in;
+    in.pool = kPool;
+    in.pods = c.pods;
+    ReconcileResult result;
+    result.apply = c.apply;
+    result.create_pods = c.create_pods;
+    result.pod_figures = c.pod_figures;
+    if (c.delete_pods) result.delete_pods = {{.name = "app-1"}};
+    if (c.status) result.status = json{{"phase", "Pending"}};
+    EXPECT_EQ(NeedsBudgetLock(in, result), c.needs_lock);
+  }
+}
+
 TEST(PoolWriter, ChecksTheNamesOfNewObjectsAtOnceAndMergesWhatItFound) {
   FakeTransport transport;
   Rendezvous rendezvous;
