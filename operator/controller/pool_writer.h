@@ -45,7 +45,8 @@ struct PoolWriterOptions {
 // Whether carrying out `result` can raise what the budget's servers hold, so its plan must be
 // made under the budget's lock (manager.cc): pods made, a pod's connection figure changed, or the
 // admitted configuration (the ConfigMap) changed while pods mount it (their agents RELOAD it).
-// Removing pods, a status, or the objects of a pool with no pod cannot: no connection comes of them.
+// Removing pods, a status, or the objects of a pool with no pod cannot: no connection comes of
+// them.
 bool NeedsBudgetLock(const PoolInputs& in, const ReconcileResult& result);
 
 class PoolWriter {

@@ -163,8 +163,14 @@ TEST(PoolWriter, OnlyPassesThatCanRaiseWhatTheServerHoldsNeedTheBudgetLock) {
       {"pods removed", {pod}, {}, {}, {}, true, true, false},
       {"a userlist under running pods", {pod}, {secret}, {}, {}, false, false, false},
       {"a pod made", {}, {config_map}, {Owned("Pod", "app-0")}, {}, false, true, true},
-      {"the admitted configuration under running pods", {pod}, {config_map}, {}, {}, false,
-       false, true},
+      {"the admitted configuration under running pods",
+       {pod},
+       {config_map},
+       {},
+       {},
+       false,
+       false,
+       true},
       {"a pod's connection figure", {pod}, {}, {}, {{.name = "app-1"}}, false, false, true},
   };
   for (const Case& c : cases) {
