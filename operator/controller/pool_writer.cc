@@ -109,7 +109,10 @@ Status PoolWriter::WriteFinalizer(const json& pool, FinalizerChange change) {
   auto patched = client_.MergePatch(
       kConnectionPoolType, pool.value("/metadata/namespace"_json_pointer, ""),
       pool.value("/metadata/name"_json_pointer, ""), patch, "", kube::Reply::kStatusOnly);
-  if (!patched && patched.error().code != ErrorCode::kNotFound) {
+  // A pool gone before its finalizer was added gets no pod: the failure ends the pass (the next
+  // finds the pool gone). Gone before its finalizer was removed is what the removal was for.
+  if (!patched &&
+      (change == FinalizerChange::kAdd || patched.error().code != ErrorCode::kNotFound)) {
     return std::unexpected(patched.error());
   }
   return {};

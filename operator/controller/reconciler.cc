@@ -56,7 +56,6 @@ class Pass {
   }
 
   ReconcileResult Run() {
-    if (!HasFinalizer(in_.pool, kFinalizer)) result_.finalizer = FinalizerChange::kAdd;
     if (ParseSpec() && PlanBudget() && Render() && DecideWrites()) {
       DrivePods();
     } else {
@@ -64,6 +63,12 @@ class Pass {
     }
     pause_ = TrackPause(in_, pool_.spec.paused, generation_, status_, result_);
     ReportRollout();
+    // The finalizer holds a deletion for the pods: a pool takes it with its first pod (the
+    // writer puts it in place before any pod), and a pool with no pod needs no write for it.
+    if (!HasFinalizer(in_.pool, kFinalizer) &&
+        (!in_.pods.empty() || !result_.create_pods.empty())) {
+      result_.finalizer = FinalizerChange::kAdd;
+    }
     return Finish();
   }
 
@@ -396,8 +401,11 @@ class Pass {
     const int64_t instances = status_.instances;
     status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
     // While a spec is blocked, keeping its last admitted pods is not a rollout.
+    // A configuration written rolls out to the pods that run; with none (0 instances), it is
+    // done once written, and the status goes after the writes.
+    const bool rolls = rolls_ && !in_.pods.empty();
     bool rolling = result_.blocked_reason.empty() && pods_ &&
-                   (rolls_ || !pods_->complete || !waiting_for_.empty());
+                   (rolls || !pods_->complete || !waiting_for_.empty());
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
     if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;

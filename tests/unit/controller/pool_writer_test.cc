@@ -142,6 +142,32 @@ TEST(PoolWriter, AFailedApplyStopsBeforeThePodsAndReportsTheFailure) {
   }
 }
 
+// Deleted before its finalizer was added (it had none: no pod yet), the pool gets no pod, which
+// nothing would hold its deletion for.
+TEST(PoolWriter, APoolGoneBeforeItsFinalizerGetsNoPod) {
+  FakeTransport transport;
+  const std::string pool_path = "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app";
+  transport.Respond("PATCH", pool_path, 404, kube::testing::StatusBody(404, "NotFound"));
+  transport.Respond("PATCH", kConfigMap, 200);
+  transport.Respond("PATCH", kSecret, 200);
+  transport.Respond("PATCH", kService, 200);
+  kube::Client client(transport);
+  FakeClock clock;
+  HoldingsIndex holdings(clock);
+  PoolInputs in;
+  in.pool = kPool;
+  ReconcileResult result = ThreeObjectsAPodAndAStatus();
+  result.finalizer = FinalizerChange::kAdd;
+
+  auto written = PoolWriter(client, holdings).Write(in, result);
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().code, ErrorCode::kNotFound);
+  for (const auto& request : transport.Requests()) {
+    EXPECT_EQ(request.method, "PATCH") << "no pod: " << request.path;
+    EXPECT_FALSE(request.path.ends_with("/status"));
+  }
+}
+
 // Only a pass that can raise what the server holds waits for the other plans of its budget.
 TEST(PoolWriter, OnlyPassesThatCanRaiseWhatTheServerHoldsNeedTheBudgetLock) {
   struct Case {

@@ -287,11 +287,54 @@ TEST_F(ReconcilerTest, TransitionTimeMovesOnlyWhenAConditionChanges) {
   EXPECT_EQ(Condition(status, "BudgetExceeded", "lastTransitionTime"), budget_time);
 }
 
-TEST_F(ReconcilerTest, AddsItsFinalizerBeforeAnythingElse) {
+// With 0 instances there is nothing to roll out: the status that follows the writes says Ready,
+// and the pass that sees them back writes nothing more.
+TEST_F(ReconcilerTest, APoolOfNoInstancesIsReadyWithItsFirstStatus) {
+  json pool = PoolJson("orders", 0, 10, "t");
+  ReconcileResult first = Reconcile(Inputs(pool));
+  ASSERT_FALSE(first.apply.empty());
+  ASSERT_TRUE(first.status);
+  EXPECT_EQ(Condition(*first.status, "Ready", "status"), "True");
+  EXPECT_EQ(Condition(*first.status, "Progressing", "status"), "False");
+  Store(pool, first, true);
+  ReconcileResult second = Reconcile(Inputs(pool));
+  EXPECT_TRUE(second.apply.empty());
+  EXPECT_FALSE(second.status) << "no second status write";
+
+  // Once it has pods, a configuration written is a rollout until they run it.
+  pool["spec"]["pooler"]["instances"] = 1;
+  Settle(pool);
+  pool["spec"]["pooler"]["defaultPoolSize"] = 9;
+  ReconcileResult changed = Reconcile(Inputs(pool));
+  ASSERT_FALSE(changed.apply.empty());
+  ASSERT_TRUE(changed.status);
+  EXPECT_EQ(Condition(*changed.status, "Progressing", "status"), "True");
+}
+
+// The finalizer only holds a deletion for the pods: a pool takes it with its first pod, keeps
+// it, and a pool with none (0 instances, or refused) costs no write for it.
+TEST_F(ReconcilerTest, AddsItsFinalizerWithItsFirstPod) {
   json pool = PoolJson("orders", 1, 10, "t");
-  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kNone);
+  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kNone) << "it has it";
   pool["metadata"].erase("finalizers");
-  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kAdd);
+  ReconcileResult first = Reconcile(Inputs(pool));
+  ASSERT_FALSE(first.create_pods.empty());
+  EXPECT_EQ(first.finalizer, FinalizerChange::kAdd) << "with its first pod";
+  Store(pool, first, true);
+  EXPECT_EQ(Reconcile(Inputs(pool)).finalizer, FinalizerChange::kAdd)
+      << "a pod exists without it (the write failed, or it was taken off)";
+
+  pods_.clear();
+  json idle = PoolJson("orders", 0, 10, "t");
+  idle["metadata"].erase("finalizers");
+  ReconcileResult none = Reconcile(Inputs(idle));
+  EXPECT_FALSE(none.apply.empty()) << "its objects are written";
+  EXPECT_EQ(none.finalizer, FinalizerChange::kNone) << "0 instances: no pod to wait for";
+  json refused = PoolJson("orders", 5, 10, "t");  // 5 x 10 + 2 > 40
+  refused["metadata"].erase("finalizers");
+  ReconcileResult blocked = Reconcile(Inputs(refused));
+  EXPECT_TRUE(blocked.create_pods.empty());
+  EXPECT_EQ(blocked.finalizer, FinalizerChange::kNone) << "refused: no pod to wait for";
 }
 
 // Issue 9, case 1: `kubectl scale deployment --replicas=6` (or an HPA on the Deployment) is
