@@ -62,10 +62,11 @@ PoolInputs Gather(const PoolCaches& caches, const PassTarget& target,
   }
   const std::string uid = PoolUid(*target.object);
   for (const auto& kind : render::kOwnedKinds) {
-    auto stored = caches.owned.at(std::string(kind.kind))->Get(ns, name + std::string(kind.suffix));
+    auto stored =
+        caches.owned.at(std::string(kind.kind))->GetValue(ns, name + std::string(kind.suffix));
     if (!stored) continue;
     if (OwnedBy(*stored, uid)) {
-      in.owned[std::string(kind.kind)] = *stored;
+      in.owned[std::string(kind.kind)] = std::move(*stored);
     } else {
       in.conflicts[std::string(kind.kind)] = DescribeForeign(kind.kind, *stored);
     }

@@ -53,9 +53,17 @@ StoredObject::StoredObject(ObjectPtr object, bool pack)
 
 ObjectPtr StoredObject::Object() const {
   if (object_ || !packed_) return object_;
+  auto object = Value();
+  if (!object) return nullptr;
+  return std::make_shared<const json>(std::move(*object));
+}
+
+std::optional<json> StoredObject::Value() const {
+  if (object_) return *object_;
+  if (!packed_) return std::nullopt;
   json object = json::from_cbor(packed_.get(), packed_.get() + packed_size_, true, false);
-  if (object.is_discarded()) return nullptr;
-  return std::make_shared<const json>(std::move(object));
+  if (object.is_discarded()) return std::nullopt;
+  return object;
 }
 
 Informer::Informer(Client& client, const Clock& clock, InformerOptions options)
@@ -289,19 +297,26 @@ bool Informer::WaitForSync(std::chrono::milliseconds timeout) const {
   return synced_;
 }
 
+// A copy shares the stored bytes or tree: a packed store decodes outside the lock.
+std::optional<StoredObject> Informer::Find(const std::string& key) const {
+  std::lock_guard guard(mutex_);
+  auto it = store_.find(key);
+  if (it == store_.end()) return std::nullopt;
+  return it->second;
+}
+
 ObjectPtr Informer::Get(const std::string& key) const {
-  StoredObject found;
-  {
-    std::lock_guard guard(mutex_);
-    auto it = store_.find(key);
-    if (it == store_.end()) return nullptr;
-    found = it->second;
-  }
-  return found.Object();  // a packed store decodes outside the lock
+  auto found = Find(key);
+  return found ? found->Object() : nullptr;
 }
 
 ObjectPtr Informer::Get(std::string_view ns, std::string_view name) const {
   return Get(KeyOf(options_.type.namespaced ? ns : "", name));
+}
+
+std::optional<json> Informer::GetValue(std::string_view ns, std::string_view name) const {
+  auto found = Find(KeyOf(options_.type.namespaced ? ns : "", name));
+  return found ? found->Value() : std::nullopt;
 }
 
 std::vector<StoredObject> Informer::Snapshot() const {
@@ -405,6 +420,11 @@ const Informer* InformerGroup::For(std::string_view ns) const {
 ObjectPtr InformerGroup::Get(std::string_view ns, std::string_view name) const {
   const Informer* informer = For(ns);
   return informer == nullptr ? nullptr : informer->Get(ns, name);
+}
+
+std::optional<json> InformerGroup::GetValue(std::string_view ns, std::string_view name) const {
+  const Informer* informer = For(ns);
+  return informer == nullptr ? std::nullopt : informer->GetValue(ns, name);
 }
 
 void InformerGroup::ForEach(const std::function<void(const json&)>& visit) const {

@@ -82,6 +82,8 @@ class StoredObject {
   StoredObject(ObjectPtr object, bool pack);
   // The tree, or a new one decoded from the bytes (null only if they do not decode, a bug).
   ObjectPtr Object() const;
+  // A value of the caller's own: decoded straight into it, or a copy of the tree.
+  std::optional<nlohmann::json> Value() const;
   const std::string& resource_version() const { return resource_version_; }
 
  private:
@@ -135,6 +137,9 @@ class Informer {
   // "namespace/name" (or "name" when cluster-scoped) → the object, or null.
   ObjectPtr Get(const std::string& key) const;
   ObjectPtr Get(std::string_view ns, std::string_view name) const;
+  // The object as a value the caller keeps and changes: from a packed store without the shared
+  // tree Get would decode first (and the caller then copy).
+  std::optional<nlohmann::json> GetValue(std::string_view ns, std::string_view name) const;
   std::vector<ObjectPtr> List() const;
   // Each object in turn, decoded one at a time outside the lock: a packed store's List builds every
   // tree at once (12 MiB for 1,000 pools), which stays resident as fragments after it is freed.
@@ -160,6 +165,7 @@ class Informer {
   Status Failed(Error error, bool reset_count);
   void Dispatch(const std::vector<Change>& changes) const;
   std::vector<StoredObject> Snapshot() const;
+  std::optional<StoredObject> Find(const std::string& key) const;
   void Run();
 
   Client& client_;
@@ -195,6 +201,7 @@ class InformerGroup {
   bool HasSynced() const;
   bool WaitForSync(std::chrono::milliseconds timeout) const;
   ObjectPtr Get(std::string_view ns, std::string_view name) const;
+  std::optional<nlohmann::json> GetValue(std::string_view ns, std::string_view name) const;
   std::vector<ObjectPtr> List() const;
   void ForEach(const std::function<void(const nlohmann::json&)>& visit) const;
   // The members, one per namespace (or one for all), e.g. to drive them with Step() in tests.

@@ -232,6 +232,8 @@ TEST(Informer, PackedStoreReportsAndReadsWhatATreeStoreDoes) {
     h.informer.ForEach([&visited](const json& object) { visited.push_back(object); });
     EXPECT_EQ(visited, read[pack]) << "ForEach visits what List lists, in the same order";
     read[pack].push_back(*h.informer.Get("shop/d"));
+    EXPECT_EQ(h.informer.GetValue("shop", "d"), read[pack].back()) << "a value reads the same";
+    EXPECT_FALSE(h.informer.GetValue("shop", "b")) << "deleted";
     // A packed store decodes a tree per read, so no reader holds on to the store's own copy.
     EXPECT_EQ(h.informer.Get("shop/a") == h.informer.Get("shop/a"), !pack);
   }
