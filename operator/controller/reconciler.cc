@@ -400,10 +400,10 @@ class Pass {
   void ReportRollout() {
     const int64_t instances = status_.instances;
     status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
-    // While a spec is blocked, keeping its last admitted pods is not a rollout.
     // A configuration written rolls out to the pods that run; with none (0 instances), it is
     // done once written, and the status goes after the writes.
     const bool rolls = rolls_ && !in_.pods.empty();
+    // While a spec is blocked, keeping its last admitted pods is not a rollout.
     bool rolling = result_.blocked_reason.empty() && pods_ &&
                    (rolls || !pods_->complete || !waiting_for_.empty());
     std::string progress =

@@ -119,52 +119,67 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndTheConfigMapLastOnlyOncePodsMoun
   }
 }
 
-TEST(PoolWriter, AFailedApplyStopsBeforeThePodsAndReportsTheFailure) {
-  FakeTransport transport;
-  transport.Respond("PATCH", kConfigMap, 200);
-  transport.Respond("PATCH", kSecret, 422, kube::testing::StatusBody(422, "Invalid"));
-  transport.Respond("PATCH", kService, 200);
-  kube::Client client(transport);
-  FakeClock clock;
-  HoldingsIndex holdings(clock);
-  PoolInputs in;
-  in.pool = kPool;
-  in.pods = {Owned("Pod", "app-1")};  // mounts the ConfigMap and the Secret
-
-  auto written = PoolWriter(client, holdings).Write(in, ThreeObjectsAPodAndAStatus());
-  ASSERT_FALSE(written);
-  EXPECT_NE(written.error().message.find("secrets/app-auth"), std::string::npos)
-      << written.error().message;
-  for (const auto& request : transport.Requests()) {
-    EXPECT_EQ(request.method, "PATCH") << "no pod, no status: " << request.path;
-    EXPECT_FALSE(request.path.ends_with("/status"));
-    EXPECT_FALSE(request.path.starts_with(kConfigMap)) << "no config-hash without its userlist";
-  }
-}
-
-// Deleted before its finalizer was added (it had none: no pod yet), the pool gets no pod, which
-// nothing would hold its deletion for.
-TEST(PoolWriter, APoolGoneBeforeItsFinalizerGetsNoPod) {
-  FakeTransport transport;
+// A failed write ends the pass before any pod and the status: a Secret refused (the ConfigMap's
+// config-hash must not land without the userlist it covers), or a pool deleted before its finalizer
+// was added (it had none: no pod yet), whose pod nothing would hold its deletion for.
+TEST(PoolWriter, AFailedWriteStopsBeforeThePodsAndTheStatus) {
+  struct Case {
+    const char* name;
+    std::string failing_path;
+    int status;
+    bool add_finalizer;
+    std::vector<json> pods;
+    ErrorCode code;
+    std::string named;  // in the error's message
+  };
   const std::string pool_path = "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app";
-  transport.Respond("PATCH", pool_path, 404, kube::testing::StatusBody(404, "NotFound"));
-  transport.Respond("PATCH", kConfigMap, 200);
-  transport.Respond("PATCH", kSecret, 200);
-  transport.Respond("PATCH", kService, 200);
-  kube::Client client(transport);
-  FakeClock clock;
-  HoldingsIndex holdings(clock);
-  PoolInputs in;
-  in.pool = kPool;
-  ReconcileResult result = ThreeObjectsAPodAndAStatus();
-  result.finalizer = FinalizerChange::kAdd;
+  const std::vector<Case> cases = {
+      {"a Secret refused",
+       kSecret,
+       422,
+       false,
+       {Owned("Pod", "app-1")},
+       ErrorCode::kInvalid,
+       "secrets/app-auth"},
+      {"the pool gone before its finalizer",
+       pool_path,
+       404,
+       true,
+       {},
+       ErrorCode::kNotFound,
+       "connectionpools/app"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeTransport transport;
+    for (const std::string& path :
+         {std::string(kConfigMap), std::string(kSecret), std::string(kService), pool_path}) {
+      if (path == c.failing_path) {
+        transport.Respond("PATCH", path, c.status, kube::testing::StatusBody(c.status, "No"));
+      } else {
+        transport.Respond("PATCH", path, 200);
+      }
+    }
+    kube::Client client(transport);
+    FakeClock clock;
+    HoldingsIndex holdings(clock);
+    PoolInputs in;
+    in.pool = kPool;
+    in.pods = c.pods;
+    ReconcileResult result = ThreeObjectsAPodAndAStatus();
+    if (c.add_finalizer) result.finalizer = FinalizerChange::kAdd;
 
-  auto written = PoolWriter(client, holdings).Write(in, result);
-  ASSERT_FALSE(written);
-  EXPECT_EQ(written.error().code, ErrorCode::kNotFound);
-  for (const auto& request : transport.Requests()) {
-    EXPECT_EQ(request.method, "PATCH") << "no pod: " << request.path;
-    EXPECT_FALSE(request.path.ends_with("/status"));
+    auto written = PoolWriter(client, holdings).Write(in, result);
+    ASSERT_FALSE(written);
+    EXPECT_EQ(written.error().code, c.code);
+    EXPECT_NE(written.error().message.find(c.named), std::string::npos) << written.error().message;
+    for (const auto& request : transport.Requests()) {
+      EXPECT_EQ(request.method, "PATCH") << "no pod: " << request.path;
+      EXPECT_FALSE(request.path.ends_with("/status"));
+      if (!c.pods.empty()) {
+        EXPECT_FALSE(request.path.starts_with(kConfigMap)) << "no config-hash without its userlist";
+      }
+    }
   }
 }
 
