@@ -301,8 +301,11 @@ class Pass {
                            StringAnnotation(stamped, render::kAppliedHashAnnotation) &&
                        (CachedAsApplied(stored->second) || Contains(stored->second, stamped));
       if (unchanged) continue;
-      // A new `paused` alone is no rollout: the pods keep running the same configuration.
-      rolls_ = rolls_ || stored == in_.owned.end() || !OnlyPausedDiffers(stored->second, want);
+      // A new `paused` alone is no rollout: the pods keep running the same configuration. With
+      // no pod (0 instances) the configuration written is the whole rollout: the status follows
+      // the writes.
+      rolls_ = rolls_ || (!in_.pods.empty() &&
+                          (stored == in_.owned.end() || !OnlyPausedDiffers(stored->second, want)));
       apply.push_back(std::move(stamped));
     }
     if (!taken.empty()) {
@@ -400,12 +403,9 @@ class Pass {
   void ReportRollout() {
     const int64_t instances = status_.instances;
     status_.ready_instances = pods_ ? pods_->ready : ReadyPods();
-    // A configuration written rolls out to the pods that run; with none (0 instances), it is
-    // done once written, and the status goes after the writes.
-    const bool rolls = rolls_ && !in_.pods.empty();
     // While a spec is blocked, keeping its last admitted pods is not a rollout.
     bool rolling = result_.blocked_reason.empty() && pods_ &&
-                   (rolls || !pods_->complete || !waiting_for_.empty());
+                   (rolls_ || !pods_->complete || !waiting_for_.empty());
     std::string progress =
         "pods are being updated to configuration " + status_.config_hash.substr(0, 12);
     if (pods_ && !pods_->waiting.empty()) progress += "; waiting: " + pods_->waiting;
@@ -468,7 +468,7 @@ class Pass {
   std::optional<PodChanges> pods_;  // what DrivePods or KeepLastGoodPods decided
   std::string waiting_for_;         // a held raise, agents yet to reload (ReportRollout)
   PauseProgress pause_;             // pods behind spec.paused (TrackPause)
-  bool rolls_ = false;              // DecideWrites applies more than a change of `paused`
+  bool rolls_ = false;  // DecideWrites applies more than a change of `paused` to running pods
   ReconcileResult result_;
 };
 

@@ -48,14 +48,28 @@ struct Rendezvous {
   int most = 0;
 };
 
-ReconcileResult ThreeObjectsAPodAndAStatus() {
+ReconcileResult ThreeObjectsAPodAndAStatus(bool add_finalizer = false) {
   ReconcileResult result;
   result.apply = {Owned("ConfigMap", "app-config"), Owned("Secret", "app-auth"),
                   Owned("Service", "app")};
   result.create_pods = {Owned("Pod", "app-0")};
   result.status = json{{"phase", "Pending"}};
+  if (add_finalizer) result.finalizer = FinalizerChange::kAdd;
   return result;
 }
+
+// What a PoolWriter writes against: the fake API server's client, and the pool with `pods`.
+struct WriterInputs {
+  explicit WriterInputs(FakeTransport& transport, std::vector<json> pods = {})
+      : client(transport), holdings(clock) {
+    in.pool = kPool;
+    in.pods = std::move(pods);
+  }
+  kube::Client client;
+  FakeClock clock;
+  HoldingsIndex holdings;
+  PoolInputs in;
+};
 
 // Once a pod mounts them, the ConfigMap (whose config-hash the agents report loaded) waits for the
 // userlist it covers; before any pod exists, nothing can see the gap and all go at once.
@@ -87,19 +101,11 @@ TEST(PoolWriter, AppliesTheOwnedObjectsAtOnceAndTheConfigMapLastOnlyOncePodsMoun
     transport.RespondJson("POST", "/api/v1/namespaces/shop/pods", 201, Owned("Pod", "app-0"));
     transport.Respond(
         "PATCH", "/apis/poolkeeper.io/v1alpha1/namespaces/shop/connectionpools/app/status", 200);
-    kube::Client client(transport);
-    FakeClock clock;
-    HoldingsIndex holdings(clock);
-    PoolInputs in;
-    in.pool = kPool;
-    in.pods = c.pods;
-
-    ReconcileResult result = ThreeObjectsAPodAndAStatus();
-    if (c.add_finalizer) result.finalizer = FinalizerChange::kAdd;
-
+    WriterInputs w(transport, c.pods);
     TaskPool helpers;
     ASSERT_TRUE(helpers.Start(3));
-    ASSERT_TRUE(PoolWriter(client, holdings, {.helpers = &helpers}).Write(in, result));
+    ASSERT_TRUE(PoolWriter(w.client, w.holdings, {.helpers = &helpers})
+                    .Write(w.in, ThreeObjectsAPodAndAStatus(c.add_finalizer)));
     EXPECT_EQ(rendezvous.most, rendezvous.expected) << "these were in flight together";
     const auto requests = transport.Requests();
     const size_t before_pod = c.together.size() + (c.config_map_after ? 1 : 0);
@@ -160,16 +166,9 @@ TEST(PoolWriter, AFailedWriteStopsBeforeThePodsAndTheStatus) {
         transport.Respond("PATCH", path, 200);
       }
     }
-    kube::Client client(transport);
-    FakeClock clock;
-    HoldingsIndex holdings(clock);
-    PoolInputs in;
-    in.pool = kPool;
-    in.pods = c.pods;
-    ReconcileResult result = ThreeObjectsAPodAndAStatus();
-    if (c.add_finalizer) result.finalizer = FinalizerChange::kAdd;
-
-    auto written = PoolWriter(client, holdings).Write(in, result);
+    WriterInputs w(transport, c.pods);
+    auto written =
+        PoolWriter(w.client, w.holdings).Write(w.in, ThreeObjectsAPodAndAStatus(c.add_finalizer));
     ASSERT_FALSE(written);
     EXPECT_EQ(written.error().code, c.code);
     EXPECT_NE(written.error().message.find(c.named), std::string::npos) << written.error().message;
