@@ -29,7 +29,7 @@ ExposedSecrets::ExposedSecrets(kube::Client& client, const Clock& clock,
   });
 }
 
-Status ExposedSecrets::Start() { return informers_.Start(); }
+void ExposedSecrets::Start(kube::InformerLoop& loop) { informers_.Start(loop); }
 
 void ExposedSecrets::Stop() { informers_.Stop(); }
 

@@ -43,7 +43,7 @@ class ExposedSecrets : public secrets::SecretSource {
                  const std::vector<std::string>& namespaces, OnChange on_change,
                  const kube::ResourceType& type = kube::resources::kSecret);
 
-  Status Start();  // the informers' threads (kUnavailable when one cannot be created)
+  void Start(kube::InformerLoop& loop);
   void Stop();
   void Step();  // one attempt of every informer on the calling thread (tests)
 

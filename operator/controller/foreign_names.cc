@@ -24,11 +24,8 @@ ForeignNames::ForeignNames(kube::Client& client, const Clock& clock,
   }
 }
 
-Status ForeignNames::Start() {
-  for (auto& [kind, cache] : caches_) {
-    if (auto started = cache->Start(); !started) return started;
-  }
-  return {};
+void ForeignNames::Start(kube::InformerLoop& loop) {
+  for (auto& [kind, cache] : caches_) cache->Start(loop);
 }
 
 void ForeignNames::Stop() {

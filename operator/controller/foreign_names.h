@@ -38,7 +38,7 @@ class ForeignNames {
   ForeignNames(const ForeignNames&) = delete;
   ForeignNames& operator=(const ForeignNames&) = delete;
 
-  Status Start();  // every cache, or the first that could not start
+  void Start(kube::InformerLoop& loop);
   void Stop();
   void Step();  // tests: one attempt of every cache (kube::Informer::Step)
   bool HasSynced() const;

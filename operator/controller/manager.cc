@@ -35,6 +35,7 @@ Manager::Manager(kube::Client& client, const Clock& clock, ManagerOptions option
                     },
                 .watch_server_cas =
                     [this](const std::set<std::string>& keys) { server_ca_watch_.Track(keys); }}),
+      informer_loop_(clock),
       secrets_(client, clock, options_.watch_timeout, options_.namespaces,
                [this](const std::string& secret_key) { fan_out_.OnSecret(secret_key); }),
       config_maps_(
@@ -140,21 +141,22 @@ void Manager::StopInformers() {
   config_maps_.Stop();
   server_ca_watch_.Stop();
   foreign_.Stop();
+  informer_loop_.Stop();
 }
 
 void Manager::SetObserver(ReconcileObserver observer) { observer_ = std::move(observer); }
 
 Status Manager::StartInformers() {
-  for (auto& [kind, group] : owned_) {
-    if (auto started = group->Start(); !started) return started;
-  }
-  if (auto started = pods_->Start(); !started) return started;
-  if (auto started = servers_->Start(); !started) return started;
-  if (auto started = secrets_.Start(); !started) return started;
-  if (auto started = config_maps_.Start(); !started) return started;
-  if (auto started = server_ca_watch_.Start(); !started) return started;
-  if (auto started = foreign_.Start(); !started) return started;
-  return pools_->Start();
+  if (auto started = informer_loop_.Start(); !started) return started;
+  for (auto& [kind, group] : owned_) group->Start(informer_loop_);
+  pods_->Start(informer_loop_);
+  servers_->Start(informer_loop_);
+  secrets_.Start(informer_loop_);
+  config_maps_.Start(informer_loop_);
+  server_ca_watch_.Start(informer_loop_);
+  foreign_.Start(informer_loop_);
+  pools_->Start(informer_loop_);
+  return {};
 }
 
 void Manager::StepCaches() {

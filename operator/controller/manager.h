@@ -175,6 +175,8 @@ class Manager {
   HoldingsIndex holdings_;
   ServerRegistry registry_;
   FanOut fan_out_;
+  // Where every informer below runs (its LISTs and waits; watches on the transport's loop).
+  kube::InformerLoop informer_loop_;
   ExposedSecrets secrets_;
   ExposedSecrets config_maps_;  // the labelled ConfigMaps (server CAs), same label as Secrets
   ServerCaSecrets server_ca_secrets_;  // PostgresServers' CA Secrets, read by name

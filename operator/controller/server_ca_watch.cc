@@ -59,51 +59,43 @@ std::unique_ptr<kube::Informer> ServerCaWatch::MakeWatch(const std::string& secr
 }
 
 void ServerCaWatch::Track(const std::set<std::string>& secret_keys) {
-  std::vector<std::unique_ptr<kube::Informer>> gone;  // stopped (joined) outside the lock
-  {
-    std::lock_guard guard(mutex_);
-    for (auto it = watches_.begin(); it != watches_.end();) {
-      if (secret_keys.contains(it->first)) {
-        ++it;
-      } else {
-        gone.push_back(std::move(it->second));
-        it = watches_.erase(it);
-      }
-    }
-    for (const auto& key : secret_keys) {
-      if (watches_.contains(key) || key.find('/') == std::string::npos) continue;
-      auto watch = MakeWatch(key);
-      if (started_) {
-        if (Status running = watch->Start(); !running) {
-          // Not fatal: the pools still read the CA at their resync. The next Track tries again.
-          Log(LogLevel::kWarn, "cannot watch a PostgresServer's CA Secret",
-              {{"secret", key}, {"error", running.error().message}});
-          continue;
-        }
-      }
-      watches_.emplace(key, std::move(watch));
+  std::lock_guard guard(mutex_);
+  std::erase_if(retired_, [](const auto& watch) { return watch->Stopped(); });
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    if (secret_keys.contains(it->first)) {
+      ++it;
+    } else {
+      it->second->RequestStop();
+      retired_.push_back(std::move(it->second));
+      it = watches_.erase(it);
     }
   }
-  for (auto& watch : gone) watch->Stop();
+  for (const auto& key : secret_keys) {
+    if (watches_.contains(key) || key.find('/') == std::string::npos) continue;
+    auto watch = MakeWatch(key);
+    if (loop_ != nullptr) watch->Start(*loop_);
+    watches_.emplace(key, std::move(watch));
+  }
 }
 
-Status ServerCaWatch::Start() {
+void ServerCaWatch::Start(kube::InformerLoop& loop) {
   std::lock_guard guard(mutex_);
-  started_ = true;
-  for (auto& [key, watch] : watches_) {
-    if (Status running = watch->Start(); !running) return running;
-  }
-  return {};
+  loop_ = &loop;
+  for (auto& [key, watch] : watches_) watch->Start(loop);
 }
 
 void ServerCaWatch::Stop() {
   std::map<std::string, std::unique_ptr<kube::Informer>> watches;
+  std::vector<std::unique_ptr<kube::Informer>> retired;
   {
     std::lock_guard guard(mutex_);
-    started_ = false;
+    loop_ = nullptr;
     watches.swap(watches_);
+    retired.swap(retired_);
   }
+  for (auto& [key, watch] : watches) watch->RequestStop();
   for (auto& [key, watch] : watches) watch->Stop();
+  for (auto& watch : retired) watch->Stop();
 }
 
 void ServerCaWatch::Step() {

@@ -36,8 +36,9 @@ void KeepSecretIdentity(nlohmann::json& object);
 
 class ServerCaWatch {
  public:
-  // Called on a watch's thread with "namespace/name" when that Secret is first listed, changes
-  // (a new resourceVersion) or is deleted.
+  // Called on the thread of a watch's informer (kube::Informer: keep it short) with
+  // "namespace/name" when that Secret is first listed, changes (a new resourceVersion) or is
+  // deleted.
   using OnChange = std::function<void(const std::string& secret_key)>;
 
   ServerCaWatch(kube::Client& client, const Clock& clock, std::chrono::seconds watch_timeout,
@@ -47,12 +48,13 @@ class ServerCaWatch {
   ServerCaWatch& operator=(const ServerCaWatch&) = delete;
 
   // The Secrets to watch now: a watch for each new key (running at once once Start was called),
-  // and the watches of keys no longer named stopped. Never call it from this class's OnChange.
+  // and the watches of keys no longer named stopped. Waits for nothing (it runs in the
+  // PostgresServers' handler): a stopped watch is dropped by a later Track once its attempt in
+  // flight has ended. Never call it from this class's OnChange.
   void Track(const std::set<std::string>& secret_keys);
-  // Runs the tracked watches, and from now on every one Track adds (kUnavailable when a thread
-  // cannot be created: the resync still brings a changed CA).
-  Status Start();
-  void Stop();  // ends and forgets every watch
+  // Runs the tracked watches on `loop`, and from now on every one Track adds.
+  void Start(kube::InformerLoop& loop);
+  void Stop();  // ends and forgets every watch, waiting for their attempts in flight
   // One attempt of every watch on the calling thread (tests; not concurrently with Track).
   void Step();
   std::set<std::string> Watched() const;
@@ -65,8 +67,9 @@ class ServerCaWatch {
   const std::chrono::seconds watch_timeout_;
   const OnChange on_change_;
   mutable std::mutex mutex_;
-  bool started_ = false;
+  kube::InformerLoop* loop_ = nullptr;                              // set by Start
   std::map<std::string, std::unique_ptr<kube::Informer>> watches_;  // by "namespace/name"
+  std::vector<std::unique_ptr<kube::Informer>> retired_;  // stop requested, maybe in flight
 };
 
 }  // namespace poolkeeper::controller

@@ -1,6 +1,7 @@
 #include "kube/client.h"
 
 #include <algorithm>
+#include <future>
 #include <optional>
 
 #include "common/json_get.h"
@@ -370,32 +371,18 @@ Status Client::Delete(const ResourceType& type, std::string_view ns, std::string
   return {};
 }
 
-Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
-                     const std::function<bool(WatchEvent&)>& on_event) {
-  QueryParams query{{"watch", "true"}, {"allowWatchBookmarks", "true"}};
-  if (!options.label_selector.empty()) query.emplace_back("labelSelector", options.label_selector);
-  if (!options.field_selector.empty()) query.emplace_back("fieldSelector", options.field_selector);
-  if (!options.resource_version.empty()) {
-    query.emplace_back("resourceVersion", options.resource_version);
-  }
-  std::chrono::seconds server_timeout{0};
-  if (options.timeout.count() > 0) {
-    server_timeout = JitteredTimeout(options.timeout);
-    query.emplace_back("timeoutSeconds", std::to_string(server_timeout.count()));
-  }
-  std::string what = Describe("WATCH", type, ns, "");
-  // The server closes the stream at timeoutSeconds; the transport's own limit is only a backstop
-  // for a server that went silent.
-  HttpRequest request{.method = "GET",
-                      .path = ResourcePath(type, ns, "", "", query),
-                      .timeout = server_timeout + options_.request_timeout,
-                      .stop = options.stop};
-  if (options.metadata_only) request.accept = kMetadataAccept;
-
-  JsonStreamSplitter splitter;
+// What one watch's bytes have said so far: the events are decoded as lines complete, and the
+// first failure an event carries ends the stream.
+struct Client::WatchStream {
+  ResourceType type;
+  std::string what;
+  std::stop_token stop;
+  std::function<bool(WatchEvent&)> on_event;
+  JsonStreamSplitter splitter{};
   std::optional<Error> failure;
   bool stopped = false;
-  auto on_data = [&](std::string_view bytes) {
+
+  bool Feed(std::string_view bytes) {
     auto values = splitter.Feed(bytes);
     if (!values) {
       failure = values.error();
@@ -434,20 +421,63 @@ Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchO
       }
     }
     return true;
-  };
-  auto response = transport_.Stream(request, on_data);
-  Count("watch", response ? response->status : 0);
-  // What the events said comes first: a transport may report the stream we cut short as broken.
-  if (failure) return std::unexpected(*failure);
-  if (stopped || options.stop.stop_requested()) return {};
-  if (!response) return std::unexpected(response.error());
-  if (!Success(response->status)) {
-    return std::unexpected(ApiError(response->status, response->body, what, response->retry_after));
   }
-  if (splitter.Pending() > 0) {
-    return Fail(ErrorCode::kUnavailable, what + ": stream ended inside an event");
+
+  Status End(const Result<HttpResponse>& response) const {
+    // What the events said comes first: a transport may report the stream we cut short as broken.
+    if (failure) return std::unexpected(*failure);
+    if (stopped || stop.stop_requested()) return {};
+    if (!response) return std::unexpected(response.error());
+    if (!Success(response->status)) {
+      return std::unexpected(
+          ApiError(response->status, response->body, what, response->retry_after));
+    }
+    if (splitter.Pending() > 0) {
+      return Fail(ErrorCode::kUnavailable, what + ": stream ended inside an event");
+    }
+    return {};
   }
-  return {};
+};
+
+Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
+                     const std::function<bool(WatchEvent&)>& on_event) {
+  auto ended = std::make_shared<std::promise<Status>>();
+  WatchAsync(type, ns, options, on_event, [ended](Status status) { ended->set_value(status); });
+  return ended->get_future().get();
+}
+
+void Client::WatchAsync(const ResourceType& type, std::string_view ns, const WatchOptions& options,
+                        std::function<bool(WatchEvent&)> on_event,
+                        std::function<void(Status)> on_done) {
+  QueryParams query{{"watch", "true"}, {"allowWatchBookmarks", "true"}};
+  if (!options.label_selector.empty()) query.emplace_back("labelSelector", options.label_selector);
+  if (!options.field_selector.empty()) query.emplace_back("fieldSelector", options.field_selector);
+  if (!options.resource_version.empty()) {
+    query.emplace_back("resourceVersion", options.resource_version);
+  }
+  std::chrono::seconds server_timeout{0};
+  if (options.timeout.count() > 0) {
+    server_timeout = JitteredTimeout(options.timeout);
+    query.emplace_back("timeoutSeconds", std::to_string(server_timeout.count()));
+  }
+  // The server closes the stream at timeoutSeconds; the transport's own limit is only a backstop
+  // for a server that went silent.
+  HttpRequest request{.method = "GET",
+                      .path = ResourcePath(type, ns, "", "", query),
+                      .timeout = server_timeout + options_.request_timeout,
+                      .stop = options.stop};
+  if (options.metadata_only) request.accept = kMetadataAccept;
+
+  auto stream = std::make_shared<WatchStream>(WatchStream{.type = type,
+                                                          .what = Describe("WATCH", type, ns, ""),
+                                                          .stop = options.stop,
+                                                          .on_event = std::move(on_event)});
+  transport_.StreamAsync(
+      std::move(request), [stream](std::string_view bytes) { return stream->Feed(bytes); },
+      [this, stream, on_done = std::move(on_done)](Result<HttpResponse> response) {
+        Count("watch", response ? response->status : 0);
+        on_done(stream->End(response));
+      });
 }
 
 }  // namespace poolkeeper::kube

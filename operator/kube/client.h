@@ -177,6 +177,11 @@ class Client {
   // `on_event` may take the event's object (an informer keeps it without a copy).
   Status Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
                const std::function<bool(WatchEvent&)>& on_event);
+  // The same watch on the transport's event loop (Transport::StreamAsync): returns at once;
+  // on_event and then, once, on_done (what Watch would return) run on the loop's thread, or
+  // on_done on this one when the watch cannot start.
+  void WatchAsync(const ResourceType& type, std::string_view ns, const WatchOptions& options,
+                  std::function<bool(WatchEvent&)> on_event, std::function<void(Status)> on_done);
 
   RequestCountMap RequestCounts() const;
   const ClientOptions& options() const { return options_; }
@@ -188,6 +193,7 @@ class Client {
   void SetGate(const RequestGate* gate) { gate_.store(gate); }
 
  private:
+  struct WatchStream;
   Result<HttpResponse> Send(std::string_view verb, HttpRequest request);
   Result<nlohmann::json> SendForObject(std::string_view verb, HttpRequest request,
                                        Reply reply = Reply::kObject);

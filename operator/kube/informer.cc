@@ -1,11 +1,11 @@
 #include "kube/informer.h"
 
 #include <algorithm>
+#include <future>
 #include <set>
 #include <utility>
 
 #include "common/log.h"
-#include "common/thread.h"
 
 namespace poolkeeper::kube {
 
@@ -76,46 +76,71 @@ Informer::~Informer() { Stop(); }
 
 void Informer::AddHandlers(InformerHandlers handlers) { handlers_.push_back(std::move(handlers)); }
 
-Status Informer::Start() {
+void Informer::Start(InformerLoop& loop) {
   std::lock_guard guard(mutex_);
-  if (thread_.joinable()) return {};
+  if (phase_ != Phase::kIdle) return;
+  loop_ = &loop;
   stopping_ = false;
   stop_ = std::stop_source();
-  auto started = StartThread("inf-" + std::string(options_.type.plural), [this] { Run(); });
-  if (!started) return std::unexpected(started.error());
-  thread_ = std::move(*started);
-  return {};
+  ScheduleLocked();
+}
+
+void Informer::RequestStop() {
+  std::lock_guard guard(mutex_);
+  stopping_ = true;
+  stop_.request_stop();
+  if (phase_ == Phase::kScheduled && loop_->Cancel(task_)) phase_ = Phase::kIdle;
+  changed_.notify_all();
 }
 
 void Informer::Stop() {
-  {
-    std::lock_guard guard(mutex_);
-    stopping_ = true;
-    stop_.request_stop();
-  }
-  changed_.notify_all();
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  RequestStop();
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return phase_ == Phase::kIdle; });
 }
 
-void Informer::Run() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    Clock::TimePoint now = clock_.Now();
-    if (now < next_attempt_) {
-      // Real time stands in for the clock's time here; Stop() wakes the wait early.
-      changed_.wait_for(lock, next_attempt_ - now);
-      continue;
-    }
-    lock.unlock();
-    Status status = Step();
-    if (!status) {
-      Log(LogLevel::kWarn, "informer attempt failed",
-          {{"resource", std::string(options_.type.plural)},
-           {"namespace", options_.ns},
-           {"error", status.error().message}});
-    }
-    lock.lock();
+bool Informer::Stopped() const {
+  std::lock_guard guard(mutex_);
+  return stopping_ && phase_ == Phase::kIdle;
+}
+
+// The next attempt at NextAttempt(), or the run's end once a stop was asked for.
+void Informer::ScheduleLocked() {
+  if (stopping_) {
+    phase_ = Phase::kIdle;
+    changed_.notify_all();
+    return;
   }
+  phase_ = Phase::kScheduled;
+  task_ = loop_->At(next_attempt_, [this] { Attempt(); });
+}
+
+void Informer::Attempt() {
+  bool list;
+  {
+    std::lock_guard guard(mutex_);
+    if (stopping_) {
+      phase_ = Phase::kIdle;
+      changed_.notify_all();
+      return;
+    }
+    phase_ = Phase::kRunning;
+    list = need_list_;
+  }
+  if (list) return Ended(ListAndReplace());
+  StartWatch([this](const Status& status) { Ended(status); });
+}
+
+// The last thing an attempt does: after the lock is released here, the informer may be gone.
+void Informer::Ended(const Status& status) {
+  if (!status) {
+    Log(LogLevel::kWarn, "informer attempt failed",
+        {{"resource", std::string(options_.type.plural)},
+         {"namespace", options_.ns},
+         {"error", status.error().message}});
+  }
+  std::lock_guard guard(mutex_);
+  ScheduleLocked();
 }
 
 Status Informer::Step() {
@@ -189,6 +214,12 @@ Status Informer::ListAndReplace() {
 }
 
 Status Informer::WatchOnce() {
+  auto ended = std::make_shared<std::promise<Status>>();
+  StartWatch([ended](const Status& status) { ended->set_value(status); });
+  return ended->get_future().get();
+}
+
+void Informer::StartWatch(std::function<void(const Status&)> ended) {
   WatchOptions watch{.label_selector = options_.label_selector,
                      .field_selector = options_.field_selector,
                      .timeout = options_.watch_timeout,
@@ -198,16 +229,25 @@ Status Informer::WatchOnce() {
     watch.resource_version = resource_version_;
     watch.stop = stop_.get_token();
   }
-  bool worked = false;
-  Status status = client_.Watch(options_.type, options_.ns, watch, [&](WatchEvent& event) {
-    {
-      std::lock_guard guard(mutex_);
-      if (stopping_) return false;  // a stopped informer changes nothing more
-    }
-    worked = true;
-    if (auto change = Apply(event)) Dispatch({*change});
-    return true;
-  });
+  // Events and the end come one after another on one thread: no lock for `worked`.
+  auto worked = std::make_shared<bool>(false);
+  client_.WatchAsync(
+      options_.type, options_.ns, watch,
+      [this, worked](WatchEvent& event) {
+        {
+          std::lock_guard guard(mutex_);
+          if (stopping_) return false;  // a stopped informer changes nothing more
+        }
+        *worked = true;
+        if (auto change = Apply(event)) Dispatch({*change});
+        return true;
+      },
+      [this, worked, ended = std::move(ended)](Status status) {
+        ended(WatchEnded(std::move(status), *worked));
+      });
+}
+
+Status Informer::WatchEnded(Status status, bool worked) {
   if (!status) {
     {
       // Events may have been missed (expired version, broken stream): only a LIST catches up.
@@ -376,11 +416,8 @@ void InformerGroup::AddHandlers(const InformerHandlers& handlers) {
   for (auto& informer : informers_) informer->AddHandlers(handlers);
 }
 
-Status InformerGroup::Start() {
-  for (auto& informer : informers_) {
-    if (auto started = informer->Start(); !started) return started;
-  }
-  return {};
+void InformerGroup::Start(InformerLoop& loop) {
+  for (auto& informer : informers_) informer->Start(loop);
 }
 
 uint64_t InformerGroup::Relists() const {
@@ -392,6 +429,7 @@ uint64_t InformerGroup::Relists() const {
 }
 
 void InformerGroup::Stop() {
+  for (auto& informer : informers_) informer->RequestStop();  // every watch ends at once
   for (auto& informer : informers_) informer->Stop();
 }
 

@@ -18,6 +18,10 @@
 // fails at once still backs off; the count resets when a watch has worked (delivered an event or
 // was ended by the server).
 //
+// Running: Start(loop) runs the informer's attempts on an InformerLoop (its LISTs and backoff
+// waits) and its watches on the transport's event loop, so informers cost no thread each; tests
+// drive it with Step() instead.
+//
 // Scope: one namespace, all namespaces (namespace ""), or several (InformerGroup: one informer per
 // namespace). A label selector limits what is cached (the operator selects the objects it owns, so
 // it never caches the cluster's other pods or Secrets).
@@ -34,12 +38,12 @@
 #include <optional>
 #include <stop_token>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/error.h"
 #include "kube/client.h"
+#include "kube/informer_loop.h"
 
 namespace poolkeeper::kube {
 
@@ -93,8 +97,10 @@ class StoredObject {
   std::string resource_version_;
 };
 
-// Called on the informer's thread after the store changed, outside its lock (a handler may read
-// the store). Keep them short: enqueue a key and return.
+// Called after the store changed, outside its lock (a handler may read the store): a LIST's
+// changes on a thread of the InformerLoop, a watch's on the transport's event loop, which carries
+// every watch. Keep them short, enqueue a key and return; never wait there for another informer
+// (Stop: RequestStop instead).
 struct InformerHandlers {
   std::function<void(const ObjectPtr&)> on_add;
   std::function<void(const ObjectPtr& before, const ObjectPtr& after)> on_update;
@@ -104,19 +110,25 @@ struct InformerHandlers {
 class Informer {
  public:
   Informer(Client& client, const Clock& clock, InformerOptions options);
-  ~Informer();  // stops and joins
+  ~Informer();  // Stop()
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
 
   // Before Start (handlers are not locked against a running informer).
   void AddHandlers(InformerHandlers handlers);
-  // Runs Step() on a thread of its own, waiting out the backoff after each failure, until Stop().
-  // Fails (kUnavailable) when the thread cannot be created, e.g. at a pids limit; nothing runs.
-  Status Start();
-  // Ends the loop and joins its thread (never call it from a handler). A watch in flight is
-  // stopped through its stop token: the transport closes the connection at once, however quiet
-  // the stream.
+  // Makes the attempts Step() makes, on `loop` at NextAttempt() (the backoff waited out after a
+  // failure), the watches on the transport's event loop, until Stop(). `loop` must outlive the
+  // run. Does nothing while running or stopping; after Stop() it runs again.
+  void Start(InformerLoop& loop);
+  // Ends the run without waiting: no further attempt starts, and a watch in flight is stopped
+  // through its stop token (the transport closes its connection at once, however quiet the
+  // stream). For a handler, which must not wait.
+  void RequestStop();
+  // RequestStop, then waits until the attempt in flight has ended (never call it from a handler).
   void Stop();
+  // Stop was requested and nothing of the run is left in flight: the informer may be destroyed
+  // without waiting.
+  bool Stopped() const;
 
   // One attempt, no waiting: a LIST when the cache needs one, else one WATCH until it ends.
   // Returns the attempt's failure (after which NextAttempt() is later by the backoff); any failed
@@ -158,15 +170,22 @@ class Informer {
     StoredObject after;   // add and update
   };
 
+  enum class Phase { kIdle, kScheduled, kRunning };
+
   Status ListAndReplace();
   Status WatchOnce();
+  // Starts a watch from the last version seen; `ended` gets its outcome, on the loop's thread.
+  void StartWatch(std::function<void(const Status&)> ended);
+  Status WatchEnded(Status status, bool worked);
+  void Attempt();  // on the InformerLoop, when due
+  void Ended(const Status& status);
+  void ScheduleLocked();
   // Takes the event's object (the cache keeps it; nothing reads the event after).
   std::optional<Change> Apply(WatchEvent& event);
   Status Failed(Error error, bool reset_count);
   void Dispatch(const std::vector<Change>& changes) const;
   std::vector<StoredObject> Snapshot() const;
   std::optional<StoredObject> Find(const std::string& key) const;
-  void Run();
 
   Client& client_;
   const Clock& clock_;
@@ -185,7 +204,9 @@ class Informer {
   Clock::TimePoint next_attempt_{};
   bool stopping_ = false;
   std::stop_source stop_;  // a new one per Start(); Stop() requests it to end the watch in flight
-  std::thread thread_;
+  InformerLoop* loop_ = nullptr;   // set by Start
+  Phase phase_ = Phase::kIdle;     // of the run Start began
+  InformerLoop::TaskId task_ = 0;  // the next attempt, while kScheduled
 };
 
 // Several namespaces (one informer each, as the API cannot watch a set of namespaces) seen as one
@@ -196,7 +217,7 @@ class InformerGroup {
   InformerGroup(Client& client, const Clock& clock, InformerOptions options,
                 const std::vector<std::string>& namespaces);
   void AddHandlers(const InformerHandlers& handlers);
-  Status Start();  // every member, or the first that could not start
+  void Start(InformerLoop& loop);
   void Stop();
   bool HasSynced() const;
   bool WaitForSync(std::chrono::milliseconds timeout) const;

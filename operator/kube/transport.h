@@ -38,14 +38,26 @@ struct HttpResponse {
 
 class Transport {
  public:
+  using OnData = std::function<bool(std::string_view)>;
+  using OnDone = std::function<void(Result<HttpResponse>)>;
+
   virtual ~Transport() = default;
   // One request and its whole response. Fails only when no response came (kUnavailable,
   // kTimeout); any HTTP status is a response.
   virtual Result<HttpResponse> Send(const HttpRequest& request) = 0;
   // A long request (a watch): `on_data` gets the body as it arrives and returns false to stop.
   // Returns the status when the stream ends; a non-2xx status is returned with its body.
-  virtual Result<HttpResponse> Stream(const HttpRequest& request,
-                                      const std::function<bool(std::string_view)>& on_data) = 0;
+  virtual Result<HttpResponse> Stream(const HttpRequest& request, const OnData& on_data) = 0;
+  // The same stream without a thread waiting on it: returns at once, then `on_data` and, once,
+  // `on_done` (what Stream would have returned) run on the transport's event loop, which carries
+  // every stream (the real transport: one thread for all the operator's watches). Nothing in
+  // them may block. When the stream cannot start (no credential, no address), on_done may run
+  // on the calling thread before this returns. A 401 is handed to on_done as it is (no retry on
+  // the loop): the refused credential is dropped, so the next request gets a fresh one.
+  // This default runs Stream on the calling thread (test doubles).
+  virtual void StreamAsync(HttpRequest request, OnData on_data, OnDone on_done) {
+    on_done(Stream(request, on_data));
+  }
 };
 
 class Credentials;
@@ -61,7 +73,8 @@ struct TransportOptions {
 // and bearer token from `credentials` (credentials.h: token file re-read on every request, exec
 // plugins run when their credential expires or is refused with 401, then the request once more).
 // One TLS context per client certificate (built again only when the plugin hands out another
-// one), connections kept alive and reused; requests run on the calling thread (no I/O threads).
+// one), connections kept alive and reused; requests run on the calling thread, streams on one
+// event-loop thread of the transport's, started with the first stream.
 Result<std::unique_ptr<Transport>> MakeHttpTransport(const ClusterConfig& config,
                                                      std::shared_ptr<Credentials> credentials,
                                                      TransportOptions options = {});

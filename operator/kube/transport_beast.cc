@@ -6,19 +6,25 @@
 //   has closed (readable while idle: a FIN or close_notify) is dropped. A request that still
 //   meets a dead kept-alive connection is sent once more on a fresh one, but only when nothing of
 //   it can have reached the server (the write failed at once) or the method is idempotent.
-// - Every connection has its own io_context, run on the calling thread for the duration of one
-//   operation: no I/O thread pool, and a stop (HttpRequest::stop) from another thread stops that
-//   io_context, which ends a watch waiting on a quiet stream at once.
+// - Every pooled connection has its own io_context, run on the calling thread for the duration
+//   of one operation: a request needs no I/O thread, and a stop (HttpRequest::stop) from another
+//   thread stops that io_context.
+// - Streams (watches) run on one event loop, its thread started with the first
+//   (transport_beast_stream.h): however many watches, one thread waits on them all.
+#include <future>
 #include <limits>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread.h"
 #include "kube/credentials.h"
 #include "kube/tls.h"
 #include "kube/transport.h"
 #include "kube/transport_beast_parts.h"
+#include "kube/transport_beast_stream.h"
 
 namespace poolkeeper::kube::beast_transport {
 namespace {
@@ -32,28 +38,78 @@ class BeastTransport : public Transport {
         credentials_(std::move(credentials)),
         options_(options) {}
 
-  Result<HttpResponse> Send(const HttpRequest& request) override { return Run(request, nullptr); }
-  Result<HttpResponse> Stream(const HttpRequest& request,
-                              const std::function<bool(std::string_view)>& on_data) override {
-    return Run(request, &on_data);
+  ~BeastTransport() override {
+    streams_guard_.reset();
+    streams_.stop();  // the streams' owners have ended them; nothing of theirs is left to run
+    if (streams_thread_.joinable()) streams_thread_.join();
   }
 
- private:
   // One request, and once more with a fresh credential when a plugin's was refused (401): the
-  // token may have been revoked or rotated before its expirationTimestamp. A 401 on a watch
-  // comes before any event, so the retry repeats nothing.
-  Result<HttpResponse> Run(const HttpRequest& request,
-                           const std::function<bool(std::string_view)>* on_data) {
+  // token may have been revoked or rotated before its expirationTimestamp.
+  Result<HttpResponse> Send(const HttpRequest& request) override {
     for (int attempt = 0;; ++attempt) {
       auto credential = credentials_->Current();
       if (!credential) return std::unexpected(credential.error());
-      auto response = Once(request, on_data, *credential);
+      auto response = Once(request, *credential);
       if (response && response->status == 401 && attempt == 0 &&
           credentials_->Rejected(*credential)) {
         continue;
       }
       return response;
     }
+  }
+
+  Result<HttpResponse> Stream(const HttpRequest& request, const OnData& on_data) override {
+    auto ended = std::make_shared<std::promise<Result<HttpResponse>>>();
+    StreamAsync(request, on_data,
+                [ended](Result<HttpResponse> result) { ended->set_value(std::move(result)); });
+    return ended->get_future().get();
+  }
+
+  // Credential, TLS context and address on the calling thread (a plugin or a resolver may take
+  // a while); the rest on the streams' loop.
+  void StreamAsync(HttpRequest request, OnData on_data, OnDone on_done) override {
+    const std::string what = request.method + " " + request.path.substr(0, request.path.find('?'));
+    auto credential = credentials_->Current();
+    if (!credential) return on_done(std::unexpected(credential.error()));
+    std::shared_ptr<TlsContext> context;
+    if (endpoint_.tls) {
+      auto made = ContextFor(*credential);
+      if (!made) return on_done(Fail(made.error().code, what + ": " + made.error().message));
+      context = *made;
+    }
+    auto io = StreamsLoop();
+    if (!io) return on_done(std::unexpected(io.error()));
+    error_code ec;
+    auto addresses = tcp::resolver(**io).resolve(endpoint_.host, endpoint_.port, ec);
+    if (ec) return on_done(Fail(ErrorCode::kUnavailable, what + ": " + ec.message()));
+    bhttp::request<bhttp::string_body> message = Message(request, *credential);
+    // A refused credential is dropped so that the next request (the informer's LIST) gets a
+    // fresh one; the stream is not tried again here, on the loop, where a plugin must not run.
+    auto done = [credentials = credentials_, used = *credential,
+                 on_done = std::move(on_done)](Result<HttpResponse> result) {
+      if (result && result->status == 401) credentials->Rejected(used);
+      on_done(std::move(result));
+    };
+    StartStream(**io, {.request = std::move(request),
+                       .what = what,
+                       .message = std::move(message),
+                       .context = std::move(context),
+                       .addresses = std::move(addresses),
+                       .on_data = std::move(on_data),
+                       .on_done = std::move(done)});
+  }
+
+ private:
+  // The streams' io_context, its thread started with the first stream.
+  Result<asio::io_context*> StreamsLoop() {
+    std::lock_guard guard(mutex_);
+    if (!streams_thread_.joinable()) {
+      auto started = StartThread("kube-streams", [this] { streams_.run(); });
+      if (!started) return std::unexpected(started.error());
+      streams_thread_ = std::move(*started);
+    }
+    return &streams_;
   }
 
   // The TLS context for `credential`'s client certificate: the current one, or a new one when
@@ -103,14 +159,7 @@ class BeastTransport : public Transport {
   }
 
   std::unique_ptr<Connection> NewConnection(std::shared_ptr<TlsContext> context) {
-    auto connection = std::make_unique<Connection>();
-    connection->context = std::move(context);
-    if (endpoint_.tls) {
-      connection->secure.emplace(connection->io, connection->context->context);
-    } else {
-      connection->plain.emplace(connection->io);
-    }
-    return connection;
+    return std::make_unique<Connection>(std::move(context));
   }
 
   // Resolves (on this thread: asio's asynchronous resolver would start a thread per
@@ -121,16 +170,16 @@ class BeastTransport : public Transport {
     tcp::resolver resolver(connection.io);
     auto addresses = resolver.resolve(endpoint_.host, endpoint_.port, ec);
     if (ec) return ec;
-    connection.Lowest().expires_at(deadline);
+    connection.socket.Lowest().expires_at(deadline);
     ec = runner.Run([&](auto handler) {
-      connection.Lowest().async_connect(
+      connection.socket.Lowest().async_connect(
           addresses, [handler](error_code e, const tcp::endpoint&) mutable { handler(e, 0); });
     });
-    if (ec || !connection.secure) return ec;
+    if (ec || !connection.socket.secure) return ec;
     *handshake = true;
     return runner.Run([&](auto handler) {
-      connection.secure->async_handshake(asio::ssl::stream_base::client,
-                                         [handler](error_code e) mutable { handler(e, 0); });
+      connection.socket.secure->async_handshake(asio::ssl::stream_base::client,
+                                                [handler](error_code e) mutable { handler(e, 0); });
     });
   }
 
@@ -170,18 +219,12 @@ class BeastTransport : public Transport {
           std::function<void(error_code, size_t)> done = [handler](error_code e, size_t n) mutable {
             handler(e, n);
           };
-          if (connection.secure) {
-            operation(*connection.secure, std::move(done));
-          } else {
-            operation(*connection.plain, std::move(done));
-          }
+          connection.socket.On([&](auto& stream) { operation(stream, std::move(done)); });
         },
         transferred);
   }
 
-  Result<HttpResponse> Once(const HttpRequest& request,
-                            const std::function<bool(std::string_view)>* on_data,
-                            const Credential& credential) {
+  Result<HttpResponse> Once(const HttpRequest& request, const Credential& credential) {
     const std::string what = request.method + " " + request.path.substr(0, request.path.find('?'));
     std::shared_ptr<TlsContext> context;
     if (endpoint_.tls) {
@@ -190,7 +233,6 @@ class BeastTransport : public Transport {
       context = *made;
     }
     Attempt attempt{.request = request,
-                    .on_data = on_data,
                     .what = what,
                     .message = Message(request, credential),
                     .deadline = std::chrono::steady_clock::now() + request.timeout};
@@ -206,7 +248,6 @@ class BeastTransport : public Transport {
 
   struct Attempt {
     const HttpRequest& request;
-    const std::function<bool(std::string_view)>* on_data;
     const std::string& what;
     bhttp::request<bhttp::string_body> message;
     std::chrono::steady_clock::time_point deadline;
@@ -217,20 +258,13 @@ class BeastTransport : public Transport {
     std::unique_ptr<Connection> keep;  // to reuse
   };
 
-  Outcome Failure(const Attempt& attempt, const error_code& ec, bool stopped,
-                  const std::string& stage = "") const {
-    const std::string& what = attempt.what;
-    if (stopped) return {Fail(ErrorCode::kUnavailable, what + ": stopped")};
-    if (ec == beast::error::timeout) {
-      return {Fail(
-          ErrorCode::kTimeout,
-          what + ": no answer within " + std::to_string(attempt.request.timeout.count()) + " ms")};
-    }
-    return {Fail(ErrorCode::kUnavailable, what + ": " + stage + ec.message())};
+  static Outcome Failure(const Attempt& attempt, const error_code& ec, bool stopped,
+                         const std::string& stage = "") {
+    return {
+        std::unexpected(TransportError(attempt.what, ec, stopped, attempt.request.timeout, stage))};
   }
 
-  // The request on `connection` (opened first when new), its response read to the end or
-  // streamed to on_data.
+  // The request on `connection` (opened first when new), its response read to the end.
   Outcome Exchange(std::unique_ptr<Connection> connection, Attempt& attempt) {
     const HttpRequest& request = attempt.request;
     Runner runner(*connection, request.stop);
@@ -241,7 +275,7 @@ class BeastTransport : public Transport {
         return Failure(attempt, ec, runner.stopped(), handshake ? "TLS handshake: " : "");
       }
     }
-    connection->Lowest().expires_at(attempt.deadline);
+    connection->socket.Lowest().expires_at(attempt.deadline);
     size_t written = 0;
     error_code ec = OnStream(
         *connection, runner,
@@ -255,7 +289,7 @@ class BeastTransport : public Transport {
         return {Result<HttpResponse>(), true};
       return Failure(attempt, ec, runner.stopped());
     }
-    bhttp::response_parser<bhttp::buffer_body> parser;
+    bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     parser.header_limit(64 * 1024);
     ec = OnStream(*connection, runner, [&](auto& stream, auto done) {
@@ -272,36 +306,13 @@ class BeastTransport : public Transport {
     if (auto it = parser.get().find("Retry-After"); it != parser.get().end()) {
       out.retry_after = std::atoi(std::string(it->value()).c_str());
     }
-    const bool streaming = attempt.on_data != nullptr && out.status >= 200 && out.status < 300;
-    bool stopped_by_caller = false;
-    char chunk[16 * 1024];
-    while (!parser.is_done()) {
-      parser.get().body().data = chunk;
-      parser.get().body().size = sizeof chunk;
-      ec = OnStream(*connection, runner, [&](auto& stream, auto done) {
-        bhttp::async_read_some(stream, connection->buffer, parser, std::move(done));
-      });
-      if (ec == bhttp::error::need_buffer) ec = {};
-      size_t got = sizeof chunk - parser.get().body().size;
-      if (got > 0) {
-        if (!streaming) {
-          out.body.append(chunk, got);
-        } else if (!(*attempt.on_data)(std::string_view(chunk, got))) {
-          stopped_by_caller = true;
-          break;
-        }
-      }
-      if (ec) {
-        // A watch the server ends by closing the connection has ended, as has one stopped: the
-        // caller knows whether it asked for that.
-        if (streaming && (ec == bhttp::error::partial_message || runner.stopped())) break;
-        return Failure(attempt, ec, runner.stopped());
-      }
-    }
+    ec = OnStream(*connection, runner, [&](auto& stream, auto done) {
+      bhttp::async_read(stream, connection->buffer, parser, std::move(done));
+    });
+    if (ec) return Failure(attempt, ec, runner.stopped());
+    out.body = std::move(parser.get().body());
     Outcome outcome{out};
-    if (parser.is_done() && parser.keep_alive() && !stopped_by_caller && !runner.stopped()) {
-      outcome.keep = std::move(connection);
-    }
+    if (parser.keep_alive() && !runner.stopped()) outcome.keep = std::move(connection);
     return outcome;
   }
 
@@ -309,9 +320,13 @@ class BeastTransport : public Transport {
   const std::shared_ptr<const TlsSettings> tls_;
   const std::shared_ptr<Credentials> credentials_;
   const TransportOptions options_;
-  std::mutex mutex_;  // guards context_ and idle_
+  std::mutex mutex_;  // guards context_, idle_ and streams_thread_
   std::shared_ptr<TlsContext> context_;
   std::vector<std::unique_ptr<Connection>> idle_;
+  asio::io_context streams_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> streams_guard_ =
+      asio::make_work_guard(streams_);
+  std::thread streams_thread_;
 };
 
 }  // namespace

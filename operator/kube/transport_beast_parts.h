@@ -1,7 +1,8 @@
 // The pieces of the Beast transport (transport_beast.cc) below the request logic: the server URL
-// split into what a connection needs, a TLS context with the client certificate it holds, one
-// connection with its own io_context, and the Runner that drives one asynchronous operation of it
-// on the calling thread, stoppable from another. Only transport_beast.cc includes this header.
+// split into what a connection needs, a TLS context with the client certificate it holds, a
+// socket, one pooled connection with its own io_context, and the Runner that drives one
+// asynchronous operation of it on the calling thread, stoppable from another. Only the
+// transport's own files include this header.
 #pragma once
 
 #include <poll.h>
@@ -14,11 +15,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 
+#include "common/error.h"
 #include "kube/tls.h"
 
 namespace poolkeeper::kube::beast_transport {
@@ -62,23 +66,61 @@ struct TlsContext {
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-// One connection, used by one request at a time. The io_context is declared first so that it
-// outlives the streams whose operations it holds.
-struct Connection {
-  asio::io_context io{1};
-  std::shared_ptr<TlsContext> context;  // null for http://
+// A TCP connection, TLS (with `context`) or plain (null), on the io_context its owner runs.
+struct Socket {
+  Socket(asio::io_context& io, const std::shared_ptr<TlsContext>& context) {
+    if (context) {
+      secure.emplace(io, context->context);
+    } else {
+      plain.emplace(io);
+    }
+  }
+  beast::tcp_stream& Lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+  // Starts `operation` (write, read header, read some) on whichever stream this is.
+  template <typename Op>
+  void On(Op&& operation) {
+    if (secure) {
+      operation(*secure);
+    } else {
+      operation(*plain);
+    }
+  }
+
   std::optional<beast::tcp_stream> plain;
   std::optional<TlsStream> secure;
+};
+
+// One kept-alive connection of the pool, used by one request at a time. The io_context is
+// declared first so that it outlives the socket whose operations it holds.
+struct Connection {
+  explicit Connection(std::shared_ptr<TlsContext> tls)
+      : context(std::move(tls)), socket(io, context) {}
+
+  asio::io_context io{1};
+  std::shared_ptr<TlsContext> context;  // null for http://
+  Socket socket;
   beast::flat_buffer buffer;
   bool reused = false;
 
-  beast::tcp_stream& Lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
   // Idle, the server sends nothing: readable (or hung up) means it closed its end.
   bool ServerClosed() {
-    pollfd fd{Lowest().socket().native_handle(), POLLIN, 0};
+    pollfd fd{socket.Lowest().socket().native_handle(), POLLIN, 0};
     return ::poll(&fd, 1, 0) != 0;
   }
 };
+
+// What a request that got no response failed with: stopped, timed out, or the connection's error.
+inline Error TransportError(const std::string& what, const error_code& ec, bool stopped,
+                            std::chrono::milliseconds timeout, const std::string& stage = "") {
+  if (stopped) return Error{ErrorCode::kUnavailable, what + ": stopped", {}, 0};
+  if (ec == beast::error::timeout) {
+    return Error{ErrorCode::kTimeout,
+                 what + ": no answer within " + std::to_string(timeout.count()) + " ms",
+                 {},
+                 0};
+  }
+  return Error{ErrorCode::kUnavailable, what + ": " + stage + ec.message(), {}, 0};
+}
 
 inline bool Idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||

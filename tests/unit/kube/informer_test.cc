@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <map>
 
 #include "../common/no_threads.h"
@@ -400,31 +401,55 @@ TEST_F(InformerTest, StopEndsAWatchAtItsNextData) {
   EXPECT_EQ(transport.Unused(), 0u);
 }
 
-TEST_F(InformerTest, StartedInformerSyncsOnItsThreadAndStopsPromptly) {
+TEST_F(InformerTest, StartedInformerSyncsOnTheLoopAndStopsPromptly) {
   transport.RespondJson("GET", kConfigMaps, 200, ListBody("10", {ConfigMap("a", "3")}));
-  // The watch that follows is not scripted: it fails, and the loop waits out its backoff until
-  // Stop() wakes it.
-  ASSERT_TRUE(informer.Start());
+  // The watch that follows is not scripted: it fails, and the next attempt waits out its backoff
+  // in the loop's queue until Stop() takes it out.
+  InformerLoop loop(clock);
+  ASSERT_TRUE(loop.Start());
+  informer.Start(loop);
   EXPECT_TRUE(informer.WaitForSync(seconds(10)));
   informer.Stop();
+  EXPECT_TRUE(informer.Stopped());
+  EXPECT_EQ(loop.Pending(), 0u) << "the attempt it had queued is gone";
   EXPECT_EQ(Rv(informer.Get("shop/a")), "3");
 }
 
+// A handler (on the loop) may end another informer's run: RequestStop does not wait for it.
+TEST_F(InformerTest, AHandlerMayRequestAnotherInformerToStop) {
+  Harness other_harness;
+  Informer& other = other_harness.informer;
+  InformerLoop loop(clock);
+  ASSERT_TRUE(loop.Start());
+  other.Start(loop);  // its LIST is not scripted: it fails and waits out its backoff
+  std::promise<void> asked;
+  informer.AddHandlers({.on_add = [&](const ObjectPtr&) {
+    other.RequestStop();
+    asked.set_value();
+  }});
+  transport.RespondJson("GET", kConfigMaps, 200, ListBody("10", {ConfigMap("a", "3")}));
+  informer.Start(loop);
+  ASSERT_EQ(asked.get_future().wait_for(seconds(10)), std::future_status::ready);
+  other.Stop();
+  EXPECT_TRUE(other.Stopped());
+  informer.Stop();
+}
+
 // Issue 12: under a pids limit the operator aborted (std::system_error from std::thread) and
-// crash-looped. An informer whose thread cannot be created says so and runs nothing.
-TEST_F(InformerTest, AThreadThatCannotBeCreatedIsAnErrorNotAnAbort) {
+// crash-looped. Informers run on a loop; a loop whose thread cannot be created says so.
+TEST_F(InformerTest, ALoopWhoseThreadCannotBeCreatedIsAnErrorNotAnAbort) {
 #if defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "ThreadSanitizer does not start threads in a forked child";
 #endif
   int code = poolkeeper::testing::RunWithoutNewThreads([this] {
-    Status started = informer.Start();
+    InformerLoop loop(clock);
+    Status started = loop.Start();
     if (started) return 1;
     if (started.error().code != ErrorCode::kUnavailable) return 2;
-    if (started.error().message.find("cannot start thread inf-configmaps") == std::string::npos) {
+    if (started.error().message.find("cannot start thread informers-0") == std::string::npos) {
       return 3;
     }
-    InformerGroup group(client, clock, {.type = resources::kConfigMap}, {"a", "b"});
-    return group.Start() ? 4 : 0;
+    return 0;
   });
   EXPECT_EQ(code, 0);
 }

@@ -48,14 +48,14 @@ class KeepAliveServer {
     std::lock_guard guard(mutex_);
     return requests_;
   }
-  // Wait (bounded) until `n` requests are held at /hold, or until a watch is open.
+  // Wait (bounded) until `n` requests are held at /hold, or until `n` watches have opened.
   bool WaitForHeld(int n) {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return held_ >= n; });
   }
-  bool WaitForWatch() {
+  bool WaitForWatch(int n = 1) {
     std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return watching_ > 0; });
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return watching_ >= n; });
   }
   void Release() {
     {
