@@ -132,7 +132,7 @@ class AsyncStream : public std::enable_shared_from_this<AsyncStream> {
     finished_ = true;
     on_stop_.reset();
     error_code ignored;
-    socket_.Lowest().socket().close(ignored);
+    (void)socket_.Lowest().socket().close(ignored);
     Transport::OnDone on_done = std::move(start_.on_done);
     on_done(std::move(result));
   }
