@@ -579,17 +579,30 @@ test_a_frozen_leader_writes_nothing_after_it_wakes() {
 
 # Issue 12: one watch and one thread per referenced Secret (1,100 pools: 1,152 threads, file descriptors exhausted,
 # an abort under a pids limit). Sixty pools, each with a Secret of its own, leave every replica's threads and open
-# files where they were: the Secrets are one label-selected watch. (The constant is ~16 threads since the Beast
+# files where they were: the Secrets are one label-selected watch. (The constant is ~15 threads since the Beast
 # transport runs requests on their callers' threads; ~54 with cpprestsdk's I/O pool; 60 pools once meant 60 more.)
+# Issue 14: a watch that must exist per object, that of each PostgresServer's CA Secret, costs no thread either:
+# every watch runs on the transport's one event loop (twenty servers once meant twenty more threads). Each holds
+# an HTTP/1.1 connection, so the open files may grow by one per server, and by the idle connections kept.
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 fds_of() { ls "/proc/$1/fd" | wc -l; }
 live_operators() { local f; for f in "$work"/op*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; done; }
 test_threads_do_not_grow_with_secrets() {
-	local n=60 i pid
+	local n=60 servers=20 i pid
 	declare -A threads_before fds_before
+	local f name
+	for f in "$work"/op*.pid; do # started, caches synced: every thread a replica keeps is there
+		name=$(basename "$f" .pid)
+		kill -0 "$(cat "$f")" 2>/dev/null || continue
+		eventually 60 "ready $name" || fail "$name never became ready"
+	done
 	for pid in $(live_operators); do threads_before[$pid]=$(threads_of "$pid"); fds_before[$pid]=$(fds_of "$pid"); done
 	[[ ${#threads_before[@]} -ge 1 ]] || fail "no operator running"
 	k create namespace many >/dev/null
+	for i in $(seq 1 $servers); do
+		printf -- '---\napiVersion: poolkeeper.io/v1alpha1\nkind: PostgresServer\nmetadata: {name: many-ca-%d}\nspec:\n  host: ca-%d.threads.invalid\n  port: 5432\n  maxConnections: 100\n  overhead: 2\n  sslMode: verify-full\n  caSecretRef: {namespace: many, name: ca-%d}\n' "$i" "$i" "$i"
+	done >"$work/many-servers.yaml"
+	k apply -f "$work/many-servers.yaml" >/dev/null || fail "apply of $servers PostgresServers"
 	for i in $(seq 1 $n); do
 		printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: s-%d, namespace: many, labels: {poolkeeper.io/expose-to-pools: "true"}}\nstringData: {password: pw-%d}\n' "$i" "$i"
 		# instances 0: nothing runs and nothing is charged, on a server of its own.
@@ -601,11 +614,13 @@ test_threads_do_not_grow_with_secrets() {
 		fail "not every pool rendered: $(k -n many get secrets -l app.kubernetes.io/managed-by=poolkeeper -o name | wc -l) of $n"
 	for pid in "${!threads_before[@]}"; do
 		local t=$(threads_of "$pid") f=$(fds_of "$pid")
-		log "operator $pid: threads ${threads_before[$pid]} -> $t, open files ${fds_before[$pid]} -> $f with $n more pools and Secrets"
-		(( t <= threads_before[$pid] + 2 )) || fail "threads grew with the pools: ${threads_before[$pid]} -> $t"
+		log "operator $pid: threads ${threads_before[$pid]} -> $t, open files ${fds_before[$pid]} -> $f with $n more pools and Secrets, $servers servers with a CA Secret each"
+		(( t <= threads_before[$pid] + 2 )) || fail "threads grew with the pools or the servers: ${threads_before[$pid]} -> $t"
 		(( t < 80 )) || fail "$t threads"
-		(( f <= fds_before[$pid] + 10 )) || fail "open files grew with the pools: ${fds_before[$pid]} -> $f"
+		# At most 16 idle kept-alive connections (TransportOptions), and one per CA watch.
+		(( f <= fds_before[$pid] + 16 + servers )) || fail "open files grew with the pools: ${fds_before[$pid]} -> $f"
 	done
+	k delete -f "$work/many-servers.yaml" --wait=true >/dev/null
 	k delete namespace many --wait=true --timeout=120s >/dev/null
 }
 
