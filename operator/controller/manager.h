@@ -115,8 +115,8 @@ class Manager {
   // Workers start once this replica leads; caches fill before, so a new leader starts warm.
   // kUnavailable as StartInformers; the workers that did start keep running.
   Status StartWorkers();  // and the PostgresServer observer
-  // Takes no new keys, waits up to `drain` for reconciles in flight. Informers keep running: a
-  // quiet watch ends only at its next event, and the process exits right after.
+  // Takes no new keys, waits up to `drain` for reconciles in flight. Informers keep running until
+  // the manager is destroyed, which stops each watch at once through its stop token.
   bool Stop(std::chrono::milliseconds drain);
 
   // The admission webhook's verdict on a ConnectionPool as submitted (admission.h): why it is
