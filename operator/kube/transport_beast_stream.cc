@@ -23,15 +23,16 @@ class AsyncStream : public std::enable_shared_from_this<AsyncStream> {
   }
 
   void Begin() {
-    asio::post(io_, [self = shared_from_this()] { self->Connect(); });
     // A stop from any thread is handed to the loop, where the socket lives. Weak: the callback
-    // must not keep the stream alive after it ended.
+    // must not keep the stream alive after it ended. Registered before the loop can see the
+    // stream, which resets it when it ends.
     std::weak_ptr<AsyncStream> weak = weak_from_this();
     on_stop_.emplace(start_.request.stop, [weak, &io = io_] {
       asio::post(io, [weak] {
         if (auto self = weak.lock()) self->Cancel();
       });
     });
+    asio::post(io_, [self = shared_from_this()] { self->Connect(); });
   }
 
  private:
