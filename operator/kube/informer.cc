@@ -119,11 +119,7 @@ void Informer::Attempt() {
   bool list;
   {
     std::lock_guard guard(mutex_);
-    if (stopping_) {
-      phase_ = Phase::kIdle;
-      changed_.notify_all();
-      return;
-    }
+    if (stopping_) return ScheduleLocked();  // which ends the run
     phase_ = Phase::kRunning;
     list = need_list_;
   }

@@ -69,15 +69,11 @@ class BeastTransport : public Transport {
   // Credential, TLS context and address on the calling thread (a plugin or a resolver may take
   // a while); the rest on the streams' loop.
   void StreamAsync(HttpRequest request, OnData on_data, OnDone on_done) override {
-    const std::string what = request.method + " " + request.path.substr(0, request.path.find('?'));
+    const std::string what = Describe(request);
     auto credential = credentials_->Current();
     if (!credential) return on_done(std::unexpected(credential.error()));
-    std::shared_ptr<TlsContext> context;
-    if (endpoint_.tls) {
-      auto made = ContextFor(*credential);
-      if (!made) return on_done(Fail(made.error().code, what + ": " + made.error().message));
-      context = *made;
-    }
+    auto context = ContextFor(*credential, what);
+    if (!context) return on_done(std::unexpected(context.error()));
     auto io = StreamsLoop();
     if (!io) return on_done(std::unexpected(io.error()));
     error_code ec;
@@ -94,7 +90,7 @@ class BeastTransport : public Transport {
     StartStream(**io, {.request = std::move(request),
                        .what = what,
                        .message = std::move(message),
-                       .context = std::move(context),
+                       .context = std::move(*context),
                        .addresses = std::move(addresses),
                        .on_data = std::move(on_data),
                        .on_done = std::move(done)});
@@ -112,9 +108,16 @@ class BeastTransport : public Transport {
     return &streams_;
   }
 
-  // The TLS context for `credential`'s client certificate: the current one, or a new one when
-  // the certificate changed.
-  Result<std::shared_ptr<TlsContext>> ContextFor(const Credential& credential) {
+  // "GET /api/v1/...": the request in errors, without its query.
+  static std::string Describe(const HttpRequest& request) {
+    return request.method + " " + request.path.substr(0, request.path.find('?'));
+  }
+
+  // The TLS context for `credential`'s client certificate (null for http://): the current one,
+  // or a new one when the certificate changed. Errors name `what`.
+  Result<std::shared_ptr<TlsContext>> ContextFor(const Credential& credential,
+                                                 const std::string& what) {
+    if (!endpoint_.tls) return nullptr;
     std::lock_guard guard(mutex_);
     if (context_ && context_->cert_pem == credential.client_cert_pem &&
         context_->key_pem == credential.client_key_pem) {
@@ -129,7 +132,7 @@ class BeastTransport : public Transport {
                                          asio::ssl::context::pem);
       }
     } catch (const std::exception& e) {
-      return Fail(ErrorCode::kUnavailable, std::string("client certificate: ") + e.what());
+      return Fail(ErrorCode::kUnavailable, what + ": client certificate: " + e.what());
     }
     context->cert_pem = credential.client_cert_pem;
     context->key_pem = credential.client_key_pem;
@@ -225,13 +228,10 @@ class BeastTransport : public Transport {
   }
 
   Result<HttpResponse> Once(const HttpRequest& request, const Credential& credential) {
-    const std::string what = request.method + " " + request.path.substr(0, request.path.find('?'));
-    std::shared_ptr<TlsContext> context;
-    if (endpoint_.tls) {
-      auto made = ContextFor(credential);
-      if (!made) return Fail(made.error().code, what + ": " + made.error().message);
-      context = *made;
-    }
+    const std::string what = Describe(request);
+    auto made = ContextFor(credential, what);
+    if (!made) return std::unexpected(made.error());
+    const std::shared_ptr<TlsContext>& context = *made;
     Attempt attempt{.request = request,
                     .what = what,
                     .message = Message(request, credential),
